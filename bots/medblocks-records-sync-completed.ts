@@ -1,0 +1,10 @@
+// Medplum bot: verifies and applies Medblocks `records.sync.completed` deliveries.
+// Deploy with publicWebhook and rawBody on; see README "Going live".
+import { botDescriptor } from '../src/bot/catalog';
+import { createMedblocksBot } from '../src/bot/create-bot';
+import { recordsSyncCompleted } from '../src/handlers/records-sync';
+
+export const handler = createMedblocksBot({
+  ...botDescriptor('medblocks-records-sync-completed'),
+  handler: recordsSyncCompleted,
+});

@@ -1,0 +1,95 @@
+// Every identifier system, code and extension URL the bots write, in one place: the access
+// policies, the README and the tests all refer to these, so they can never drift apart.
+import type { CodeableConcept, Coding } from '@medplum/fhirtypes';
+
+export const SYSTEM = {
+  /** Medblocks' own convention, so that Medblocks' FHIR exports line up with what the bots write. */
+  patientId: 'urn:medblocks:patient-id',
+  connectionId: 'urn:medblocks:connection-id',
+  /** A failed authorization has no `conn_` id; its key is `<flow id>/<fhirsrc id>/<attempt created_at>`. */
+  connectionAttempt: 'urn:medblocks:connection-attempt',
+  fhirSourceId: 'urn:medblocks:fhir-source-id',
+  patientFlowId: 'urn:medblocks:patient-flow-id',
+  eventId: 'urn:medblocks:event-id',
+  taskKey: 'urn:medblocks:task-key',
+  code: 'urn:medblocks:code',
+} as const;
+
+/** Absolute base of the extensions this package defines; listed in the README. */
+export const EXTENSION_BASE = 'https://medblocks.com/fhir/medplum-bots/StructureDefinition/';
+
+export const EXTENSION = {
+  /** Time and id of the newest event applied to a resource: "newest event wins" compares against it. */
+  lastEvent: `${EXTENSION_BASE}last-applied-event`,
+  /** On a Consent: the newest event that reported the connection active (reconnect logic reads it). */
+  lastActiveEvent: `${EXTENSION_BASE}last-active-event`,
+  /** On a reconnect Task: the newest event that reported the connection's refresh failure. */
+  lastRefreshFailedEvent: `${EXTENSION_BASE}last-refresh-failed-event`,
+  /** On a follow-up Task: the flow event that had no active connection. */
+  triggerEvent: `${EXTENSION_BASE}trigger-event`,
+  /** Medblocks' `failure_code`, kept verbatim (an opaque code) when Medblocks gives one. */
+  failureCode: `${EXTENSION_BASE}failure-code`,
+} as const;
+
+export const CODE = {
+  reconnectEhr: 'reconnect-ehr',
+  connectionFollowUp: 'connection-follow-up',
+  recordsSync: 'records-sync',
+  webhookEvent: 'webhook-event',
+} as const;
+export type TaskCode = typeof CODE.reconnectEhr | typeof CODE.connectionFollowUp | typeof CODE.recordsSync;
+
+export const CODE_DISPLAY: Record<(typeof CODE)[keyof typeof CODE], string> = {
+  'reconnect-ehr': 'Reconnect EHR',
+  'connection-follow-up': 'Connection follow-up',
+  'records-sync': 'Records sync',
+  'webhook-event': 'Medblocks webhook event',
+};
+
+export function packageCode(code: (typeof CODE)[keyof typeof CODE], text?: string): CodeableConcept {
+  const coding: Coding = { system: SYSTEM.code, code, display: CODE_DISPLAY[code] };
+  return { coding: [coding], text: text ?? CODE_DISPLAY[code] };
+}
+
+export const CONSENT_SCOPE: CodeableConcept = {
+  coding: [
+    {
+      system: 'http://terminology.hl7.org/CodeSystem/consentscope',
+      code: 'patient-privacy',
+      display: 'Privacy Consent',
+    },
+  ],
+};
+
+export const CONSENT_CATEGORY: CodeableConcept[] = [
+  { coding: [{ system: 'http://loinc.org', code: '59284-0', display: 'Patient Consent' }] },
+  {
+    coding: [
+      { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IDSCL', display: 'information disclosure' },
+    ],
+  },
+];
+
+export const CONSENT_POLICY_RULE: CodeableConcept = {
+  coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN', display: 'opt-in' }],
+};
+
+export const CUSTODIAN_ROLE: CodeableConcept = {
+  coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'CST', display: 'custodian' }],
+};
+
+export const COLLECT_ACTION: CodeableConcept = {
+  coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentaction', code: 'collect', display: 'Collect' }],
+};
+
+/** Task keys, the business identifiers that make every Task write idempotent. */
+export const TASK_KEY = {
+  reconnect: (connectionId: string) => `reconnect/${connectionId}`,
+  followUp: (flowId: string) => `flow-follow-up/${flowId}`,
+  recordsSync: (patientId: string, sourceId: string) => `records-sync/${patientId}/${sourceId}`,
+} as const;
+
+/** `system|value`: the only way the bots ever search identifiers (a bare value could match anyone's). */
+export function token(system: string, value: string): string {
+  return `${system}|${value}`;
+}

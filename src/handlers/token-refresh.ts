@@ -1,0 +1,46 @@
+// connection.token_refresh_failed: the connection's Consent becomes inactive and a reconnect Task
+// asks the patient to link the source again. The event carries no patient_id: the patient comes
+// from the Consent written when the flow reported the connection, or stays unknown until it does.
+import { consentStatusFor } from '../fhir/consent';
+import { SYSTEM, TASK_KEY, token } from '../fhir/systems';
+import type { TokenRefreshFailedEvent } from '../medblocks/events';
+import type { EventHandler } from './plan';
+import { WorkingSet } from './working-set';
+
+export const tokenRefreshFailed: EventHandler<TokenRefreshFailedEvent> = {
+  reads(event) {
+    const connection = event.data.object;
+    return {
+      eventId: event.id,
+      patientId: connection.patient_id,
+      withPatientRecords: connection.patient_id !== undefined,
+      consentTokens: [token(SYSTEM.connectionId, connection.id)],
+      consentsWithPatientRecords: true,
+      taskKeys: [TASK_KEY.reconnect(connection.id)],
+    };
+  },
+
+  plan(event, state, context) {
+    const connection = event.data.object;
+    const work = new WorkingSet(state, context);
+    const key = { system: SYSTEM.connectionId, value: connection.id };
+    const patient =
+      work.consent(key)?.patient ??
+      (connection.patient_id !== undefined ? work.resolvePatient(state, connection.patient_id) : undefined);
+
+    work.reportConnection({
+      key,
+      sourceId: connection.connection_id,
+      patient,
+      // Medblocks sends `refresh_failed` here; whatever it says, the connection no longer works.
+      status: connection.status === 'active' ? 'inactive' : consentStatusFor(connection.status),
+      connectionCreatedAt: connection.created_at,
+      periodEnd: connection.failure_at ?? event.created_at,
+      failureCode: connection.failure_code ?? undefined,
+      isActivation: false,
+    });
+    work.reportRefreshFailure(connection.id, connection.connection_id, work.consentReference(key), patient);
+    work.reconcile();
+    return work.toPlan(patient);
+  },
+};

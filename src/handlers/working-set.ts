@@ -1,0 +1,346 @@
+// The resources one delivery may change, as models keyed by business identifier. Handlers merge
+// event reports into it; reconcile() derives reconnect and follow-up resolution from the Consents;
+// toWrites() emits only what actually changed. Pure: no I/O, no clock.
+import { deepEquals } from '@medplum/core';
+import type { Consent, Patient, Reference, Task } from '@medplum/fhirtypes';
+import { decodeConsent, encodeConsent, hasKnownPatient } from '../fhir/consent';
+import type { ConsentModel, ConsentStatus } from '../fhir/consent';
+import { buildPatient, isFhirId } from '../fhir/patient';
+import { compareStamps, isNewer, newestOf, oldestOf } from '../fhir/stamp';
+import type { EventStamp } from '../fhir/stamp';
+import { CODE, SYSTEM, TASK_KEY, token } from '../fhir/systems';
+import { decodeTask, encodeTask, sortedUnique } from '../fhir/task';
+import type { FollowUpTaskModel, RecordsSyncTaskModel, ReconnectTaskModel, SyncResult, TaskModel } from '../fhir/task';
+import { PlanningError } from './plan';
+import type { DeliveryState, PlanContext, PlannedWrite, WritePlan } from './plan';
+
+interface Entry<R, M> {
+  readonly existing: (R & { id: string }) | undefined;
+  readonly original: M | undefined;
+  model: M;
+  readonly fullUrl: string | undefined;
+}
+
+/** What one event says about one connection. */
+export interface ConnectionReport {
+  readonly key: { readonly system: string; readonly value: string };
+  readonly sourceId: string;
+  readonly patient: Reference | undefined;
+  readonly status: ConsentStatus;
+  readonly connectionCreatedAt: string;
+  readonly periodEnd: string | undefined;
+  readonly failureCode: string | undefined;
+  readonly isActivation: boolean;
+}
+
+export class WorkingSet {
+  private readonly consents = new Map<string, Entry<Consent, ConsentModel>>();
+  private readonly tasks = new Map<string, Entry<Task, TaskModel>>();
+  private patientCreate: { fullUrl: string; resource: Patient; patientId: string } | undefined;
+  private stale = false;
+
+  constructor(
+    state: DeliveryState,
+    private readonly context: PlanContext
+  ) {
+    for (const consent of state.consents) {
+      const model = decodeConsent(consent);
+      if (model) {
+        this.consents.set(token(model.key.system, model.key.value), {
+          existing: consent,
+          original: model,
+          model,
+          fullUrl: undefined,
+        });
+      }
+    }
+    for (const task of state.tasks) {
+      const model = decodeTask(task);
+      if (model) {
+        this.tasks.set(model.key, { existing: task, original: model, model, fullUrl: undefined });
+      }
+    }
+  }
+
+  private get stamp(): EventStamp {
+    return this.context.stamp;
+  }
+
+  /**
+   * Finds the patient in the documented order — by Medblocks identifier, then as a Medplum id —
+   * or plans its creation (conditional, so racing deliveries make one).
+   */
+  resolvePatient(state: DeliveryState, patientId: string): Reference<Patient> & { reference: string } {
+    const found = state.patientByIdentifier ?? (isFhirId(patientId) ? state.patientById : undefined);
+    if (found) {
+      return { reference: `Patient/${found.id}` };
+    }
+    if (!this.context.settings.createMissingPatients) {
+      throw new PlanningError(
+        'patient_not_found',
+        'no Patient matches this patient_id and MEDBLOCKS_CREATE_MISSING_PATIENTS is false'
+      );
+    }
+    this.patientCreate ??= {
+      fullUrl: `urn:uuid:${this.context.newUuid()}`,
+      resource: buildPatient(patientId),
+      patientId,
+    };
+    return { reference: this.patientCreate.fullUrl };
+  }
+
+  consent(key: { system: string; value: string }): ConsentModel | undefined {
+    return this.consents.get(token(key.system, key.value))?.model;
+  }
+
+  /** A reference that works inside the write bundle: the stored id, or the fullUrl of a planned create. */
+  consentReference(key: { system: string; value: string }): Reference {
+    const entry = this.consents.get(token(key.system, key.value));
+    if (!entry) {
+      throw new Error('consentReference called before the Consent was planned');
+    }
+    return { reference: entry.existing ? `Consent/${entry.existing.id}` : (entry.fullUrl ?? '') };
+  }
+
+  /** Newest event wins for status and dates; a known patient and the activation time are merged from any event. */
+  reportConnection(report: ConnectionReport): void {
+    const tokenKey = token(report.key.system, report.key.value);
+    const entry = this.consents.get(tokenKey);
+    const activation = report.isActivation ? this.stamp : undefined;
+    if (!entry) {
+      this.consents.set(tokenKey, {
+        existing: undefined,
+        original: undefined,
+        fullUrl: `urn:uuid:${this.context.newUuid()}`,
+        model: {
+          key: report.key,
+          sourceId: report.sourceId,
+          patient: normalisePatient(report.patient),
+          status: report.status,
+          connectionCreatedAt: report.connectionCreatedAt,
+          periodEnd: report.periodEnd,
+          failureCode: report.failureCode,
+          lastEvent: this.stamp,
+          lastActiveEvent: activation,
+        },
+      });
+      return;
+    }
+    const current = entry.model;
+    const merged: ConsentModel = {
+      ...current,
+      patient: current.patient ?? normalisePatient(report.patient),
+      lastActiveEvent: newestOf(current.lastActiveEvent, activation),
+    };
+    if (isNewer(this.stamp, current.lastEvent)) {
+      entry.model = {
+        ...merged,
+        status: report.status,
+        periodEnd: report.periodEnd,
+        failureCode: report.failureCode,
+        lastEvent: this.stamp,
+      };
+    } else {
+      this.noteStaleIfOlder(current.lastEvent);
+      entry.model = merged;
+    }
+  }
+
+  /** A refresh failure (re)opens the reconnect Task of that connection, unless a newer reconnection already resolves it. */
+  reportRefreshFailure(
+    connectionId: string,
+    sourceId: string,
+    consent: Reference,
+    patient: Reference | undefined
+  ): void {
+    const key = TASK_KEY.reconnect(connectionId);
+    const entry = this.tasks.get(key);
+    const current = entry?.model.kind === CODE.reconnectEhr ? entry.model : undefined;
+    const lastRefreshFailed = newestOf(current?.lastRefreshFailed, this.stamp) ?? this.stamp;
+    if (current && !isNewer(this.stamp, current.lastRefreshFailed)) {
+      this.noteStaleIfOlder(current.lastRefreshFailed);
+    }
+    const reconnectedBy =
+      current?.reconnectedBy && compareStamps(current.reconnectedBy.stamp, lastRefreshFailed) > 0
+        ? current.reconnectedBy
+        : undefined;
+    const model: ReconnectTaskModel = {
+      kind: CODE.reconnectEhr,
+      key,
+      connectionId,
+      sourceId,
+      consent: current?.consent ?? consent,
+      patient: current?.patient ?? normalisePatient(patient),
+      authoredOn: earliest(current?.authoredOn, this.stamp.at),
+      lastRefreshFailed,
+      reconnectedBy,
+    };
+    this.putTask(key, entry, model);
+  }
+
+  /** A late flow event links a reconnect Task created before the patient was known. */
+  linkReconnectTask(connectionId: string, patient: Reference): void {
+    const key = TASK_KEY.reconnect(connectionId);
+    const entry = this.tasks.get(key);
+    if (entry?.model.kind === CODE.reconnectEhr && !entry.model.patient) {
+      this.putTask(key, entry, { ...entry.model, patient: normalisePatient(patient) });
+    }
+  }
+
+  /** A flow in which no connection became active asks for a follow-up with the patient. */
+  reportFlowWithoutConnection(flowId: string, patient: Reference, sources: string[], failureCodes: string[]): void {
+    const key = TASK_KEY.followUp(flowId);
+    const entry = this.tasks.get(key);
+    const current = entry?.model.kind === CODE.connectionFollowUp ? entry.model : undefined;
+    const model: FollowUpTaskModel = {
+      kind: CODE.connectionFollowUp,
+      key,
+      flowId,
+      patient: current?.patient ?? normalisePatient(patient),
+      authoredOn: earliest(current?.authoredOn, this.stamp.at),
+      trigger: oldestOf(current?.trigger, this.stamp) ?? this.stamp,
+      sources: sortedUnique([...(current?.sources ?? []), ...sources]),
+      failureCodes: sortedUnique([...(current?.failureCodes ?? []), ...failureCodes]),
+      connectedAt: current?.connectedAt,
+    };
+    this.putTask(key, entry, model);
+  }
+
+  /** One records-sync Task per patient and source shows the newest pull: last writer by event stamp wins. */
+  reportSync(patientId: string, sourceId: string, patient: Reference, result: SyncResult): void {
+    const key = TASK_KEY.recordsSync(patientId, sourceId);
+    const entry = this.tasks.get(key);
+    const current = entry?.model.kind === CODE.recordsSync ? entry.model : undefined;
+    const base = {
+      patient: current?.patient ?? normalisePatient(patient),
+      authoredOn: earliest(current?.authoredOn, this.stamp.at),
+    };
+    if (current && !isNewer(this.stamp, current.lastEvent)) {
+      this.noteStaleIfOlder(current.lastEvent);
+      this.putTask(key, entry, { ...current, ...base });
+      return;
+    }
+    const model: RecordsSyncTaskModel = {
+      kind: CODE.recordsSync,
+      key,
+      patientId,
+      sourceId,
+      ...base,
+      lastEvent: this.stamp,
+      result,
+    };
+    this.putTask(key, entry, model);
+  }
+
+  /**
+   * Resolves reconnect and follow-up Tasks from the Consents in view: a Task is done when a newer
+   * event reported an active connection (same patient and source for reconnects, any source for
+   * follow-ups). Deriving this from stored stamps, not from the order events arrive in, is what
+   * makes every delivery order converge.
+   */
+  reconcile(): void {
+    const activations = [...this.consents.values()]
+      .map((e) => ({ model: e.model, ref: this.consentReference(e.model.key) }))
+      .filter((c) => c.model.lastActiveEvent && hasKnownPatient(c.model.patient));
+    for (const [key, entry] of this.tasks) {
+      const task = entry.model;
+      if (!hasKnownPatient(task.patient) || task.kind === CODE.recordsSync) {
+        continue;
+      }
+      const since = task.kind === CODE.reconnectEhr ? task.lastRefreshFailed : task.trigger;
+      const candidates = activations.filter(
+        (c) =>
+          c.model.patient?.reference === task.patient?.reference &&
+          (task.kind === CODE.connectionFollowUp || c.model.sourceId === task.sourceId) &&
+          compareStamps(c.model.lastActiveEvent as EventStamp, since) > 0
+      );
+      const newest = candidates.reduce<(typeof candidates)[number] | undefined>(
+        (best, c) =>
+          !best || compareStamps(c.model.lastActiveEvent as EventStamp, best.model.lastActiveEvent as EventStamp) > 0
+            ? c
+            : best,
+        undefined
+      );
+      if (!newest?.model.lastActiveEvent) {
+        continue;
+      }
+      const stamp = newest.model.lastActiveEvent;
+      if (task.kind === CODE.reconnectEhr && isNewer(stamp, task.reconnectedBy?.stamp)) {
+        this.putTask(key, entry, { ...task, reconnectedBy: { consent: newest.ref, stamp } });
+      } else if (task.kind === CODE.connectionFollowUp && isNewer(stamp, task.connectedAt)) {
+        this.putTask(key, entry, { ...task, connectedAt: stamp });
+      }
+    }
+  }
+
+  /** The minimal write list: creates for new business keys, version-checked updates for changed models. */
+  toPlan(markerSubject: Reference | undefined): WritePlan {
+    const writes: PlannedWrite[] = [];
+    if (this.patientCreate) {
+      writes.push({
+        kind: 'create',
+        fullUrl: this.patientCreate.fullUrl,
+        resource: this.patientCreate.resource,
+        ifNoneExist: identifierQuery(SYSTEM.patientId, this.patientCreate.patientId),
+        existingIsConflict: false,
+      });
+    }
+    for (const entry of this.consents.values()) {
+      const { key } = entry.model;
+      pushWrite(writes, entry, encodeConsent(entry.model, entry.existing), identifierQuery(key.system, key.value));
+    }
+    for (const entry of this.tasks.values()) {
+      const resource = encodeTask(entry.model, entry.existing, this.context.settings.taskOwner);
+      pushWrite(writes, entry, resource, identifierQuery(SYSTEM.taskKey, entry.model.key));
+    }
+    return { writes, markerSubject, stale: this.stale };
+  }
+
+  private putTask(key: string, entry: Entry<Task, TaskModel> | undefined, model: TaskModel): void {
+    if (entry) {
+      entry.model = model;
+    } else {
+      this.tasks.set(key, {
+        existing: undefined,
+        original: undefined,
+        model,
+        fullUrl: `urn:uuid:${this.context.newUuid()}`,
+      });
+    }
+  }
+
+  private noteStaleIfOlder(applied: EventStamp): void {
+    if (compareStamps(this.stamp, applied) < 0) {
+      this.stale = true;
+    }
+  }
+}
+
+function pushWrite<R extends Consent | Task, M>(
+  writes: PlannedWrite[],
+  entry: Entry<R, M>,
+  resource: R,
+  ifNoneExist: string
+): void {
+  if (!entry.existing) {
+    writes.push({ kind: 'create', fullUrl: entry.fullUrl ?? '', resource, ifNoneExist, existingIsConflict: true });
+  } else if (!deepEquals(entry.original, entry.model)) {
+    writes.push({
+      kind: 'update',
+      resource: { ...resource, id: entry.existing.id },
+      versionId: entry.existing.meta?.versionId,
+    });
+  }
+}
+
+export function identifierQuery(system: string, value: string): string {
+  return `identifier=${encodeURIComponent(token(system, value))}`;
+}
+
+function normalisePatient(patient: Reference | undefined): Reference<Patient> | undefined {
+  return hasKnownPatient(patient) ? { reference: patient.reference } : undefined;
+}
+
+function earliest(a: string | undefined, b: string): string {
+  return a !== undefined && Date.parse(a) <= Date.parse(b) ? a : b;
+}

@@ -1,0 +1,101 @@
+// One batch bundle of searches answers everything a delivery needs to know: the dedupe marker,
+// the patient candidates, the Consents and Tasks it may change (and, where the logic needs them,
+// every Consent and Task of the patient through _revinclude). The request count never grows with
+// the number of connections in a flow.
+import type { MedplumClient } from '@medplum/core';
+import type { Basic, Bundle, BundleEntry, Consent, Patient, Task } from '@medplum/fhirtypes';
+import { markerQuery } from '../fhir/marker';
+import { isFhirId } from '../fhir/patient';
+import { SYSTEM, token } from '../fhir/systems';
+import type { DeliveryState, ReadRequest } from '../handlers/plan';
+import { classifyStatus, FhirFailureError, parseEntryStatus, statusOfError } from './errors';
+
+const PATIENT_RECORDS = '_revinclude=Consent:patient&_revinclude=Task:patient';
+const CONSENT_PATIENT_RECORDS =
+  '_include=Consent:patient&_revinclude:iterate=Consent:patient&_revinclude:iterate=Task:patient';
+const MAX_MATCHES = 200;
+
+type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks';
+
+/** The searches of one delivery, in a fixed order; pure so that tests can assert the exact URLs. */
+export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: Slot[] } {
+  const searches: [Slot, string][] = [['marker', `Basic?${markerQuery(request.eventId)}&_count=1`]];
+  const withRecords = request.withPatientRecords ? `&${PATIENT_RECORDS}` : '';
+  if (request.patientId !== undefined) {
+    const patientToken = encodeURIComponent(token(SYSTEM.patientId, request.patientId));
+    searches.push(['patientByIdentifier', `Patient?identifier=${patientToken}&_count=1${withRecords}`]);
+    if (isFhirId(request.patientId)) {
+      searches.push(['patientById', `Patient?_id=${encodeURIComponent(request.patientId)}&_count=1${withRecords}`]);
+    }
+  }
+  if (request.consentTokens.length > 0) {
+    const include = request.consentsWithPatientRecords ? `&${CONSENT_PATIENT_RECORDS}` : '';
+    const tokens = request.consentTokens.map(encodeURIComponent).join(',');
+    searches.push(['consents', `Consent?identifier=${tokens}&_count=${MAX_MATCHES}${include}`]);
+  }
+  if (request.taskKeys.length > 0) {
+    const tokens = request.taskKeys.map((k) => encodeURIComponent(token(SYSTEM.taskKey, k))).join(',');
+    searches.push(['tasks', `Task?identifier=${tokens}&_count=${MAX_MATCHES}`]);
+  }
+  return {
+    bundle: {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: searches.map(([, url]) => ({ request: { method: 'GET', url } })),
+    },
+    slots: searches.map(([slot]) => slot),
+  };
+}
+
+/** Sends the read bundle (one request) and sorts what came back into a DeliveryState. */
+export async function readState(medplum: MedplumClient, request: ReadRequest): Promise<DeliveryState> {
+  const { bundle, slots } = buildReadBundle(request);
+  let response: Bundle;
+  try {
+    response = await medplum.executeBatch(bundle);
+  } catch (err) {
+    const status = statusOfError(err);
+    throw new FhirFailureError(classifyStatus(status), status, 'read');
+  }
+  return parseReadResponse(response, slots);
+}
+
+export function parseReadResponse(response: Bundle, slots: readonly Slot[]): DeliveryState {
+  const consents = new Map<string, Consent & { id: string }>();
+  const tasks = new Map<string, Task & { id: string }>();
+  let marker: (Basic & { id: string }) | undefined;
+  let patientByIdentifier: (Patient & { id: string }) | undefined;
+  let patientById: (Patient & { id: string }) | undefined;
+
+  slots.forEach((slot, index) => {
+    const entry: BundleEntry | undefined = response.entry?.[index];
+    const status = parseEntryStatus(entry?.response?.status);
+    if (status === undefined || status >= 300) {
+      throw new FhirFailureError(classifyStatus(status), status, 'read');
+    }
+    const searchset = entry?.resource as Bundle | undefined;
+    for (const item of searchset?.entry ?? []) {
+      const resource = item.resource;
+      if (!resource?.id) continue;
+      const isMatch = item.search?.mode !== 'include';
+      switch (resource.resourceType) {
+        case 'Basic':
+          if (slot === 'marker' && isMatch) marker ??= resource as Basic & { id: string };
+          break;
+        case 'Patient':
+          if (slot === 'patientByIdentifier' && isMatch) patientByIdentifier ??= resource as Patient & { id: string };
+          if (slot === 'patientById' && isMatch) patientById ??= resource as Patient & { id: string };
+          break;
+        case 'Consent':
+          consents.set(resource.id, resource as Consent & { id: string });
+          break;
+        case 'Task':
+          tasks.set(resource.id, resource as Task & { id: string });
+          break;
+        default:
+          break;
+      }
+    }
+  });
+  return { marker, patientByIdentifier, patientById, consents: [...consents.values()], tasks: [...tasks.values()] };
+}

@@ -1,0 +1,4 @@
+// Index the FHIR definitions once per test worker, so MockClient searches behave as on a server.
+import { indexFhirDefinitions } from '../src/emulator/definitions';
+
+indexFhirDefinitions();

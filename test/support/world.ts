@@ -1,0 +1,226 @@
+// A test world: one in-memory FHIR store shared by all bots (as in one Medplum project), and for
+// each bot a MockClient whose every request is checked against that bot's own AccessPolicy JSON
+// (with @medplum/core's evaluation), counted, and optionally failed on purpose.
+import { readFileSync } from 'node:fs';
+import type { BotEvent } from '@medplum/core';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import type { AccessPolicy, Bot, Bundle, Consent, Patient, ProjectSetting, Resource, Task } from '@medplum/fhirtypes';
+import { MockClient, MockFetchClient } from '@medplum/mock';
+import { botDescriptor } from '../../src/bot/catalog';
+import type { BotName } from '../../src/bot/catalog';
+import { createMedblocksBot } from '../../src/bot/create-bot';
+import type { BotAnswer, BotRuntimeOptions } from '../../src/bot/create-bot';
+import { withAccessPolicy } from '../../src/emulator/access-policy-repository';
+import type { PolicyDecision } from '../../src/emulator/access-policy-repository';
+import { serialise } from '../../src/fixtures/events';
+import type { MedblocksEvent } from '../../src/medblocks/events';
+import { signatureHeader } from '../../src/medblocks/signature';
+import { patientFlowCompleted as flowHandler } from '../../src/handlers/patient-flow';
+import { tokenRefreshFailed as refreshHandler } from '../../src/handlers/token-refresh';
+import {
+  recordsSyncCompleted as syncCompletedHandler,
+  recordsSyncFailed as syncFailedHandler,
+} from '../../src/handlers/records-sync';
+import type { EventHandler } from '../../src/handlers/plan';
+
+export const TEST_SECRET = 'whsec_test_0123456789abcdef0123456789abcdef';
+
+const HANDLERS: Record<BotName, EventHandler<never>> = {
+  'medblocks-patient-flow-completed': flowHandler,
+  'medblocks-connection-token-refresh-failed': refreshHandler,
+  'medblocks-records-sync-completed': syncCompletedHandler,
+  'medblocks-records-sync-failed': syncFailedHandler,
+};
+
+export function loadPolicy(botName: BotName): AccessPolicy {
+  return JSON.parse(
+    readFileSync(new URL(`../../access-policies/${botName}.json`, import.meta.url), 'utf8')
+  ) as AccessPolicy;
+}
+
+export interface SentRequest {
+  readonly index: number;
+  readonly method: string;
+  readonly url: string;
+  readonly body: unknown;
+}
+
+/** Return a response to fail this request instead of sending it. */
+export type FaultInjector = (request: SentRequest) => { status: number; outcome?: Resource } | undefined;
+
+export interface DeliverOptions {
+  /** When Medblocks signed it (ms); defaults to the event's created_at. */
+  readonly signedAt?: number;
+  /** When the bot runs (ms); defaults to signedAt. */
+  readonly now?: number;
+  readonly secret?: string;
+  readonly rawBody?: string | Uint8Array | Record<string, unknown>;
+  readonly headers?: Record<string, string | string[] | undefined>;
+  readonly secrets?: Record<string, string>;
+}
+
+export interface BotUnderTest {
+  readonly name: BotName;
+  readonly policy: AccessPolicy;
+  readonly medplum: MockClient;
+  readonly requests: SentRequest[];
+  readonly logs: string[];
+  readonly deliver: (event: MedblocksEvent, options?: DeliverOptions) => Promise<BotAnswer>;
+  /** The number of requests made by the last delivery. */
+  readonly lastRequestCount: () => number;
+}
+
+export interface WorldOptions {
+  /** Extra project secrets shared by every bot (values as strings). */
+  readonly secrets?: Record<string, string>;
+}
+
+export class World {
+  readonly repo = new MemoryRepository();
+  readonly router = new FhirRouter();
+  readonly decisions: (PolicyDecision & { bot: BotName })[] = [];
+  readonly secrets: Record<string, string>;
+  /** Unrestricted client over the same store, for setting up and asserting state. */
+  readonly admin: MockClient;
+
+  constructor(options: WorldOptions = {}) {
+    this.secrets = options.secrets ?? {};
+    this.admin = this.client(this.repo, []);
+  }
+
+  private client(repo: MemoryRepository, requests: SentRequest[], faults?: FaultInjector): MockClient {
+    const fetchClient = new MockFetchClient(this.router, repo, 'https://example.com/', { seedDefaultData: false });
+    // Skip the mock's own seeding: it would write sample StructureDefinitions over the real indexed
+    // definitions, and through a bot's policy it would be (rightly) refused.
+    fetchClient.initialized = true;
+    const medplum = new MockClient({ mockFetchOverride: { client: fetchClient, router: this.router, repo } });
+    const send = fetchClient.mockFetch.bind(fetchClient);
+    fetchClient.mockFetch = async (url: string, init: { method?: string; body?: string }) => {
+      const request: SentRequest = {
+        index: requests.length,
+        method: init.method ?? 'GET',
+        url,
+        body: typeof init.body === 'string' ? (JSON.parse(init.body) as unknown) : undefined,
+      };
+      requests.push(request);
+      const fault = faults?.(request);
+      if (fault) {
+        const outcome = fault.outcome ?? {
+          resourceType: 'OperationOutcome',
+          issue: [{ severity: 'error', code: fault.status === 409 ? 'conflict' : 'exception' }],
+        };
+        return {
+          ok: false,
+          status: fault.status,
+          headers: new Headers({ 'content-type': 'application/fhir+json' }),
+          json: () => Promise.resolve(outcome),
+          text: () => Promise.resolve(JSON.stringify(outcome)),
+        };
+      }
+      return send(url, init);
+    };
+    return medplum;
+  }
+
+  bot(
+    name: BotName,
+    options: { faults?: FaultInjector; runtime?: BotRuntimeOptions; policy?: AccessPolicy } = {}
+  ): BotUnderTest {
+    const policy = options.policy ?? loadPolicy(name);
+    const requests: SentRequest[] = [];
+    const logs: string[] = [];
+    const enforced = withAccessPolicy(this.repo, policy, (d) => this.decisions.push({ ...d, bot: name }));
+    const medplum = this.client(enforced, requests, options.faults);
+    let startIndex = 0;
+    const descriptor = botDescriptor(name);
+    const deliver = async (event: MedblocksEvent, deliverOptions: DeliverOptions = {}): Promise<BotAnswer> => {
+      startIndex = requests.length;
+      const signedAt = deliverOptions.signedAt ?? Date.parse(event.created_at);
+      const runAt = deliverOptions.now ?? signedAt;
+      const handler = createMedblocksBot(
+        { ...descriptor, handler: HANDLERS[name] },
+        { sleep: () => Promise.resolve(), ...options.runtime, now: () => runAt, log: (line) => logs.push(line) }
+      );
+      const botEvent = medplumBotEvent(event, {
+        ...deliverOptions,
+        signedAt,
+        secretName: descriptor.secretName,
+        secrets: { ...this.secrets, ...deliverOptions.secrets },
+      });
+      return handler(medplum, botEvent);
+    };
+    return { name, policy, medplum, requests, logs, deliver, lastRequestCount: () => requests.length - startIndex };
+  }
+
+  async all<T extends Resource>(resourceType: T['resourceType']): Promise<(T & { id: string })[]> {
+    const bundle = (await this.repo.search({ resourceType: resourceType })) as Bundle<T & { id: string }>;
+    return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
+  }
+
+  consents(): Promise<(Consent & { id: string })[]> {
+    return this.all<Consent>('Consent');
+  }
+
+  tasks(): Promise<(Task & { id: string })[]> {
+    return this.all<Task>('Task');
+  }
+
+  patients(): Promise<(Patient & { id: string })[]> {
+    return this.all<Patient>('Patient');
+  }
+
+  /** Everything in the store, minus server-assigned metadata, for comparing two worlds' final states. */
+  async snapshot(): Promise<Record<string, unknown[]>> {
+    const out: Record<string, unknown[]> = {};
+    for (const type of ['Patient', 'Consent', 'Task', 'Basic'] as const) {
+      out[type] = (await this.all(type))
+        .map((r) => normaliseForComparison(r as unknown as Record<string, unknown>))
+        .sort(byJson);
+    }
+    return out;
+  }
+}
+
+function byJson(a: unknown, b: unknown): number {
+  const x = JSON.stringify(a);
+  const y = JSON.stringify(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Replaces generated ids with stable business keys so that two worlds can be compared. */
+function normaliseForComparison(resource: Record<string, unknown>): unknown {
+  const { id: _id, meta: _meta, ...rest } = resource;
+  return JSON.parse(
+    JSON.stringify(rest).replace(/"(Patient|Consent|Task|Basic)\/[A-Za-z0-9-]+"/g, '"$1/*"')
+  ) as unknown;
+}
+
+/** A BotEvent shaped exactly as Medplum builds one for a public webhook with `Bot.rawBody: true`. */
+export function medplumBotEvent(
+  event: MedblocksEvent | undefined,
+  options: DeliverOptions & { signedAt: number; secretName: string }
+): BotEvent {
+  const raw = options.rawBody ?? serialise(event ?? {});
+  const signed = typeof raw === 'string' || raw instanceof Uint8Array ? raw : JSON.stringify(raw);
+  const header = signatureHeader(options.secret ?? TEST_SECRET, Math.floor(options.signedAt / 1000), signed);
+  const settings: Record<string, ProjectSetting> = {
+    [options.secretName]: { name: options.secretName, valueString: TEST_SECRET },
+  };
+  for (const [name, value] of Object.entries(options.secrets ?? {})) {
+    settings[name] = { name, valueString: value };
+  }
+  return {
+    bot: { reference: 'Bot/test-bot' },
+    contentType: 'application/json',
+    input: raw,
+    secrets: settings,
+    headers: {
+      'content-type': 'application/json',
+      host: 'api.medplum.example',
+      'medblocks-signature': header,
+      ...options.headers,
+    },
+  };
+}
+
+export type { Bot };
