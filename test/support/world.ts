@@ -2,9 +2,28 @@
 // each bot a MockClient whose every request is checked against that bot's own AccessPolicy JSON
 // (with @medplum/core's evaluation), counted, and optionally failed on purpose.
 import { readFileSync } from 'node:fs';
+import {
+  badRequest,
+  conflict,
+  forbidden,
+  notFound,
+  preconditionFailed,
+  serverError,
+  tooManyRequests,
+} from '@medplum/core';
 import type { BotEvent } from '@medplum/core';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
-import type { AccessPolicy, Bot, Bundle, Consent, Patient, ProjectSetting, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  AccessPolicy,
+  Bot,
+  Bundle,
+  Consent,
+  OperationOutcome,
+  Patient,
+  ProjectSetting,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { MockClient, MockFetchClient } from '@medplum/mock';
 import { botDescriptor } from '../../src/bot/catalog';
 import type { BotName } from '../../src/bot/catalog';
@@ -45,8 +64,13 @@ export interface SentRequest {
   readonly body: unknown;
 }
 
-/** Return a response to fail this request instead of sending it. */
-export type FaultInjector = (request: SentRequest) => { status: number; outcome?: Resource } | undefined;
+/**
+ * Called before each request is sent. Return `{status}` to answer with that error instead, `'drop'`
+ * to fail it like a dropped connection, or nothing to send it (after any side effect, e.g. a
+ * racing writer's create).
+ */
+export type FaultInjector = (request: SentRequest) => Promise<Fault | undefined> | Fault | undefined;
+export type Fault = { status: number; outcome?: Resource } | 'drop';
 
 export interface DeliverOptions {
   /** When Medblocks signed it (ms); defaults to the event's created_at. */
@@ -103,12 +127,12 @@ export class World {
         body: typeof init.body === 'string' ? (JSON.parse(init.body) as unknown) : undefined,
       };
       requests.push(request);
-      const fault = faults?.(request);
+      const fault = await faults?.(request);
+      if (fault === 'drop') {
+        throw new TypeError('fetch failed: connection reset');
+      }
       if (fault) {
-        const outcome = fault.outcome ?? {
-          resourceType: 'OperationOutcome',
-          issue: [{ severity: 'error', code: fault.status === 409 ? 'conflict' : 'exception' }],
-        };
+        const outcome = fault.outcome ?? medplumOutcomeFor(fault.status);
         return {
           ok: false,
           status: fault.status,
@@ -139,7 +163,12 @@ export class World {
       const runAt = deliverOptions.now ?? signedAt;
       const handler = createMedblocksBot(
         { ...descriptor, handler: HANDLERS[name] },
-        { sleep: () => Promise.resolve(), ...options.runtime, now: () => runAt, log: (line) => logs.push(line) }
+        {
+          sleep: () => Promise.resolve(),
+          ...options.runtime,
+          now: options.runtime?.now ?? (() => runAt),
+          log: (line) => logs.push(line),
+        }
       );
       const botEvent = medplumBotEvent(event, {
         ...deliverOptions,
@@ -169,15 +198,41 @@ export class World {
     return this.all<Patient>('Patient');
   }
 
-  /** Everything in the store, minus server-assigned metadata, for comparing two worlds' final states. */
+  /**
+   * Everything in the store in a canonical form (keys sorted, server ids and metadata replaced) so
+   * that two worlds fed the same events in different orders can be compared. A marker's subject is
+   * left out: it records what was known when that event was applied (a refresh failure that came
+   * before its flow has no patient yet), which is audit data, not business state.
+   */
   async snapshot(): Promise<Record<string, unknown[]>> {
     const out: Record<string, unknown[]> = {};
     for (const type of ['Patient', 'Consent', 'Task', 'Basic'] as const) {
       out[type] = (await this.all(type))
-        .map((r) => normaliseForComparison(r as unknown as Record<string, unknown>))
+        .map((r) => {
+          const { subject: _subject, ...rest } = r as unknown as Record<string, unknown>;
+          return normaliseForComparison(type === 'Basic' ? rest : (r as unknown as Record<string, unknown>));
+        })
         .sort(byJson);
     }
     return out;
+  }
+}
+
+/** The OperationOutcome Medplum's server answers with for a status (MedplumClient keys on its id, not the HTTP status). */
+export function medplumOutcomeFor(status: number): OperationOutcome {
+  switch (status) {
+    case 403:
+      return forbidden;
+    case 404:
+      return notFound;
+    case 409:
+      return conflict('Conflict');
+    case 412:
+      return preconditionFailed;
+    case 429:
+      return tooManyRequests;
+    default:
+      return status >= 500 ? serverError(new Error('Internal server error')) : badRequest('Bad request');
   }
 }
 

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { recordsSyncCompleted, SAMPLE_SOURCE_A, SAMPLE_SOURCE_B } from '../src/fixtures/events';
+import { expectStoreValid, markers, taskFor } from '../test/support/assertions';
+import { World } from '../test/support/world';
+
+const KEY = `records-sync/user_42/${SAMPLE_SOURCE_A}`;
+
+function setup(secrets: Record<string, string> = {}) {
+  const world = new World({ secrets });
+  return { world, bot: world.bot('medblocks-records-sync-completed') };
+}
+
+describe('records.sync.completed', () => {
+  it('writes one completed records-sync Task per patient and source', async () => {
+    const { world, bot } = setup({ MEDBLOCKS_TASK_OWNER: 'Organization/records-team' });
+    const event = recordsSyncCompleted();
+    expect(await bot.deliver(event)).toEqual({ status: 'processed', event: event.id, type: 'records.sync.completed' });
+    const [patient] = await world.patients();
+    const task = await taskFor(world, KEY);
+    expect(task).toMatchObject({
+      status: 'completed',
+      intent: 'order',
+      priority: 'routine',
+      code: { coding: [{ system: 'urn:medblocks:code', code: 'records-sync' }] },
+      for: { reference: `Patient/${patient?.id}` },
+      owner: { reference: 'Organization/records-team' },
+      businessStatus: { text: 'synced' },
+      executionPeriod: { end: event.created_at },
+      authoredOn: event.created_at,
+      lastModified: event.created_at,
+    });
+    expect(task?.output?.map((o) => [o.type.text, o.valueInteger])).toEqual([
+      ['total', 1342],
+      ['errors', 0],
+      ['duration-ms', 48211],
+    ]);
+    expect(bot.lastRequestCount()).toBe(3);
+    expect(await markers(world)).toHaveLength(1);
+    await expectStoreValid(world);
+  });
+
+  it('marks a pull with sub-resource errors as synced-with-errors and omits a null duration', async () => {
+    const { world, bot } = setup();
+    await bot.deliver(recordsSyncCompleted({ errors: 4, duration_ms: null }));
+    const task = await taskFor(world, KEY);
+    expect(task?.businessStatus?.text).toBe('synced-with-errors');
+    expect(task?.output?.map((o) => o.type.text)).toEqual(['total', 'errors']);
+  });
+
+  it('updates the same Task on the next periodic re-pull, keeping authoredOn', async () => {
+    const { world, bot } = setup();
+    const first = recordsSyncCompleted({ total: 10 }, { created_at: '2026-04-25T14:36:12.000Z' });
+    const second = recordsSyncCompleted({ total: 12 }, { created_at: '2026-04-26T14:36:12.000Z' });
+    await bot.deliver(first);
+    await bot.deliver(second);
+    const tasks = await world.tasks();
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]).toMatchObject({ authoredOn: first.created_at, lastModified: second.created_at });
+    expect(tasks[0]?.output?.[0]?.valueInteger).toBe(12);
+  });
+
+  it('keeps separate Tasks per source', async () => {
+    const { world, bot } = setup();
+    await bot.deliver(recordsSyncCompleted());
+    await bot.deliver(recordsSyncCompleted({ connection_id: SAMPLE_SOURCE_B }));
+    expect((await world.tasks()).map((t) => t.identifier?.[0]?.value).sort()).toEqual([
+      KEY,
+      `records-sync/user_42/${SAMPLE_SOURCE_B}`,
+    ]);
+  });
+
+  it('an older pull arriving late answers stale and changes nothing but the marker', async () => {
+    const { world, bot } = setup();
+    const newer = recordsSyncCompleted({ total: 12 }, { created_at: '2026-04-26T14:36:12.000Z' });
+    const older = recordsSyncCompleted({ total: 10 }, { created_at: '2026-04-25T14:36:12.000Z' });
+    await bot.deliver(newer);
+    const before = (await world.tasks())[0];
+    expect((await bot.deliver(older)).status).toBe('stale');
+    const after = (await world.tasks())[0];
+    expect(after?.output).toEqual(before?.output);
+    // The first event time is a gap a stale event may fill.
+    expect(after?.authoredOn).toBe(older.created_at);
+    expect(await markers(world)).toHaveLength(2);
+  });
+
+  it('a duplicate makes one request', async () => {
+    const { bot } = setup();
+    const event = recordsSyncCompleted();
+    await bot.deliver(event);
+    expect((await bot.deliver(event)).status).toBe('duplicate');
+    expect(bot.lastRequestCount()).toBe(1);
+  });
+
+  it('refuses a records.sync.failed delivery sent to this bot, before any FHIR request', async () => {
+    const { bot } = setup();
+    const wrong = {
+      ...recordsSyncCompleted(),
+      type: 'records.sync.failed' as const,
+      data: {
+        object: {
+          resource_type: 'records_sync' as const,
+          patient_id: 'user_42',
+          connection_id: SAMPLE_SOURCE_A,
+          error_message: null,
+        },
+      },
+    };
+    await expect(bot.deliver(wrong)).rejects.toThrow('Delivery rejected: unexpected_event_type');
+    expect(bot.requests).toHaveLength(0);
+  });
+});

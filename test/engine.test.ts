@@ -1,0 +1,207 @@
+// The engine under failure: conflicts are retried by re-reading and re-planning; every other FHIR
+// failure makes the bot throw with nothing marked applied, so that Medblocks' retry completes it.
+import { describe, expect, it } from 'vitest';
+import { SYSTEM } from '../src/fhir/systems';
+import { connection, patientFlowCompleted, recordsSyncCompleted } from '../src/fixtures/events';
+import { expectStoreValid, markers } from './support/assertions';
+import type { FaultInjector, SentRequest } from './support/world';
+import { World } from './support/world';
+
+const isWrite = (r: SentRequest) => r.url.endsWith('/fhir/R4') && JSON.stringify(r.body).includes('"transaction"');
+const isMarker = (r: SentRequest) => r.url.endsWith('/fhir/R4/Basic');
+
+/** Fails the first `times` requests that match. */
+function failMatching(match: (r: SentRequest) => boolean, status: number | 'drop', times = Infinity): FaultInjector {
+  let left = times;
+  return (r) => {
+    if (match(r) && left > 0) {
+      left--;
+      return status === 'drop' ? 'drop' : { status };
+    }
+    return undefined;
+  };
+}
+
+describe('conflicts', () => {
+  it('a write answered 409 once succeeds on the retry', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-records-sync-completed', { faults: failMatching(isWrite, 409, 1) });
+    const answer = await bot.deliver(recordsSyncCompleted());
+    expect(answer.status).toBe('processed');
+    // read, write (409), read, write, marker
+    expect(bot.requests.map((r) => (isWrite(r) ? 'write' : isMarker(r) ? 'marker' : 'read'))).toEqual([
+      'read',
+      'write',
+      'read',
+      'write',
+      'marker',
+    ]);
+    expect(await world.tasks()).toHaveLength(1);
+    expect(await markers(world)).toHaveLength(1);
+  });
+
+  it('a write that keeps answering 409 makes the bot throw, with no marker written', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-records-sync-completed', { faults: failMatching(isWrite, 409) });
+    const event = recordsSyncCompleted();
+    await expect(bot.deliver(event)).rejects.toThrow(/FHIR write failed: conflict.*nothing was marked applied/);
+    expect(await markers(world)).toEqual([]);
+    expect(bot.logs).toEqual([
+      `medblocks evt=${event.id} type=records.sync.completed outcome=failed:conflict fhir_requests=${bot.requests.length} ms=0`,
+    ]);
+    expect(bot.requests.filter(isWrite).length).toBe(5);
+  });
+
+  it('stops retrying at the deadline, far below Medblocks’ 5 s', async () => {
+    const world = new World();
+    const event = recordsSyncCompleted();
+    const start = Date.parse(event.created_at);
+    let clock = 0;
+    const bot = world.bot('medblocks-records-sync-completed', {
+      faults: failMatching(isWrite, 412),
+      runtime: {
+        now: () => start + clock,
+        deadlineMs: 2500,
+        maxAttempts: 100,
+        sleep: (ms) => {
+          clock += ms;
+          return Promise.resolve();
+        },
+      },
+    });
+    await expect(bot.deliver(event)).rejects.toThrow(/conflict/);
+    expect(clock).toBeGreaterThan(1000);
+    expect(clock).toBeLessThan(2500);
+    expect(bot.requests.filter(isWrite).length).toBeLessThan(100);
+  });
+
+  it('a racing writer that creates the same Consent between our read and write: re-planned, one Consent, our state in it', async () => {
+    const world = new World();
+    const event = patientFlowCompleted({ id: 'pf_race', connections: [connection({ id: 'conn_race' })] });
+    let raced = false;
+    const bot = world.bot('medblocks-patient-flow-completed', {
+      faults: async (r) => {
+        if (isWrite(r) && !raced) {
+          raced = true;
+          // Another delivery (an older one) wins the race and creates the Consent first.
+          const other = new World();
+          await other
+            .bot('medblocks-patient-flow-completed')
+            .deliver(
+              patientFlowCompleted(
+                { id: 'pf_race', connections: [connection({ id: 'conn_race', status: 'failed' })] },
+                { created_at: '2026-04-20T00:00:00.000Z' }
+              )
+            );
+          const [consent] = await other.consents();
+          if (consent) {
+            const { id: _id, meta: _meta, patient: _patient, ...copy } = consent;
+            await world.admin.createResource({ ...copy, patient: { display: 'raced' } });
+          }
+        }
+        return undefined;
+      },
+    });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    const consents = (await world.consents()).filter((c) =>
+      c.identifier?.some((i) => i.system === SYSTEM.connectionId && i.value === 'conn_race')
+    );
+    expect(consents).toHaveLength(1);
+    expect(consents[0]?.status).toBe('active');
+    expect(bot.requests.filter(isWrite).length).toBe(2);
+  });
+});
+
+describe('other FHIR failures: throw, nothing marked applied, and the retry converges', () => {
+  const cases: [string, (r: SentRequest) => boolean, number | 'drop', RegExp][] = [
+    ['the read answers 503', (r) => !isWrite(r) && !isMarker(r), 503, /FHIR read failed: server_error/],
+    ['the write answers 500', isWrite, 500, /FHIR write failed: server_error/],
+    ['the write is forbidden', isWrite, 403, /FHIR write failed: access_denied/],
+    ['the write answers 429', isWrite, 429, /FHIR write failed: rate_limited/],
+    ['the write connection drops', isWrite, 'drop', /FHIR write failed: network/],
+    ['the marker write answers 500', isMarker, 500, /FHIR marker failed: server_error/],
+  ];
+
+  it.each(cases)('%s', async (_name, match, status, message) => {
+    const world = new World();
+    const event = patientFlowCompleted();
+    const failing = world.bot('medblocks-patient-flow-completed', { faults: failMatching(match, status) });
+    await expect(failing.deliver(event)).rejects.toThrow(message);
+    expect(await markers(world)).toEqual([]);
+
+    // Medblocks retries later; the bot finishes the work and only then marks the event applied.
+    const retry = world.bot('medblocks-patient-flow-completed');
+    expect((await retry.deliver(event, { signedAt: Date.parse(event.created_at) + 60_000 })).status).toBe('processed');
+    expect(await markers(world)).toHaveLength(1);
+    await expectStoreValid(world);
+
+    const clean = new World();
+    await clean.bot('medblocks-patient-flow-completed').deliver(event);
+    expect(await world.snapshot()).toEqual(await clean.snapshot());
+  });
+
+  it('failure messages quote nothing the server said', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-records-sync-completed', {
+      faults: (r) =>
+        isWrite(r)
+          ? {
+              status: 400,
+              outcome: {
+                resourceType: 'OperationOutcome',
+                issue: [
+                  { severity: 'error', code: 'invalid', details: { text: 'Patient user_42 Jane Doe is invalid' } },
+                ],
+              },
+            }
+          : undefined,
+    });
+    const error = await bot.deliver(recordsSyncCompleted()).catch((err: unknown) => err as Error);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/bad_request \(HTTP 400\)/);
+    expect((error as Error).message + bot.logs.join('')).not.toMatch(/user_42|Jane/);
+  });
+});
+
+describe('atomic transactions (project secret MEDBLOCKS_ATOMIC_TRANSACTIONS=true)', () => {
+  it('commits the marker inside the write bundle: 2 requests, no separate marker write', async () => {
+    const world = new World({ secrets: { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' } });
+    const bot = world.bot('medblocks-records-sync-completed');
+    await bot.deliver(recordsSyncCompleted());
+    expect(bot.requests.filter(isMarker)).toHaveLength(0);
+    expect(bot.lastRequestCount()).toBe(2);
+    const [marker] = await markers(world);
+    const [patient] = await world.patients();
+    expect(marker?.subject).toEqual({ reference: `Patient/${patient?.id}` });
+  });
+
+  it('a transaction refused with 409 (rolled back) is retried from a fresh read', async () => {
+    const world = new World({ secrets: { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' } });
+    const bot = world.bot('medblocks-records-sync-completed', { faults: failMatching(isWrite, 409, 1) });
+    expect((await bot.deliver(recordsSyncCompleted())).status).toBe('processed');
+    expect(bot.lastRequestCount()).toBe(4);
+    expect(await markers(world)).toHaveLength(1);
+  });
+
+  it('a create that met a racing writer inside a committed transaction is repaired without calling itself a duplicate', async () => {
+    const world = new World({ secrets: { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' } });
+    const event = recordsSyncCompleted({ total: 99 }, { created_at: '2026-04-26T00:00:00.000Z' });
+    let raced = false;
+    const bot = world.bot('medblocks-records-sync-completed', {
+      faults: async (r) => {
+        if (isWrite(r) && !raced) {
+          raced = true;
+          await world
+            .bot('medblocks-records-sync-completed')
+            .deliver(recordsSyncCompleted({ total: 1 }, { created_at: '2026-04-25T00:00:00.000Z' }));
+        }
+        return undefined;
+      },
+    });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    const tasks = await world.tasks();
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]?.output?.[0]?.valueInteger).toBe(99);
+    expect(await markers(world)).toHaveLength(2);
+  });
+});
