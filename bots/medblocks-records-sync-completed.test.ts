@@ -83,6 +83,21 @@ describe('records.sync.completed', () => {
     expect(await markers(world)).toHaveLength(2);
   });
 
+  it('re-applying an already applied event (marker lost) writes nothing but the marker, even for ids with slashes', async () => {
+    const { world, bot } = setup();
+    const event = recordsSyncCompleted({ patient_id: 'tenant/7/user-42' });
+    await bot.deliver(event);
+    const [marker] = await markers(world);
+    if (marker) await world.admin.deleteResource('Basic', marker.id);
+    const before = await world.tasks();
+    expect((await bot.deliver(event)).status).toBe('processed');
+    expect(bot.requests.slice(-bot.lastRequestCount()).map((r) => r.url.replace(/^.*\/fhir\/R4/, ''))).toEqual([
+      '',
+      '/Basic',
+    ]);
+    expect(await world.tasks()).toEqual(before);
+  });
+
   it('a duplicate makes one request', async () => {
     const { bot } = setup();
     const event = recordsSyncCompleted();

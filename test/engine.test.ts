@@ -112,6 +112,33 @@ describe('conflicts', () => {
   });
 });
 
+describe('optimistic concurrency on updates', () => {
+  it('a racing update between our read and our write gets 412 on If-Match, and we re-plan on the fresh version', async () => {
+    const world = new World();
+    const syncBot = world.bot('medblocks-records-sync-completed');
+    await syncBot.deliver(recordsSyncCompleted({ total: 1 }, { created_at: '2026-04-25T00:00:00.000Z' }));
+    let raced = false;
+    const bot = world.bot('medblocks-records-sync-completed', {
+      faults: async (r) => {
+        if (isWrite(r) && !raced) {
+          raced = true;
+          const [task] = await world.tasks();
+          if (task) await world.admin.updateResource({ ...task, note: [{ text: 'added by a care coordinator' }] });
+        }
+        return undefined;
+      },
+    });
+    const writes: number[] = [];
+    const event = recordsSyncCompleted({ total: 2 }, { created_at: '2026-04-26T00:00:00.000Z' });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    for (const r of bot.requests.filter(isWrite)) writes.push(r.index);
+    expect(writes).toHaveLength(2);
+    const [task] = await world.tasks();
+    expect(task?.output?.[0]?.valueInteger).toBe(2);
+    expect(task?.note).toEqual([{ text: 'added by a care coordinator' }]);
+  });
+});
+
 describe('other FHIR failures: throw, nothing marked applied, and the retry converges', () => {
   const cases: [string, (r: SentRequest) => boolean, number | 'drop', RegExp][] = [
     ['the read answers 503', (r) => !isWrite(r) && !isMarker(r), 503, /FHIR read failed: server_error/],

@@ -195,7 +195,6 @@ describe('Task builders', () => {
     const sync: TaskModel = {
       kind: CODE.recordsSync,
       key: 'records-sync/user_42/fhirsrc_a',
-      patientId: 'user_42',
       sourceId: 'fhirsrc_a',
       patient: { reference: 'Patient/123' },
       authoredOn: stamp.at,
@@ -220,7 +219,6 @@ describe('Task builders', () => {
     const sync: TaskModel = {
       kind: CODE.recordsSync,
       key: 'records-sync/user_42/fhirsrc_a',
-      patientId: 'user_42',
       sourceId: 'fhirsrc_a',
       patient: { reference: 'Patient/123' },
       authoredOn: stamp.at,

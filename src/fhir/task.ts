@@ -52,7 +52,6 @@ export type SyncResult =
 
 export interface RecordsSyncTaskModel extends TaskModelBase {
   readonly kind: typeof CODE.recordsSync;
-  readonly patientId: string;
   readonly sourceId: string;
   readonly lastEvent: EventStamp;
   readonly result: SyncResult;
@@ -241,8 +240,7 @@ export function decodeTask(task: Task): TaskModel | undefined {
       };
     }
     case 'records-sync': {
-      const patientId = key.split('/')[1];
-      if (!source || !patientId) {
+      if (!source) {
         return undefined;
       }
       const outputs = new Map((task.output ?? []).map((o) => [o.type.coding?.[0]?.code, o.valueInteger]));
@@ -255,7 +253,7 @@ export function decodeTask(task: Task): TaskModel | undefined {
               errors: outputs.get('errors') ?? 0,
               durationMs: outputs.get('duration-ms'),
             };
-      return { ...base, kind: code, patientId, sourceId: source, lastEvent, result };
+      return { ...base, kind: code, sourceId: source, lastEvent, result };
     }
   }
 }

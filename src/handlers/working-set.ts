@@ -223,7 +223,6 @@ export class WorkingSet {
     const model: RecordsSyncTaskModel = {
       kind: CODE.recordsSync,
       key,
-      patientId,
       sourceId,
       ...base,
       lastEvent: this.stamp,
