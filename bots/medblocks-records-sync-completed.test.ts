@@ -122,5 +122,9 @@ describe('records.sync.completed', () => {
     };
     await expect(bot.deliver(wrong)).rejects.toThrow('Delivery rejected: unexpected_event_type');
     expect(bot.requests).toHaveLength(0);
+    // Genuine (signed and valid) but misrouted: its id and type are safe and useful in the log.
+    expect(bot.logs).toEqual([
+      `medblocks evt=${wrong.id} type=records.sync.failed outcome=rejected:unexpected_event_type fhir_requests=0 ms=0`,
+    ]);
   });
 });

@@ -55,6 +55,10 @@ export function createMedblocksBot<E extends MedblocksEvent>(
       log(summaryLine(eventId, type, result.outcome, result.fhirRequests, now() - started));
       return { status: result.outcome, event: eventId, type };
     } catch (err) {
+      if (err instanceof DeliveryRejectedError && err.event) {
+        eventId = err.event.id;
+        type = err.event.type;
+      }
       const { outcome, message } = describeFailure(err);
       log(summaryLine(eventId, type, outcome, counter.requests, now() - started));
       // No `cause`: the original error may quote server text or payload, and this message is

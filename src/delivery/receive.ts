@@ -23,10 +23,13 @@ export type RejectionReason =
 /** A delivery refused before any FHIR request. The message never contains input values. */
 export class DeliveryRejectedError extends Error {
   readonly reason: RejectionReason;
-  constructor(reason: RejectionReason, detail?: string) {
+  /** Set only when the event was verified and validated, so its id and type are safe to log. */
+  readonly event: { readonly id: string; readonly type: string } | undefined;
+  constructor(reason: RejectionReason, detail?: string, event?: { id: string; type: string }) {
     super(detail ? `Delivery rejected: ${reason}: ${detail}` : `Delivery rejected: ${reason}`);
     this.name = 'DeliveryRejectedError';
     this.reason = reason;
+    this.event = event;
   }
 }
 
@@ -95,7 +98,8 @@ export function receiveDelivery(
     // The type was validated against the known list above, so naming it leaks nothing.
     throw new DeliveryRejectedError(
       'unexpected_event_type',
-      `${result.event.type} is not handled by this bot; point that Medblocks endpoint at the matching bot`
+      `${result.event.type} is not handled by this bot; point that Medblocks endpoint at the matching bot`,
+      { id: result.event.id, type: result.event.type }
     );
   }
   return { event: result.event, settings, verifiedAgainstReserialisedBody: reserialised };
