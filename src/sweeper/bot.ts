@@ -1,0 +1,34 @@
+// Turns the sweep into a Medplum bot handler: one PHI-free summary line (it becomes
+// AuditEvent.outcomeDesc) and a small summary answer. A failed run throws after logging, so that
+// Medplum records the AuditEvent as a failure (outcome 4) and the monitor counts it.
+import type { BotEvent, MedplumClient } from '@medplum/core';
+import { sweepSummaryLine } from './plan';
+import type { SweepSummary } from './plan';
+import { sweepMarkers } from './sweep';
+import type { SweepOptions } from './sweep';
+
+export interface SweeperOptions extends SweepOptions {
+  /** Where the summary line goes; Medplum captures console.log. */
+  readonly log?: (line: string) => void;
+}
+
+/** Builds the sweeper's `handler`. Options exist for tests (clock, limits, log sink). */
+export function createSweeper(
+  options: SweeperOptions = {}
+): (medplum: MedplumClient, event: BotEvent) => Promise<SweepSummary> {
+  const now = options.now ?? Date.now;
+  const log =
+    options.log ??
+    ((line: string) => {
+      console.log(line);
+    });
+  return async (medplum, event) => {
+    const started = now();
+    const { summary, fhirRequests } = await sweepMarkers(medplum, event.secrets, options);
+    log(sweepSummaryLine(summary, fhirRequests, now() - started));
+    if (summary.status.startsWith('failed:')) {
+      throw new Error(`Marker sweep stopped: ${summary.status}; ${summary.deleted} deleted, the next run continues`);
+    }
+    return summary;
+  };
+}

@@ -1,0 +1,163 @@
+import type { AuditEvent, Bot } from '@medplum/fhirtypes';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runMonitor } from '../../src/cli/monitor';
+import { runProvision } from '../../src/cli/provision';
+import { parseOutcome, percentile, runStats } from '../../src/monitor/analyse';
+import type { MonitorReport } from '../../src/monitor/monitor';
+import { ACCESS_TOKEN, CLIENT_SECRET, FakeMedblocks, FakeMedplum, MEDBLOCKS_KEY } from '../support/fake-servers';
+import { fakeEnv, makeRoot } from '../support/provision-root';
+
+const NOW = Date.parse('2026-08-01T12:00:00.000Z');
+let medplum: FakeMedplum;
+let medblocks: FakeMedblocks;
+let root: string;
+let cleanup: () => void;
+
+function audit(botId: string, minutesAgo: number, ms: number, outcome: '0' | '4', line: string): AuditEvent {
+  const start = new Date(NOW - minutesAgo * 60_000);
+  return {
+    resourceType: 'AuditEvent',
+    type: { system: 'https://medplum.com/CodeSystem/audit-event', code: 'execute' },
+    recorded: new Date(start.getTime() + ms).toISOString(),
+    period: { start: start.toISOString(), end: new Date(start.getTime() + ms).toISOString() },
+    outcome,
+    outcomeDesc: line,
+    source: { observer: { reference: `Bot/${botId}` } },
+    agent: [{ requestor: false }],
+    entity: [{ what: { reference: `Bot/${botId}` } }],
+  };
+}
+
+beforeEach(async () => {
+  medplum = await new FakeMedplum().start();
+  medblocks = await new FakeMedblocks().start();
+  ({ root, cleanup } = makeRoot());
+  await runProvision([], { root, env: fakeEnv(medplum.url, medblocks.url), print: () => undefined });
+});
+
+afterEach(async () => {
+  await medplum.stop();
+  await medblocks.stop();
+  cleanup();
+});
+
+async function run(args: string[] = []): Promise<{ code: number; output: string }> {
+  const lines: string[] = [];
+  const code = await runMonitor(args, {
+    root,
+    env: fakeEnv(medplum.url, medblocks.url),
+    now: () => NOW,
+    print: (l) => lines.push(l),
+  });
+  return { code, output: lines.join('\n') };
+}
+
+describe('npm run monitor', () => {
+  it('reports runs, failures by reason and latency, and exits 0 when all is well', async () => {
+    const bot = medplum.bot('medblocks-records-sync-completed');
+    const ok = 'medblocks evt=evt_A type=records.sync.completed outcome=processed fhir_requests=2 ms=40';
+    for (const [i, ms] of [10, 20, 30, 40, 50, 60, 70, 80, 90, 100].entries())
+      medplum.put(audit(bot.id, i + 1, ms, '0', ok));
+    medplum.put(audit(bot.id, 60 * 30, 5, '0', ok)); // outside the 24h window
+    const { code, output } = await run(['--json', '--max-failures', '2']);
+    const report = JSON.parse(output) as MonitorReport;
+    expect(code).toBe(0);
+    expect(report.attention).toBe(false);
+    expect(report.bots.find((b) => b.name === bot.name)).toMatchObject({
+      runs: 10,
+      failures: 0,
+      p50Ms: 50,
+      p95Ms: 100,
+    });
+    expect(report.endpoints?.every((e) => e.status === 'active' && e.undelivered === 0)).toBe(true);
+  });
+
+  it('counts failures by the reason in the summary line and exits 1 over the threshold', async () => {
+    const bot = medplum.bot('medblocks-patient-flow-completed');
+    const line = (o: string): string =>
+      `medblocks evt=evt_B type=patient_flow.completed outcome=${o} fhir_requests=0 ms=3`;
+    medplum.put(audit(bot.id, 5, 12, '4', line('rejected:signature_mismatch')));
+    medplum.put(audit(bot.id, 6, 12, '4', line('rejected:signature_mismatch')));
+    medplum.put(audit(bot.id, 7, 12, '4', line('failed:conflict')));
+    medplum.put(audit(bot.id, 8, 4000, '4', 'Task timed out after 4.00 seconds'));
+    medplum.put(audit(bot.id, 9, 30, '0', line('duplicate')));
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toMatch(/medblocks-patient-flow-completed\s+5\s+4 .*ATTENTION/);
+    expect(output).toMatch(/2 × rejected:signature_mismatch/);
+    expect(output).toMatch(/1 × failed:conflict/);
+    expect(output).toMatch(/1 × unknown/);
+    expect(output).toContain('Needs attention.');
+  });
+
+  it('a disabled Medblocks endpoint with undelivered events makes it exit 1', async () => {
+    const endpoint = medblocks.endpoints[3];
+    if (!endpoint) throw new Error('provision made no endpoints');
+    Object.assign(endpoint, { status: 'disabled' });
+    medblocks.undelivered.set(endpoint.id, [
+      {
+        id: 'evt_C',
+        type: 'records.sync.failed',
+        attempts: 9,
+        delivered_at: null,
+        created_at: '2026-07-28T10:00:00.000Z',
+      },
+    ]);
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toMatch(/records\.sync\.failed\s+wh_4\s+disabled\s+undelivered=1 oldest=2026-07-28T10:00:00.000Z/);
+    expect(output).toMatch(/endpoint disabled: re-enable it/);
+    for (const secret of [CLIENT_SECRET, ACCESS_TOKEN, MEDBLOCKS_KEY, ...medblocks.endpoints.map((e) => e.secret)]) {
+      expect(output).not.toContain(secret);
+    }
+  });
+
+  it('reports configuration drift', async () => {
+    const flow = medplum.bot('medblocks-patient-flow-completed');
+    medplum.put<Bot>({ ...flow, publicWebhook: false, rawBody: false });
+    medplum.secrets = medplum.secrets.filter((s) => s.name !== 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED');
+    const sweeper = medplum.bot('medblocks-marker-sweeper');
+    medplum.store.get('Bot')?.delete(sweeper.id);
+    const { code, output } = await run(['--json']);
+    const report = JSON.parse(output) as MonitorReport;
+    expect(code).toBe(1);
+    const issues = Object.fromEntries(report.bots.map((b) => [b.name, b.issues]));
+    expect(issues['medblocks-patient-flow-completed']).toEqual([
+      'publicWebhook is off: Medplum answers 403',
+      'rawBody is off: deliveries are refused with body_not_raw',
+    ]);
+    expect(issues['medblocks-records-sync-failed']?.[0]).toMatch(
+      /MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED missing/
+    );
+    expect(issues['medblocks-marker-sweeper']).toEqual(['bot missing: run npm run provision']);
+    expect(issues['medblocks-records-sync-completed']).toEqual([]);
+  });
+
+  it('exits 2 with a message when it cannot check', async () => {
+    const lines: string[] = [];
+    const code = await runMonitor(['--since', 'yesterday'], {
+      root,
+      env: fakeEnv(medplum.url),
+      print: (l) => lines.push(l),
+    });
+    expect(code).toBe(2);
+    expect(lines[0]).toMatch(/--since must look like/);
+  });
+});
+
+describe('monitor analysis', () => {
+  it('takes the last summary line of a run and ignores other output', () => {
+    expect(parseOutcome('noise\nmedblocks evt=a type=b outcome=failed:server_error fhir_requests=1 ms=2\n')).toBe(
+      'failed:server_error'
+    );
+    expect(parseOutcome('medblocks-sweeper cutoff=2026-05-03 outcome=swept deleted=1')).toBe('swept');
+    expect(parseOutcome('Unhandled error: outcome=failed:x')).toBeUndefined();
+  });
+
+  it('uses nearest-rank percentiles', () => {
+    expect(percentile([], 50)).toBeUndefined();
+    expect(percentile([5], 95)).toBe(5);
+    expect(percentile([1, 2, 3, 4], 50)).toBe(2);
+    expect(runStats([]).runs).toBe(0);
+  });
+});
