@@ -232,3 +232,23 @@ describe('atomic transactions (project secret MEDBLOCKS_ATOMIC_TRANSACTIONS=true
     expect(await markers(world)).toHaveLength(2);
   });
 });
+
+describe('a read answered with something other than a Bundle', () => {
+  it('is a classified server_error, not an internal crash', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-records-sync-completed', {
+      faults: (r) =>
+        r.index === 0
+          ? {
+              status: 200,
+              outcome: {
+                resourceType: 'OperationOutcome',
+                issue: [{ severity: 'information', code: 'informational' }],
+              },
+            }
+          : undefined,
+    });
+    await expect(bot.deliver(recordsSyncCompleted())).rejects.toThrow(/FHIR read failed: server_error/);
+    expect(bot.logs[0]).toContain('outcome=failed:server_error');
+  });
+});

@@ -60,7 +60,11 @@ export async function readState(medplum: MedplumClient, request: ReadRequest): P
   return parseReadResponse(response, slots);
 }
 
-export function parseReadResponse(response: Bundle, slots: readonly Slot[]): DeliveryState {
+export function parseReadResponse(response: Bundle | null | undefined, slots: readonly Slot[]): DeliveryState {
+  if (response?.resourceType !== 'Bundle') {
+    // A proxy page or an empty body where a batch-response was due: a server-side failure.
+    throw new FhirFailureError('server_error', undefined, 'read');
+  }
   const consents = new Map<string, Consent & { id: string }>();
   const tasks = new Map<string, Task & { id: string }>();
   let marker: (Basic & { id: string }) | undefined;

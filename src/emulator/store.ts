@@ -1,0 +1,164 @@
+// The emulator's FHIR store: one MemoryRepository behind a FhirRouter (what @medplum/mock uses),
+// answering FHIR requests in-process for the bots (each through its own AccessPolicy view) and
+// over HTTP for people and tools. Two server behaviours the mock lacks are added here: writes are
+// serialised like the server's SERIALIZABLE transactions, and each request can be slowed down by
+// a simulated network latency (for benchmarks).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { getStatus, normalizeOperationOutcome } from '@medplum/core';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import type { FhirRequest } from '@medplum/fhir-router';
+import type { AccessPolicy, Bundle, Resource } from '@medplum/fhirtypes';
+import { MockClient, MockFetchClient } from '@medplum/mock';
+import { withAccessPolicy } from './access-policy-repository';
+import type { DecisionListener } from './access-policy-repository';
+import { indexFhirDefinitions } from './definitions';
+import { Mutex } from './mutex';
+
+/** MockClient's own base URL; its MockFetchClient must use the same one or every request misses. */
+const MOCK_BASE_URL = 'https://example.com/';
+
+/** Where FHIR lives under a server's base URL, as on Medplum. */
+export const FHIR_PATH = 'fhir/R4';
+
+export interface StoreOptions {
+  /** Added before every FHIR request a bot makes, in milliseconds (0 = none). */
+  readonly latencyMs?: number;
+}
+
+export interface FhirAnswer {
+  readonly status: number;
+  readonly body: Resource;
+}
+
+export interface FhirCall {
+  readonly method: string;
+  /** Path and query below `fhir/R4`, e.g. `/Patient?identifier=…` or `` for a batch. */
+  readonly path: string;
+  readonly body?: unknown;
+  readonly headers?: Record<string, string>;
+}
+
+export class EmulatorStore {
+  readonly repo = new MemoryRepository();
+  readonly router = new FhirRouter();
+  readonly latencyMs: number;
+  private readonly writes = new Mutex();
+  private requestCount = 0;
+
+  constructor(options: StoreOptions = {}) {
+    indexFhirDefinitions();
+    this.latencyMs = Math.max(0, options.latencyMs ?? 0);
+  }
+
+  /** FHIR requests answered so far (bots and HTTP), for benchmarks and tests. */
+  get requests(): number {
+    return this.requestCount;
+  }
+
+  /** The view a bot gets: the shared store, filtered and guarded by its AccessPolicy. */
+  viewFor(policy: AccessPolicy, onDecision?: DecisionListener): MemoryRepository {
+    return withAccessPolicy(this.repo, policy, onDecision);
+  }
+
+  /**
+   * Answers one FHIR request against `view` (the unrestricted store by default). Writes — anything
+   * but GET and batches of GETs — run one at a time, so conditional creates and updates in
+   * concurrent transaction bundles resolve against each other as on the server.
+   */
+  async handle(call: FhirCall, view: MemoryRepository = this.repo): Promise<FhirAnswer> {
+    this.requestCount++;
+    if (this.latencyMs > 0) {
+      await sleep(this.latencyMs);
+    }
+    const request: FhirRequest = {
+      method: call.method.toUpperCase() as FhirRequest['method'],
+      url: call.path,
+      pathname: '',
+      body: call.body,
+      params: Object.create(null) as Record<string, string>,
+      query: Object.create(null) as Record<string, string>,
+      headers: call.headers,
+    };
+    const route = async (): Promise<FhirAnswer> => {
+      try {
+        const [outcome, resource] = await this.router.handleRequest(request, view);
+        return { status: getStatus(outcome), body: resource ?? outcome };
+      } catch (err) {
+        const outcome = normalizeOperationOutcome(err);
+        return { status: getStatus(outcome), body: outcome };
+      }
+    };
+    return isWrite(request.method, call.body) ? this.writes.run(route) : route();
+  }
+
+  /**
+   * A `fetch` for a MedplumClient whose base URL is `baseUrl`: FHIR requests are answered here
+   * through `view`; anything else goes to `fallback` (the network), as a bot's fetch would.
+   */
+  fetchFor(baseUrl: string, view: MemoryRepository, fallback: typeof fetch = fetch): typeof fetch {
+    const prefix = `${baseUrl.replace(/\/$/, '')}/${FHIR_PATH}`;
+    const storeFetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (!url.startsWith(prefix)) {
+        return fallback(input, init);
+      }
+      const body = typeof init.body === 'string' && init.body !== '' ? (JSON.parse(init.body) as unknown) : undefined;
+      const answer = await this.handle(
+        { method: init.method ?? 'GET', path: url.slice(prefix.length), body, headers: headerRecord(init.headers) },
+        view
+      );
+      return new Response(JSON.stringify(answer.body), {
+        status: answer.status,
+        headers: { 'content-type': 'application/fhir+json' },
+      });
+    };
+    return storeFetch;
+  }
+
+  /**
+   * A MockClient over `view` (the unrestricted store by default) for tests, the demo and the
+   * plain-CommonJS run of a bundle. Seeding is skipped: the mock would otherwise write its sample
+   * StructureDefinitions over the real indexed definitions.
+   */
+  client(view: MemoryRepository = this.repo): MockClient {
+    const fetchClient = new MockFetchClient(this.router, view, MOCK_BASE_URL, { seedDefaultData: false });
+    fetchClient.initialized = true;
+    return new MockClient({ mockFetchOverride: { client: fetchClient, router: this.router, repo: view } });
+  }
+
+  /** Every resource of a type, optionally narrowed by a search query (`identifier=…`). */
+  async all<T extends Resource>(resourceType: T['resourceType'], query = ''): Promise<(T & { id: string })[]> {
+    const answer = await this.handle({
+      method: 'GET',
+      path: `/${resourceType}?_count=1000${query ? `&${query}` : ''}`,
+    });
+    const bundle = answer.body as Bundle<T & { id: string }>;
+    return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
+  }
+}
+
+/** GETs and batch/transaction bundles made only of GETs are reads; everything else takes the write lock. */
+function isWrite(method: string, body: unknown): boolean {
+  if (method === 'GET' || method === 'HEAD') {
+    return false;
+  }
+  if (method === 'POST' && isBundle(body)) {
+    return (body.entry ?? []).some((e) => (e.request?.method ?? 'GET') !== 'GET');
+  }
+  return true;
+}
+
+function isBundle(body: unknown): body is Bundle {
+  return typeof body === 'object' && body !== null && (body as Resource).resourceType === 'Bundle';
+}
+
+function headerRecord(headers: RequestInit['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  const entries: Iterable<[string, string | undefined]> =
+    headers instanceof Headers || Array.isArray(headers) ? headers : Object.entries(headers);
+  for (const [name, value] of entries) {
+    if (value !== undefined) out[name.toLowerCase()] = value;
+  }
+  return out;
+}

@@ -1,0 +1,244 @@
+// Medplum's anonymous webhook route (packages/server/src/webhook/routes.ts and bots/execute.ts),
+// as a function from an HTTP request to an HTTP answer:
+//   unknown membership → 404; non-bot membership, membership without policy, bot without
+//   publicWebhook → 403 with Medplum's exact texts; body parsed (raw text when Bot.rawBody, else
+//   the parsed JSON; malformed JSON → 400 before the bot runs); the bot runs synchronously in the
+//   vmcontext sandbox under its membership's AccessPolicy with the project secrets; an AuditEvent
+//   is written; 200 with the returned value, or 400 echoing the console output.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { allOk, badRequest, ContentType, createReference, getStatus, notFound } from '@medplum/core';
+import type {
+  AccessPolicy,
+  Binary,
+  Bot,
+  OperationOutcome,
+  Project,
+  ProjectMembership,
+  ProjectSetting,
+} from '@medplum/fhirtypes';
+import { createFakeJwt } from '@medplum/mock';
+import { botAuditEvent, shouldAudit } from './audit';
+import type { SeededBot } from './project';
+import { runInSandbox } from './sandbox';
+import type { BotExecutionResult } from './sandbox';
+import type { EmulatorStore } from './store';
+
+export const MESSAGES = {
+  notBot: 'ProjectMembership must be for a Bot resource',
+  noPolicy: 'ProjectMembership must have an Access Policy',
+  notPublic: 'Bot is not configured for public webhook access',
+  unparsable: 'Content could not be parsed',
+  botsDisabled: 'Bots not enabled',
+} as const;
+
+/** Medplum's default JSON body limit is far above this; anything larger is not a Medblocks delivery. */
+export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
+
+export interface WebhookRequest {
+  readonly membershipId: string;
+  /** Node's `req.headers`: names lower-cased, duplicates joined, as Medplum hands them to bots. */
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Uint8Array;
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string | Uint8Array;
+}
+
+export interface WebhookContext {
+  readonly store: EmulatorStore;
+  /** The emulator's own base URL: the bot's MedplumClient talks to `{baseUrl}fhir/R4`. */
+  readonly baseUrl: string;
+  readonly bots: ReadonlyMap<string, SeededBot>;
+  /** Called after each run, for the dev server's one-line request log. */
+  readonly onRun?: (run: { bot: string; status: number; success: boolean; ms: number }) => void;
+}
+
+/** Handles one `POST /webhook/:membershipId`. Never throws. */
+export async function handleWebhook(ctx: WebhookContext, req: WebhookRequest): Promise<HttpAnswer> {
+  const startTime = new Date().toISOString();
+  const started = Date.now();
+  const { store } = ctx;
+
+  const runAs = await store.repo
+    .readResource<ProjectMembership>('ProjectMembership', req.membershipId)
+    .catch(() => undefined);
+  if (!runAs) {
+    return outcomeAnswer(notFound);
+  }
+  if (!runAs.profile.reference?.startsWith('Bot/')) {
+    return textAnswer(403, MESSAGES.notBot);
+  }
+  if (!runAs.access && !runAs.accessPolicy) {
+    return textAnswer(403, MESSAGES.noPolicy);
+  }
+  const bot = (await store.repo.readReference<Bot>({ reference: runAs.profile.reference })) as Bot & { id: string };
+  if (!bot.publicWebhook) {
+    return textAnswer(403, MESSAGES.notPublic);
+  }
+
+  const contentType = headerValue(req.headers['content-type']) ?? '';
+  let input: unknown;
+  try {
+    input = parseBody(req.body, contentType, headerValue(req.headers['content-encoding']), bot.rawBody === true);
+  } catch {
+    return outcomeAnswer(badRequest(MESSAGES.unparsable));
+  }
+
+  const result = await execute(ctx, bot, runAs, input, contentType, req.headers);
+  const auditable = shouldAudit(bot, result.success, result.logResult);
+  if (auditable) {
+    const endTime = new Date().toISOString();
+    await store.repo.createResource(
+      botAuditEvent({ bot, runAs, startTime, endTime, success: result.success, logResult: result.logResult })
+    );
+  }
+  const answer = answerFor(result, contentType);
+  ctx.onRun?.({ bot: bot.name ?? bot.id, status: answer.status, success: result.success, ms: Date.now() - started });
+  return answer;
+}
+
+async function execute(
+  ctx: WebhookContext,
+  bot: Bot & { id: string },
+  runAs: ProjectMembership,
+  input: unknown,
+  contentType: string,
+  headers: WebhookRequest['headers']
+): Promise<BotExecutionResult> {
+  const { store } = ctx;
+  const project = await store.repo.readReference<Project>(runAs.project);
+  if (!project.features?.includes('bots')) {
+    return { success: false, logResult: MESSAGES.botsDisabled };
+  }
+  const seeded = ctx.bots.get(bot.id);
+  const code = seeded?.source.code ?? (seeded?.source.file ? readFileSync(seeded.source.file, 'utf8') : undefined);
+  if (code === undefined) {
+    return { success: false, logResult: 'No executable code' };
+  }
+  const policy = await membershipPolicy(store, runAs);
+  const view = store.viewFor(policy);
+  return runInSandbox({
+    code,
+    filename: seeded?.source.file ?? `${bot.name ?? bot.id}.js`,
+    timeoutMs: bot.timeout ? bot.timeout * 1000 : undefined,
+    fetch: store.fetchFor(ctx.baseUrl, view),
+    event: {
+      bot: createReference(bot),
+      baseUrl: ctx.baseUrl,
+      accessToken: createFakeJwt({ sub: bot.id, profile: `Bot/${bot.id}`, exp: Math.floor(Date.now() / 1000) + 3600 }),
+      requester: undefined,
+      input,
+      contentType,
+      secrets: secretsOf(project),
+      traceId: randomUUID(),
+      headers,
+    },
+  });
+}
+
+/** The membership's policy; several `access` entries are merged the way Medplum combines them (union of grants). */
+async function membershipPolicy(store: EmulatorStore, runAs: ProjectMembership): Promise<AccessPolicy> {
+  const refs = runAs.accessPolicy ? [runAs.accessPolicy] : (runAs.access ?? []).map((a) => a.policy);
+  const policies = await Promise.all(refs.map((ref) => store.repo.readReference<AccessPolicy>(ref)));
+  return { resourceType: 'AccessPolicy', resource: policies.flatMap((p) => p.resource ?? []) };
+}
+
+function secretsOf(project: Project): Record<string, ProjectSetting> {
+  return Object.fromEntries((project.secret ?? []).map((s) => [s.name, s]));
+}
+
+/**
+ * The body a bot receives. JSON content types: the original UTF-8 text when `rawBody` is on,
+ * otherwise the parsed value; malformed JSON is refused either way, as Medplum's parser does.
+ * Text content types arrive as strings; a gzip body is decompressed first.
+ */
+export function parseBody(
+  body: Uint8Array,
+  contentType: string,
+  encoding: string | undefined,
+  rawBody: boolean
+): unknown {
+  const bytes = encoding?.toLowerCase() === 'gzip' ? gunzipSync(body) : body;
+  const text = new TextDecoder('utf-8').decode(bytes);
+  const mime = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  if (isJsonType(mime)) {
+    const stripped = text.replace(/^\uFEFF/, '');
+    if (stripped.trim().length === 0) {
+      return rawBody ? text : {};
+    }
+    if (!/^[ \t\r\n]*[{[]/.test(stripped)) {
+      throw new Error('not a JSON object or array');
+    }
+    const parsed: unknown = JSON.parse(stripped);
+    return rawBody ? text : parsed;
+  }
+  if (mime === 'application/x-www-form-urlencoded') {
+    return Object.fromEntries(new URLSearchParams(text));
+  }
+  return text;
+}
+
+function isJsonType(mime: string): boolean {
+  return mime === 'application/json' || mime === ContentType.FHIR_JSON || mime.endsWith('+json');
+}
+
+/** Medplum: a returned value → 200 with it; nothing → 200 "All OK"; failure → 400 with the console output. */
+function answerFor(result: BotExecutionResult, requestContentType: string): HttpAnswer {
+  const contentType = responseContentType(requestContentType);
+  if (!result.success) {
+    return outcomeAnswer(badRequest(result.logResult), 400, contentType);
+  }
+  const value = result.returnValue;
+  if (isBinary(value)) {
+    return {
+      status: 200,
+      contentType: value.contentType,
+      body: decodeBase64(value.data ?? ''),
+    };
+  }
+  if (value === undefined) {
+    return outcomeAnswer(allOk, 200, contentType);
+  }
+  if (typeof value === 'string') {
+    return { status: 200, contentType, body: value };
+  }
+  if (typeof value === 'number') {
+    return { status: 200, contentType, body: String(value) };
+  }
+  return { status: 200, contentType, body: JSON.stringify(value) };
+}
+
+/** Text and HL7 requests are answered in kind; everything else as JSON. */
+function responseContentType(requestContentType: string): string {
+  const mirrored: string[] = [ContentType.TEXT, ContentType.HL7_V2];
+  return mirrored.includes(requestContentType) ? requestContentType : ContentType.JSON;
+}
+
+function outcomeAnswer(
+  outcome: OperationOutcome,
+  status = getStatus(outcome),
+  contentType: string = ContentType.JSON
+): HttpAnswer {
+  return { status, contentType, body: JSON.stringify(outcome) };
+}
+
+function textAnswer(status: number, text: string): HttpAnswer {
+  return { status, contentType: 'text/html; charset=utf-8', body: text };
+}
+
+function isBinary(value: unknown): value is Binary {
+  return typeof value === 'object' && value !== null && (value as Partial<Binary>).resourceType === 'Binary';
+}
+
+function decodeBase64(data: string): Uint8Array {
+  return Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,102 @@
+// Every built bundle must load both in the vmcontext sandbox and as a plain CommonJS module (what
+// Lambda's Node runtime does), and each webhook bundle must process a signed delivery end to end.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import vm from 'node:vm';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { BotEvent, MedplumClient } from '@medplum/core';
+import type { AccessPolicy, Basic } from '@medplum/fhirtypes';
+import { BOTS } from '../../src/bot/catalog';
+import { BotConsole } from '../../src/emulator/bot-console';
+import { discoverBots } from '../../src/emulator/project';
+import type { EmulatedBotSpec } from '../../src/emulator/project';
+import { sandboxGlobals } from '../../src/emulator/sandbox';
+import { startEmulator } from '../../src/emulator/server';
+import type { RunningEmulator } from '../../src/emulator/server';
+import { serialise } from '../../src/fixtures/events';
+import { buildEvent } from '../../src/fixtures/variants';
+import { signatureHeader } from '../../src/medblocks/signature';
+import { buildIntoTempRoot, sendSigned } from './support';
+import type { BuiltRoot } from './support';
+
+let built: BuiltRoot;
+let bundles: EmulatedBotSpec[];
+let emulator: RunningEmulator;
+
+beforeAll(async () => {
+  built = await buildIntoTempRoot();
+  bundles = discoverBots(built.root);
+  emulator = await startEmulator({ root: built.root });
+});
+
+afterAll(async () => {
+  await emulator.close();
+  built.cleanup();
+});
+
+type Handler = (medplum: MedplumClient, event: BotEvent) => Promise<unknown>;
+
+describe('built bundles', () => {
+  test('one bundle per bot entry, at least the four webhook bots', () => {
+    const names = bundles.map((b) => b.name);
+    expect(names).toEqual(expect.arrayContaining(BOTS.map((b) => b.name)));
+  });
+
+  test('every bundle exposes exports.handler inside the vmcontext wrapper', () => {
+    for (const bundle of bundles) {
+      const code = readFileSync(bundle.file ?? '', 'utf8');
+      const globals = sandboxGlobals({ event: {} as never, fetch }, new BotConsole());
+      const kind: unknown = vm.runInNewContext(
+        `const exports = {}; const module = {exports};\n${code}\n;typeof exports.handler`,
+        globals
+      );
+      expect(kind, bundle.name).toBe('function');
+    }
+  });
+
+  test('every bundle loads as a plain CommonJS module', () => {
+    const load = createRequire(import.meta.url);
+    for (const bundle of bundles) {
+      const loaded = load(bundle.file ?? '') as { handler?: unknown };
+      expect(typeof loaded.handler, bundle.name).toBe('function');
+    }
+  });
+
+  test.each(BOTS.map((b) => [b.name, b.medblocksEvent] as const))(
+    '%s processes a signed %s in the vm sandbox, over HTTP',
+    async (name, type) => {
+      const event = buildEvent(type);
+      const answer = await sendSigned(emulator.bot(name), event);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.text)).toEqual({ status: 'processed', event: event.id, type });
+      const markers = await emulator.store.all<Basic>('Basic', `identifier=urn:medblocks:event-id|${event.id}`);
+      expect(markers).toHaveLength(1);
+    }
+  );
+
+  test.each(BOTS.map((b) => [b.name, b.medblocksEvent] as const))(
+    '%s processes a signed %s as a plain CommonJS module',
+    async (name, type) => {
+      const spec = bundles.find((b) => b.name === name);
+      const { handler } = createRequire(import.meta.url)(spec?.file ?? '') as { handler: Handler };
+      const bot = emulator.bot(name);
+      const event = buildEvent(type);
+      const body = serialise(event);
+      const botEvent: BotEvent = {
+        bot: { reference: `Bot/${bot.botId}` },
+        contentType: 'application/json',
+        input: body,
+        secrets: { [bot.secretName ?? '']: { name: bot.secretName ?? '', valueString: bot.secret } },
+        headers: {
+          'content-type': 'application/json',
+          'medblocks-signature': signatureHeader(bot.secret ?? '', Math.floor(Date.now() / 1000), body),
+        },
+      };
+      const view = emulator.store.viewFor(spec?.policy as AccessPolicy);
+      const answer = await handler(emulator.store.client(view), botEvent);
+      expect(answer).toEqual({ status: 'processed', event: event.id, type });
+      const markers = await emulator.store.all<Basic>('Basic', `identifier=urn:medblocks:event-id|${event.id}`);
+      expect(markers).toHaveLength(1);
+    }
+  );
+});

@@ -1,0 +1,199 @@
+// The Medblocks-side sender: signing per attempt, the 5 s deadline, 2xx = success, and the retry
+// schedule on a scaled clock, against a scripted local receiver.
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { main as sendCli } from '../../src/cli/send';
+import { recordsSyncFailed, serialise } from '../../src/fixtures/events';
+import { deliver, RETRY_SCHEDULE_MS } from '../../src/medblocks/sender';
+import { verifySignature } from '../../src/medblocks/signature';
+
+const SECRET = 'whsec_sender_test_0123456789abcdef';
+const BODY = serialise(recordsSyncFailed());
+
+interface Received {
+  readonly header: string;
+  readonly body: string;
+  readonly contentType: string;
+}
+
+let server: Server;
+let url: string;
+let script: (number | 'hang')[] = [];
+let received: Received[] = [];
+
+function readAll(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      resolve(text);
+    });
+  });
+}
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    void readAll(req).then((body) => {
+      received.push({
+        header: String(req.headers['medblocks-signature']),
+        body,
+        contentType: String(req.headers['content-type']),
+      });
+      const next = script.shift() ?? 500;
+      if (next === 'hang') return; // never answers; closed by closeAllConnections
+      res.writeHead(next, { 'content-type': 'application/json' }).end('{"ok":false}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhook/x`;
+});
+
+afterEach(() => {
+  script = [];
+  received = [];
+  vi.restoreAllMocks();
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    })
+  );
+});
+
+/** A Medblocks clock that jumps forward by (real sleep × scale) on every sleep. */
+function scaledClock(scale: number) {
+  let virtualNow = Date.parse('2026-04-25T14:36:12.000Z');
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => virtualNow,
+    sleep: (ms: number) => {
+      sleeps.push(ms);
+      virtualNow += ms * scale;
+      return Promise.resolve();
+    },
+  };
+}
+
+function timestampOf(header: string): number {
+  return Number(/t=(\d+)/.exec(header)?.[1]);
+}
+
+describe('deliver', () => {
+  test('follows the 9-attempt schedule on the scaled clock and signs each attempt afresh', async () => {
+    const clock = scaledClock(3600);
+    const result = await deliver({
+      url,
+      body: BODY,
+      secret: SECRET,
+      timeScale: 3600,
+      now: clock.now,
+      sleep: clock.sleep,
+    });
+
+    expect(result.delivered).toBe(false);
+    expect(result.attempts.map((a) => a.status)).toEqual(Array(9).fill(500));
+    expect(clock.sleeps).toEqual(RETRY_SCHEDULE_MS.slice(1).map((ms) => ms / 3600));
+    expect(result.attempts.map((a) => a.scheduledOffsetMs)).toEqual([
+      0, 60_000, 360_000, 2_160_000, 9_360_000, 52_560_000, 138_960_000, 225_360_000, 311_760_000,
+    ]);
+    const ts = received.map((r) => timestampOf(r.header));
+    const first = ts[0] ?? 0;
+    expect(ts.map((t) => (t - first) * 1000)).toEqual(result.attempts.map((a) => a.scheduledOffsetMs));
+    for (const r of received) {
+      expect(r.body).toBe(BODY);
+      expect(r.contentType).toBe('application/json');
+      const check = verifySignature({
+        header: r.header,
+        rawBody: r.body,
+        secrets: [SECRET],
+        now: () => timestampOf(r.header) * 1000,
+      });
+      expect(check.ok).toBe(true);
+    }
+  });
+
+  test('stops at the first 2xx; 3xx and 4xx count as failures', async () => {
+    script = [302, 404, 503, 204];
+    const clock = scaledClock(1e6);
+    const result = await deliver({ url, body: BODY, secret: SECRET, now: clock.now, sleep: clock.sleep });
+    expect(result.delivered).toBe(true);
+    expect(result.attempts.map((a) => [a.status, a.ok])).toEqual([
+      [302, false],
+      [404, false],
+      [503, false],
+      [204, true],
+    ]);
+  });
+
+  test('an answer slower than the deadline is a failed attempt (timeout)', async () => {
+    script = ['hang', 200];
+    const clock = scaledClock(1e6);
+    const result = await deliver({
+      url,
+      body: BODY,
+      secret: SECRET,
+      deadlineMs: 150,
+      now: clock.now,
+      sleep: clock.sleep,
+    });
+    expect(result.attempts.map((a) => [a.status, a.error, a.ok])).toEqual([
+      [undefined, 'timeout', false],
+      [200, undefined, true],
+    ]);
+  });
+
+  test('tampering, skew and a wrong secret make signatures the receiver must refuse', async () => {
+    script = [200, 200, 200, 200];
+    const now = Date.parse('2026-04-25T14:36:12.000Z');
+    const base = { url, body: BODY, secret: SECRET, now: () => now, maxAttempts: 1 };
+    await deliver({ ...base, tamper: 'body' });
+    await deliver({ ...base, tamper: 'signature' });
+    await deliver({ ...base, clockSkewSeconds: -600 });
+    await deliver({ ...base, secret: 'whsec_someone_else' });
+    const verdicts = received.map((r) =>
+      verifySignature({ header: r.header, rawBody: r.body, secrets: [SECRET], now: () => now })
+    );
+    expect(verdicts).toEqual([
+      { ok: false, reason: 'signature_mismatch' },
+      { ok: false, reason: 'signature_mismatch' },
+      { ok: false, reason: 'timestamp_out_of_tolerance' },
+      { ok: false, reason: 'signature_mismatch' },
+    ]);
+    expect(received[0]?.body).not.toBe(BODY);
+    expect(() => JSON.parse(received[0]?.body ?? '') as unknown).not.toThrow();
+  });
+});
+
+describe('npm run send', () => {
+  test('prints each attempt and exits 1 when delivery finally failed', async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((line: string) => lines.push(line));
+    const args = ['--url', url, '--type', 'records.sync.failed', '--secret', SECRET, '--time-scale', '1000000'];
+    expect(await sendCli([...args, '--max-attempts', '3'])).toBe(1);
+    expect(
+      lines.filter((l) => / attempt=\d /.test(l)).map((l) => /attempt=(\d) .* status=(\d+)/.exec(l)?.slice(1))
+    ).toEqual([
+      ['1', '500'],
+      ['2', '500'],
+      ['3', '500'],
+    ]);
+    expect(lines.at(-1)).toMatch(/^FAILED 1\/1/);
+  });
+
+  test('exits 0 when every delivery got a 2xx, duplicates included', async () => {
+    script = [200, 200];
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const args = ['--url', url, '--type', 'patient_flow.completed', '--secret', SECRET, '--duplicate', '2'];
+    expect(await sendCli(args)).toBe(0);
+    expect(received).toHaveLength(2);
+    const ids = received.map((r) => (JSON.parse(r.body) as { id: string }).id);
+    expect(ids[0]).toBe(ids[1]);
+  });
+});

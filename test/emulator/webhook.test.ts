@@ -1,0 +1,192 @@
+// The webhook route's contract, status by status, with the real built bundles.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { AccessPolicy, AuditEvent, Basic, Bot, Task } from '@medplum/fhirtypes';
+import { botIdFor } from '../../src/emulator/identity';
+import { loadPolicyFile } from '../../src/emulator/project';
+import { startEmulator } from '../../src/emulator/server';
+import type { RunningEmulator } from '../../src/emulator/server';
+import { MESSAGES } from '../../src/emulator/webhook';
+import { patientFlowCompleted, recordsSyncCompleted, serialise } from '../../src/fixtures/events';
+import { buildIntoTempRoot, outcomeText, post, sendSigned } from './support';
+import type { BuiltRoot } from './support';
+
+const SYNC_BOT = 'medblocks-records-sync-completed';
+const FLOW_BOT = 'medblocks-patient-flow-completed';
+
+let built: BuiltRoot;
+let emulator: RunningEmulator;
+
+beforeAll(async () => {
+  built = await buildIntoTempRoot();
+  emulator = await startEmulator({ root: built.root });
+});
+
+afterAll(async () => {
+  await emulator.close();
+  built.cleanup();
+});
+
+async function auditEventsOf(botName: string): Promise<AuditEvent[]> {
+  return emulator.store.all<AuditEvent>('AuditEvent', `entity=Bot/${botIdFor(botName)}`);
+}
+
+async function setBot(botName: string, change: Partial<Bot>): Promise<void> {
+  const bot = await emulator.store.repo.readResource<Bot>('Bot', botIdFor(botName));
+  await emulator.store.repo.updateResource<Bot>({ ...bot, ...change });
+}
+
+describe('POST /webhook/:membershipId', () => {
+  test('a signed delivery runs the bot synchronously: 200 with its answer, one AuditEvent with outcome 0', async () => {
+    const before = (await auditEventsOf(SYNC_BOT)).length;
+    const event = recordsSyncCompleted();
+    const answer = await sendSigned(emulator.bot(SYNC_BOT), event);
+    expect(answer.status).toBe(200);
+    expect(answer.contentType).toContain('application/json');
+    expect(JSON.parse(answer.text)).toEqual({ status: 'processed', event: event.id, type: 'records.sync.completed' });
+    expect(await emulator.store.all<Task>('Task')).toHaveLength(1);
+
+    const audits = await auditEventsOf(SYNC_BOT);
+    expect(audits).toHaveLength(before + 1);
+    const audit = audits.at(-1) as AuditEvent;
+    expect(audit.type).toEqual({ system: 'https://medplum.com/CodeSystem/audit-event', code: 'execute' });
+    expect(audit.outcome).toBe('0');
+    expect(audit.source.observer.reference).toBe(`Bot/${botIdFor(SYNC_BOT)}`);
+    expect(audit.entity?.[0]?.what?.reference).toBe(`Bot/${botIdFor(SYNC_BOT)}`);
+    expect(Date.parse(audit.period?.end ?? '')).toBeGreaterThanOrEqual(Date.parse(audit.period?.start ?? ''));
+    expect(audit.outcomeDesc).toMatch(
+      new RegExp(`^medblocks evt=${event.id} type=records.sync.completed outcome=processed `)
+    );
+  });
+
+  test('the /api and project-scoped routes reach the same bot', async () => {
+    const bot = emulator.bot(SYNC_BOT);
+    const scoped = { ...bot, webhookUrl: `${emulator.url}/api/projects/any/webhook/${bot.membershipId}` };
+    expect((await sendSigned(scoped, recordsSyncCompleted())).status).toBe(200);
+  });
+
+  test('a throwing bot gives 400 echoing its console output, and an AuditEvent with outcome 4', async () => {
+    const answer = await sendSigned(emulator.bot(SYNC_BOT), recordsSyncCompleted(), { secret: 'whsec_not_the_secret' });
+    expect(answer.status).toBe(400);
+    const text = outcomeText(answer.text);
+    expect(JSON.parse(answer.text)).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'invalid' }] });
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(/^medblocks evt=- type=- outcome=rejected:signature_mismatch fhir_requests=0 ms=\d+$/);
+    expect(lines[1]).toBe(
+      'Unhandled error: Delivery rejected: signature_mismatch: signature does not match any configured secret'
+    );
+    expect(lines.at(-1)).toBe(
+      'Error Delivery rejected: signature_mismatch: signature does not match any configured secret'
+    );
+    const audit = (await auditEventsOf(SYNC_BOT)).at(-1);
+    expect(audit?.outcome).toBe('4');
+    expect(audit?.outcomeDesc).toBe(text);
+  });
+
+  test('an unknown membership id is 404', async () => {
+    const answer = await post(`${emulator.url}/webhook/00000000-0000-4000-a000-000000000000`, '{}', {
+      'Content-Type': 'application/json',
+    });
+    expect(answer.status).toBe(404);
+    expect(JSON.parse(answer.text)).toMatchObject({ resourceType: 'OperationOutcome', id: 'not-found' });
+  });
+
+  test('a membership that is not a bot is 403', async () => {
+    const answer = await post(`${emulator.url}/webhook/${emulator.adminMembershipId}`, '{}');
+    expect(answer).toMatchObject({ status: 403, text: MESSAGES.notBot });
+    expect(MESSAGES.notBot).toBe('ProjectMembership must be for a Bot resource');
+  });
+
+  test('a bot without publicWebhook is 403 and does not run', async () => {
+    const before = (await auditEventsOf(SYNC_BOT)).length;
+    await setBot(SYNC_BOT, { publicWebhook: false });
+    try {
+      const answer = await sendSigned(emulator.bot(SYNC_BOT), recordsSyncCompleted());
+      expect(answer).toMatchObject({ status: 403, text: 'Bot is not configured for public webhook access' });
+      expect(await auditEventsOf(SYNC_BOT)).toHaveLength(before);
+    } finally {
+      await setBot(SYNC_BOT, { publicWebhook: true });
+    }
+  });
+
+  test('rawBody off hands the bot a parsed object, which it refuses (fail closed)', async () => {
+    await setBot(SYNC_BOT, { rawBody: false });
+    try {
+      const answer = await sendSigned(emulator.bot(SYNC_BOT), recordsSyncCompleted());
+      expect(answer.status).toBe(400);
+      expect(outcomeText(answer.text)).toMatch(/outcome=rejected:body_not_raw /);
+    } finally {
+      await setBot(SYNC_BOT, { rawBody: true });
+    }
+  });
+
+  test('malformed JSON is refused with 400 before the bot runs, rawBody on or off', async () => {
+    for (const rawBody of [true, false]) {
+      await setBot(FLOW_BOT, { rawBody });
+      const before = (await auditEventsOf(FLOW_BOT)).length;
+      const answer = await sendSigned(emulator.bot(FLOW_BOT), '{"id":"evt_1",');
+      expect(answer.status).toBe(400);
+      expect(outcomeText(answer.text)).toBe('Content could not be parsed');
+      expect(await auditEventsOf(FLOW_BOT)).toHaveLength(before);
+    }
+    await setBot(FLOW_BOT, { rawBody: true });
+  });
+
+  test('GET on a webhook URL is not routed', async () => {
+    const response = await fetch(emulator.bot(SYNC_BOT).webhookUrl);
+    expect(response.status).toBe(404);
+  });
+});
+
+describe('membership policies', () => {
+  let narrow: RunningEmulator;
+
+  beforeAll(async () => {
+    const full = loadPolicyFile(built.root, SYNC_BOT) as AccessPolicy;
+    // The same grants minus Task create/update: the bot can read but not write its Task.
+    const withoutTaskWrites: AccessPolicy = {
+      ...full,
+      resource: (full.resource ?? []).map((r) =>
+        r.resourceType === 'Task' ? { ...r, interaction: ['search', 'read'] } : r
+      ),
+    };
+    narrow = await startEmulator({
+      root: built.root,
+      policies: { [SYNC_BOT]: withoutTaskWrites, [FLOW_BOT]: null },
+    });
+  });
+
+  afterAll(async () => {
+    await narrow.close();
+  });
+
+  test('a bot given a narrower policy is denied: 400 failed:access_denied, nothing written', async () => {
+    const answer = await sendSigned(narrow.bot(SYNC_BOT), recordsSyncCompleted());
+    expect(answer.status).toBe(400);
+    expect(outcomeText(answer.text)).toMatch(/outcome=failed:access_denied /);
+    expect(await narrow.store.all<Task>('Task')).toEqual([]);
+    expect(await narrow.store.all<Basic>('Basic')).toEqual([]);
+  });
+
+  test('a membership without a policy is 403', async () => {
+    const answer = await sendSigned(narrow.bot(FLOW_BOT), patientFlowCompleted());
+    expect(answer).toMatchObject({ status: 403, text: 'ProjectMembership must have an Access Policy' });
+  });
+});
+
+describe('/fhir/R4 on loopback', () => {
+  test('reads without authentication, including Bot and ProjectMembership resources', async () => {
+    const bot = emulator.bot(SYNC_BOT);
+    const response = await fetch(`${emulator.fhirUrl}/ProjectMembership?profile=Bot/${bot.botId}`);
+    expect(response.status).toBe(200);
+    const bundle = (await response.json()) as { entry?: { resource: { id: string } }[] };
+    expect(bundle.entry?.map((e) => e.resource.id)).toEqual([bot.membershipId]);
+    const read = await fetch(`${emulator.fhirUrl}/Bot/${bot.botId}`);
+    expect(((await read.json()) as Bot).publicWebhook).toBe(true);
+  });
+
+  test('refuses writes unless started with fhirWrites', async () => {
+    const body = serialise({ resourceType: 'Patient' });
+    const answer = await post(`${emulator.fhirUrl}/Patient`, body, { 'Content-Type': 'application/fhir+json' });
+    expect(answer.status).toBe(405);
+  });
+});
