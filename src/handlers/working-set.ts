@@ -238,36 +238,44 @@ export class WorkingSet {
    * makes every delivery order converge.
    */
   reconcile(): void {
-    const activations = [...this.consents.values()]
-      .map((e) => ({ model: e.model, ref: this.consentReference(e.model.key) }))
-      .filter((c) => c.model.lastActiveEvent && hasKnownPatient(c.model.patient));
+    const activations = [...this.consents.values()].flatMap((e) =>
+      e.model.lastActiveEvent && hasKnownPatient(e.model.patient)
+        ? [{ model: e.model, stamp: e.model.lastActiveEvent, ref: this.consentReference(e.model.key) }]
+        : []
+    );
     for (const [key, entry] of this.tasks) {
       const task = entry.model;
       if (!hasKnownPatient(task.patient) || task.kind === CODE.recordsSync) {
         continue;
       }
       const since = task.kind === CODE.reconnectEhr ? task.lastRefreshFailed : task.trigger;
-      const candidates = activations.filter(
-        (c) =>
-          c.model.patient?.reference === task.patient?.reference &&
-          (task.kind === CODE.connectionFollowUp || c.model.sourceId === task.sourceId) &&
-          compareStamps(c.model.lastActiveEvent as EventStamp, since) > 0
-      );
-      const newest = candidates.reduce<(typeof candidates)[number] | undefined>(
-        (best, c) =>
-          !best || compareStamps(c.model.lastActiveEvent as EventStamp, best.model.lastActiveEvent as EventStamp) > 0
-            ? c
-            : best,
-        undefined
-      );
-      if (!newest?.model.lastActiveEvent) {
+      const ownConnection = task.kind === CODE.reconnectEhr ? task.connectionId : undefined;
+      // Ranked, not merely "newest": one flow can activate two connections of the same source with
+      // the same stamp, and the pick must not depend on which Consent happened to be seen first.
+      const [best] = activations
+        .filter(
+          (c) =>
+            c.model.patient?.reference === task.patient?.reference &&
+            (task.kind === CODE.connectionFollowUp || c.model.sourceId === task.sourceId) &&
+            compareStamps(c.stamp, since) > 0
+        )
+        .sort(
+          (a, b) =>
+            compareStamps(b.stamp, a.stamp) ||
+            Number(b.model.key.value === ownConnection) - Number(a.model.key.value === ownConnection) ||
+            compareText(a.model.key.value, b.model.key.value)
+        );
+      if (!best) {
         continue;
       }
-      const stamp = newest.model.lastActiveEvent;
-      if (task.kind === CODE.reconnectEhr && isNewer(stamp, task.reconnectedBy?.stamp)) {
-        this.putTask(key, entry, { ...task, reconnectedBy: { consent: newest.ref, stamp } });
-      } else if (task.kind === CODE.connectionFollowUp && isNewer(stamp, task.connectedAt)) {
-        this.putTask(key, entry, { ...task, connectedAt: stamp });
+      if (task.kind === CODE.reconnectEhr) {
+        const current = task.reconnectedBy;
+        const order = current ? compareStamps(best.stamp, current.stamp) : 1;
+        if (order > 0 || (order === 0 && best.ref.reference !== current?.consent.reference)) {
+          this.putTask(key, entry, { ...task, reconnectedBy: { consent: best.ref, stamp: best.stamp } });
+        }
+      } else if (isNewer(best.stamp, task.connectedAt)) {
+        this.putTask(key, entry, { ...task, connectedAt: best.stamp });
       }
     }
   }
@@ -338,6 +346,10 @@ export function identifierQuery(system: string, value: string): string {
 
 function normalisePatient(patient: Reference | undefined): Reference<Patient> | undefined {
   return hasKnownPatient(patient) ? { reference: patient.reference } : undefined;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function earliest(a: string | undefined, b: string): string {

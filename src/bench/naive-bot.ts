@@ -1,0 +1,43 @@
+// Bench-only bot entry (bundled in memory for the emulator, never deployed): the same signature
+// check and parsing as our bots, then the per-resource pattern of src/bench/naive.ts.
+import type { BotEvent, MedplumClient } from '@medplum/core';
+import { receiveDelivery } from '../delivery/receive';
+import type { EventHandler } from '../handlers/plan';
+import { patientFlowCompleted } from '../handlers/patient-flow';
+import { recordsSyncCompleted, recordsSyncFailed } from '../handlers/records-sync';
+import { tokenRefreshFailed } from '../handlers/token-refresh';
+import type { MedblocksEvent } from '../medblocks/events';
+import { naiveApply } from './naive';
+
+export const NAIVE_BOT_NAME = 'bench-per-resource-pattern';
+export const NAIVE_SECRET_NAME = 'BENCH_NAIVE_WEBHOOK_SECRET';
+
+export function handlerFor(event: MedblocksEvent): EventHandler<never> {
+  switch (event.type) {
+    case 'patient_flow.completed':
+    case 'patient_session.completed':
+      return patientFlowCompleted;
+    case 'connection.token_refresh_failed':
+      return tokenRefreshFailed;
+    case 'records.sync.completed':
+      return recordsSyncCompleted;
+    case 'records.sync.failed':
+      return recordsSyncFailed;
+  }
+}
+
+export async function handler(medplum: MedplumClient, botEvent: BotEvent): Promise<{ requests: number }> {
+  const { event, settings } = receiveDelivery(botEvent, {
+    acceptedTypes: [
+      'patient_flow.completed',
+      'patient_session.completed',
+      'connection.token_refresh_failed',
+      'records.sync.completed',
+      'records.sync.failed',
+    ],
+    secretName: NAIVE_SECRET_NAME,
+  });
+  const requests = await naiveApply(medplum, event as never, handlerFor(event), settings);
+  console.log(`bench-naive type=${event.type} fhir_requests=${requests}`);
+  return { requests };
+}

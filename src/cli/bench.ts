@@ -1,0 +1,130 @@
+// `npm run bench [-- --json] [-- --quick]`: FHIR requests per delivery (ours vs the per-resource
+// pattern), CPU for verify + parse + plan, bundle sizes, and end-to-end latency through the
+// emulator with simulated FHIR latency — each figure against its budget. Exits 1 when a budget is
+// missed. Everything runs in-process on 127.0.0.1.
+import { availableParallelism } from 'node:os';
+import { basename } from 'node:path';
+import { cpuBudgets, latencyBudgets, requestBudgets, bundleBudgets, formatReport } from '../bench/report';
+import type { BenchResult } from '../bench/report';
+import { measureCpu } from '../bench/cpu';
+import { measureLatency, startBenchEmulator } from '../bench/latency';
+import type { LatencyRow } from '../bench/latency';
+import { countRequests } from '../bench/requests';
+import { measureWorldLatency } from '../bench/latency-world';
+import { benchScenarios } from '../bench/scenarios';
+import { indexFhirDefinitions } from '../emulator/definitions';
+import { buildBots } from './build';
+
+export interface BenchOptions {
+  /** Fewer iterations and deliveries (a smoke run). */
+  readonly quick?: boolean;
+  readonly fhirLatencyMs?: number;
+  readonly progress?: (line: string) => void;
+}
+
+export async function runBench(options: BenchOptions = {}): Promise<BenchResult> {
+  const progress = options.progress ?? (() => undefined);
+  const fhirLatencyMs = options.fhirLatencyMs ?? 20;
+  indexFhirDefinitions();
+  const scenarios = benchScenarios();
+
+  progress('counting FHIR requests…');
+  const requests = await countRequests(scenarios);
+
+  progress('measuring verify + parse + plan…');
+  const cpu = await measureCpu(scenarios, options.quick ? 300 : 3000);
+
+  progress('building bundles…');
+  const bundles = await buildBots();
+
+  progress(`end to end through the emulator (${String(fhirLatencyMs)} ms per FHIR request)…`);
+  const latency: LatencyRow[] = [];
+  for (const implementation of ['ours', 'per-resource'] as const) {
+    for (const concurrency of [1, 32]) {
+      // A fresh emulator per row: its in-memory store is searched by linear scan, so every row
+      // starts from the same (empty) store and ours and the per-resource pattern compare fairly.
+      const emulator = await startBenchEmulator(fhirLatencyMs);
+      try {
+        const deliveries = concurrency === 1 ? (options.quick ? 10 : 40) : options.quick ? 32 : 96;
+        latency.push(await measureLatency(emulator, implementation, concurrency, deliveries));
+      } finally {
+        await emulator.close();
+      }
+    }
+  }
+
+  progress(
+    `the same on the test World, a fresh store per delivery, ${String(fhirLatencyMs)} ms per FHIR request (diagnostic)…`
+  );
+  const worldLatency: LatencyRow[] = [];
+  for (const implementation of ['ours', 'per-resource'] as const) {
+    for (const concurrency of [1, 32]) {
+      const deliveries = concurrency === 1 ? (options.quick ? 10 : 40) : options.quick ? 32 : 96;
+      worldLatency.push(await measureWorldLatency(implementation, concurrency, deliveries, fhirLatencyMs));
+    }
+  }
+
+  return {
+    environment: {
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      cpus: availableParallelism(),
+    },
+    fhirLatencyMs,
+    requests,
+    cpu,
+    bundles,
+    latency,
+    worldLatency,
+    budgets: [
+      ...requestBudgets(requests),
+      ...cpuBudgets(cpu),
+      ...bundleBudgets(bundles),
+      ...latencyBudgets(latency, worldLatency),
+    ],
+  };
+}
+
+/**
+ * `--emulator-growth`: ours through one emulator with no simulated latency, in consecutive batches,
+ * to show how the emulator's own cost per delivery grows with its in-memory store.
+ */
+async function emulatorGrowth(batches: number, size: number): Promise<void> {
+  indexFhirDefinitions();
+  const emulator = await startBenchEmulator(0);
+  try {
+    for (let batch = 1; batch <= batches; batch++) {
+      const row = await measureLatency(emulator, 'ours', 1, size);
+      const stored = (await emulator.store.all('Patient')).length;
+      console.log(
+        `batch ${String(batch)}: ${String(size)} deliveries at 0 ms FHIR latency, p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms; Patients stored after it: ${String(stored)}`
+      );
+    }
+  } finally {
+    await emulator.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const args = new Set(process.argv.slice(2));
+  if (args.has('--emulator-growth')) {
+    await emulatorGrowth(4, 25);
+    return;
+  }
+  const json = args.has('--json');
+  const result = await runBench({
+    quick: args.has('--quick'),
+    progress: (line) => {
+      if (!json) console.error(line);
+    },
+  });
+  console.log(json ? JSON.stringify(result, null, 2) : formatReport(result));
+  process.exitCode = result.budgets.every((b) => b.pass) ? 0 : 1;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(2);
+  });
+}

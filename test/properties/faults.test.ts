@@ -1,0 +1,236 @@
+// Fault injection at every FHIR request of a delivery. For each event type (from a state where it
+// creates, and where it updates) and each request index k of its fault-free run:
+// - "from k on" the server fails (409, dropped connection, 5xx): the delivery is answered with an
+//   error (the bot throws, Medplum answers 400), the event is not marked applied, and Medblocks'
+//   redelivery reaches exactly the fault-free state;
+// - "only the k-th" request fails once (409, dropped connection, or a lost response: the request
+//   was applied but its answer never arrived): whatever the bot answers, the store ends in the
+//   fault-free state, after a redelivery when the bot answered with an error.
+// With and without atomic transactions.
+import { describe, expect, it } from 'vitest';
+import {
+  connection,
+  failedAttempt,
+  patientFlowCompleted,
+  recordsSyncCompleted,
+  recordsSyncFailed,
+  tokenRefreshFailed,
+} from '../../src/fixtures/events';
+import type { MedblocksEvent } from '../../src/medblocks/events';
+import type { Resource } from '@medplum/fhirtypes';
+import { World } from '../support/world';
+import type { Fault, FaultInjector, SentRequest } from '../support/world';
+import { botForEvent, canonicalState, duplicatedKeys, markedEventIds } from './support';
+
+interface Scenario {
+  readonly name: string;
+  /** Applied fault-free before the delivery under test. */
+  readonly before: readonly MedblocksEvent[];
+  readonly target: MedblocksEvent;
+}
+
+const SRC_A = 'fhirsrc_A1';
+const SRC_B = 'fhirsrc_B2';
+const T = (day: number): string => `2026-04-${String(day).padStart(2, '0')}T10:00:00.000Z`;
+
+const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'patient_flow.completed creating a Patient, Consents and Tasks',
+    before: [],
+    target: patientFlowCompleted(
+      {
+        id: 'pf_new',
+        patient_id: 'user_f',
+        connections: [
+          connection({ id: 'conn_f1', connection_id: SRC_A }),
+          connection({ id: 'conn_f2', connection_id: SRC_B, status: 'refresh_failed' }),
+          failedAttempt({ connection_id: SRC_B }),
+        ],
+      },
+      { created_at: T(10) }
+    ),
+  },
+  {
+    name: 'patient_flow.completed updating a Consent and resolving a reconnect Task',
+    before: [
+      patientFlowCompleted(
+        { id: 'pf_old', patient_id: 'user_u', connections: [connection({ id: 'conn_u1', connection_id: SRC_A })] },
+        { created_at: T(10) }
+      ),
+      tokenRefreshFailed({ id: 'conn_u1', connection_id: SRC_A }, { created_at: T(11) }),
+    ],
+    target: patientFlowCompleted(
+      {
+        id: 'pf_again',
+        patient_id: 'user_u',
+        connections: [
+          connection({ id: 'conn_u2', connection_id: SRC_A }),
+          connection({ id: 'conn_u1', connection_id: SRC_A, status: 'refresh_failed' }),
+        ],
+      },
+      { created_at: T(12) }
+    ),
+  },
+  {
+    name: 'connection.token_refresh_failed after its flow',
+    before: [
+      patientFlowCompleted(
+        { id: 'pf_r', patient_id: 'user_r', connections: [connection({ id: 'conn_r', connection_id: SRC_A })] },
+        { created_at: T(10) }
+      ),
+    ],
+    target: tokenRefreshFailed({ id: 'conn_r', connection_id: SRC_A }, { created_at: T(11) }),
+  },
+  {
+    name: 'connection.token_refresh_failed before any flow',
+    before: [],
+    target: tokenRefreshFailed({ id: 'conn_early', connection_id: SRC_B }, { created_at: T(11) }),
+  },
+  {
+    name: 'records.sync.completed healing a failed sync Task',
+    before: [recordsSyncFailed({ patient_id: 'user_s', connection_id: SRC_A }, { created_at: T(10) })],
+    target: recordsSyncCompleted({ patient_id: 'user_s', connection_id: SRC_A }, { created_at: T(11) }),
+  },
+  {
+    name: 'records.sync.failed for a new patient',
+    before: [],
+    target: recordsSyncFailed({ patient_id: 'user_n', connection_id: SRC_B }, { created_at: T(12) }),
+  },
+];
+
+const MODES = [
+  { name: 'batch writes, marker last', secrets: {} },
+  { name: 'atomic transactions', secrets: { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' } },
+] as const;
+
+type Kind = { status: number } | 'drop' | 'lost';
+
+function describeKind(kind: Kind): string {
+  return typeof kind === 'string' ? kind : `HTTP ${kind.status}`;
+}
+
+async function prepared(scenario: Scenario, secrets: Record<string, string>): Promise<World> {
+  const world = new World({ secrets });
+  for (const event of scenario.before) {
+    expect((await world.bot(botForEvent(event)).deliver(event)).status).toBe('processed');
+  }
+  return world;
+}
+
+interface Reference {
+  readonly state: string[];
+  readonly requests: readonly SentRequest[];
+  readonly status: string;
+}
+
+async function faultFree(scenario: Scenario, secrets: Record<string, string>): Promise<Reference> {
+  const world = await prepared(scenario, secrets);
+  const bot = world.bot(botForEvent(scenario.target));
+  const answer = await bot.deliver(scenario.target);
+  return { state: await canonicalState(world), requests: [...bot.requests], status: answer.status };
+}
+
+/**
+ * Applies the request itself (with full rights, as the server would have) and then drops the
+ * connection: the bot never learns that it succeeded. Reads are simply dropped.
+ */
+async function applyThenDrop(world: World, request: SentRequest): Promise<Fault> {
+  const body = request.body as Resource | undefined;
+  if (request.method === 'POST' && body?.resourceType === 'Bundle') {
+    await world.admin.executeBatch(body);
+  } else if (request.method === 'POST' && body?.resourceType === 'Basic') {
+    const identifier = body.identifier?.[0];
+    await world.admin.createResourceIfNoneExist(
+      body,
+      `identifier=${encodeURIComponent(`${identifier?.system ?? ''}|${identifier?.value ?? ''}`)}`
+    );
+  } else if (request.method !== 'GET' && !(request.method === 'POST' && request.url.endsWith('/fhir/R4'))) {
+    throw new Error(`applyThenDrop does not know how to apply ${request.method} ${request.url}`);
+  }
+  return 'drop';
+}
+
+function injector(world: World, kind: Kind, fails: (r: SentRequest) => boolean): FaultInjector {
+  return async (request) => {
+    if (!fails(request)) return undefined;
+    return kind === 'lost' ? applyThenDrop(world, request) : kind;
+  };
+}
+
+const TYPED_FAILURE = /^FHIR (read|write|marker) failed: [a-z_]+( \(HTTP \d{3}\))?; nothing was marked applied/;
+
+/** Delivers with faults, checks what the bot answered, redelivers when it failed, and compares with the fault-free state. */
+async function runFaulty(
+  scenario: Scenario,
+  secrets: Record<string, string>,
+  reference: Reference,
+  kind: Kind,
+  fails: (r: SentRequest) => boolean,
+  mustFail: boolean,
+  label: string
+): Promise<void> {
+  const world = await prepared(scenario, secrets);
+  const bot = world.bot(botForEvent(scenario.target), { faults: injector(world, kind, fails) });
+  const outcome = await bot.deliver(scenario.target).then(
+    (answer) => ({ ok: true as const, answer }),
+    (err: unknown) => ({ ok: false as const, err })
+  );
+  if (mustFail) {
+    expect(outcome.ok, `${label}: the delivery must be answered with an error`).toBe(false);
+  }
+  if (outcome.ok) {
+    expect(outcome.answer.status, label).toBe(reference.status);
+  } else {
+    expect(outcome.err, label).toBeInstanceOf(Error);
+    expect((outcome.err as Error).message, label).toMatch(TYPED_FAILURE);
+    expect(bot.logs.at(-1), label).toMatch(
+      new RegExp(`^medblocks evt=${scenario.target.id} type=\\S+ outcome=failed:`)
+    );
+    if (kind !== 'lost') {
+      // A lost response may have committed the marker itself; every other fault leaves it unwritten.
+      expect(await markedEventIds(world), `${label}: not marked applied`).not.toContain(scenario.target.id);
+    }
+    expect(await duplicatedKeys(world), label).toEqual([]);
+    // Medblocks redelivers the same event later (re-signed), to a healthy server.
+    const retry = await world.bot(botForEvent(scenario.target)).deliver(scenario.target);
+    expect(['processed', 'duplicate', 'stale'], label).toContain(retry.status);
+  }
+  expect(await canonicalState(world), `${label}: ends in the fault-free state`).toEqual(reference.state);
+}
+
+describe.each(MODES)('faults at every request ($name)', ({ secrets }) => {
+  describe.each(SCENARIOS)('$name', (scenario) => {
+    it('from the k-th request on, the server answers 409 or drops the connection: error, no marker, redelivery converges', async () => {
+      const reference = await faultFree(scenario, secrets);
+      expect(reference.requests.length).toBeGreaterThanOrEqual(2);
+      for (let k = 0; k < reference.requests.length; k++) {
+        for (const kind of [{ status: 409 }, 'drop'] as const) {
+          const label = `${describeKind(kind)} from request ${k} (${reference.requests[k]?.method ?? ''} ${reference.requests[k]?.url ?? ''})`;
+          await runFaulty(scenario, secrets, reference, kind, (r) => r.index >= k, true, label);
+        }
+      }
+    });
+
+    it('only the k-th request fails once (409, dropped, or applied with its answer lost): the store converges', async () => {
+      const reference = await faultFree(scenario, secrets);
+      for (let k = 0; k < reference.requests.length; k++) {
+        for (const kind of [{ status: 409 }, 'drop', 'lost'] as const) {
+          const label = `${describeKind(kind)} once at request ${k}`;
+          await runFaulty(scenario, secrets, reference, kind, (r) => r.index === k, false, label);
+        }
+      }
+    });
+  });
+
+  it('from the k-th request on, the server answers 503 (after MedplumClient’s own retries): error, no marker, redelivery converges', async () => {
+    // MedplumClient waits 500 + 750 ms before giving up on a 5xx: run every k at once.
+    const scenario = SCENARIOS[1];
+    if (!scenario) throw new Error('missing scenario');
+    const reference = await faultFree(scenario, secrets);
+    await Promise.all(
+      reference.requests.map((_, k) =>
+        runFaulty(scenario, secrets, reference, { status: 503 }, (r) => r.index >= k, true, `503 from request ${k}`)
+      )
+    );
+  });
+});
