@@ -267,9 +267,9 @@ describe('convergence: duplicates and any delivery order end in the in-order sta
 });
 
 // Minimised from counterexamples the properties above found (seeds 495384776, -667299971,
-// -108507002 with CONVERGENCE_RUNS=300). Fails until WorkingSet.reconcile breaks ties between
-// Consents activated by the same event deterministically: today the first in Map iteration order
-// wins, and that order depends on which delivery created which Consent.
+// -108507002 with CONVERGENCE_RUNS=300): Consents activated by the same event tie on their stamp,
+// and the pick used to be the first in Map iteration order, which depends on which delivery
+// created which Consent. WorkingSet.reconcile now ranks ties deterministically.
 describe('regression: two active connections at one source in one flow (found by the property above)', () => {
   it('resolves the reconnect Task with the same new Consent whichever of refresh failure and flow arrives first', async () => {
     const refresh = tokenRefreshFailed(
