@@ -52,6 +52,22 @@ describe('conflicts', () => {
     expect(bot.requests.filter(isWrite).length).toBe(5);
   });
 
+  it('a marker write answered 409 once goes round again and ends processed, with one marker', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-records-sync-completed', { faults: failMatching(isMarker, 409, 1) });
+    expect((await bot.deliver(recordsSyncCompleted())).status).toBe('processed');
+    // read, write, marker (409), read (nothing left to plan), marker
+    expect(bot.requests.map((r) => (isWrite(r) ? 'write' : isMarker(r) ? 'marker' : 'read'))).toEqual([
+      'read',
+      'write',
+      'marker',
+      'read',
+      'marker',
+    ]);
+    expect(await markers(world)).toHaveLength(1);
+    expect(await world.tasks()).toHaveLength(1);
+  });
+
   it('stops retrying at the deadline, far below Medblocks’ 5 s', async () => {
     const world = new World();
     const event = recordsSyncCompleted();

@@ -74,7 +74,8 @@ export async function applyEvent<E extends MedblocksEvent>(
     } else {
       result = await sendWrites(medplum, plan.writes, counter);
       if (!result.conflict) {
-        await writeMarker(medplum, event, resolveSubject(plan.markerSubject, result.created), counter);
+        const marked = await writeMarker(medplum, event, resolveSubject(plan.markerSubject, result.created), counter);
+        result = { ...result, conflict: marked === 'conflict' };
       }
     }
     if (!result.conflict) {
@@ -180,21 +181,29 @@ function resolveSubject(subject: Reference | undefined, created: Map<string, str
   return { reference: ref };
 }
 
-/** Marker last: only after every entry above reported success. */
+/**
+ * Marker last: only after every entry above reported success. A conflict here (a duplicate
+ * delivery marking the same event at the same moment) goes round the loop like any other: the
+ * re-read then finds the marker, or re-plans nothing and marks again.
+ */
 async function writeMarker(
   medplum: MedplumClient,
   event: MedblocksEvent,
   subject: Reference | undefined,
   counter: RequestCounter
-): Promise<void> {
+): Promise<'marked' | 'conflict'> {
   counter.requests++;
   try {
     await medplum.createResourceIfNoneExist(
       buildMarker(event.id, event.type, event.created_at, subject),
       markerQuery(event.id)
     );
+    return 'marked';
   } catch (err) {
     const status = statusOfError(err);
+    if (status === 409 || status === 412) {
+      return 'conflict';
+    }
     throw new FhirFailureError(classifyStatus(status), status, 'marker');
   }
 }
