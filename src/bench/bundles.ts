@@ -5,24 +5,13 @@ import { build } from 'esbuild';
 import { join } from 'node:path';
 import type { AccessPolicy } from '@medplum/fhirtypes';
 import { BOTS } from '../bot/catalog';
+import { BOT_BUNDLE_OPTIONS } from '../cli/build';
 import type { EmulatedBotSpec } from '../emulator/project';
 import { loadPolicyFile } from '../emulator/project';
 
 /** Bundles one entry file to CommonJS text, exactly as the deployable bundles are built. */
 export async function bundleToString(entry: string): Promise<string> {
-  const result = await build({
-    entryPoints: [entry],
-    write: false,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node22',
-    minify: true,
-    sourcemap: false,
-    logLevel: 'warning',
-    external: ['@medplum/core', 'node:*'],
-    footer: { js: 'Object.assign(exports, module.exports);' },
-  });
+  const result = await build({ ...BOT_BUNDLE_OPTIONS, entryPoints: [entry], write: false });
   const output = result.outputFiles[0];
   if (!output) throw new Error(`esbuild produced nothing for ${entry}`);
   return output.text;

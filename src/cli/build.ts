@@ -5,7 +5,7 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { build } from 'esbuild';
-import type { Metafile } from 'esbuild';
+import type { BuildOptions, Metafile } from 'esbuild';
 
 export const BOTS_DIR = 'bots';
 export const DIST_DIR = 'dist';
@@ -24,21 +24,26 @@ export function botEntryFiles(root = process.cwd()): string[] {
     .map((f) => join(root, BOTS_DIR, f));
 }
 
+/** How every bot bundle is built, deployed or run locally: one definition, so they cannot drift. */
+export const BOT_BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node22',
+  minify: true,
+  sourcemap: false,
+  logLevel: 'warning',
+  external: ['@medplum/core', 'node:*'],
+  footer: { js: 'Object.assign(exports, module.exports);' },
+} as const satisfies BuildOptions;
+
 export async function buildBots(root = process.cwd()): Promise<BuiltBundle[]> {
   mkdirSync(join(root, DIST_DIR), { recursive: true });
   const result = await build({
+    ...BOT_BUNDLE_OPTIONS,
     entryPoints: botEntryFiles(root),
     outdir: join(root, DIST_DIR),
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node22',
-    minify: true,
-    sourcemap: false,
     metafile: true,
-    logLevel: 'warning',
-    external: ['@medplum/core', 'node:*'],
-    footer: { js: 'Object.assign(exports, module.exports);' },
   });
   return bundlesOf(result.metafile, root);
 }

@@ -41,16 +41,8 @@ export interface MonitorReport {
 export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
   const { settings } = options;
   const bots = options.bots ?? DEPLOYED_BOTS;
-  if (!settings.clientId || !settings.clientSecret) {
-    throw new Error('MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET must be set (environment or .env)');
-  }
   const since = new Date((options.now ?? Date.now)() - options.windowMs).toISOString();
-  const medplum = await MedplumApi.connect(
-    settings.medplumBaseUrl,
-    settings.clientId,
-    settings.clientSecret,
-    options.fetchFn
-  );
+  const medplum = await MedplumApi.fromSettings(settings, options.fetchFn);
   const health = await medplum.healthcheck().catch(() => ({ version: undefined }));
   const secrets = await medplum.projectSecrets();
 

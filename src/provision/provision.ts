@@ -83,12 +83,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     if (!dryRun) await (options.build ?? defaultBuild)(root);
   }
 
-  const medplum = await MedplumApi.connect(
-    settings.medplumBaseUrl,
-    settings.clientId,
-    settings.clientSecret,
-    options.fetchFn
-  );
+  const medplum = await MedplumApi.fromSettings(settings, options.fetchFn);
   const health = await medplum.healthcheck().catch(() => ({ version: undefined }));
   const rawBodySupported = supportsRawBody(health.version);
   if (rawBodySupported === false) {

@@ -105,6 +105,17 @@ export class MedplumApi {
    * Logs in like the Medplum CLI with client credentials (`POST oauth2/token`,
    * grant_type=client_credentials) and finds the client's project from the token answer or `auth/me`.
    */
+  /** Connects with the CLI's credentials, failing clearly when they are not set. */
+  static async fromSettings(
+    settings: { medplumBaseUrl: string; clientId: string | undefined; clientSecret: string | undefined },
+    fetchFn: Fetch = fetch
+  ): Promise<MedplumApi> {
+    if (!settings.clientId || !settings.clientSecret) {
+      throw new Error('MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET must be set (environment or .env)');
+    }
+    return MedplumApi.connect(settings.medplumBaseUrl, settings.clientId, settings.clientSecret, fetchFn);
+  }
+
   static async connect(
     baseUrl: string,
     clientId: string,
