@@ -4,7 +4,7 @@ import { botDescriptor } from '../src/bot/catalog';
 import { createMedblocksBot } from '../src/bot/create-bot';
 import { tokenRefreshFailed } from '../src/handlers/token-refresh';
 
-export const handler = createMedblocksBot({
-  ...botDescriptor('medblocks-connection-token-refresh-failed'),
-  handler: tokenRefreshFailed,
-});
+/** The wiring, exported so that tests build the handler exactly as deployed (with a test clock and log). */
+export const spec = { ...botDescriptor('medblocks-connection-token-refresh-failed'), handler: tokenRefreshFailed };
+
+export const handler = createMedblocksBot(spec);

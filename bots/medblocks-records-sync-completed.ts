@@ -4,7 +4,7 @@ import { botDescriptor } from '../src/bot/catalog';
 import { createMedblocksBot } from '../src/bot/create-bot';
 import { recordsSyncCompleted } from '../src/handlers/records-sync';
 
-export const handler = createMedblocksBot({
-  ...botDescriptor('medblocks-records-sync-completed'),
-  handler: recordsSyncCompleted,
-});
+/** The wiring, exported so that tests build the handler exactly as deployed (with a test clock and log). */
+export const spec = { ...botDescriptor('medblocks-records-sync-completed'), handler: recordsSyncCompleted };
+
+export const handler = createMedblocksBot(spec);

@@ -10,7 +10,12 @@ import {
   satisfiedAccessPolicy,
 } from '@medplum/core';
 import type { AccessPolicyInteraction, SearchRequest } from '@medplum/core';
-import type { MemoryRepository } from '@medplum/fhir-router';
+import type {
+  CreateResourceOptions,
+  DeleteResourceOptions,
+  MemoryRepository,
+  UpdateResourceOptions,
+} from '@medplum/fhir-router';
 import type { AccessPolicy, AccessPolicyResource, Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 
 export interface PolicyDecision {
@@ -72,34 +77,38 @@ export function withAccessPolicy(
       require(resource, 'read');
       return resource;
     },
-    async createResource(resource: Resource, options?: unknown, update?: boolean): Promise<Resource> {
+    async createResource(resource: Resource, options?: CreateResourceOptions, update?: boolean): Promise<Resource> {
       // MemoryRepository.updateResource re-enters createResource with update=true; that path was checked as an update.
       if (!update) require(resource, 'create');
-      return repo.createResource(resource, options as never, update);
+      return repo.createResource(resource, options, update);
     },
-    async conditionalCreate(resource: Resource, search: SearchRequest, options?: unknown): Promise<unknown> {
+    async conditionalCreate(resource: Resource, search: SearchRequest, options?: CreateResourceOptions): Promise<unknown> {
       requireType(search.resourceType, 'search');
       require(resource, 'create');
-      return repo.conditionalCreate(resource, search, options as never);
+      return repo.conditionalCreate(resource, search, options);
     },
-    async updateResource(resource: Resource, options?: unknown): Promise<Resource> {
+    async updateResource(resource: Resource, options?: UpdateResourceOptions): Promise<Resource> {
       const before = await existing(resource.resourceType, resource.id);
       if (before) require(before, 'update');
       require(resource, 'update');
-      return repo.updateResource(resource, options as never);
+      return repo.updateResource(resource, options);
     },
-    async conditionalUpdate(resource: Resource, search: SearchRequest, options?: unknown): Promise<unknown> {
+    async conditionalUpdate(
+      resource: Resource,
+      search: SearchRequest,
+      options?: CreateResourceOptions & UpdateResourceOptions
+    ): Promise<unknown> {
       requireType(search.resourceType, 'search');
       const matches = await repo.searchResources(search);
       for (const match of matches) require(match, 'update');
       require(resource, matches.length === 0 ? 'create' : 'update');
-      return repo.conditionalUpdate(resource, search, options as never);
+      return repo.conditionalUpdate(resource, search, options);
     },
-    async deleteResource(resourceType: string, id: string, options?: unknown): Promise<void> {
+    async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
       const before = await existing(resourceType, id);
       if (before) require(before, 'delete');
       else requireType(resourceType, 'delete');
-      return repo.deleteResource(resourceType, id, options as never);
+      return repo.deleteResource(resourceType, id, options);
     },
     async conditionalDelete(search: SearchRequest): Promise<void> {
       requireType(search.resourceType, 'search');

@@ -28,27 +28,25 @@ import { MockClient, MockFetchClient } from '@medplum/mock';
 import { botDescriptor } from '../../src/bot/catalog';
 import type { BotName } from '../../src/bot/catalog';
 import { createMedblocksBot } from '../../src/bot/create-bot';
-import type { BotAnswer, BotRuntimeOptions } from '../../src/bot/create-bot';
+import type { BotAnswer, BotRuntimeOptions, MedplumBotHandler } from '../../src/bot/create-bot';
 import { withAccessPolicy } from '../../src/emulator/access-policy-repository';
 import type { PolicyDecision } from '../../src/emulator/access-policy-repository';
 import { serialise } from '../../src/fixtures/events';
 import type { MedblocksEvent } from '../../src/medblocks/events';
 import { signatureHeader } from '../../src/medblocks/signature';
-import { patientFlowCompleted as flowHandler } from '../../src/handlers/patient-flow';
-import { tokenRefreshFailed as refreshHandler } from '../../src/handlers/token-refresh';
-import {
-  recordsSyncCompleted as syncCompletedHandler,
-  recordsSyncFailed as syncFailedHandler,
-} from '../../src/handlers/records-sync';
-import type { EventHandler } from '../../src/handlers/plan';
+import { spec as flowSpec } from '../../bots/medblocks-patient-flow-completed';
+import { spec as refreshSpec } from '../../bots/medblocks-connection-token-refresh-failed';
+import { spec as syncCompletedSpec } from '../../bots/medblocks-records-sync-completed';
+import { spec as syncFailedSpec } from '../../bots/medblocks-records-sync-failed';
 
 export const TEST_SECRET = 'whsec_test_0123456789abcdef0123456789abcdef';
 
-const HANDLERS: Record<BotName, EventHandler<never>> = {
-  'medblocks-patient-flow-completed': flowHandler,
-  'medblocks-connection-token-refresh-failed': refreshHandler,
-  'medblocks-records-sync-completed': syncCompletedHandler,
-  'medblocks-records-sync-failed': syncFailedHandler,
+/** Each bot built from its own file's spec, with a test clock, sleep and log sink. */
+const BUILD: Record<BotName, (options: BotRuntimeOptions) => MedplumBotHandler> = {
+  'medblocks-patient-flow-completed': (options) => createMedblocksBot(flowSpec, options),
+  'medblocks-connection-token-refresh-failed': (options) => createMedblocksBot(refreshSpec, options),
+  'medblocks-records-sync-completed': (options) => createMedblocksBot(syncCompletedSpec, options),
+  'medblocks-records-sync-failed': (options) => createMedblocksBot(syncFailedSpec, options),
 };
 
 export function loadPolicy(botName: BotName): AccessPolicy {
@@ -161,15 +159,12 @@ export class World {
       startIndex = requests.length;
       const signedAt = deliverOptions.signedAt ?? Date.parse(event.created_at);
       const runAt = deliverOptions.now ?? signedAt;
-      const handler = createMedblocksBot(
-        { ...descriptor, handler: HANDLERS[name] },
-        {
-          sleep: () => Promise.resolve(),
-          ...options.runtime,
-          now: options.runtime?.now ?? (() => runAt),
-          log: (line) => logs.push(line),
-        }
-      );
+      const handler = BUILD[name]({
+        sleep: () => Promise.resolve(),
+        ...options.runtime,
+        now: options.runtime?.now ?? (() => runAt),
+        log: (line) => logs.push(line),
+      });
       const botEvent = medplumBotEvent(event, {
         ...deliverOptions,
         signedAt,
