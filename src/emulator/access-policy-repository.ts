@@ -82,7 +82,11 @@ export function withAccessPolicy(
       if (!update) require(resource, 'create');
       return repo.createResource(resource, options, update);
     },
-    async conditionalCreate(resource: Resource, search: SearchRequest, options?: CreateResourceOptions): Promise<unknown> {
+    async conditionalCreate(
+      resource: Resource,
+      search: SearchRequest,
+      options?: CreateResourceOptions
+    ): Promise<unknown> {
       requireType(search.resourceType, 'search');
       require(resource, 'create');
       return repo.conditionalCreate(resource, search, options);
