@@ -4,7 +4,7 @@
 // the per-resource comparator really is per resource (3 requests each), so the ratio means something.
 import { describe, expect, it } from 'vitest';
 import { impliedResources } from '../src/bench/naive';
-import { handlerFor } from '../src/bench/naive-bot';
+import { medblocksEventHandler } from '../src/handlers';
 import { BUDGETS, requestBudgets } from '../src/bench/report';
 import { countRequests } from '../src/bench/requests';
 import { benchScenarios, FLOW_SIZES } from '../src/bench/scenarios';
@@ -30,7 +30,7 @@ describe('bench: FHIR requests per delivery', () => {
     // The comparator: 3 requests per implied resource, for the new delivery and again for the duplicate.
     const settings = readSettings({});
     for (const [i, scenario] of scenarios.entries()) {
-      const resources = impliedResources(scenario.target as never, handlerFor(scenario.target), settings).length;
+      const resources = impliedResources(scenario.target, medblocksEventHandler, settings).length;
       expect(rows[i]?.perResource, scenario.label).toEqual({ new: 3 * resources, duplicate: 3 * resources });
     }
     const [one, , twenty] = flows;

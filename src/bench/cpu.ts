@@ -5,9 +5,9 @@
 import { performance } from 'node:perf_hooks';
 import { botDescriptor } from '../bot/catalog';
 import { receiveDelivery } from '../delivery/receive';
+import { medblocksEventHandler as handler } from '../handlers';
 import { readState } from '../store/read';
 import { medplumBotEvent, World } from '../../test/support/world';
-import { handlerFor } from './naive-bot';
 import { botForEvent } from './routing';
 import type { BenchScenario } from './scenarios';
 
@@ -34,18 +34,17 @@ export async function measureCpu(scenarios: readonly BenchScenario[], iterations
       await world.bot(botForEvent(event)).deliver(event);
     }
     const spec = botDescriptor(scenario.bot);
-    const handler = handlerFor(scenario.target);
     const signedAt = Date.parse(scenario.target.created_at);
     const botEvent = medplumBotEvent(scenario.target, { signedAt, secretName: spec.secretName });
     // The state a real delivery would plan against: one batch read, done once, outside the timing.
-    const state = await readState(world.admin, handler.reads(scenario.target as never));
+    const state = await readState(world.admin, handler.reads(scenario.target));
     const now = (): number => signedAt;
     let uuid = 0;
     const once = (): void => {
       const { event, settings } = receiveDelivery(botEvent, spec, { now });
-      const reads = handler.reads(event as never);
+      const reads = handler.reads(event);
       if (reads.eventId !== event.id) throw new Error('unexpected read request');
-      handler.plan(event as never, state, {
+      handler.plan(event, state, {
         stamp: { at: event.created_at, eventId: event.id },
         settings,
         newUuid: () => `00000000-0000-4000-8000-${String(++uuid).padStart(12, '0')}`,

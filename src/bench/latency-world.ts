@@ -8,7 +8,7 @@ import { readSettings } from '../delivery/settings';
 import { World } from '../../test/support/world';
 import { percentile } from './cpu';
 import type { LatencyRow } from './latency';
-import { handlerFor } from './naive-bot';
+import { medblocksEventHandler } from '../handlers';
 import { naiveApply, PER_RESOURCE_POLICY } from './naive';
 import { benchFlow } from './scenarios';
 
@@ -35,7 +35,7 @@ export async function measureWorldLatency(
       await world.bot('medblocks-patient-flow-completed', { faults }).deliver(event);
     } else {
       const bot = world.bot('medblocks-patient-flow-completed', { faults, policy: PER_RESOURCE_POLICY });
-      await naiveApply(bot.medplum, event as never, handlerFor(event), settings);
+      await naiveApply(bot.medplum, event, medblocksEventHandler, settings);
     }
     return performance.now() - start;
   };

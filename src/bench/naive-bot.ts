@@ -2,29 +2,11 @@
 // check and parsing as our bots, then the per-resource pattern of src/bench/naive.ts.
 import type { BotEvent, MedplumClient } from '@medplum/core';
 import { receiveDelivery } from '../delivery/receive';
-import type { EventHandler } from '../handlers/plan';
-import { patientFlowCompleted } from '../handlers/patient-flow';
-import { recordsSyncCompleted, recordsSyncFailed } from '../handlers/records-sync';
-import { tokenRefreshFailed } from '../handlers/token-refresh';
-import type { MedblocksEvent } from '../medblocks/events';
+import { medblocksEventHandler } from '../handlers';
 import { naiveApply } from './naive';
 
 export const NAIVE_BOT_NAME = 'bench-per-resource-pattern';
 export const NAIVE_SECRET_NAME = 'BENCH_NAIVE_WEBHOOK_SECRET';
-
-export function handlerFor(event: MedblocksEvent): EventHandler<never> {
-  switch (event.type) {
-    case 'patient_flow.completed':
-    case 'patient_session.completed':
-      return patientFlowCompleted;
-    case 'connection.token_refresh_failed':
-      return tokenRefreshFailed;
-    case 'records.sync.completed':
-      return recordsSyncCompleted;
-    case 'records.sync.failed':
-      return recordsSyncFailed;
-  }
-}
 
 export async function handler(medplum: MedplumClient, botEvent: BotEvent): Promise<{ requests: number }> {
   const { event, settings } = receiveDelivery(botEvent, {
@@ -37,7 +19,7 @@ export async function handler(medplum: MedplumClient, botEvent: BotEvent): Promi
     ],
     secretName: NAIVE_SECRET_NAME,
   });
-  const requests = await naiveApply(medplum, event as never, handlerFor(event), settings);
+  const requests = await naiveApply(medplum, event, medblocksEventHandler, settings);
   console.log(`bench-naive type=${event.type} fhir_requests=${requests}`);
   return { requests };
 }

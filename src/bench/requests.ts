@@ -3,7 +3,7 @@
 // transactions, and the per-resource pattern, for a new delivery and for its duplicate.
 import { readSettings } from '../delivery/settings';
 import { World } from '../../test/support/world';
-import { handlerFor } from './naive-bot';
+import { medblocksEventHandler as handler } from '../handlers';
 import { naiveApply, PER_RESOURCE_POLICY } from './naive';
 import type { BenchScenario } from './scenarios';
 import { botForEvent } from './routing';
@@ -45,9 +45,8 @@ async function perResource(scenario: BenchScenario): Promise<RequestCounts> {
   const world = await prepared(scenario, {});
   const bot = world.bot(scenario.bot, { policy: PER_RESOURCE_POLICY });
   const settings = readSettings({});
-  const handler = handlerFor(scenario.target);
-  const fresh = await naiveApply(bot.medplum, scenario.target as never, handler, settings);
-  const duplicate = await naiveApply(bot.medplum, scenario.target as never, handler, settings);
+  const fresh = await naiveApply(bot.medplum, scenario.target, handler, settings);
+  const duplicate = await naiveApply(bot.medplum, scenario.target, handler, settings);
   if (bot.requests.length !== fresh + duplicate) throw new Error('request count mismatch');
   return { new: fresh, duplicate };
 }

@@ -28,13 +28,7 @@ import {
   serialise,
   tokenRefreshFailed,
 } from '../../src/fixtures/events';
-import type { EventHandler } from '../../src/handlers/plan';
-import { patientFlowCompleted as flowHandler } from '../../src/handlers/patient-flow';
-import {
-  recordsSyncCompleted as syncOkHandler,
-  recordsSyncFailed as syncFailedHandler,
-} from '../../src/handlers/records-sync';
-import { tokenRefreshFailed as refreshHandler } from '../../src/handlers/token-refresh';
+import { medblocksEventHandler } from '../../src/handlers';
 import type { MedblocksEvent } from '../../src/medblocks/events';
 import { World } from '../support/world';
 import { botForEvent } from './support';
@@ -439,13 +433,6 @@ function expectNoCanary(text: string, what: string): void {
   );
 }
 
-const HANDLERS: Record<BotName, EventHandler<never>> = {
-  'medblocks-patient-flow-completed': flowHandler,
-  'medblocks-connection-token-refresh-failed': refreshHandler,
-  'medblocks-records-sync-completed': syncOkHandler,
-  'medblocks-records-sync-failed': syncFailedHandler,
-};
-
 describe('fuzzing receiveDelivery', () => {
   it('answers only genuinely signed deliveries, throws only DeliveryRejectedError, and never echoes input', () => {
     let accepted = 0;
@@ -485,7 +472,7 @@ describe('fuzzing a whole bot (on MockClient under its AccessPolicy)', () => {
         const bot = world.bot(recipe.bot);
         const logs: string[] = [];
         const handler = createMedblocksBot(
-          { ...botDescriptor(recipe.bot), handler: HANDLERS[recipe.bot] },
+          { ...botDescriptor(recipe.bot), handler: medblocksEventHandler },
           { now: () => NOW, sleep: () => Promise.resolve(), log: (line) => logs.push(line) }
         );
         const delivery = materialise(recipe, NOW, {});
