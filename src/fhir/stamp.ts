@@ -53,14 +53,3 @@ export function readStamp(
   const at = ext?.extension?.find((e) => e.url === 'createdAt')?.valueInstant;
   return eventId && at ? { eventId, at } : undefined;
 }
-
-/** Replaces (or removes, with undefined) one extension by URL, leaving every other extension untouched. */
-export function withExtension(
-  existing: Extension[] | undefined,
-  url: string,
-  ext: Extension | undefined
-): Extension[] | undefined {
-  const others = (existing ?? []).filter((e) => e.url !== url);
-  const next = ext ? [...others, ext] : others;
-  return next.length > 0 ? next : undefined;
-}

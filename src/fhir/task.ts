@@ -2,7 +2,7 @@
 // business identifier) and derives its visible state — status, businessStatus — from event
 // stamps, so that applying the same events in any order yields the same Task.
 import type { CodeableConcept, Extension, Patient, Reference, Task, TaskInput, TaskOutput } from '@medplum/fhirtypes';
-import { hasKnownPatient, sourceReference } from './consent';
+import { hasKnownPatient } from './consent';
 import { readStamp, stampExtension, compareStamps, newestOf } from './stamp';
 import type { EventStamp } from './stamp';
 import { EXTENSION, packageCode, SYSTEM, TASK_KEY } from './systems';
@@ -275,5 +275,3 @@ export function sortedUnique(values: Iterable<string | null | undefined>): strin
 function dropUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
-
-export { sourceReference };
