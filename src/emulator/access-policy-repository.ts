@@ -1,11 +1,22 @@
-// Medplum enforces a bot's AccessPolicy inside its repository; the mock's MemoryRepository does
-// not. This wrapper does, with @medplum/core's own evaluation (satisfiedAccessPolicy), so that
-// tests and the emulator fail on any request a real project would refuse. Like the server, it
-// filters search results (and _include/_revinclude results) by the policy's criteria, and refuses
-// writes whose resource — before and after — does not satisfy the grant.
+// Medplum enforces a bot's AccessPolicy inside its server repository; the mock's MemoryRepository
+// does not. This wrapper applies the server's rules, in the server's order, with @medplum/core's own
+// evaluation (`satisfiedAccessPolicy`, `accessPolicySupportsInteraction`), so that the bot tests and
+// the emulator refuse every request a real project refuses. Each rule is an entry of the fidelity
+// ledger (docs/fidelity-ledger.md, ids AC-1…AC-7) with its source, and is pinned by
+// test/emulator/access-rules.test.ts. The rules are written from the server, not from our policies:
+//
+//   AC-1 search   the type must grant `search`; results the criteria exclude are left out.
+//   AC-2 read     the type must grant `read` (else 403); a resource the criteria exclude is 404.
+//   AC-3 create   the new resource must satisfy a `create` grant (else 403).
+//   AC-4 update   reads the existing resource first (AC-2: 403 / 404), then `update` must hold for
+//                 the existing resource and for the new one (else 403).
+//   AC-5 delete   reads the existing resource first (AC-2), then `delete` must hold for it (else 403).
+//   AC-6 conditional create / update / delete   a search (AC-1) first, then AC-3 / AC-4 / AC-5.
+//   AC-7 patch    not modelled: no bot of this package patches, so it is refused outright.
 import {
   accessPolicySupportsInteraction,
   forbidden,
+  notFound,
   OperationOutcomeError,
   satisfiedAccessPolicy,
 } from '@medplum/core';
@@ -35,11 +46,25 @@ export function withAccessPolicy(
 ): MemoryRepository {
   const grants: readonly AccessPolicyResource[] = policy.resource ?? [];
 
-  function require(resource: Resource, interaction: AccessPolicyInteraction): void {
+  /** Records a decision; `quiet` leaves refusals unrecorded (a search result filtered out is no refusal). */
+  function grantFor(
+    resource: Resource,
+    interaction: AccessPolicyInteraction,
+    quiet = false
+  ): AccessPolicyResource | undefined {
     const grant = satisfiedAccessPolicy(resource, interaction, policy);
-    const grantIndex = grant ? grants.indexOf(grant) : undefined;
-    onDecision({ resourceType: resource.resourceType, interaction, grantIndex });
-    if (!grant) {
+    if (grant || !quiet) {
+      onDecision({
+        resourceType: resource.resourceType,
+        interaction,
+        grantIndex: grant ? grants.indexOf(grant) : undefined,
+      });
+    }
+    return grant;
+  }
+
+  function require(resource: Resource, interaction: AccessPolicyInteraction): void {
+    if (!grantFor(resource, interaction)) {
       throw new OperationOutcomeError(forbidden);
     }
   }
@@ -51,31 +76,36 @@ export function withAccessPolicy(
     }
   }
 
-  async function existing(resourceType: string, id: string | undefined): Promise<Resource | undefined> {
-    if (!id) return undefined;
-    return repo.readResource(resourceType, id).catch(() => undefined);
+  /** AC-2: what the server's repository does before every update and delete, and for a read. */
+  async function readChecked(resourceType: string, id: string): Promise<Resource> {
+    requireType(resourceType, 'read');
+    const resource = await repo.readResource(resourceType, id);
+    if (!grantFor(resource, 'read')) {
+      // The server's read is a query filtered by the policy's criteria: the row is simply not found.
+      throw new OperationOutcomeError(notFound);
+    }
+    return resource;
+  }
+
+  /** AC-1: the search runs, then what the criteria exclude is dropped (the server filters in SQL). */
+  async function searchChecked(request: SearchRequest, rest: unknown[]): Promise<Bundle> {
+    requireType(request.resourceType, 'search');
+    const bundle = await (repo.search as (r: SearchRequest, ...x: unknown[]) => Promise<Bundle>)(request, ...rest);
+    const entry = (bundle.entry ?? []).filter((e) => e.resource !== undefined && grantFor(e.resource, 'search', true));
+    return { ...bundle, entry: entry.length > 0 ? entry : undefined };
+  }
+
+  async function matchesOf(search: SearchRequest): Promise<Resource[]> {
+    const bundle = await searchChecked({ ...search, count: 2 }, []);
+    return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
   }
 
   const overrides: Partial<Record<keyof MemoryRepository, unknown>> = {
     async search(request: SearchRequest, ...rest: unknown[]): Promise<Bundle> {
-      requireType(request.resourceType, 'search');
-      const bundle = await (repo.search as (r: SearchRequest, ...x: unknown[]) => Promise<Bundle>)(request, ...rest);
-      const entry = (bundle.entry ?? []).filter((e) => {
-        const resource = e.resource;
-        if (!resource) return false;
-        const grant = satisfiedAccessPolicy(resource, 'search', policy);
-        if (grant) {
-          onDecision({ resourceType: resource.resourceType, interaction: 'search', grantIndex: grants.indexOf(grant) });
-        }
-        return Boolean(grant);
-      });
-      return { ...bundle, entry: entry.length > 0 ? entry : undefined };
+      return searchChecked(request, rest);
     },
     async readResource(resourceType: string, id: string): Promise<Resource> {
-      requireType(resourceType, 'read');
-      const resource = await repo.readResource(resourceType, id);
-      require(resource, 'read');
-      return resource;
+      return readChecked(resourceType, id);
     },
     async createResource(resource: Resource, options?: CreateResourceOptions, update?: boolean): Promise<Resource> {
       // MemoryRepository.updateResource re-enters createResource with update=true; that path was checked as an update.
@@ -87,13 +117,14 @@ export function withAccessPolicy(
       search: SearchRequest,
       options?: CreateResourceOptions
     ): Promise<unknown> {
-      requireType(search.resourceType, 'search');
-      require(resource, 'create');
+      const matches = await matchesOf(search);
+      if (matches.length === 0) require(resource, 'create');
       return repo.conditionalCreate(resource, search, options);
     },
     async updateResource(resource: Resource, options?: UpdateResourceOptions): Promise<Resource> {
-      const before = await existing(resource.resourceType, resource.id);
-      if (before) require(before, 'update');
+      requireType(resource.resourceType, 'update');
+      const before = await readChecked(resource.resourceType, resource.id ?? '');
+      require(before, 'update');
       require(resource, 'update');
       return repo.updateResource(resource, options);
     },
@@ -102,28 +133,36 @@ export function withAccessPolicy(
       search: SearchRequest,
       options?: CreateResourceOptions & UpdateResourceOptions
     ): Promise<unknown> {
-      requireType(search.resourceType, 'search');
-      const matches = await repo.searchResources(search);
-      for (const match of matches) require(match, 'update');
-      require(resource, matches.length === 0 ? 'create' : 'update');
+      const matches = await matchesOf(search);
+      if (matches.length === 0) {
+        require(resource, 'create');
+      } else {
+        for (const match of matches) {
+          const before = await readChecked(match.resourceType, match.id ?? '');
+          require(before, 'update');
+        }
+        require(resource, 'update');
+      }
       return repo.conditionalUpdate(resource, search, options);
     },
     async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
-      const before = await existing(resourceType, id);
-      if (before) require(before, 'delete');
-      else requireType(resourceType, 'delete');
+      requireType(resourceType, 'delete');
+      const before = await readChecked(resourceType, id);
+      require(before, 'delete');
       return repo.deleteResource(resourceType, id, options);
     },
     async conditionalDelete(search: SearchRequest): Promise<void> {
-      requireType(search.resourceType, 'search');
-      for (const match of await repo.searchResources(search)) require(match, 'delete');
+      for (const match of await matchesOf(search)) {
+        const before = await readChecked(match.resourceType, match.id ?? '');
+        require(before, 'delete');
+      }
       return repo.conditionalDelete(search);
     },
-    patchResource(): never {
-      throw new OperationOutcomeError(forbidden); // no bot of this package patches
+    patchResource(): Promise<never> {
+      return Promise.reject(new OperationOutcomeError(forbidden)); // AC-7
     },
-    conditionalPatch(): never {
-      throw new OperationOutcomeError(forbidden);
+    conditionalPatch(): Promise<never> {
+      return Promise.reject(new OperationOutcomeError(forbidden));
     },
   };
 
