@@ -81,7 +81,7 @@ describe('AC-4 update reads first', () => {
   it('`search, create, update` without `read` cannot update an existing resource (the real server: 403)', async () => {
     const repo = view({ resourceType: 'Task', criteria: OURS, interaction: ['search', 'create', 'update'] });
     await expect(repo.updateResource({ ...ours, status: 'completed' })).rejects.toThrow('Forbidden');
-    expect((await base.readResource('Task', ours.id)).status).toBe('requested');
+    expect(await base.readResource<Task>('Task', ours.id)).toMatchObject({ status: 'requested' });
   });
 
   it('with `read` and `update` on the same criteria, the update goes through', async () => {
