@@ -311,16 +311,6 @@ describe('FHIR requests per delivery do not grow with the number of connections'
     await bot.deliver(event);
     expect(bot.lastRequestCount()).toBe(1);
   });
-
-  it.each([1, 10])('%i connection(s) with atomic transactions: 2 requests', async (n) => {
-    const { world, bot } = setup({ MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' });
-    const event = flowWith(n);
-    await bot.deliver(event);
-    expect(bot.lastRequestCount()).toBe(2);
-    expect(await world.consents()).toHaveLength(n);
-    expect(await markers(world)).toHaveLength(1);
-    await expectStoreValid(world);
-  });
 });
 
 describe('refusals make no FHIR request', () => {

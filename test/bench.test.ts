@@ -1,6 +1,6 @@
 // A reduced benchmark as a test: the request-count budgets (not timings — those live in
 // `npm run bench`, where the machine and the load are known). Ours: at most 3 FHIR requests per new
-// delivery (2 with atomic transactions), 1 per duplicate, the same for 1, 5 and 20 connections;
+// delivery, 1 per duplicate, the same for 1, 5 and 20 connections;
 // the per-resource comparator really is per resource (3 requests each), so the ratio means something.
 import { describe, expect, it } from 'vitest';
 import { impliedResources } from '../src/bench/naive';
@@ -17,14 +17,11 @@ describe('bench: FHIR requests per delivery', () => {
     expect(rows.map((r) => r.label)).toEqual(scenarios.map((s) => s.label));
     for (const row of rows) {
       expect(row.ours.new, row.label).toBeLessThanOrEqual(BUDGETS.requestsPerNewDelivery);
-      expect(row.oursAtomic.new, row.label).toBeLessThanOrEqual(BUDGETS.requestsPerNewDeliveryAtomic);
       expect(row.ours.duplicate, row.label).toBe(1);
-      expect(row.oursAtomic.duplicate, row.label).toBe(1);
     }
     const flows = rows.filter((r) => r.connections !== undefined);
     expect(flows.map((r) => r.connections)).toEqual([...FLOW_SIZES]);
     expect(new Set(flows.map((r) => r.ours.new)).size).toBe(1);
-    expect(new Set(flows.map((r) => r.oursAtomic.new)).size).toBe(1);
     expect(requestBudgets(rows).filter((b) => !b.pass)).toEqual([]);
 
     // The comparator: 3 requests per implied resource, for the new delivery and again for the duplicate.
@@ -42,14 +39,13 @@ describe('bench: FHIR requests per delivery', () => {
       label: 'x',
       type: 'records.sync.completed',
       connections: undefined,
-      ours: { new: 4, duplicate: 1 },
-      oursAtomic: { new: 2, duplicate: 2 },
+      ours: { new: 4, duplicate: 2 },
       perResource: { new: 6, duplicate: 6 },
     };
     expect(
       requestBudgets([row])
         .filter((b) => !b.pass)
         .map((b) => b.name)
-    ).toEqual(['requests per new delivery, x', 'requests per duplicate (atomic), x']);
+    ).toEqual(['requests per new delivery, x', 'requests per duplicate, x']);
   });
 });

@@ -4,10 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { SYSTEM } from '../src/fhir/systems';
 import { connection, patientFlowCompleted, recordsSyncCompleted } from '../src/fixtures/events';
 import { expectStoreValid, markers } from './support/assertions';
+import { badRequest } from '@medplum/core';
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import type { FaultInjector, SentRequest } from './support/world';
 import { World } from './support/world';
 
-const isWrite = (r: SentRequest) => r.url.endsWith('/fhir/R4') && JSON.stringify(r.body).includes('"transaction"');
+/** The write bundle: a bundle with at least one entry that is not a GET (the read bundle holds only GETs). */
+const isWrite = (r: SentRequest) =>
+  r.url.endsWith('/fhir/R4') && ((r.body as Bundle | undefined)?.entry ?? []).some((e) => e.request?.method !== 'GET');
 const isMarker = (r: SentRequest) => r.url.endsWith('/fhir/R4/Basic');
 
 /** Fails the first `times` requests that match. */
@@ -206,46 +210,75 @@ describe('other FHIR failures: throw, nothing marked applied, and the retry conv
   });
 });
 
-describe('atomic transactions (project secret MEDBLOCKS_ATOMIC_TRANSACTIONS=true)', () => {
-  it('commits the marker inside the write bundle: 2 requests, no separate marker write', async () => {
-    const world = new World({ secrets: { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' } });
+describe('writes are one batch bundle, the marker last, whatever the project is configured for', () => {
+  const ATOMIC_SECRET = { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' };
+
+  it('the retired MEDBLOCKS_ATOMIC_TRANSACTIONS secret changes nothing: a batch, then the marker (3 requests)', async () => {
+    const world = new World({ secrets: ATOMIC_SECRET, features: ['bots', 'transaction-bundles'] });
     const bot = world.bot('medblocks-records-sync-completed');
     await bot.deliver(recordsSyncCompleted());
-    expect(bot.requests.filter(isMarker)).toHaveLength(0);
-    expect(bot.lastRequestCount()).toBe(2);
-    const [marker] = await markers(world);
-    const [patient] = await world.patients();
-    expect(marker?.subject).toEqual({ reference: `Patient/${patient?.id}` });
+    expect(bot.requests.map((r) => (isWrite(r) ? 'write' : isMarker(r) ? 'marker' : 'read'))).toEqual([
+      'read',
+      'write',
+      'marker',
+    ]);
+    const write = bot.requests.find(isWrite)?.body as Bundle;
+    expect(write.type).toBe('batch');
+    expect(write.entry?.some((e) => e.resource?.resourceType === 'Basic')).toBe(false);
   });
 
-  it('a transaction refused with 409 (rolled back) is retried from a fresh read', async () => {
-    const world = new World({ secrets: { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' } });
-    const bot = world.bot('medblocks-records-sync-completed', { faults: failMatching(isWrite, 409, 1) });
-    expect((await bot.deliver(recordsSyncCompleted())).status).toBe('processed');
-    expect(bot.lastRequestCount()).toBe(4);
-    expect(await markers(world)).toHaveLength(1);
-  });
+  it.each([
+    ['no transaction-bundles feature', ['bots'] as const],
+    ['the transaction-bundles feature', ['bots', 'transaction-bundles'] as const],
+  ])(
+    'with %s, an entry refused while the others commit leaves the event unmarked, and the retry completes it',
+    async (_name, features) => {
+      // What lost an event on a real server: with the secret on and the feature off, the marker rode
+      // in a `transaction` that the server ran as a batch; it committed while a Task was refused.
+      const world = new World({ secrets: ATOMIC_SECRET, features });
+      let refused = false;
+      const bot = world.bot('medblocks-records-sync-completed', {
+        faults: async (r) => {
+          if (!isWrite(r) || refused) return undefined;
+          refused = true;
+          // The server applies every entry but the Task, which its validator refuses.
+          const bundle = r.body as Bundle;
+          const entries = bundle.entry ?? [];
+          const isTask = (e: BundleEntry) => e.resource?.resourceType === 'Task';
+          const applied = await world.admin.executeBatch({ ...bundle, entry: entries.filter((e) => !isTask(e)) });
+          const answers = [...(applied.entry ?? [])];
+          const response: Bundle = {
+            resourceType: 'Bundle',
+            type: 'batch-response',
+            entry: entries.map((e) =>
+              isTask(e)
+                ? { response: { status: '400 Bad Request', outcome: badRequest('Invalid value') } }
+                : (answers.shift() ?? {})
+            ),
+          };
+          return { status: 200, outcome: response };
+        },
+      });
+      await expect(bot.deliver(recordsSyncCompleted())).rejects.toThrow(/FHIR write failed: bad_request/);
+      expect(await markers(world)).toEqual([]);
+      expect(await world.patients()).toHaveLength(1); // committed beside the refused Task
+      const retry = await world.bot('medblocks-records-sync-completed').deliver(recordsSyncCompleted());
+      expect(retry.status).toBe('processed');
+      expect(await world.tasks()).toHaveLength(1);
+      expect(await markers(world)).toHaveLength(1);
+      await expectStoreValid(world);
+    }
+  );
 
-  it('a create that met a racing writer inside a committed transaction is repaired without calling itself a duplicate', async () => {
-    const world = new World({ secrets: { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' } });
-    const event = recordsSyncCompleted({ total: 99 }, { created_at: '2026-04-26T00:00:00.000Z' });
-    let raced = false;
-    const bot = world.bot('medblocks-records-sync-completed', {
-      faults: async (r) => {
-        if (isWrite(r) && !raced) {
-          raced = true;
-          await world
-            .bot('medblocks-records-sync-completed')
-            .deliver(recordsSyncCompleted({ total: 1 }, { created_at: '2026-04-25T00:00:00.000Z' }));
-        }
-        return undefined;
-      },
+  it('with the transaction-bundles feature, a flow of 20 connections applies (no 8-entry serialisable cap on a batch)', async () => {
+    const world = new World({ features: ['bots', 'transaction-bundles'] });
+    const bot = world.bot('medblocks-patient-flow-completed');
+    const flow = patientFlowCompleted({
+      connections: Array.from({ length: 20 }, (_, i) => connection({ id: `conn_${i}`, connection_id: `fhirsrc_${i}` })),
     });
-    expect((await bot.deliver(event)).status).toBe('processed');
-    const tasks = await world.tasks();
-    expect(tasks).toHaveLength(1);
-    expect(tasks[0]?.output?.[0]?.valueInteger).toBe(99);
-    expect(await markers(world)).toHaveLength(2);
+    expect((await bot.deliver(flow)).status).toBe('processed');
+    expect(await world.consents()).toHaveLength(20);
+    expect(bot.lastRequestCount()).toBe(3);
   });
 });
 

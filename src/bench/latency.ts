@@ -32,7 +32,11 @@ export interface LatencyRow {
   readonly cpuMsPerDelivery?: number;
 }
 
-export async function startBenchEmulator(latencyMs: number, root = process.cwd()): Promise<RunningEmulator> {
+export async function startBenchEmulator(
+  latencyMs: number,
+  root = process.cwd(),
+  transactionMs = 0
+): Promise<RunningEmulator> {
   const naive: EmulatedBotSpec = {
     name: NAIVE_BOT_NAME,
     code: await bundleToString(join(root, 'src', 'bench', 'naive-bot.ts')),
@@ -41,7 +45,7 @@ export async function startBenchEmulator(latencyMs: number, root = process.cwd()
     rawBody: true,
     secretName: NAIVE_SECRET_NAME,
   };
-  return startEmulator({ latencyMs, bots: [...discoverBots(root), naive] });
+  return startEmulator({ latencyMs, transactionMs, bots: [...discoverBots(root), naive] });
 }
 
 async function postOnce(url: string, secret: string, body: string): Promise<{ ms: number; ok: boolean }> {

@@ -1,6 +1,6 @@
 // FHIR requests per delivery, counted on the test World (MockClient over one in-memory store,
-// every request checked against the bot's AccessPolicy and counted): ours with and without atomic
-// transactions, and the per-resource pattern, for a new delivery and for its duplicate.
+// every request checked against the bot's AccessPolicy and counted): ours and the per-resource
+// pattern, for a new delivery and for its duplicate.
 import { readSettings } from '../delivery/settings';
 import { World } from '../../test/support/world';
 import { medblocksEventHandler as handler } from '../handlers';
@@ -18,7 +18,6 @@ export interface RequestRow {
   readonly type: string;
   readonly connections: number | undefined;
   readonly ours: RequestCounts;
-  readonly oursAtomic: RequestCounts;
   readonly perResource: RequestCounts;
 }
 
@@ -59,7 +58,6 @@ export async function countRequests(scenarios: readonly BenchScenario[]): Promis
       type: scenario.type,
       connections: scenario.connections,
       ours: await ours(scenario, {}),
-      oursAtomic: await ours(scenario, { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' }),
       perResource: await perResource(scenario),
     });
   }

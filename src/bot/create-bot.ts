@@ -10,6 +10,7 @@ import type { MedblocksEvent } from '../medblocks/events';
 import { applyEvent } from '../store/engine';
 import type { AppliedOutcome, EngineOptions } from '../store/engine';
 import { FhirFailureError } from '../store/errors';
+import { formatDeliverySummary, notAppliedMessage } from './summary';
 
 export interface BotSpec<E extends MedblocksEvent> extends ReceiverSpec {
   readonly name: string;
@@ -52,7 +53,15 @@ export function createMedblocksBot<E extends MedblocksEvent>(
       type = delivery.event.type;
       // receiveDelivery only returns types in spec.acceptedTypes, which are exactly E's types.
       const result = await applyEvent(medplum, delivery.event as E, spec.handler, delivery.settings, options, counter);
-      log(summaryLine(eventId, type, result.outcome, result.fhirRequests, now() - started));
+      log(
+        formatDeliverySummary({
+          eventId,
+          type,
+          outcome: result.outcome,
+          fhirRequests: result.fhirRequests,
+          ms: now() - started,
+        })
+      );
       return { status: result.outcome, event: eventId, type };
     } catch (err) {
       if (err instanceof DeliveryRejectedError && err.event) {
@@ -60,7 +69,7 @@ export function createMedblocksBot<E extends MedblocksEvent>(
         type = err.event.type;
       }
       const { outcome, message } = describeFailure(err);
-      log(summaryLine(eventId, type, outcome, counter.requests, now() - started));
+      log(formatDeliverySummary({ eventId, type, outcome, fhirRequests: counter.requests, ms: now() - started }));
       // No `cause`: the original error may quote server text or payload, and this message is
       // echoed to the unauthenticated caller and stored in Medblocks' dashboard.
       // eslint-disable-next-line preserve-caught-error
@@ -69,21 +78,19 @@ export function createMedblocksBot<E extends MedblocksEvent>(
   };
 }
 
-/** `medblocks evt=… type=… outcome=… fhir_requests=… ms=…` — the one line per delivery. */
-export function summaryLine(eventId: string, type: string, outcome: string, fhirRequests: number, ms: number): string {
-  return `medblocks evt=${eventId} type=${type} outcome=${outcome} fhir_requests=${fhirRequests} ms=${Math.round(ms)}`;
-}
-
 /** Maps anything thrown to a safe outcome and message; unknown errors are never echoed. */
 function describeFailure(err: unknown): { outcome: string; message: string } {
   if (err instanceof DeliveryRejectedError) {
     return { outcome: `rejected:${err.reason}`, message: err.message };
   }
   if (err instanceof PlanningError) {
-    return { outcome: `failed:${err.reason}`, message: `Delivery not applied: ${err.reason}: ${err.message}` };
+    return { outcome: `failed:${err.reason}`, message: notAppliedMessage(err.reason, err.message) };
   }
   if (err instanceof FhirFailureError) {
     return { outcome: `failed:${err.failureClass}`, message: err.message };
   }
-  return { outcome: 'failed:internal', message: 'Delivery not applied: internal error; nothing was marked applied' };
+  return {
+    outcome: 'failed:internal',
+    message: notAppliedMessage('internal', 'internal error; nothing was marked applied'),
+  };
 }

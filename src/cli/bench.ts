@@ -1,10 +1,13 @@
 // `npm run bench [-- --json] [-- --quick]`: FHIR requests per delivery (ours vs the per-resource
-// pattern), CPU for verify + parse + plan, bundle sizes, and end-to-end latency through the
-// emulator with simulated FHIR latency — each figure against its budget. Exits 1 when a budget is
+// pattern), CPU for verify + parse + plan, bundle sizes, end-to-end latency through the emulator
+// with simulated FHIR latency, and a mixed load at concurrency 8 with serialisation conflicts
+// modelled — each figure against its budget. Exits 1 when a budget is
 // missed. Everything runs in-process on 127.0.0.1.
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { cpuBudgets, latencyBudgets, requestBudgets, bundleBudgets, formatReport } from '../bench/report';
+import { cpuBudgets, latencyBudgets, loadBudgets, requestBudgets, bundleBudgets, formatReport } from '../bench/report';
+import { LOAD_DEFAULTS, measureLoad } from '../bench/load';
+import type { LoadRow } from '../bench/load';
 import type { BenchResult } from '../bench/report';
 import { measureCpu } from '../bench/cpu';
 import { measureLatency, startBenchEmulator } from '../bench/latency';
@@ -64,6 +67,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     }
   }
 
+  const loadOptions = options.quick ? { ...LOAD_DEFAULTS, patients: 10 } : LOAD_DEFAULTS;
+  progress(
+    `under load with conflicts modelled: ${String(loadOptions.patients)} patients, concurrency ${String(loadOptions.concurrency)}…`
+  );
+  const loadRows: LoadRow[] = [];
+  for (const implementation of ['ours', 'per-resource'] as const) {
+    loadRows.push(await measureLoad(implementation, loadOptions));
+  }
+
   return {
     environment: {
       node: process.version,
@@ -76,11 +88,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     bundles,
     latency,
     worldLatency,
+    load: { options: loadOptions, rows: loadRows },
     budgets: [
       ...requestBudgets(requests),
       ...cpuBudgets(cpu),
       ...bundleBudgets(bundles),
       ...latencyBudgets(latency, worldLatency),
+      ...loadBudgets(loadRows),
     ],
   };
 }

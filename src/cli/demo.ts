@@ -11,6 +11,7 @@ import { deliver } from '../medblocks/sender';
 import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, demoStory } from './demo-story';
 import type { DemoStep } from './demo-story';
 import { ensureBuilt } from './dev';
+import { outcomeOfAnswer } from '../bot/summary';
 
 export interface StepResult {
   readonly step: number;
@@ -80,7 +81,7 @@ async function play(emulator: RunningEmulator, number: number, step: DemoStep): 
     maxAttempts: 1,
   });
   const attempt = delivery.attempts[0];
-  const outcome = outcomeOf(attempt?.status, attempt?.responseBody ?? '');
+  const outcome = outcomeOfAnswer(attempt?.status, attempt?.responseBody ?? '');
   return {
     step: number,
     title: step.title,
@@ -90,19 +91,6 @@ async function play(emulator: RunningEmulator, number: number, step: DemoStep): 
     outcome,
     ok: attempt?.status === step.expectedStatus && outcome === step.expectedOutcome,
   };
-}
-
-/** The bot's outcome: `status` of a 200 answer, or the `outcome=` of the log line a 400 echoes. */
-export function outcomeOf(status: number | undefined, body: string): string {
-  if (status === 200) {
-    try {
-      const parsed = JSON.parse(body) as { status?: unknown };
-      return typeof parsed.status === 'string' ? parsed.status : 'unknown';
-    } catch {
-      return 'unknown';
-    }
-  }
-  return /outcome=(\S+)/.exec(body.replace(/\\n/g, '\n'))?.[1] ?? 'unknown';
 }
 
 async function readState(emulator: RunningEmulator): Promise<DemoState> {

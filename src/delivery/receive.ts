@@ -8,6 +8,7 @@ import { SIGNATURE_HEADER, verifySignature } from '../medblocks/signature';
 import type { SignatureFailureReason } from '../medblocks/signature';
 import { readSettings, readSigningSecrets } from './settings';
 import type { BotSettings, Secrets } from './settings';
+import { rejectedMessage } from '../bot/summary';
 
 /** Far above any real delivery (a 50-connection flow is about 15 KB), far below what could hurt. */
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -26,7 +27,7 @@ export class DeliveryRejectedError extends Error {
   /** Set only when the event was verified and validated, so its id and type are safe to log. */
   readonly event: { readonly id: string; readonly type: string } | undefined;
   constructor(reason: RejectionReason, detail?: string, event?: { id: string; type: string }) {
-    super(detail ? `Delivery rejected: ${reason}: ${detail}` : `Delivery rejected: ${reason}`);
+    super(rejectedMessage(reason, detail));
     this.name = 'DeliveryRejectedError';
     this.reason = reason;
     this.event = event;

@@ -11,7 +11,6 @@ export const SETTING_NAMES = {
   toleranceSeconds: 'MEDBLOCKS_SIGNATURE_TOLERANCE_SECONDS',
   taskOwner: 'MEDBLOCKS_TASK_OWNER',
   createMissingPatients: 'MEDBLOCKS_CREATE_MISSING_PATIENTS',
-  atomicTransactions: 'MEDBLOCKS_ATOMIC_TRANSACTIONS',
   allowParsedBody: 'MEDBLOCKS_ALLOW_PARSED_BODY',
   markerRetentionDays: 'MEDBLOCKS_MARKER_RETENTION_DAYS',
 } as const;
@@ -25,7 +24,6 @@ export interface BotSettings {
   readonly toleranceSeconds: number;
   readonly taskOwner: NonNullable<Task['owner']> | undefined;
   readonly createMissingPatients: boolean;
-  readonly atomicTransactions: boolean;
   readonly allowParsedBody: boolean;
 }
 
@@ -36,7 +34,6 @@ export function readSettings(secrets: Secrets): BotSettings {
     toleranceSeconds: readPositiveInteger(secrets, SETTING_NAMES.toleranceSeconds) ?? DEFAULT_TOLERANCE_SECONDS,
     taskOwner: owner && OWNER_REFERENCE.test(owner) ? { reference: owner } : undefined,
     createMissingPatients: readBoolean(secrets, SETTING_NAMES.createMissingPatients) ?? true,
-    atomicTransactions: readBoolean(secrets, SETTING_NAMES.atomicTransactions) ?? false,
     allowParsedBody: readBoolean(secrets, SETTING_NAMES.allowParsedBody) ?? false,
   };
 }

@@ -100,7 +100,7 @@ export async function seedProject(
     resourceType: 'Project',
     id: EMULATOR_PROJECT_ID,
     name: 'Medblocks emulator',
-    features: ['bots'],
+    features: [...store.features],
     secret: secrets,
   });
   const project = { reference: `Project/${EMULATOR_PROJECT_ID}` };

@@ -50,6 +50,8 @@ export interface BotExecutionResult {
   readonly success: boolean;
   readonly logResult: string;
   readonly returnValue?: unknown;
+  /** The thrown error's message, for a failed run: all a real server puts in its 400 answer (ANS-1). */
+  readonly errorMessage?: string;
 }
 
 /**
@@ -172,7 +174,8 @@ export async function runInSandbox(run: SandboxRun): Promise<BotExecutionResult>
     const returnValue: unknown = await vm.runInNewContext(wrap(run.code), sandboxGlobals(run, botConsole), options);
     return { success: true, logResult: botConsole.toString(), returnValue };
   } catch (err) {
-    botConsole.log('Error', core.normalizeErrorString(err));
-    return { success: false, logResult: botConsole.toString() };
+    const errorMessage = core.normalizeErrorString(err);
+    botConsole.log('Error', errorMessage);
+    return { success: false, logResult: botConsole.toString(), errorMessage };
   }
 }

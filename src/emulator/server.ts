@@ -10,6 +10,7 @@ import { DEFAULT_EMULATOR_HOST } from './identity';
 import { discoverBots, projectSecrets, seedProject } from './project';
 import type { EmulatedBotSpec, SeededBot } from './project';
 import { EmulatorStore, FHIR_PATH } from './store';
+import type { StoreOptions } from './store';
 import { handleWebhook, MAX_WEBHOOK_BODY_BYTES } from './webhook';
 import type { HttpAnswer, WebhookContext } from './webhook';
 
@@ -20,6 +21,10 @@ export interface EmulatorOptions {
   readonly host?: string;
   /** Simulated network latency added to every FHIR request a bot makes, in milliseconds. */
   readonly latencyMs?: number;
+  /** Simulated database time of a SERIALIZABLE transaction, in milliseconds (see StoreOptions). */
+  readonly transactionMs?: number;
+  /** `Project.features` of the emulated project; default `['bots']`. */
+  readonly features?: StoreOptions['features'];
   /** Project secrets (signing secrets and settings); bot signing secrets not given get dev values. */
   readonly secrets?: Record<string, string>;
   /** The bots to load; every `dist/*.js` with its `access-policies/<name>.json` by default. */
@@ -71,7 +76,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const specs = (options.bots ?? discoverBots(options.root)).map((spec) =>
     options.policies && spec.name in options.policies ? { ...spec, policy: options.policies[spec.name] } : spec
   );
-  const store = new EmulatorStore({ latencyMs: options.latencyMs });
+  const store = new EmulatorStore({
+    latencyMs: options.latencyMs,
+    transactionMs: options.transactionMs,
+    features: options.features,
+  });
   const secrets = projectSecrets(specs, options.secrets ?? {});
   const seeded = await seedProject(store, specs, secrets);
   const byBotId = new Map<string, SeededBot>(seeded.bots.map((b) => [b.botId, b]));

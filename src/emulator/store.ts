@@ -1,18 +1,18 @@
 // The emulator's FHIR store: one MemoryRepository behind a FhirRouter (what @medplum/mock uses),
 // answering FHIR requests in-process for the bots (each through its own AccessPolicy view) and
-// over HTTP for people and tools. Two server behaviours the mock lacks are added here: writes are
-// serialised like the server's SERIALIZABLE transactions, and each request can be slowed down by
-// a simulated network latency (for benchmarks).
+// over HTTP for people and tools. What the server does and the mock does not is added in
+// project-fhir.ts (transactions as the project's features decide, rollback, serialisation
+// conflicts); here, each request can also be slowed down by a simulated network latency.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getStatus, normalizeOperationOutcome } from '@medplum/core';
-import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
-import type { FhirRequest } from '@medplum/fhir-router';
+import type { FhirRequest, MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, Bundle, Resource } from '@medplum/fhirtypes';
 import { MockClient, MockFetchClient } from '@medplum/mock';
 import { withAccessPolicy } from './access-policy-repository';
 import type { DecisionListener } from './access-policy-repository';
 import { indexFhirDefinitions } from './definitions';
-import { Mutex } from './mutex';
+import { ProjectFhirRouter, SerializableConflicts, TransactionalRepository } from './project-fhir';
+import type { ProjectFeature } from './project-fhir';
 
 /** MockClient's own base URL; its MockFetchClient must use the same one or every request misses. */
 const MOCK_BASE_URL = 'https://example.com/';
@@ -23,6 +23,13 @@ export const FHIR_PATH = 'fhir/R4';
 export interface StoreOptions {
   /** Added before every FHIR request a bot makes, in milliseconds (0 = none). */
   readonly latencyMs?: number;
+  /**
+   * How long a SERIALIZABLE transaction holds its place, in milliseconds: the database time the
+   * in-memory store does not spend. Concurrent ones touching the same types within it conflict (TX-4).
+   */
+  readonly transactionMs?: number;
+  /** `Project.features`; default `['bots']`, as a project made for bots has (no `transaction-bundles`). */
+  readonly features?: readonly ProjectFeature[];
 }
 
 export interface FhirAnswer {
@@ -39,15 +46,20 @@ export interface FhirCall {
 }
 
 export class EmulatorStore {
-  readonly repo = new MemoryRepository();
-  readonly router = new FhirRouter();
+  readonly repo: TransactionalRepository;
+  readonly router: ProjectFhirRouter;
+  readonly conflicts: SerializableConflicts;
+  readonly features: readonly ProjectFeature[];
   readonly latencyMs: number;
-  private readonly writes = new Mutex();
   private requestCount = 0;
 
   constructor(options: StoreOptions = {}) {
     indexFhirDefinitions();
     this.latencyMs = Math.max(0, options.latencyMs ?? 0);
+    this.features = options.features ?? ['bots'];
+    this.conflicts = new SerializableConflicts(Math.max(0, options.transactionMs ?? 0));
+    this.repo = new TransactionalRepository(this.conflicts);
+    this.router = new ProjectFhirRouter(() => this.features);
   }
 
   /** FHIR requests answered so far (bots and HTTP), for benchmarks and tests. */
@@ -61,9 +73,8 @@ export class EmulatorStore {
   }
 
   /**
-   * Answers one FHIR request against `view` (the unrestricted store by default). Writes — anything
-   * but GET and batches of GETs — run one at a time, so conditional creates and updates in
-   * concurrent transaction bundles resolve against each other as on the server.
+   * Answers one FHIR request against `view` (the unrestricted store by default). Requests run
+   * concurrently, as on the server; the repository decides what serialises and what conflicts.
    */
   async handle(call: FhirCall, view: MemoryRepository = this.repo): Promise<FhirAnswer> {
     this.requestCount++;
@@ -79,16 +90,13 @@ export class EmulatorStore {
       query: Object.create(null) as Record<string, string>,
       headers: call.headers,
     };
-    const route = async (): Promise<FhirAnswer> => {
-      try {
-        const [outcome, resource] = await this.router.handleRequest(request, view);
-        return { status: getStatus(outcome), body: resource ?? outcome };
-      } catch (err) {
-        const outcome = normalizeOperationOutcome(err);
-        return { status: getStatus(outcome), body: outcome };
-      }
-    };
-    return isWrite(request.method, call.body) ? this.writes.run(route) : route();
+    try {
+      const [outcome, resource] = await this.router.handleRequest(request, view);
+      return { status: getStatus(outcome), body: resource ?? outcome };
+    } catch (err) {
+      const outcome = normalizeOperationOutcome(err);
+      return { status: getStatus(outcome), body: outcome };
+    }
   }
 
   /**
@@ -135,21 +143,6 @@ export class EmulatorStore {
     const bundle = answer.body as Bundle<T & { id: string }>;
     return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
   }
-}
-
-/** GETs and batch/transaction bundles made only of GETs are reads; everything else takes the write lock. */
-function isWrite(method: string, body: unknown): boolean {
-  if (method === 'GET' || method === 'HEAD') {
-    return false;
-  }
-  if (method === 'POST' && isBundle(body)) {
-    return (body.entry ?? []).some((e) => (e.request?.method ?? 'GET') !== 'GET');
-  }
-  return true;
-}
-
-function isBundle(body: unknown): body is Bundle {
-  return typeof body === 'object' && body !== null && (body as Resource).resourceType === 'Bundle';
 }
 
 function headerRecord(headers: RequestInit['headers']): Record<string, string> {

@@ -4,7 +4,8 @@
 //   publicWebhook → 403 with Medplum's exact texts; body parsed (raw text when Bot.rawBody, else
 //   the parsed JSON; malformed JSON → 400 before the bot runs); the bot runs synchronously in the
 //   vmcontext sandbox under its membership's AccessPolicy with the project secrets; an AuditEvent
-//   is written; 200 with the returned value, or 400 echoing the console output.
+//   is written; 200 with the returned value, or 400 with an OperationOutcome holding the thrown
+//   message only (the console output goes to the AuditEvent).
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
@@ -187,11 +188,15 @@ function isJsonType(mime: string): boolean {
   return mime === 'application/json' || mime === ContentType.FHIR_JSON || mime.endsWith('+json');
 }
 
-/** Medplum: a returned value → 200 with it; nothing → 200 "All OK"; failure → 400 with the console output. */
+/**
+ * Medplum: a returned value → 200 with it; nothing → 200 "All OK"; failure → 400 with an
+ * OperationOutcome (`application/fhir+json`) carrying the thrown message only, without the console
+ * output (ANS-1, observed on 5.1.29). The console output goes to the AuditEvent only.
+ */
 function answerFor(result: BotExecutionResult, requestContentType: string): HttpAnswer {
   const contentType = responseContentType(requestContentType);
   if (!result.success) {
-    return outcomeAnswer(badRequest(result.logResult), 400, contentType);
+    return outcomeAnswer(badRequest(result.errorMessage ?? 'Bot execution failed'), 400, ContentType.FHIR_JSON);
   }
   const value = result.returnValue;
   if (isBinary(value)) {

@@ -53,32 +53,19 @@ export async function applyEvent<E extends MedblocksEvent>(
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const stamp: EventStamp = { at: event.created_at, eventId: event.id };
   const context = { stamp, settings, newUuid: options.newUuid ?? randomUUID };
-  // Set once our own marker is committed (atomic mode) while a conflicting create still needs repair.
-  let ownMarker = false;
 
   for (let attempt = 1; ; attempt++) {
     counter.requests++;
     const state = await readState(medplum, handler.reads(event));
-    if (state.marker && !ownMarker) {
+    if (state.marker) {
       return { outcome: 'duplicate', fhirRequests: counter.requests, attempts: attempt };
     }
     const plan = handler.plan(event, state, context);
-    let result: WriteResult;
-    if (settings.atomicTransactions) {
-      // With the `transaction-bundles` feature the plan and the marker commit together.
-      const writes = ownMarker ? plan.writes : [...plan.writes, markerEntry(event, plan.markerSubject)];
-      result = await sendWrites(medplum, writes, counter);
-      // A create that met an existing business key cannot fail inside the transaction: it is
-      // detected after the commit and repaired by re-planning; the committed marker is then ours.
-      ownMarker ||= result.conflict && !result.rolledBack;
-    } else {
-      result = await sendWrites(medplum, plan.writes, counter);
-      if (!result.conflict) {
-        const marked = await writeMarker(medplum, event, resolveSubject(plan.markerSubject, result.created), counter);
-        result = { ...result, conflict: marked === 'conflict' };
-      }
-    }
-    if (!result.conflict) {
+    const written = await sendWrites(medplum, plan.writes, counter);
+    const conflict =
+      written.conflict ||
+      (await writeMarker(medplum, event, resolveSubject(plan.markerSubject, written.created), counter)) === 'conflict';
+    if (!conflict) {
       return { outcome: plan.stale ? 'stale' : 'processed', fhirRequests: counter.requests, attempts: attempt };
     }
     const backoff = Math.min(400, 25 * 2 ** attempt) * (0.5 + Math.random());
@@ -94,22 +81,21 @@ interface WriteResult {
   readonly created: Map<string, string>;
   /** An optimistic-concurrency loss: re-read and re-plan. */
   readonly conflict: boolean;
-  /** The whole transaction was refused, so nothing in it was applied. */
-  readonly rolledBack: boolean;
 }
 
-function markerEntry(event: MedblocksEvent, subject: Reference | undefined): PlannedWrite {
-  return {
-    kind: 'create',
-    fullUrl: `urn:uuid:${MARKER_FULL_URL_UUID}`,
-    resource: buildMarker(event.id, event.type, event.created_at, subject),
-    ifNoneExist: markerQuery(event.id),
-    existingIsConflict: false,
-  };
-}
-const MARKER_FULL_URL_UUID = '5d1f6a7e-0c1b-4c39-9f3e-6b2f1a0d4e11';
-
-/** Sends one transaction bundle (one request) and checks every entry's status. */
+/**
+ * Sends the planned writes as one `batch` bundle (one request) and checks every entry's status.
+ *
+ * A batch, not a transaction: Medplum runs a `transaction` atomically only when the project has the
+ * `transaction-bundles` feature, which a bot cannot see and a project admin cannot set; without it
+ * the server quietly runs the bundle as a batch. With it, any conditional entry makes the
+ * transaction SERIALIZABLE and caps it at 8 entries, and one large serialisable transaction
+ * conflicts with every concurrent delivery (docs/fidelity-ledger.md TX-1…TX-4). A batch behaves the
+ * same on every project: each entry commits on its own (a conditional create in its own small
+ * serialisable transaction), `urn:uuid` references are still resolved, and the per-entry statuses
+ * tell exactly what committed. Atomicity is not needed for correctness: every write is idempotent
+ * by its business key and the marker is written only after every entry succeeded.
+ */
 async function sendWrites(
   medplum: MedplumClient,
   writes: readonly PlannedWrite[],
@@ -117,9 +103,9 @@ async function sendWrites(
 ): Promise<WriteResult> {
   const created = new Map<string, string>();
   if (writes.length === 0) {
-    return { created, conflict: false, rolledBack: false };
+    return { created, conflict: false };
   }
-  const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: writes.map(toEntry) };
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'batch', entry: writes.map(toEntry) };
   let response: Bundle;
   counter.requests++;
   try {
@@ -127,7 +113,7 @@ async function sendWrites(
   } catch (err) {
     const status = statusOfError(err);
     if (status === 409 || status === 412) {
-      return { created, conflict: true, rolledBack: true };
+      return { created, conflict: true };
     }
     throw new FhirFailureError(classifyStatus(status), status, 'write');
   }
@@ -153,7 +139,7 @@ async function sendWrites(
       }
     }
   });
-  return { created, conflict, rolledBack: false };
+  return { created, conflict };
 }
 
 function toEntry(write: PlannedWrite): BundleEntry {

@@ -1,6 +1,7 @@
 // FHIR failures, classified so that the one log line and the answer can say what happened without
 // echoing anything the server said (an OperationOutcome can quote resource content).
 import { getStatus, isOperationOutcome } from '@medplum/core';
+import { fhirFailedMessage } from '../bot/summary';
 
 export type FhirFailureClass =
   'conflict' | 'access_denied' | 'rate_limited' | 'server_error' | 'bad_request' | 'not_found' | 'network' | 'deadline';
@@ -9,9 +10,7 @@ export class FhirFailureError extends Error {
   readonly failureClass: FhirFailureClass;
   readonly status: number | undefined;
   constructor(failureClass: FhirFailureClass, status: number | undefined, phase: 'read' | 'write' | 'marker') {
-    super(
-      `FHIR ${phase} failed: ${failureClass}${status ? ` (HTTP ${status})` : ''}; nothing was marked applied, so a Medblocks retry will complete it`
-    );
+    super(fhirFailedMessage(phase, failureClass, status));
     this.name = 'FhirFailureError';
     this.failureClass = failureClass;
     this.status = status;

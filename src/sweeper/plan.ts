@@ -4,6 +4,7 @@
 // which every write tolerates (conditional, newest-event-wins).
 import type { Basic, Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { CODE, SYSTEM, token } from '../fhir/systems';
+import { formatSweepSummary } from '../bot/summary';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -68,12 +69,9 @@ export function countDeleted(response: Bundle): { deleted: number; failed: numbe
   return { deleted, failed };
 }
 
-/** `medblocks-sweeper cutoff=… deleted=… failed=… more=… fhir_requests=… ms=…` — ids and counts only. */
+/** The sweeper's summary line (format in src/bot/summary.ts) — counts only. */
 export function sweepSummaryLine(summary: SweepSummary, fhirRequests: number, ms: number): string {
-  return (
-    `medblocks-sweeper cutoff=${summary.cutoff} outcome=${summary.status} deleted=${summary.deleted} ` +
-    `failed=${summary.failed} more=${summary.more} fhir_requests=${fhirRequests} ms=${Math.round(ms)}`
-  );
+  return formatSweepSummary({ ...summary, outcome: summary.status, fhirRequests, ms });
 }
 
 export interface SweepSummary {

@@ -18,7 +18,7 @@ import {
 import type { MedblocksEvent, PatientFlowConnection } from '../../src/medblocks/events';
 import { expectStoreValid } from '../support/assertions';
 import { World } from '../support/world';
-import type { BotUnderTest } from '../support/world';
+import type { BotUnderTest, WorldOptions } from '../support/world';
 import { botForEvent, canonicalState, duplicatedKeys } from './support';
 
 const PATIENTS = ['user_a', 'user_b'] as const;
@@ -205,8 +205,8 @@ function byStamp(a: MedblocksEvent, b: MedblocksEvent): number {
   return compareStamps({ at: a.created_at, eventId: a.id }, { at: b.created_at, eventId: b.id });
 }
 
-async function convergesLikeInOrder(scenario: Scenario, secrets: Record<string, string>): Promise<void> {
-  const shuffled = new World({ secrets });
+async function convergesLikeInOrder(scenario: Scenario, options: WorldOptions): Promise<void> {
+  const shuffled = new World(options);
   await deliverAll(
     shuffled,
     scenario.deliveries.map((i) => {
@@ -216,7 +216,7 @@ async function convergesLikeInOrder(scenario: Scenario, secrets: Record<string, 
     }),
     true
   );
-  const reference = new World({ secrets });
+  const reference = new World(options);
   await deliverAll(reference, [...scenario.events].sort(byStamp), false);
   expect(await canonicalState(shuffled), scenarioReport(scenario)).toEqual(await canonicalState(reference));
   // The weaker comparison the other suites use agrees.
@@ -227,14 +227,14 @@ async function convergesLikeInOrder(scenario: Scenario, secrets: Record<string, 
 const NUM_RUNS = Number(process.env.CONVERGENCE_RUNS ?? 25);
 
 describe('convergence: duplicates and any delivery order end in the in-order state', () => {
-  for (const [mode, secrets] of [
-    ['batch writes, marker last', {}],
-    ['atomic transactions, marker in the bundle', { MEDBLOCKS_ATOMIC_TRANSACTIONS: 'true' }],
-  ] as const) {
+  for (const [mode, options] of [
+    ['default project', {}],
+    ['transaction-bundles feature', { features: ['bots', 'transaction-bundles'] }],
+  ] as const satisfies readonly (readonly [string, WorldOptions])[]) {
     it(`distinct created_at (${mode})`, async () => {
       await fc.assert(
         fc.asyncProperty(scenarioArb({ ties: false }), async (scenario) => {
-          await convergesLikeInOrder(scenario, secrets);
+          await convergesLikeInOrder(scenario, options);
         }),
         { numRuns: NUM_RUNS }
       );

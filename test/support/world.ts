@@ -12,7 +12,7 @@ import {
   tooManyRequests,
 } from '@medplum/core';
 import type { BotEvent } from '@medplum/core';
-import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import type { MemoryRepository } from '@medplum/fhir-router';
 import type {
   AccessPolicy,
   Bot,
@@ -31,6 +31,8 @@ import { createMedblocksBot } from '../../src/bot/create-bot';
 import type { BotAnswer, BotRuntimeOptions, MedplumBotHandler } from '../../src/bot/create-bot';
 import { withAccessPolicy } from '../../src/emulator/access-policy-repository';
 import type { PolicyDecision } from '../../src/emulator/access-policy-repository';
+import { ProjectFhirRouter, TransactionalRepository } from '../../src/emulator/project-fhir';
+import type { ProjectFeature } from '../../src/emulator/project-fhir';
 import { serialise } from '../../src/fixtures/events';
 import type { MedblocksEvent } from '../../src/medblocks/events';
 import { signatureHeader } from '../../src/medblocks/signature';
@@ -95,11 +97,14 @@ export interface BotUnderTest {
 export interface WorldOptions {
   /** Extra project secrets shared by every bot (values as strings). */
   readonly secrets?: Record<string, string>;
+  /** `Project.features`: with `transaction-bundles`, transaction bundles are atomic and capped (TX-1, TX-2). */
+  readonly features?: readonly ProjectFeature[];
 }
 
 export class World {
-  readonly repo = new MemoryRepository();
-  readonly router = new FhirRouter();
+  /** The server's transaction semantics (rollback; no serialisation failures: tests inject 409s themselves). */
+  readonly repo = new TransactionalRepository();
+  readonly router: ProjectFhirRouter;
   readonly decisions: (PolicyDecision & { bot: BotName })[] = [];
   readonly secrets: Record<string, string>;
   /** Unrestricted client over the same store, for setting up and asserting state. */
@@ -107,6 +112,8 @@ export class World {
 
   constructor(options: WorldOptions = {}) {
     this.secrets = options.secrets ?? {};
+    const features = options.features ?? ['bots'];
+    this.router = new ProjectFhirRouter(() => features);
     this.admin = this.client(this.repo, []);
   }
 

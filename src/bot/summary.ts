@@ -1,0 +1,105 @@
+// The two texts a run leaves behind, in one place because tools read them back:
+//  - the summary line, one per run, which Medplum stores as the run's AuditEvent.outcomeDesc
+//    (`npm run monitor` parses it);
+//  - the failure message a bot throws, which a real Medplum server answers with as the 400 body's
+//    only text (ledger ANS-1), so it is all a caller learns (the demo, `npm run verify` and the
+//    sender parse it back into an outcome).
+// Both carry ids, types, outcomes and counts only: they reach AuditEvents, an unauthenticated
+// caller, and Medblocks' dashboard.
+
+/** `processed` | `duplicate` | `stale` | `rejected:<reason>` | `failed:<class>` (the sweeper: `swept`). */
+export type Outcome = string;
+
+export interface DeliverySummary {
+  readonly eventId: string;
+  readonly type: string;
+  readonly outcome: Outcome;
+  readonly fhirRequests: number;
+  readonly ms: number;
+}
+
+/** `medblocks evt=… type=… outcome=… fhir_requests=… ms=…` — the one line per delivery. */
+export function formatDeliverySummary(s: DeliverySummary): string {
+  return `medblocks evt=${s.eventId} type=${s.type} outcome=${s.outcome} fhir_requests=${String(s.fhirRequests)} ms=${String(Math.round(s.ms))}`;
+}
+
+export interface SweepSummary {
+  readonly cutoff: string;
+  readonly outcome: Outcome;
+  readonly deleted: number;
+  readonly failed: number;
+  readonly more: boolean;
+  readonly fhirRequests: number;
+  readonly ms: number;
+}
+
+/** The sweeper's line: `medblocks-sweeper cutoff=… outcome=… deleted=… failed=… more=… fhir_requests=… ms=…`. */
+export function formatSweepSummary(s: SweepSummary): string {
+  return (
+    `medblocks-sweeper cutoff=${s.cutoff} outcome=${s.outcome} deleted=${String(s.deleted)} ` +
+    `failed=${String(s.failed)} more=${String(s.more)} fhir_requests=${String(s.fhirRequests)} ms=${String(Math.round(s.ms))}`
+  );
+}
+
+const SUMMARY_OUTCOME = /^medblocks(?:-sweeper)? .*?\boutcome=(\S+)/gm;
+
+/** The outcome of the last summary line in a run's console output (AuditEvent.outcomeDesc). */
+export function outcomeOfConsole(outcomeDesc: string | undefined): Outcome | undefined {
+  const matches = [...(outcomeDesc ?? '').matchAll(SUMMARY_OUTCOME)];
+  return matches.at(-1)?.[1];
+}
+
+/** Thrown when a delivery is refused before any FHIR request. */
+export function rejectedMessage(reason: string, detail?: string): string {
+  return detail ? `Delivery rejected: ${reason}: ${detail}` : `Delivery rejected: ${reason}`;
+}
+
+/** Thrown when a verified event cannot be applied as it is (a planning refusal, or an internal error). */
+export function notAppliedMessage(reason: string, detail: string): string {
+  return `Delivery not applied: ${reason}: ${detail}`;
+}
+
+/** Thrown when the FHIR server failed; nothing was marked applied. */
+export function fhirFailedMessage(phase: string, failureClass: string, status: number | undefined): string {
+  return `FHIR ${phase} failed: ${failureClass}${status ? ` (HTTP ${String(status)})` : ''}; nothing was marked applied, so a Medblocks retry will complete it`;
+}
+
+const FAILURE_OUTCOMES: readonly [RegExp, (m: RegExpExecArray) => Outcome][] = [
+  [/^Delivery rejected: ([a-z_]+)/, (m) => `rejected:${m[1] ?? ''}`],
+  [/^Delivery not applied: ([a-z_]+):/, (m) => `failed:${m[1] ?? ''}`],
+  [/^FHIR (?:read|write|marker) failed: ([a-z_]+)/, (m) => `failed:${m[1] ?? ''}`],
+];
+
+/** The outcome a thrown message stands for (the inverse of the three builders above). */
+export function outcomeOfFailureMessage(message: string): Outcome | undefined {
+  for (const [pattern, outcome] of FAILURE_OUTCOMES) {
+    const match = pattern.exec(message);
+    if (match) return outcome(match);
+  }
+  return undefined;
+}
+
+/**
+ * The bot's outcome from a webhook answer: the `status` of a 200 JSON answer, or, for a 400, the
+ * outcome its OperationOutcome's message stands for. `unknown` when the answer is neither.
+ */
+export function outcomeOfAnswer(httpStatus: number | undefined, body: string): Outcome {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return 'unknown';
+  }
+  if (typeof parsed !== 'object' || parsed === null) return 'unknown';
+  if (httpStatus !== undefined && httpStatus >= 200 && httpStatus < 300) {
+    const status = (parsed as { status?: unknown }).status;
+    return typeof status === 'string' ? status : 'unknown';
+  }
+  const issues = (parsed as { issue?: { details?: { text?: unknown } }[] }).issue ?? [];
+  for (const issue of issues) {
+    const text = issue.details?.text;
+    const outcome = typeof text === 'string' ? outcomeOfFailureMessage(text) : undefined;
+    if (outcome) return outcome;
+  }
+  return 'unknown';
+}

@@ -1,0 +1,217 @@
+// How a Medplum project runs FHIR bundles, for the emulator and the bot tests. Medplum's server and
+// @medplum/mock share one bundle processor (@medplum/fhir-router's BatchProcessor); what differs is
+// what the server hands it and what its repository does with a transaction:
+//
+//   TX-1  a `transaction` bundle is atomic only when the project has the `transaction-bundles`
+//         feature; the server passes that as `config.transactions`, and without it the processor
+//         runs the bundle entry by entry, like a batch, and answers 200 (observed on 5.1.29).
+//   TX-2  with the feature, a transaction holding any conditional entry runs SERIALIZABLE and is
+//         refused above 8 entries, and any transaction above 50 updates (the processor's own
+//         checks, with the server's messages — they only run when `config.transactions` is set).
+//   TX-3  a failed transaction rolls back every entry (Postgres). MemoryRepository has no rollback:
+//         TransactionalRepository adds one by restoring a copy of the store.
+//   TX-4  SERIALIZABLE transactions (every conditional create/update/delete, and transaction bundles
+//         with a conditional entry) that overlap in time and touch the same resource types conflict,
+//         even for different patients (Postgres' predicate locks are coarser than one business key;
+//         observed at concurrency 8 on 5.1.29). The later committer fails with `could not serialize
+//         access…` (SQLSTATE 40001); the server retries the transaction once, then answers 409 with
+//         an OperationOutcome of id `conflict`. Modelled by SerializableConflicts below, per resource
+//         type, first committer wins; each transaction lasts at least `holdMs` (the database work the
+//         in-memory store does instantly). Other writes run one at a time under a lock, which is what
+//         the server's row locks give concurrent writers of the same row.
+//
+// docs/fidelity-ledger.md lists each rule with its source; test/emulator/transactions.test.ts pins them.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { conflict, OperationOutcomeError } from '@medplum/core';
+import type { SearchRequest, WithId } from '@medplum/core';
+import type {
+  CreateResourceOptions,
+  DeleteResourceOptions,
+  FhirRepository,
+  FhirRequest,
+  FhirResponse,
+  TransactionOptions,
+  UpdateResourceOptions,
+} from '@medplum/fhir-router';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
+import { Mutex } from './mutex';
+
+/** The project features the emulator models (`Project.features`). */
+export type ProjectFeature = 'bots' | 'transaction-bundles';
+
+/** A FhirRouter that hands the bundle processor what Medplum's server derives from the project. */
+export class ProjectFhirRouter extends FhirRouter {
+  constructor(private readonly features: () => readonly ProjectFeature[]) {
+    super();
+  }
+
+  override handleRequest(req: FhirRequest, repo: FhirRepository): Promise<FhirResponse> {
+    const transactions = this.features().includes('transaction-bundles');
+    return super.handleRequest({ ...req, config: { ...req.config, transactions } }, repo);
+  }
+}
+
+interface MemoryRepositoryInternals {
+  readonly resources: Map<string, Map<string, Resource>>;
+  readonly history: Map<string, Map<string, Resource[]>>;
+}
+
+/** The message and code a real server answers a serialisation failure with (TX-4). */
+export const SERIALIZATION_FAILURE = conflict(
+  'could not serialize access due to read/write dependencies among transactions',
+  '40001'
+);
+
+interface SerializableTransaction {
+  readonly types: ReadonlySet<string>;
+  readonly start: number;
+  end?: number;
+}
+
+/** First-committer-wins over resource types, for transactions that overlap in time (TX-4). */
+export class SerializableConflicts {
+  private committed: SerializableTransaction[] = [];
+  /** Serialisation failures answered (after the server's one internal retry), for benchmarks. */
+  failures = 0;
+
+  constructor(
+    readonly holdMs: number,
+    private readonly clock: () => number = () => performance.now()
+  ) {}
+
+  begin(types: Iterable<string>): SerializableTransaction {
+    return { types: new Set(types), start: this.clock() };
+  }
+
+  /** True when a transaction that committed after `txn` began touched one of its types. */
+  conflicts(txn: SerializableTransaction): boolean {
+    return this.committed.some(
+      (other) => other.end !== undefined && other.end > txn.start && [...other.types].some((t) => txn.types.has(t))
+    );
+  }
+
+  commit(txn: SerializableTransaction): void {
+    txn.end = this.clock();
+    // Only transactions that can still overlap a running one matter; keep the list short.
+    const horizon = txn.end - 60_000;
+    this.committed = [...this.committed.filter((c) => (c.end ?? 0) > horizon), txn];
+  }
+}
+
+/** How many times the server runs a transaction that failed to serialise (one retry). */
+const SERVER_TRANSACTION_ATTEMPTS = 2;
+
+/**
+ * MemoryRepository with the server's transaction semantics: the outermost transaction rolls back on
+ * failure (TX-3), serialisable ones can conflict (TX-4), and writes are applied one at a time.
+ */
+export class TransactionalRepository extends MemoryRepository {
+  private readonly inTransaction = new AsyncLocalStorage<true>();
+  private readonly writes = new Mutex();
+
+  /** `conflicts` undefined: no serialisation failures (the bot tests inject 409s where they want them). */
+  constructor(private readonly conflicts?: SerializableConflicts) {
+    super();
+  }
+
+  override async withTransaction<TResult>(
+    callback: (repo: this) => Promise<TResult>,
+    options?: TransactionOptions
+  ): Promise<TResult> {
+    if (this.inTransaction.getStore()) {
+      return callback(this);
+    }
+    const conflicts = options?.serializable ? this.conflicts : undefined;
+    if (!conflicts) {
+      return this.atomically(callback);
+    }
+    const types =
+      typeof options?.resourceTypes === 'string' ? [options.resourceTypes] : [...(options?.resourceTypes ?? [])];
+    for (let attempt = 1; attempt <= SERVER_TRANSACTION_ATTEMPTS; attempt++) {
+      const txn = conflicts.begin(types);
+      if (conflicts.holdMs > 0) await sleep(conflicts.holdMs);
+      const outcome = await this.atomically(async (repo) => {
+        if (conflicts.conflicts(txn)) return { serialised: false as const };
+        const value = await callback(repo);
+        conflicts.commit(txn);
+        return { serialised: true as const, value };
+      });
+      if (outcome.serialised) return outcome.value;
+    }
+    conflicts.failures++;
+    throw new OperationOutcomeError(SERIALIZATION_FAILURE);
+  }
+
+  /**
+   * MemoryRepository answers a conditional create synchronously, outside any transaction; the
+   * server's repository (FhirRepository.conditionalCreate) runs it SERIALIZABLE over the searched
+   * type, as it already does for conditional update and delete.
+   */
+  override conditionalCreate<T extends Resource>(
+    resource: T,
+    search: SearchRequest<T>,
+    options?: CreateResourceOptions
+  ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
+    return this.withTransaction(() => super.conditionalCreate(resource, search, options), {
+      serializable: true,
+      resourceTypes: [search.resourceType],
+    });
+  }
+
+  // Plain writes outside a transaction take the same lock, so that none interleaves with a transaction.
+  override createResource<T extends Resource>(
+    resource: T,
+    options?: CreateResourceOptions,
+    update?: boolean
+  ): Promise<WithId<T>> {
+    return this.outsideTransaction(() => super.createResource(resource, options, update));
+  }
+
+  override updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
+    return this.outsideTransaction(() => super.updateResource(resource, options));
+  }
+
+  override deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
+    return this.outsideTransaction(() => super.deleteResource(resourceType, id, options));
+  }
+
+  private outsideTransaction<T>(write: () => Promise<T>): Promise<T> {
+    return this.inTransaction.getStore() ? write() : this.atomically(write);
+  }
+
+  private atomically<TResult>(callback: (repo: this) => Promise<TResult>): Promise<TResult> {
+    return this.writes.run(() =>
+      this.inTransaction.run(true, async () => {
+        const saved = this.copyOfStore();
+        try {
+          return await callback(this);
+        } catch (err) {
+          this.restore(saved);
+          throw err;
+        }
+      })
+    );
+  }
+
+  private internals(): MemoryRepositoryInternals {
+    return this as unknown as MemoryRepositoryInternals;
+  }
+
+  private copyOfStore(): MemoryRepositoryInternals {
+    const { resources, history } = this.internals();
+    return {
+      resources: new Map([...resources].map(([type, byId]) => [type, new Map(byId)])),
+      history: new Map([...history].map(([type, byId]) => [type, new Map([...byId].map(([id, v]) => [id, [...v]]))])),
+    };
+  }
+
+  private restore(saved: MemoryRepositoryInternals): void {
+    const { resources, history } = this.internals();
+    resources.clear();
+    history.clear();
+    for (const [type, byId] of saved.resources) resources.set(type, byId);
+    for (const [type, byId] of saved.history) history.set(type, byId);
+  }
+}
