@@ -14,8 +14,9 @@
 //         with a conditional entry) that overlap in time and touch the same resource types conflict,
 //         even for different patients (Postgres' predicate locks are coarser than one business key;
 //         observed at concurrency 8 on 5.1.29). The later committer fails with `could not serialize
-//         access…` (SQLSTATE 40001); the server retries the transaction once, then answers 409 with
-//         an OperationOutcome of id `conflict`. Modelled by SerializableConflicts below, per resource
+//         access…` (SQLSTATE 40001); the server re-runs the transaction (3 attempts in all by default,
+//         after 50·2^n ms ±25%: repository-connection.ts), then answers 409 with an OperationOutcome
+//         of id `conflict`. Modelled by SerializableConflicts below, per resource
 //         type, first committer wins; each transaction lasts at least `holdMs` (the database work the
 //         in-memory store does instantly). Other writes run one at a time under a lock, which is what
 //         the server's row locks give concurrent writers of the same row.
@@ -73,13 +74,20 @@ interface SerializableTransaction {
 /** First-committer-wins over resource types, for transactions that overlap in time (TX-4). */
 export class SerializableConflicts {
   private committed: SerializableTransaction[] = [];
-  /** Serialisation failures answered (after the server's one internal retry), for benchmarks. */
+  /** Serialisation failures answered after the server's own attempts ran out, for benchmarks. */
   failures = 0;
 
   constructor(
     readonly holdMs: number,
-    private readonly clock: () => number = () => performance.now()
+    private readonly clock: () => number = () => performance.now(),
+    /** Jitter source for the server's retry backoff; tests fix it to make timings exact. */
+    readonly random: () => number = Math.random
   ) {}
+
+  /** The server's wait before re-running a failed transaction (attempt 0 is the first run). */
+  backoffMs(attempt: number): number {
+    return Math.ceil(SERVER_BACKOFF_BASE_MS * 2 ** attempt * (0.75 + this.random() * 0.5));
+  }
 
   begin(types: Iterable<string>): SerializableTransaction {
     return { types: new Set(types), start: this.clock() };
@@ -100,8 +108,10 @@ export class SerializableConflicts {
   }
 }
 
-/** How many times the server runs a transaction that failed to serialise (one retry). */
-const SERVER_TRANSACTION_ATTEMPTS = 2;
+/** How many times the server runs a transaction that fails to serialise (`transactionAttempts`, default 3). */
+export const SERVER_TRANSACTION_ATTEMPTS = 3;
+/** `transactionExpBackoffBaseDelayMs`, default 50. */
+const SERVER_BACKOFF_BASE_MS = 50;
 
 /**
  * MemoryRepository with the server's transaction semantics: the outermost transaction rolls back on
@@ -129,7 +139,8 @@ export class TransactionalRepository extends MemoryRepository {
     }
     const types =
       typeof options?.resourceTypes === 'string' ? [options.resourceTypes] : [...(options?.resourceTypes ?? [])];
-    for (let attempt = 1; attempt <= SERVER_TRANSACTION_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < SERVER_TRANSACTION_ATTEMPTS; attempt++) {
+      if (attempt > 0) await sleep(conflicts.backoffMs(attempt - 1));
       const txn = conflicts.begin(types);
       if (conflicts.holdMs > 0) await sleep(conflicts.holdMs);
       const outcome = await this.atomically(async (repo) => {

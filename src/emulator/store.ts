@@ -30,6 +30,8 @@ export interface StoreOptions {
   readonly transactionMs?: number;
   /** `Project.features`; default `['bots']`, as a project made for bots has (no `transaction-bundles`). */
   readonly features?: readonly ProjectFeature[];
+  /** Jitter for the server's transaction retry backoff (tests fix it). */
+  readonly random?: () => number;
 }
 
 export interface FhirAnswer {
@@ -57,7 +59,7 @@ export class EmulatorStore {
     indexFhirDefinitions();
     this.latencyMs = Math.max(0, options.latencyMs ?? 0);
     this.features = options.features ?? ['bots'];
-    this.conflicts = new SerializableConflicts(Math.max(0, options.transactionMs ?? 0));
+    this.conflicts = new SerializableConflicts(Math.max(0, options.transactionMs ?? 0), undefined, options.random);
     this.repo = new TransactionalRepository(this.conflicts);
     this.router = new ProjectFhirRouter(() => this.features);
   }

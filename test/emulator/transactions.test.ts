@@ -121,15 +121,17 @@ describe('TX-4 serialisable transactions conflict under concurrency', () => {
       parseSearchRequest(`${type}?identifier=urn:test:key|${key}`)
     );
 
-  it('three overlapping conditional creates of one type, different keys: the server’s one retry saves one, the third gets 409 (40001)', async () => {
-    const store = new EmulatorStore({ transactionMs: 20 });
+  it('four overlapping conditional creates of one type, different keys: each of the server’s 3 attempts saves one, the fourth gets 409 (40001)', async () => {
+    // Backoff jitter fixed at its middle: waits of exactly 50 and 100 ms, so the timeline is exact.
+    const store = new EmulatorStore({ transactionMs: 20, random: () => 0.5 });
     const results = await Promise.allSettled([
       createIfNone(store, 'p1'),
       createIfNone(store, 'p2'),
       createIfNone(store, 'p3'),
+      createIfNone(store, 'p4'),
     ]);
-    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
-    const [, , failure] = results;
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+    const [, , , failure] = results;
     expect(failure.status === 'rejected' && (failure.reason as { outcome: unknown }).outcome).toEqual(
       SERIALIZATION_FAILURE
     );
@@ -137,7 +139,7 @@ describe('TX-4 serialisable transactions conflict under concurrency', () => {
       id: 'conflict',
       issue: [{ code: 'conflict', details: { coding: [{ code: '40001' }] } }],
     });
-    expect(await store.all('Task')).toHaveLength(2); // the refused one left nothing behind
+    expect(await store.all('Task')).toHaveLength(3); // the refused one left nothing behind
     expect(store.conflicts.failures).toBe(1);
   });
 
@@ -148,19 +150,15 @@ describe('TX-4 serialisable transactions conflict under concurrency', () => {
   });
 
   it('over HTTP the conflict is a 409 entry in a batch, the other entries committed', async () => {
-    const store = new EmulatorStore({ transactionMs: 20 });
+    const store = new EmulatorStore({ transactionMs: 20, random: () => 0.5 });
     const batch = (keys: string[]): Bundle => ({
       resourceType: 'Bundle',
       type: 'batch',
       entry: keys.map((k) => taskEntry(k, true)),
     });
-    const answers = await Promise.all([
-      post(store, batch(['x1'])),
-      post(store, batch(['y1'])),
-      post(store, batch(['z1'])),
-    ]);
+    const answers = await Promise.all(['w1', 'x1', 'y1', 'z1'].map((key) => post(store, batch([key]))));
     const statuses = answers.map((a) => a.body.entry?.[0]?.response?.status.slice(0, 3));
-    expect(statuses.sort()).toEqual(['201', '201', '409']);
+    expect(statuses.sort()).toEqual(['201', '201', '201', '409']);
     expect(answers.every((a) => a.status === 200)).toBe(true);
   });
 
