@@ -114,12 +114,12 @@ async function execute(
   const { store } = ctx;
   const project = await store.repo.readReference<Project>(runAs.project);
   if (!project.features?.includes('bots')) {
-    return { success: false, logResult: MESSAGES.botsDisabled };
+    return { success: false, logResult: MESSAGES.botsDisabled, errorMessage: MESSAGES.botsDisabled };
   }
   const seeded = ctx.bots.get(bot.id);
   const code = seeded?.source.code ?? (seeded?.source.file ? readFileSync(seeded.source.file, 'utf8') : undefined);
   if (code === undefined) {
-    return { success: false, logResult: 'No executable code' };
+    return { success: false, logResult: 'No executable code', errorMessage: 'No executable code' };
   }
   const policy = await membershipPolicy(store, runAs);
   const view = store.viewFor(policy);

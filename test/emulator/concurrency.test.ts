@@ -67,9 +67,10 @@ test('50 concurrent copies of a flow with no active connection make one follow-u
   expect(patients).toHaveLength(1);
 });
 
-test('concurrent transaction bundles with conditional writes are serialised like the server does', async () => {
-  // Without the store's write lock, MemoryRepository lets these ten bundles interleave and the
-  // conditional PUT creates ten Tasks; Medplum's serialisable transactions create one.
+test('concurrent bundles with conditional writes create each business key once, as the server does', async () => {
+  // MemoryRepository alone lets these ten bundles interleave and the conditional PUT creates ten
+  // Tasks; the server runs each conditional write in a SERIALIZABLE transaction and creates one
+  // (ledger TX-4; here without the feature, so each entry is its own transaction, TX-1).
   const store = new EmulatorStore();
   const bundle: Bundle = {
     resourceType: 'Bundle',

@@ -178,6 +178,20 @@ describe('membership policies', () => {
   });
 });
 
+describe('a project without the bots feature', () => {
+  test('answers 400 Bots not enabled, and the bot does not run', async () => {
+    const withoutBots = await startEmulator({ root: built.root, features: [] });
+    try {
+      const answer = await sendSigned(withoutBots.bot(SYNC_BOT), recordsSyncCompleted());
+      expect(answer.status).toBe(400);
+      expect(outcomeText(answer.text)).toBe('Bots not enabled');
+      expect(await withoutBots.store.all<Basic>('Basic')).toEqual([]);
+    } finally {
+      await withoutBots.close();
+    }
+  });
+});
+
 describe('/fhir/R4 on loopback', () => {
   test('reads without authentication, including Bot and ProjectMembership resources', async () => {
     const bot = emulator.bot(SYNC_BOT);
