@@ -1,10 +1,10 @@
 // Medplum bot: verifies and applies Medblocks `connection.token_refresh_failed` deliveries.
 // Deploy with publicWebhook and rawBody on; see README "Going live".
-import { botDescriptor } from '../src/bot/catalog';
-import { createMedblocksBot } from '../src/bot/create-bot';
+import { REGISTRY } from '../src/bot/registry';
+import { createWebhookBot, defineWebhookBot } from '../src/bot/webhook-bot';
 import { tokenRefreshFailed } from '../src/handlers/token-refresh';
 
-/** The wiring, exported so that tests build the handler exactly as deployed (with a test clock and log). */
-export const spec = { ...botDescriptor('medblocks-connection-token-refresh-failed'), handler: tokenRefreshFailed };
+/** The registry entry bound to its handler; tests build the handler from it (with a test clock and log). */
+export const bot = defineWebhookBot(REGISTRY['medblocks-connection-token-refresh-failed'], tokenRefreshFailed);
 
-export const handler = createMedblocksBot(spec);
+export const handler = createWebhookBot(bot);

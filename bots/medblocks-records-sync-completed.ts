@@ -1,10 +1,10 @@
 // Medplum bot: verifies and applies Medblocks `records.sync.completed` deliveries.
 // Deploy with publicWebhook and rawBody on; see README "Going live".
-import { botDescriptor } from '../src/bot/catalog';
-import { createMedblocksBot } from '../src/bot/create-bot';
+import { REGISTRY } from '../src/bot/registry';
+import { createWebhookBot, defineWebhookBot } from '../src/bot/webhook-bot';
 import { recordsSyncCompleted } from '../src/handlers/records-sync';
 
-/** The wiring, exported so that tests build the handler exactly as deployed (with a test clock and log). */
-export const spec = { ...botDescriptor('medblocks-records-sync-completed'), handler: recordsSyncCompleted };
+/** The registry entry bound to its handler; tests build the handler from it (with a test clock and log). */
+export const bot = defineWebhookBot(REGISTRY['medblocks-records-sync-completed'], recordsSyncCompleted);
 
-export const handler = createMedblocksBot(spec);
+export const handler = createWebhookBot(bot);

@@ -10,7 +10,7 @@ export const NAIVE_SECRET_NAME = 'BENCH_NAIVE_WEBHOOK_SECRET';
 
 export async function handler(medplum: MedplumClient, botEvent: BotEvent): Promise<{ requests: number }> {
   const { event, settings } = receiveDelivery(botEvent, {
-    acceptedTypes: [
+    eventTypes: [
       'patient_flow.completed',
       'patient_session.completed',
       'connection.token_refresh_failed',

@@ -85,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
   const first = events[0];
   if (!first) throw new Error('nothing to send');
   const type = first.type;
-  const bot = BOTS.find((b) => (b.acceptedTypes as readonly string[]).includes(type));
+  const bot = BOTS.find((b) => (b.eventTypes as readonly string[]).includes(type));
   const url =
     values.url ??
     `${(values.emulator ?? 'http://127.0.0.1:8103').replace(/\/$/, '')}/webhook/${membershipIdFor(bot?.name ?? '')}`;

@@ -8,7 +8,7 @@ import { DeliveryRejectedError, MAX_BODY_BYTES, receiveDelivery } from './receiv
 import type { ReceiverSpec, RejectionReason } from './receive';
 
 const SPEC: ReceiverSpec = {
-  acceptedTypes: ['records.sync.failed'],
+  eventTypes: ['records.sync.failed'],
   secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED',
 };
 const EVENT = recordsSyncFailed();

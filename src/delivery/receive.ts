@@ -35,13 +35,13 @@ export class DeliveryRejectedError extends Error {
 }
 
 /** What one bot accepts: the event types it is wired to and the project secret holding its signing secret. */
-export interface ReceiverSpec {
-  readonly acceptedTypes: readonly EventType[];
+export interface ReceiverSpec<T extends EventType = EventType> {
+  readonly eventTypes: readonly T[];
   readonly secretName: string;
 }
 
-export interface VerifiedDelivery {
-  readonly event: MedblocksEvent;
+export interface VerifiedDelivery<T extends EventType = EventType> {
+  readonly event: Extract<MedblocksEvent, { type: T }>;
   readonly settings: BotSettings;
   /** True when the body was re-serialised from a parsed object (`MEDBLOCKS_ALLOW_PARSED_BODY`). */
   readonly verifiedAgainstReserialisedBody: boolean;
@@ -66,11 +66,11 @@ const MESSAGES: Partial<Record<RejectionReason, string>> = {
  * Verifies and parses one delivery for one bot. Order matters: the signature is checked over the
  * exact bytes before the body is parsed, and nothing here talks to the FHIR server.
  */
-export function receiveDelivery(
+export function receiveDelivery<T extends EventType>(
   botEvent: BotEvent,
-  spec: ReceiverSpec,
+  spec: ReceiverSpec<T>,
   options: ReceiveOptions = {}
-): VerifiedDelivery {
+): VerifiedDelivery<T> {
   // Typed as required, but a hand-built event (or an older server) may omit it: fail closed, not crash.
   const secrets = botEvent.secrets as Secrets | undefined;
   const settings = readSettings(secrets ?? {});
@@ -95,7 +95,7 @@ export function receiveDelivery(
   if (!result.ok) {
     throw new DeliveryRejectedError('invalid_payload', result.problems.join('; '));
   }
-  if (!spec.acceptedTypes.includes(result.event.type)) {
+  if (!isOfType(result.event, spec.eventTypes)) {
     // The type was validated against the known list above, so naming it leaks nothing.
     throw new DeliveryRejectedError(
       'unexpected_event_type',
@@ -128,6 +128,13 @@ function extractRawBody(
     return { rawBody: JSON.stringify(input), reserialised: true };
   }
   throw new DeliveryRejectedError('body_not_raw', MESSAGES.body_not_raw);
+}
+
+function isOfType<T extends EventType>(
+  event: MedblocksEvent,
+  types: readonly T[]
+): event is Extract<MedblocksEvent, { type: T }> {
+  return (types as readonly EventType[]).includes(event.type);
 }
 
 /** Node lower-cases header names, but callers other than Medplum may not: match case-insensitively. */

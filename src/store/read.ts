@@ -9,6 +9,7 @@ import { isFhirId } from '../fhir/patient';
 import { SYSTEM, token } from '../fhir/systems';
 import type { DeliveryState, ReadRequest } from '../handlers/plan';
 import { classifyStatus, FhirFailureError, parseEntryStatus, statusOfError } from './errors';
+import type { RequestCounter } from './write';
 
 const PATIENT_RECORDS = '_revinclude=Consent:patient&_revinclude=Task:patient';
 const CONSENT_PATIENT_RECORDS =
@@ -48,9 +49,14 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
 }
 
 /** Sends the read bundle (one request) and sorts what came back into a DeliveryState. */
-export async function readState(medplum: MedplumClient, request: ReadRequest): Promise<DeliveryState> {
+export async function readState(
+  medplum: MedplumClient,
+  request: ReadRequest,
+  counter: RequestCounter = { requests: 0 }
+): Promise<DeliveryState> {
   const { bundle, slots } = buildReadBundle(request);
   let response: Bundle;
+  counter.requests++;
   try {
     response = await medplum.executeBatch(bundle);
   } catch (err) {

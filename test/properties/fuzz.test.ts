@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogBotSpecs } from '../../src/bench/bundles';
 import { BOTS, botDescriptor } from '../../src/bot/catalog';
 import type { BotName } from '../../src/bot/catalog';
-import { createMedblocksBot } from '../../src/bot/create-bot';
+import { createWebhookBot, defineWebhookBot } from '../../src/bot/webhook-bot';
 import { DeliveryRejectedError, MAX_BODY_BYTES, receiveDelivery } from '../../src/delivery/receive';
 import type { RejectionReason } from '../../src/delivery/receive';
 import { startEmulator } from '../../src/emulator/server';
@@ -367,7 +367,7 @@ function materialise(
             : undefined;
   const secretWorks = recipe.secrets === 'one' || recipe.secrets === 'rotating';
   const bodyIsExact = recipe.body.kind === 'exact' || recipe.body.kind === 'bytes';
-  const accepted = (botDescriptor(recipe.bot).acceptedTypes as readonly string[]).includes(event.type);
+  const accepted = (botDescriptor(recipe.bot).eventTypes as readonly string[]).includes(event.type);
   return {
     input,
     header,
@@ -454,7 +454,7 @@ describe('fuzzing receiveDelivery', () => {
         }
         accepted++;
         expect(independentlySigned(delivery.header, delivery.input, delivery.secretSetting, NOW)).toBe(true);
-        expect(botDescriptor(recipe.bot).acceptedTypes as readonly string[]).toContain(result.event.type);
+        expect(botDescriptor(recipe.bot).eventTypes as readonly string[]).toContain(result.event.type);
       }),
       { numRuns: 1500 }
     );
@@ -471,10 +471,11 @@ describe('fuzzing a whole bot (on MockClient under its AccessPolicy)', () => {
         const world = new World();
         const bot = world.bot(recipe.bot);
         const logs: string[] = [];
-        const handler = createMedblocksBot(
-          { ...botDescriptor(recipe.bot), handler: medblocksEventHandler },
-          { now: () => NOW, sleep: () => Promise.resolve(), log: (line) => logs.push(line) }
-        );
+        const handler = createWebhookBot(defineWebhookBot(botDescriptor(recipe.bot), medblocksEventHandler), {
+          now: () => NOW,
+          sleep: () => Promise.resolve(),
+          log: (line) => logs.push(line),
+        });
         const delivery = materialise(recipe, NOW, {});
         const signedOk = independentlySigned(delivery.header, delivery.input, delivery.secretSetting, NOW);
         const outcome = await handler(bot.medplum, botEventFor(recipe, delivery)).then(

@@ -27,8 +27,8 @@ import type {
 import { MockClient, MockFetchClient } from '@medplum/mock';
 import { botDescriptor } from '../../src/bot/catalog';
 import type { BotName } from '../../src/bot/catalog';
-import { createMedblocksBot } from '../../src/bot/create-bot';
-import type { BotAnswer, BotRuntimeOptions, MedplumBotHandler } from '../../src/bot/create-bot';
+import { createWebhookBot } from '../../src/bot/webhook-bot';
+import type { BotAnswer, MedplumBotHandler, PipelineOptions } from '../../src/bot/webhook-bot';
 import { withAccessPolicy } from '../../src/emulator/access-policy-repository';
 import type { PolicyDecision } from '../../src/emulator/access-policy-repository';
 import { ProjectFhirRouter, TransactionalRepository } from '../../src/emulator/project-fhir';
@@ -36,19 +36,19 @@ import type { ProjectFeature } from '../../src/emulator/project-fhir';
 import { serialise } from '../../src/fixtures/events';
 import type { MedblocksEvent } from '../../src/medblocks/events';
 import { signatureHeader } from '../../src/medblocks/signature';
-import { spec as flowSpec } from '../../bots/medblocks-patient-flow-completed';
-import { spec as refreshSpec } from '../../bots/medblocks-connection-token-refresh-failed';
-import { spec as syncCompletedSpec } from '../../bots/medblocks-records-sync-completed';
-import { spec as syncFailedSpec } from '../../bots/medblocks-records-sync-failed';
+import { bot as flowBot } from '../../bots/medblocks-patient-flow-completed';
+import { bot as refreshBot } from '../../bots/medblocks-connection-token-refresh-failed';
+import { bot as syncCompletedBot } from '../../bots/medblocks-records-sync-completed';
+import { bot as syncFailedBot } from '../../bots/medblocks-records-sync-failed';
 
 export const TEST_SECRET = 'whsec_test_0123456789abcdef0123456789abcdef';
 
-/** Each bot built from its own file's spec, with a test clock, sleep and log sink. */
-const BUILD: Record<BotName, (options: BotRuntimeOptions) => MedplumBotHandler> = {
-  'medblocks-patient-flow-completed': (options) => createMedblocksBot(flowSpec, options),
-  'medblocks-connection-token-refresh-failed': (options) => createMedblocksBot(refreshSpec, options),
-  'medblocks-records-sync-completed': (options) => createMedblocksBot(syncCompletedSpec, options),
-  'medblocks-records-sync-failed': (options) => createMedblocksBot(syncFailedSpec, options),
+/** Each bot as its own file binds it; deliveries build its handler with a test clock, sleep and log sink. */
+const BUILD: Record<BotName, (options: PipelineOptions) => MedplumBotHandler> = {
+  'medblocks-patient-flow-completed': (options) => createWebhookBot(flowBot, options),
+  'medblocks-connection-token-refresh-failed': (options) => createWebhookBot(refreshBot, options),
+  'medblocks-records-sync-completed': (options) => createWebhookBot(syncCompletedBot, options),
+  'medblocks-records-sync-failed': (options) => createWebhookBot(syncFailedBot, options),
 };
 
 export function loadPolicy(botName: BotName): AccessPolicy {
@@ -153,7 +153,7 @@ export class World {
 
   bot(
     name: BotName,
-    options: { faults?: FaultInjector; runtime?: BotRuntimeOptions; policy?: AccessPolicy } = {}
+    options: { faults?: FaultInjector; runtime?: PipelineOptions; policy?: AccessPolicy } = {}
   ): BotUnderTest {
     const policy = options.policy ?? loadPolicy(name);
     const requests: SentRequest[] = [];

@@ -1,0 +1,57 @@
+// The registry is the one description of the bots; what else describes them must agree with it.
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ALL_BOTS, botForEventType, REGISTRY, WEBHOOK_BOTS } from '../src/bot/registry';
+import { defineWebhookBot } from '../src/bot/webhook-bot';
+import { tokenRefreshFailed } from '../src/handlers/token-refresh';
+import { EVENT_TYPES } from '../src/medblocks/events';
+import { bot as flowBot } from '../bots/medblocks-patient-flow-completed';
+import { bot as refreshBot } from '../bots/medblocks-connection-token-refresh-failed';
+import { bot as syncCompletedBot } from '../bots/medblocks-records-sync-completed';
+import { bot as syncFailedBot } from '../bots/medblocks-records-sync-failed';
+
+const root = new URL('..', import.meta.url);
+
+describe('the bot registry', () => {
+  it('medplum.config.json lists exactly the registry’s bots, with their source and dist', () => {
+    const config = JSON.parse(readFileSync(new URL('medplum.config.json', root), 'utf8')) as {
+      bots: { name: string; source: string; dist: string }[];
+    };
+    expect(config.bots.map(({ name, source, dist }) => ({ name, source, dist }))).toEqual(
+      ALL_BOTS.map(({ name, source, dist }) => ({ name, source, dist }))
+    );
+  });
+
+  it('access-policies/ holds exactly one policy per bot, and bots/ one entry file per bot', () => {
+    expect(readdirSync(new URL('access-policies/', root)).sort()).toEqual(
+      ALL_BOTS.map((b) => b.policyFile.replace('access-policies/', '')).sort()
+    );
+    const entries = readdirSync(new URL('bots/', root)).filter((f) => !f.endsWith('.test.ts'));
+    expect(entries.map((f) => `bots/${f}`).sort()).toEqual(ALL_BOTS.map((b) => b.source).sort());
+  });
+
+  it('every Medblocks event type has exactly one bot', () => {
+    for (const type of EVENT_TYPES) {
+      expect(
+        WEBHOOK_BOTS.filter((b) => b.eventTypes.includes(type)),
+        type
+      ).toHaveLength(1);
+      expect(botForEventType(type).eventTypes).toContain(type);
+    }
+  });
+
+  it('each bot file binds its own registry entry', () => {
+    for (const bound of [flowBot, refreshBot, syncCompletedBot, syncFailedBot]) {
+      const { handler: _handler, ...entry } = bound;
+      expect(entry).toEqual(REGISTRY[bound.name as keyof typeof REGISTRY]);
+    }
+  });
+
+  it('a handler wired to another bot’s event type does not compile', () => {
+    // The line below is a type error (npm test typechecks the tests): records.sync.completed
+    // deliveries cannot reach the token-refresh handler.
+    // @ts-expect-error the handler's event type does not cover the entry's event types
+    const miswired = defineWebhookBot(REGISTRY['medblocks-records-sync-completed'], tokenRefreshFailed);
+    expect(miswired.eventTypes).toEqual(['records.sync.completed']);
+  });
+});
