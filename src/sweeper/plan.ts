@@ -2,8 +2,8 @@
 // "is this really an expired marker" check can be tested without a server. Markers are an
 // optimisation and an audit record: deleting one only means a very late replay is re-applied,
 // which every write tolerates (conditional, newest-event-wins).
-import type { Basic, Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { CODE, SYSTEM, token } from '../fhir/systems';
+import type { Basic } from '@medplum/fhirtypes';
+import { CODE, SYSTEM } from '../fhir/systems';
 import { formatSweepSummary } from '../bot/summary';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -27,16 +27,6 @@ export function retentionCutoff(nowMs: number, retentionDays: number): string {
   return new Date(nowMs - retentionDays * DAY_MS).toISOString().slice(0, 10);
 }
 
-/** One page of expired markers, oldest first; confined to the marker code like the sweeper's policy. */
-export function expiredMarkerSearch(cutoff: string, count: number): Record<string, string> {
-  return {
-    code: token(SYSTEM.code, CODE.webhookEvent),
-    created: `lt${cutoff}`,
-    _sort: 'created',
-    _count: String(count),
-  };
-}
-
 /**
  * Defence in depth over the search: only a Basic that carries the marker code, an event-id
  * identifier and a `created` before the cut-off is ever deleted, whatever the server returned.
@@ -46,27 +36,6 @@ export function isExpiredMarker(resource: Basic, cutoff: string): resource is Ba
   const hasEventId = resource.identifier?.some((i) => i.system === SYSTEM.eventId);
   const created = resource.created?.slice(0, 10);
   return Boolean(resource.id && isMarker && hasEventId && created !== undefined && created < cutoff);
-}
-
-/** A batch of DELETEs: one round trip per page instead of one per marker. */
-export function deleteBatch(ids: readonly string[]): Bundle {
-  return {
-    resourceType: 'Bundle',
-    type: 'batch',
-    entry: ids.map((id) => ({ request: { method: 'DELETE', url: `Basic/${id}` } })),
-  };
-}
-
-/** Counts the entries of a batch response that succeeded (2xx, or 404/410: already gone). */
-export function countDeleted(response: Bundle): { deleted: number; failed: number } {
-  let deleted = 0;
-  let failed = 0;
-  for (const entry of response.entry ?? ([] as BundleEntry[])) {
-    const status = Number.parseInt(entry.response?.status ?? '', 10);
-    if ((status >= 200 && status < 300) || status === 404 || status === 410) deleted++;
-    else failed++;
-  }
-  return { deleted, failed };
 }
 
 /** The sweeper's summary line (format in src/bot/summary.ts) — counts only. */

@@ -1,18 +1,12 @@
-// The sweeper's only I/O: search a page of expired markers, delete them in one batch, repeat
-// until none are left or a limit is hit. Deleting is safe to repeat and to interrupt.
+// The sweep: find a page of expired markers, delete them in one batch (both through the store),
+// repeat until none are left or a limit is hit. Deleting is safe to repeat and to interrupt.
 import type { MedplumClient } from '@medplum/core';
 import type { Basic } from '@medplum/fhirtypes';
 import { DEFAULT_MARKER_RETENTION_DAYS, readPositiveInteger, SETTING_NAMES } from '../delivery/settings';
 import type { Secrets } from '../delivery/settings';
 import { classifyStatus, statusOfError } from '../store/errors';
-import {
-  countDeleted,
-  DEFAULT_SWEEP_LIMITS,
-  deleteBatch,
-  expiredMarkerSearch,
-  isExpiredMarker,
-  retentionCutoff,
-} from './plan';
+import { deleteMarkers, findExpiredMarkers } from '../store/markers';
+import { DEFAULT_SWEEP_LIMITS, isExpiredMarker, retentionCutoff } from './plan';
 import type { SweepLimits, SweepSummary } from './plan';
 
 export interface SweepOptions {
@@ -43,10 +37,10 @@ export async function sweepMarkers(
   const cutoff = retentionCutoff(started, retentionDays);
   let deleted = 0;
   let failed = 0;
-  let fhirRequests = 0;
+  const counter = { requests: 0 };
   const result = (status: string, more: boolean): SweepResult => ({
     summary: { status, cutoff, retentionDays, deleted, failed, more },
-    fhirRequests,
+    fhirRequests: counter.requests,
   });
 
   try {
@@ -55,12 +49,10 @@ export async function sweepMarkers(
     while (deleted < limits.maxDeletions) {
       if (now() - started >= limits.budgetMs) return result('swept', true);
       const count = Math.min(limits.pageSize, limits.maxDeletions - deleted);
-      fhirRequests++;
-      const page = await medplum.searchResources('Basic', expiredMarkerSearch(cutoff, count), { cache: 'no-cache' });
+      const page = await findExpiredMarkers(medplum, cutoff, count, counter);
       const ids = page.filter((r: Basic) => isExpiredMarker(r, cutoff)).map((r) => r.id);
       if (ids.length === 0) return result('swept', false);
-      fhirRequests++;
-      const counts = countDeleted(await medplum.executeBatch(deleteBatch(ids)));
+      const counts = await deleteMarkers(medplum, ids, counter);
       deleted += counts.deleted;
       failed += counts.failed;
       if (counts.failed > 0) return result('failed:delete', true);
