@@ -159,6 +159,13 @@ describe('receiveDelivery refuses, with a typed reason and a safe message', () =
     expectRejected(() => receive(botEvent({ rawBody: huge })), 'body_too_large');
   });
 
+  it('measures the body in bytes as sent, not in UTF-16 code units', () => {
+    // 'é' is one code unit and two UTF-8 bytes: this body has MAX/2 + 1 code units, MAX + 2 bytes.
+    expectRejected(() => receive(botEvent({ rawBody: 'é'.repeat(MAX_BODY_BYTES / 2 + 1) })), 'body_too_large');
+    // Exactly MAX bytes passes the size check (and is then refused as what it is: not JSON).
+    expectRejected(() => receive(botEvent({ rawBody: 'é'.repeat(MAX_BODY_BYTES / 2) })), 'malformed_json');
+  });
+
   it('checks the signature before parsing: a forged body that is not JSON is a signature failure', () => {
     const event = botEvent();
     expectRejected(() => receive({ ...event, input: '{{{' }), 'signature_mismatch');

@@ -111,7 +111,7 @@ function extractRawBody(
   settings: BotSettings
 ): { rawBody: string | Uint8Array; reserialised: boolean } {
   if (typeof input === 'string') {
-    if (input.length > MAX_BODY_BYTES) {
+    if (utf8Length(input) > MAX_BODY_BYTES) {
       throw new DeliveryRejectedError('body_too_large', MESSAGES.body_too_large);
     }
     return { rawBody: input, reserialised: false };
@@ -135,6 +135,15 @@ function isOfType<T extends EventType>(
   types: readonly T[]
 ): event is Extract<MedblocksEvent, { type: T }> {
   return (types as readonly EventType[]).includes(event.type);
+}
+
+/**
+ * The body's size in bytes as sent. A UTF-16 length never exceeds the UTF-8 byte count and a code
+ * unit takes at most 3 bytes, so only bodies between the two bounds are encoded to be measured.
+ */
+function utf8Length(text: string): number {
+  if (text.length > MAX_BODY_BYTES || text.length * 3 <= MAX_BODY_BYTES) return text.length;
+  return new TextEncoder().encode(text).byteLength;
 }
 
 /** Node lower-cases header names, but callers other than Medplum may not: match case-insensitively. */

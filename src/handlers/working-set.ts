@@ -1,6 +1,6 @@
 // The resources one delivery may change, as models keyed by business identifier. Handlers merge
 // event reports into it; reconcile() derives reconnect and follow-up resolution from the Consents;
-// toWrites() emits only what actually changed. Pure: no I/O, no clock.
+// toPlan() emits only what actually changed. Pure: no I/O, no clock.
 import { deepEquals } from '@medplum/core';
 import type { Consent, Patient, Reference, Task } from '@medplum/fhirtypes';
 import { decodeConsent, encodeConsent, hasKnownPatient } from '../fhir/consent';

@@ -72,7 +72,8 @@ export function verifySignature(input: VerifySignatureInput): SignatureCheck {
   const received = parsed.v1.map((hex) => Buffer.from(hex, 'hex'));
   for (const secret of secrets) {
     const expected = hmac(secret, parsed.timestampText, input.rawBody);
-    // Every candidate is compared (no early exit per secret order) in constant time per pair.
+    // Every received v1 is compared with this secret's value, each pair in constant time and with no
+    // early exit among the candidates; secrets are tried in order (which one matched is not secret).
     let matched = false;
     for (const candidate of received) {
       if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) {
