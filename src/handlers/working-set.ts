@@ -238,46 +238,24 @@ export class WorkingSet {
    * makes every delivery order converge.
    */
   reconcile(): void {
-    const activations = [...this.consents.values()].flatMap((e) =>
+    const activations = this.activations();
+    for (const [key, entry] of this.tasks) {
+      const task = entry.model;
+      if (task.kind === CODE.recordsSync || !hasKnownPatient(task.patient)) continue;
+      const [best] = activations.filter((a) => resolves(a, task)).sort(rankFor(task));
+      if (!best) continue;
+      const resolved = task.kind === CODE.reconnectEhr ? reconnectedBy(task, best) : connectedBy(task, best);
+      if (resolved) this.putTask(key, entry, resolved);
+    }
+  }
+
+  /** Every Consent in view that a flow reported active, with its patient known: what can resolve a Task. */
+  private activations(): Activation[] {
+    return [...this.consents.values()].flatMap((e) =>
       e.model.lastActiveEvent && hasKnownPatient(e.model.patient)
         ? [{ model: e.model, stamp: e.model.lastActiveEvent, ref: this.consentReference(e.model.key) }]
         : []
     );
-    for (const [key, entry] of this.tasks) {
-      const task = entry.model;
-      if (!hasKnownPatient(task.patient) || task.kind === CODE.recordsSync) {
-        continue;
-      }
-      const since = task.kind === CODE.reconnectEhr ? task.lastRefreshFailed : task.trigger;
-      const ownConnection = task.kind === CODE.reconnectEhr ? task.connectionId : undefined;
-      // Ranked, not merely "newest": one flow can activate two connections of the same source with
-      // the same stamp, and the pick must not depend on which Consent happened to be seen first.
-      const [best] = activations
-        .filter(
-          (c) =>
-            c.model.patient?.reference === task.patient?.reference &&
-            (task.kind === CODE.connectionFollowUp || c.model.sourceId === task.sourceId) &&
-            compareStamps(c.stamp, since) > 0
-        )
-        .sort(
-          (a, b) =>
-            compareStamps(b.stamp, a.stamp) ||
-            Number(b.model.key.value === ownConnection) - Number(a.model.key.value === ownConnection) ||
-            compareText(a.model.key.value, b.model.key.value)
-        );
-      if (!best) {
-        continue;
-      }
-      if (task.kind === CODE.reconnectEhr) {
-        const current = task.reconnectedBy;
-        const order = current ? compareStamps(best.stamp, current.stamp) : 1;
-        if (order > 0 || (order === 0 && best.ref.reference !== current?.consent.reference)) {
-          this.putTask(key, entry, { ...task, reconnectedBy: { consent: best.ref, stamp: best.stamp } });
-        }
-      } else if (isNewer(best.stamp, task.connectedAt)) {
-        this.putTask(key, entry, { ...task, connectedAt: best.stamp });
-      }
-    }
   }
 
   /** The minimal write list: creates for new business keys, version-checked updates for changed models. */
@@ -321,6 +299,53 @@ export class WorkingSet {
       this.stale = true;
     }
   }
+}
+
+/** A Consent's activation: the newest event that reported its connection active. */
+interface Activation {
+  readonly model: ConsentModel;
+  readonly stamp: EventStamp;
+  readonly ref: Reference;
+}
+
+/**
+ * Whether an activation resolves a Task: the same patient, activated by an event newer than the one
+ * that opened (or last re-opened) the Task; a reconnect also needs the same EHR source, a follow-up
+ * takes any source.
+ */
+function resolves(activation: Activation, task: ReconnectTaskModel | FollowUpTaskModel): boolean {
+  const since = task.kind === CODE.reconnectEhr ? task.lastRefreshFailed : task.trigger;
+  return (
+    activation.model.patient?.reference === task.patient?.reference &&
+    (task.kind === CODE.connectionFollowUp || activation.model.sourceId === task.sourceId) &&
+    compareStamps(activation.stamp, since) > 0
+  );
+}
+
+/**
+ * A total order on the activations that resolve a Task, best first: the newest; on a tie (one flow
+ * can activate two connections of one source with the same stamp), the Task's own connection; then
+ * the lowest connection key. Total, so that the pick never depends on which Consent was seen first.
+ */
+function rankFor(task: ReconnectTaskModel | FollowUpTaskModel): (a: Activation, b: Activation) => number {
+  const own = task.kind === CODE.reconnectEhr ? task.connectionId : undefined;
+  return (a, b) =>
+    compareStamps(b.stamp, a.stamp) ||
+    Number(b.model.key.value === own) - Number(a.model.key.value === own) ||
+    compareText(a.model.key.value, b.model.key.value);
+}
+
+/** The reconnect Task completed by `best`, or undefined when what it records already ranks as high. */
+function reconnectedBy(task: ReconnectTaskModel, best: Activation): ReconnectTaskModel | undefined {
+  const current = task.reconnectedBy;
+  const order = current ? compareStamps(best.stamp, current.stamp) : 1;
+  const changes = order > 0 || (order === 0 && best.ref.reference !== current?.consent.reference);
+  return changes ? { ...task, reconnectedBy: { consent: best.ref, stamp: best.stamp } } : undefined;
+}
+
+/** The follow-up Task completed by `best`, or undefined when it already records a connection as new. */
+function connectedBy(task: FollowUpTaskModel, best: Activation): FollowUpTaskModel | undefined {
+  return isNewer(best.stamp, task.connectedAt) ? { ...task, connectedAt: best.stamp } : undefined;
 }
 
 function pushWrite<R extends Consent | Task, M>(
