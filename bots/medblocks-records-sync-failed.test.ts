@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { recordsSyncCompleted, recordsSyncFailed, SAMPLE_SOURCE_A } from '../src/fixtures/events';
-import { MAX_STATUS_REASON_LENGTH } from '../src/fhir/task';
+import { MAX_STATUS_REASON_LENGTH } from '../src/fhir/tasks/records-sync';
 import { expectStoreValid, taskFor } from '../test/support/assertions';
 import { World } from '../test/support/world';
 

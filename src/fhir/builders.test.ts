@@ -7,7 +7,8 @@ import { buildMarker } from './marker';
 import { buildPatient, isFhirId } from './patient';
 import { compareStamps } from './stamp';
 import { CODE, EXTENSION, SYSTEM } from './systems';
-import { decodeTask, encodeTask, MAX_STATUS_REASON_LENGTH } from './task';
+import { decodeTask, encodeTask } from './task';
+import { MAX_STATUS_REASON_LENGTH } from './tasks/records-sync';
 import type { TaskModel } from './task';
 
 const stamp = { at: '2026-04-25T14:35:00.000Z', eventId: 'evt_01J9YR9N3X4VZ6P2K5RH7M3LMP' };

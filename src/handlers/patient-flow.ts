@@ -3,7 +3,7 @@
 // follow-up Task when the patient ended the flow without any active connection.
 import { consentStatusFor } from '../fhir/consent';
 import { SYSTEM, TASK_KEY, token } from '../fhir/systems';
-import { sortedUnique } from '../fhir/task';
+import { sortedUnique } from '../fhir/tasks/parts';
 import type { PatientFlowCompletedEvent, PatientFlowConnection } from '../medblocks/events';
 import type { EventHandler } from './plan';
 import { WorkingSet } from './working-set';

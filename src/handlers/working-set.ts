@@ -9,8 +9,12 @@ import { buildPatient, isFhirId } from '../fhir/patient';
 import { compareStamps, isNewer, newestOf, oldestOf } from '../fhir/stamp';
 import type { EventStamp } from '../fhir/stamp';
 import { CODE, SYSTEM, TASK_KEY, token } from '../fhir/systems';
-import { decodeTask, encodeTask, sortedUnique } from '../fhir/task';
-import type { FollowUpTaskModel, RecordsSyncTaskModel, ReconnectTaskModel, SyncResult, TaskModel } from '../fhir/task';
+import { decodeTask, encodeTask } from '../fhir/task';
+import type { TaskModel } from '../fhir/task';
+import type { FollowUpTaskModel } from '../fhir/tasks/follow-up';
+import { sortedUnique } from '../fhir/tasks/parts';
+import type { ReconnectTaskModel } from '../fhir/tasks/reconnect';
+import type { RecordsSyncTaskModel, SyncResult } from '../fhir/tasks/records-sync';
 import { PlanningError } from './plan';
 import type { DeliveryState, PlanContext, PlannedWrite, WritePlan } from './plan';
 

@@ -1,0 +1,67 @@
+// Connection follow-up (`connection-follow-up`, key `flow-follow-up/<flow id>`): opened when a flow
+// ends with no active connection, completed when a newer flow for the same patient connects any EHR.
+//
+// Invariant: trigger-event is the flow event that opened the Task; last-applied-event =
+// newest(trigger, connectedAt), so connected ⟺ last-applied-event is newer than trigger-event.
+// Sources and failure codes are kept sorted and unique: the inputs do not depend on report order.
+import type { Task } from '@medplum/fhirtypes';
+import { compareStamps, newestOf } from '../stamp';
+import type { EventStamp } from '../stamp';
+import { SYSTEM } from '../systems';
+import type { CODE } from '../systems';
+import { businessStatus, inputOf, inputValues, sourceInput } from './parts';
+import type { TaskModelBase, VisibleTaskState } from './parts';
+
+export interface FollowUpTaskModel extends TaskModelBase {
+  readonly kind: typeof CODE.connectionFollowUp;
+  readonly flowId: string;
+  readonly trigger: EventStamp;
+  /** Sorted, unique: the sources the patient tried and the failure codes Medblocks gave. */
+  readonly sources: readonly string[];
+  readonly failureCodes: readonly string[];
+  readonly connectedAt: EventStamp | undefined;
+}
+
+export function followUpLastEvent(model: FollowUpTaskModel): EventStamp {
+  return newestOf(model.trigger, model.connectedAt) ?? model.trigger;
+}
+
+export function encodeFollowUp(model: FollowUpTaskModel): VisibleTaskState {
+  const codes = model.failureCodes;
+  return {
+    status: model.connectedAt ? 'completed' : 'requested',
+    priority: 'routine',
+    description: 'The patient finished a Medblocks flow without connecting any EHR; follow up with them.',
+    businessStatus: model.connectedAt
+      ? businessStatus('connected')
+      : codes.length > 0
+        ? { coding: codes.map((c) => ({ system: SYSTEM.code, code: c })), text: codes.join(', ') }
+        : businessStatus('no-connection'),
+    input: [
+      inputOf('patient-flow', { valueIdentifier: { system: SYSTEM.patientFlowId, value: model.flowId } }),
+      ...model.sources.map(sourceInput),
+      ...codes.map((c) => inputOf('failure-code', { valueCode: c })),
+    ],
+  };
+}
+
+export function decodeFollowUp(
+  task: Task,
+  base: TaskModelBase,
+  lastEvent: EventStamp,
+  trigger: EventStamp | undefined
+): FollowUpTaskModel | undefined {
+  const flowId = task.input?.find((i) => i.type.coding?.[0]?.code === 'patient-flow')?.valueIdentifier?.value;
+  if (!trigger || !flowId) {
+    return undefined;
+  }
+  return {
+    ...base,
+    kind: 'connection-follow-up',
+    flowId,
+    trigger,
+    sources: inputValues(task, 'fhir-source'),
+    failureCodes: inputValues(task, 'failure-code'),
+    connectedAt: compareStamps(lastEvent, trigger) > 0 ? lastEvent : undefined,
+  };
+}
