@@ -1,7 +1,12 @@
 // One Consent per Medblocks connection (or failed authorization attempt). The model holds exactly
-// what the bots own; encode() writes it onto the stored resource, keeping everything else intact.
+// what the bots own; encodeConsent writes it onto the stored resource, keeping everything else
+// intact, and decodeConsent reads it back. FHIR only: how Medblocks' statuses map onto it is the
+// handlers' business (src/handlers/connection-status.ts).
+//
+// Invariant: last-applied-event is the newest event applied to the Consent; last-active-event the
+// newest that reported the connection active (reconnect and follow-up Tasks resolve on it); a
+// Consent whose patient is unknown carries UNKNOWN_PATIENT until a flow event names the patient.
 import type { Consent, Extension, Identifier, Organization, Patient, Reference } from '@medplum/fhirtypes';
-import type { ConnectionStatus } from '../medblocks/events';
 import {
   COLLECT_ACTION,
   CONSENT_CATEGORY,
@@ -35,17 +40,6 @@ export interface ConsentModel {
   readonly lastEvent: EventStamp;
   /** Newest event that reported this connection active; reconnect and follow-up Tasks resolve on it. */
   readonly lastActiveEvent: EventStamp | undefined;
-}
-
-export function consentStatusFor(status: ConnectionStatus): ConsentStatus {
-  switch (status) {
-    case 'active':
-      return 'active';
-    case 'failed':
-      return 'rejected';
-    default:
-      return 'inactive';
-  }
 }
 
 export function hasKnownPatient(patient: Reference | undefined): patient is Reference<Patient> & { reference: string } {

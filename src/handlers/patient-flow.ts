@@ -1,7 +1,7 @@
 // patient_flow.completed (and its newer name patient_session.completed): one Consent per
 // authorization attempt, reconnect Tasks for connections reported as refresh_failed, and a
 // follow-up Task when the patient ended the flow without any active connection.
-import { consentStatusFor } from '../fhir/consent';
+import { consentStatusFor } from './connection-status';
 import { SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { sortedUnique } from '../fhir/tasks/parts';
 import type { PatientFlowCompletedEvent, PatientFlowConnection } from '../medblocks/events';

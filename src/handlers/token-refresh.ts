@@ -1,7 +1,7 @@
 // connection.token_refresh_failed: the connection's Consent becomes inactive and a reconnect Task
 // asks the patient to link the source again. The event carries no patient_id: the patient comes
 // from the Consent written when the flow reported the connection, or stays unknown until it does.
-import { consentStatusFor } from '../fhir/consent';
+import { consentStatusFor } from './connection-status';
 import { SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import type { TokenRefreshFailedEvent } from '../medblocks/events';
 import type { EventHandler } from './plan';
