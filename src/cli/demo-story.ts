@@ -17,6 +17,22 @@ export const DEMO_SOURCE_A = 'fhirsrc_demoEhrA000000000000001';
 export const DEMO_SOURCE_B = 'fhirsrc_demoEhrB000000000000002';
 export const DEMO_CONNECTION_A = `conn_${ulidAt('2026-04-25T14:33:10.000Z', 101)}`;
 
+/** The ids the story is about; `npm run verify` passes fresh ones so that every run starts from nothing. */
+export interface DemoIds {
+  readonly patientId: string;
+  readonly sourceA: string;
+  readonly sourceB: string;
+  /** EHR A's `conn_…` id: its Consent's business identifier. */
+  readonly connectionA: string;
+}
+
+export const DEMO_IDS: DemoIds = {
+  patientId: DEMO_PATIENT_ID,
+  sourceA: DEMO_SOURCE_A,
+  sourceB: DEMO_SOURCE_B,
+  connectionA: DEMO_CONNECTION_A,
+};
+
 export interface DemoStep {
   readonly title: string;
   readonly bot: BotName;
@@ -29,26 +45,25 @@ export interface DemoStep {
 }
 
 /** Builds the story; fresh event ids on every call so that two runs never collide. */
-export function demoStory(): DemoStep[] {
+export function demoStory(ids: DemoIds = DEMO_IDS): DemoStep[] {
+  const { patientId, sourceA, sourceB, connectionA } = ids;
   const flow = patientFlowCompleted(
     {
-      patient_id: DEMO_PATIENT_ID,
+      patient_id: patientId,
       connections: [
-        connection({ id: DEMO_CONNECTION_A, connection_id: DEMO_SOURCE_A, created_at: '2026-04-25T14:33:10.000Z' }),
-        failedAttempt({ connection_id: DEMO_SOURCE_B }),
+        connection({ id: connectionA, connection_id: sourceA, created_at: '2026-04-25T14:33:10.000Z' }),
+        failedAttempt({ connection_id: sourceB }),
       ],
     },
     { created_at: '2026-04-25T14:35:00.000Z' }
   );
   const sync = (at: string): MedblocksEvent =>
-    recordsSyncCompleted({ patient_id: DEMO_PATIENT_ID, connection_id: DEMO_SOURCE_A }, { created_at: at });
+    recordsSyncCompleted({ patient_id: patientId, connection_id: sourceA }, { created_at: at });
   const forged = sync('2026-04-25T14:36:00.000Z');
   const lateFlow = patientFlowCompleted(
     {
-      patient_id: DEMO_PATIENT_ID,
-      connections: [
-        connection({ id: DEMO_CONNECTION_A, connection_id: DEMO_SOURCE_A, created_at: '2026-04-25T14:33:10.000Z' }),
-      ],
+      patient_id: patientId,
+      connections: [connection({ id: connectionA, connection_id: sourceA, created_at: '2026-04-25T14:33:10.000Z' })],
     },
     { created_at: '2026-04-25T14:50:00.000Z' }
   );
@@ -94,7 +109,7 @@ export function demoStory(): DemoStep[] {
       title: 'EHR A token refresh fails',
       bot: 'medblocks-connection-token-refresh-failed',
       event: tokenRefreshFailed(
-        { id: DEMO_CONNECTION_A, connection_id: DEMO_SOURCE_A },
+        { id: connectionA, connection_id: sourceA },
         { created_at: '2026-05-20T03:12:45.000Z' }
       ),
       expectedStatus: 200,
@@ -111,7 +126,7 @@ export function demoStory(): DemoStep[] {
       title: 'records sync from EHR A fails',
       bot: 'medblocks-records-sync-failed',
       event: recordsSyncFailed(
-        { patient_id: DEMO_PATIENT_ID, connection_id: DEMO_SOURCE_A },
+        { patient_id: patientId, connection_id: sourceA },
         { created_at: '2026-05-21T08:00:00.000Z' }
       ),
       expectedStatus: 200,

@@ -1,9 +1,11 @@
 // Pure analysis for `npm run monitor`: AuditEvents → runs, failures by reason and latency; observed
 // configuration → drift; Medblocks endpoints → delivery problems. No I/O, so every rule is testable.
 import type { AuditEvent, Bot, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
+import { SETTING_NAMES } from '../delivery/settings';
 import type { DeployedBot } from '../provision/catalog';
+import type { MedblocksDelivery, MedblocksEndpoint } from '../provision/medblocks-api';
 import { hasSecret, membershipDrift } from '../provision/plan';
-import type { MedblocksDelivery, MedblocksEndpoint } from '../provision/remote';
+import { secretIsTrue } from '../provision/preflight';
 
 export interface RunStats {
   readonly runs: number;
@@ -67,24 +69,43 @@ export interface ObservedBot {
   readonly policyId: string | undefined;
 }
 
-/** Configuration problems that make a bot refuse or miss deliveries. */
+/** Problems (need attention) and warnings (work, with limits) in a bot's configuration. */
+export interface Drift {
+  readonly issues: string[];
+  readonly warnings: string[];
+}
+
+/**
+ * Configuration problems that make a bot refuse or miss deliveries. On a server that predates
+ * Bot.rawBody with MEDBLOCKS_ALLOW_PARSED_BODY=true, the bots verify the re-serialised parsed body
+ * and deliveries succeed: that is a warning about the fallback's limits, not a broken bot.
+ */
 export function driftIssues(
   spec: DeployedBot,
   observed: ObservedBot,
   secrets: readonly ProjectSetting[],
   rawBodySupported: boolean | undefined
-): string[] {
+): Drift {
   const { bot, membership, policyId } = observed;
-  if (!bot) return ['bot missing: run npm run provision'];
+  if (!bot) return { issues: ['bot missing: run npm run provision'], warnings: [] };
   const issues: string[] = [];
+  const warnings: string[] = [];
   if (spec.kind === 'webhook') {
     if (bot.publicWebhook !== true) issues.push('publicWebhook is off: Medplum answers 403');
-    if (bot.rawBody !== true) {
-      issues.push(
-        rawBodySupported === false
-          ? 'server predates Bot.rawBody: deliveries are refused with body_not_raw'
-          : 'rawBody is off: deliveries are refused with body_not_raw'
-      );
+    if (rawBodySupported === false) {
+      if (secretIsTrue(secrets, SETTING_NAMES.allowParsedBody)) {
+        warnings.push(
+          `server predates Bot.rawBody; ${SETTING_NAMES.allowParsedBody}=true verifies the re-serialised parsed body, ` +
+            "which matches only compact JSON in Medblocks' key order without escapes (\\u00e9) or pretty-printing: upgrade Medplum to 5.2+"
+        );
+      } else {
+        issues.push(
+          'server predates Bot.rawBody: deliveries are refused with body_not_raw. Upgrade Medplum to 5.2+ ' +
+            `(stopgap: project secret ${SETTING_NAMES.allowParsedBody}=true, see docs/going-live.md)`
+        );
+      }
+    } else if (bot.rawBody !== true) {
+      issues.push('rawBody is off: deliveries are refused with body_not_raw');
     }
     if (spec.secretName && !hasSecret(secrets, spec.secretName)) {
       issues.push(`project secret ${spec.secretName} missing: deliveries are refused with no_secret_configured`);
@@ -101,7 +122,7 @@ export function driftIssues(
   } else if (membershipDrift(membership, policyId)) {
     issues.push('membership carries a different access policy');
   }
-  return issues;
+  return { issues, warnings };
 }
 
 export interface EndpointStatus {

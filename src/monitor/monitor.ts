@@ -1,13 +1,17 @@
 // `npm run monitor`: observe every bot (AuditEvents in a window, configuration) and, with
-// MEDBLOCKS_API_KEY, the Medblocks endpoints; analyse with analyse.ts; report. Read-only.
+// MEDBLOCKS_API_KEY, the Medblocks endpoints; analyse with analyse.ts; report. Read-only; talks to
+// Medplum through MedplumClient (../provision/medplum.ts).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AccessPolicy, Bot } from '@medplum/fhirtypes';
+import type { AccessPolicy } from '@medplum/fhirtypes';
+import { SETTING_NAMES } from '../delivery/settings';
 import { DEPLOYED_BOTS } from '../provision/catalog';
 import type { DeployedBot } from '../provision/catalog';
 import type { Settings } from '../provision/env';
+import { MedblocksApi } from '../provision/medblocks-api';
+import { auditEvents, call, connectMedplum, membershipOf, readProject, SetupError } from '../provision/medplum';
 import { byExactName, supportsRawBody, webhookUrl } from '../provision/plan';
-import { MedblocksApi, MedplumApi } from '../provision/remote';
+import { secretIsTrue } from '../provision/preflight';
 import { driftIssues, endpointStatus, runStats } from './analyse';
 import type { EndpointStatus, RunStats } from './analyse';
 
@@ -26,11 +30,15 @@ export interface BotReport extends RunStats {
   readonly name: string;
   readonly id: string | undefined;
   readonly issues: readonly string[];
+  /** Working, with a limit worth knowing (e.g. the parsed-body fallback); not counted as attention. */
+  readonly warnings: readonly string[];
 }
 
 export interface MonitorReport {
   readonly since: string;
   readonly medplumVersion: string | undefined;
+  /** Problems of the whole project (e.g. no `bots` feature: no bot can run). */
+  readonly projectIssues: readonly string[];
   readonly bots: readonly BotReport[];
   /** Undefined when MEDBLOCKS_API_KEY is not set. */
   readonly endpoints: readonly EndpointStatus[] | undefined;
@@ -42,28 +50,54 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
   const { settings } = options;
   const bots = options.bots ?? DEPLOYED_BOTS;
   const since = new Date((options.now ?? Date.now)() - options.windowMs).toISOString();
-  const medplum = await MedplumApi.fromSettings(settings, options.fetchFn);
-  const health = await medplum.healthcheck().catch(() => ({ version: undefined }));
-  const secrets = await medplum.projectSecrets();
+  const session = await connectMedplum(settings, options.fetchFn);
+  const { medplum } = session;
+  const { project, readable } = await readProject(session);
+  if (!readable) {
+    throw new SetupError(
+      `Could not read Project/${session.projectId}: the client MEDPLUM_CLIENT_ID=${session.clientId} must be a project admin (Project Admin → Clients → Admin)`
+    );
+  }
+  const secrets = project.secret ?? [];
+  const projectIssues = (project.features ?? []).includes('bots')
+    ? []
+    : [
+        `Project/${session.projectId} lacks the "bots" feature: no bot can run or be deployed. Ask a super admin to add it (a project admin's edit is ignored).`,
+      ];
+  const rawBodySupported = supportsRawBody(session.version);
+  const parsedBodyFallback = rawBodySupported === false && secretIsTrue(secrets, SETTING_NAMES.allowParsedBody);
 
   const reports: BotReport[] = [];
   const urls: Record<string, string> = {};
   for (const spec of bots) {
     const policyName =
       (JSON.parse(readFileSync(join(options.root, spec.policyFile), 'utf8')) as AccessPolicy).name ?? spec.name;
-    const policy = byExactName(await medplum.search<AccessPolicy>('AccessPolicy', { name: policyName }), policyName);
-    const bot = byExactName(await medplum.search<Bot>('Bot', { name: spec.name }), spec.name);
-    const membership = bot?.id ? await medplum.membershipOf(bot.id) : undefined;
-    if (membership?.id) urls[spec.name] = webhookUrl(medplum.baseUrl, membership.id);
-    const issues = driftIssues(
+    const policy = byExactName(
+      await call('GET', 'fhir/R4/AccessPolicy', () => medplum.searchResources('AccessPolicy', { name: policyName })),
+      policyName
+    );
+    const bot = byExactName(
+      await call('GET', 'fhir/R4/Bot', () => medplum.searchResources('Bot', { name: spec.name })),
+      spec.name
+    );
+    const membership = bot?.id ? await membershipOf(medplum, bot.id) : undefined;
+    if (membership?.id) urls[spec.name] = webhookUrl(session.baseUrl, membership.id);
+    const { issues, warnings } = driftIssues(
       spec,
       { bot, membership, policyId: policy?.id },
       secrets,
-      supportsRawBody(health.version)
+      rawBodySupported
     );
-    const stats = runStats(bot?.id ? await medplum.auditEvents(bot.id, since) : []);
+    const stats = runStats(bot?.id ? await auditEvents(medplum, bot.id, since) : []);
     if (stats.failures > options.maxFailures) issues.push(`${stats.failures} failed run(s) since ${since}`);
-    reports.push({ name: spec.name, id: bot?.id, ...stats, issues });
+    const mismatches = stats.failuresByReason['rejected:signature_mismatch'] ?? 0;
+    if (parsedBodyFallback && mismatches > 0) {
+      warnings.push(
+        `${mismatches} signature_mismatch refusal(s): with the parsed-body fallback these may be genuine deliveries ` +
+          'whose JSON was not compact, reordered or escaped; upgrading Medplum to 5.2+ removes the fallback'
+      );
+    }
+    reports.push({ name: spec.name, id: bot?.id, ...stats, issues, warnings });
   }
 
   let endpoints: EndpointStatus[] | undefined;
@@ -82,8 +116,16 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
     }
   }
 
-  const attention = reports.some((r) => r.issues.length > 0) || (endpoints ?? []).some((e) => e.issues.length > 0);
-  return { since, medplumVersion: health.version, bots: reports, endpoints, attention };
+  const attention =
+    projectIssues.length > 0 ||
+    reports.some((r) => r.issues.length > 0) ||
+    (endpoints ?? []).some((e) => e.issues.length > 0);
+  return { since, medplumVersion: session.version, projectIssues, bots: reports, endpoints, attention };
+}
+
+function status(bot: BotReport): string {
+  if (bot.issues.length > 0) return 'ATTENTION';
+  return bot.warnings.length > 0 ? 'ok (warning)' : 'ok';
 }
 
 function ms(value: number | undefined): string {
@@ -92,19 +134,22 @@ function ms(value: number | undefined): string {
 
 /** A readable table: one row per bot, then problems, then endpoints. */
 export function formatMonitorReport(report: MonitorReport): string[] {
-  const lines: string[] = [`Since ${report.since} (Medplum ${report.medplumVersion ?? 'version unknown'})`, ''];
+  const lines: string[] = [`Since ${report.since} (Medplum ${report.medplumVersion ?? 'version unknown'})`];
+  for (const issue of report.projectIssues) lines.push(`! ${issue}`);
+  lines.push('');
   lines.push(
     `${'bot'.padEnd(44)} ${'runs'.padStart(6)} ${'failed'.padStart(6)} ${'p50'.padStart(8)} ${'p95'.padStart(8)}  status`
   );
   for (const bot of report.bots) {
     lines.push(
       `${bot.name.padEnd(44)} ${String(bot.runs).padStart(6)} ${String(bot.failures).padStart(6)} ` +
-        `${ms(bot.p50Ms).padStart(8)} ${ms(bot.p95Ms).padStart(8)}  ${bot.issues.length ? 'ATTENTION' : 'ok'}`
+        `${ms(bot.p50Ms).padStart(8)} ${ms(bot.p95Ms).padStart(8)}  ${status(bot)}`
     );
     for (const [reason, count] of Object.entries(bot.failuresByReason).sort((a, b) => b[1] - a[1])) {
       lines.push(`    ${String(count).padStart(5)} × ${reason}`);
     }
     for (const issue of bot.issues) lines.push(`    ! ${issue}`);
+    for (const warning of bot.warnings) lines.push(`    ~ ${warning}`);
   }
   if (report.endpoints) {
     lines.push('', 'Medblocks endpoints');
@@ -118,6 +163,7 @@ export function formatMonitorReport(report: MonitorReport): string[] {
   } else {
     lines.push('', 'Medblocks endpoints: not checked (set MEDBLOCKS_API_KEY).');
   }
-  lines.push('', report.attention ? 'Needs attention.' : 'All good.');
+  const warned = report.bots.some((b) => b.warnings.length > 0);
+  lines.push('', report.attention ? 'Needs attention.' : warned ? 'All good (see ~ warnings).' : 'All good.');
   return lines;
 }

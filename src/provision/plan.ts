@@ -3,7 +3,7 @@
 // unchanged project plans nothing. No I/O: provision.ts observes and applies.
 import type { AccessPolicy, Bot, ProjectMembership, ProjectSetting, Reference } from '@medplum/fhirtypes';
 import type { DeployedBot, Runtime } from './catalog';
-import type { MedblocksEndpoint } from './remote';
+import type { MedblocksEndpoint } from './medblocks-api';
 
 export interface MedplumBotConfig {
   readonly name: string;
@@ -17,7 +17,10 @@ export interface MedplumConfig {
   readonly [key: string]: unknown;
 }
 
-/** Medplum added Bot.rawBody in 5.2; older servers reject the field and hand bots a parsed object. */
+/**
+ * Medplum added Bot.rawBody in 5.2.0; older servers refuse the field on strict projects (`Invalid
+ * additional property "rawBody"`) and hand bots a parsed object. Undefined when the version is unreadable.
+ */
 export function supportsRawBody(version: string | undefined): boolean | undefined {
   const match = /^(\d+)\.(\d+)\./.exec(version ?? '');
   if (!match) return undefined;
@@ -49,8 +52,8 @@ export type BotSettings = Pick<
 
 /**
  * The Bot fields provisioning owns. `runtime` is only enforced when given: an existing bot keeps
- * the runtime someone chose, new bots default to awslambda. rawBody is left out on servers that
- * predate it (they would refuse the field).
+ * the runtime someone chose (new bots get the preflight's choice). rawBody is left out on servers
+ * that predate it (they would refuse the field).
  */
 export function desiredBotSettings(spec: DeployedBot, runtime: Runtime | undefined, rawBody: boolean): BotSettings {
   const common: BotSettings = {
@@ -141,6 +144,25 @@ export function planEndpoint(endpoints: readonly MedblocksEndpoint[], url: strin
 export function hasSecret(secrets: readonly ProjectSetting[], name: string): boolean {
   const setting = secrets.find((s) => s.name === name);
   return Boolean(setting?.valueString?.trim());
+}
+
+/**
+ * Project secrets given in the environment under their own names (a bot's signing secret, a
+ * setting such as MEDBLOCKS_ALLOW_PARSED_BODY) whose project value differs: what provisioning stores.
+ */
+export function secretsFromEnv(
+  secrets: readonly ProjectSetting[],
+  names: readonly string[],
+  lookup: (name: string) => string | undefined
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const wanted = lookup(name);
+    const current = secrets.find((s) => s.name === name);
+    const value = current?.valueString ?? current?.valueBoolean ?? current?.valueInteger ?? current?.valueDecimal;
+    if (wanted !== undefined && String(value ?? '').trim() !== wanted) out[name] = wanted;
+  }
+  return out;
 }
 
 /** The project's secret list with these names set; every other secret kept as it was. */

@@ -4,7 +4,14 @@ import { runMonitor } from '../../src/cli/monitor';
 import { runProvision } from '../../src/cli/provision';
 import { parseOutcome, percentile, runStats } from '../../src/monitor/analyse';
 import type { MonitorReport } from '../../src/monitor/monitor';
-import { ACCESS_TOKEN, CLIENT_SECRET, FakeMedblocks, FakeMedplum, MEDBLOCKS_KEY } from '../support/fake-servers';
+import {
+  ACCESS_TOKEN,
+  CLIENT_SECRET,
+  FakeMedblocks,
+  FakeMedplum,
+  fakeFetch,
+  MEDBLOCKS_KEY,
+} from '../support/fake-servers';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 const NOW = Date.parse('2026-08-01T12:00:00.000Z');
@@ -29,23 +36,27 @@ function audit(botId: string, minutesAgo: number, ms: number, outcome: '0' | '4'
 }
 
 beforeEach(async () => {
-  medplum = await new FakeMedplum().start();
-  medblocks = await new FakeMedblocks().start();
+  medplum = new FakeMedplum();
+  medblocks = new FakeMedblocks();
   ({ root, cleanup } = makeRoot());
-  await runProvision([], { root, env: fakeEnv(medplum.url, medblocks.url), print: () => undefined });
+  await runProvision([], {
+    root,
+    env: fakeEnv(medplum.url, medblocks.url),
+    fetchFn: fakeFetch(medplum, medblocks),
+    print: () => undefined,
+  });
 });
 
-afterEach(async () => {
-  await medplum.stop();
-  await medblocks.stop();
+afterEach(() => {
   cleanup();
 });
 
-async function run(args: string[] = []): Promise<{ code: number; output: string }> {
+async function run(args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; output: string }> {
   const lines: string[] = [];
   const code = await runMonitor(args, {
     root,
-    env: fakeEnv(medplum.url, medblocks.url),
+    env: { ...fakeEnv(medplum.url, medblocks.url), ...extraEnv },
+    fetchFn: fakeFetch(medplum, medblocks),
     now: () => NOW,
     print: (l) => lines.push(l),
   });
@@ -54,11 +65,11 @@ async function run(args: string[] = []): Promise<{ code: number; output: string 
 
 describe('npm run monitor', () => {
   it('reports runs, failures by reason and latency, and exits 0 when all is well', async () => {
-    const bot = medplum.bot('medblocks-records-sync-completed');
+    const bot = await medplum.bot('medblocks-records-sync-completed');
     const ok = 'medblocks evt=evt_A type=records.sync.completed outcome=processed fhir_requests=2 ms=40';
     for (const [i, ms] of [10, 20, 30, 40, 50, 60, 70, 80, 90, 100].entries())
-      medplum.put(audit(bot.id, i + 1, ms, '0', ok));
-    medplum.put(audit(bot.id, 60 * 30, 5, '0', ok)); // outside the 24h window
+      await medplum.put(audit(bot.id, i + 1, ms, '0', ok));
+    await medplum.put(audit(bot.id, 60 * 30, 5, '0', ok)); // outside the 24h window
     const { code, output } = await run(['--json', '--max-failures', '2']);
     const report = JSON.parse(output) as MonitorReport;
     expect(code).toBe(0);
@@ -73,14 +84,14 @@ describe('npm run monitor', () => {
   });
 
   it('counts failures by the reason in the summary line and exits 1 over the threshold', async () => {
-    const bot = medplum.bot('medblocks-patient-flow-completed');
+    const bot = await medplum.bot('medblocks-patient-flow-completed');
     const line = (o: string): string =>
       `medblocks evt=evt_B type=patient_flow.completed outcome=${o} fhir_requests=0 ms=3`;
-    medplum.put(audit(bot.id, 5, 12, '4', line('rejected:signature_mismatch')));
-    medplum.put(audit(bot.id, 6, 12, '4', line('rejected:signature_mismatch')));
-    medplum.put(audit(bot.id, 7, 12, '4', line('failed:conflict')));
-    medplum.put(audit(bot.id, 8, 4000, '4', 'Task timed out after 4.00 seconds'));
-    medplum.put(audit(bot.id, 9, 30, '0', line('duplicate')));
+    await medplum.put(audit(bot.id, 5, 12, '4', line('rejected:signature_mismatch')));
+    await medplum.put(audit(bot.id, 6, 12, '4', line('rejected:signature_mismatch')));
+    await medplum.put(audit(bot.id, 7, 12, '4', line('failed:conflict')));
+    await medplum.put(audit(bot.id, 8, 4000, '4', 'Task timed out after 4.00 seconds'));
+    await medplum.put(audit(bot.id, 9, 30, '0', line('duplicate')));
     const { code, output } = await run();
     expect(code).toBe(1);
     expect(output).toMatch(/medblocks-patient-flow-completed\s+5\s+4 .*ATTENTION/);
@@ -113,11 +124,13 @@ describe('npm run monitor', () => {
   });
 
   it('reports configuration drift', async () => {
-    const flow = medplum.bot('medblocks-patient-flow-completed');
-    medplum.put<Bot>({ ...flow, publicWebhook: false, rawBody: false });
-    medplum.secrets = medplum.secrets.filter((s) => s.name !== 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED');
-    const sweeper = medplum.bot('medblocks-marker-sweeper');
-    medplum.store.get('Bot')?.delete(sweeper.id);
+    const flow = await medplum.bot('medblocks-patient-flow-completed');
+    await medplum.put<Bot>({ ...flow, publicWebhook: false, rawBody: false });
+    await medplum.setSecrets(
+      (await medplum.secrets()).filter((s) => s.name !== 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED')
+    );
+    const sweeper = await medplum.bot('medblocks-marker-sweeper');
+    await medplum.remove('Bot', sweeper.id);
     const { code, output } = await run(['--json']);
     const report = JSON.parse(output) as MonitorReport;
     expect(code).toBe(1);
@@ -138,10 +151,64 @@ describe('npm run monitor', () => {
     const code = await runMonitor(['--since', 'yesterday'], {
       root,
       env: fakeEnv(medplum.url),
+      fetchFn: fakeFetch(medplum),
       print: (l) => lines.push(l),
     });
     expect(code).toBe(2);
     expect(lines[0]).toMatch(/--since must look like/);
+  });
+
+  it('exits 2 naming the variable when Medplum refuses the credentials', async () => {
+    const { code, output } = await run([], { MEDPLUM_CLIENT_SECRET: 'wrong-secret-xyz' });
+    expect(code).toBe(2);
+    expect(output).toMatch(
+      /monitor failed: Medplum POST \/oauth2\/token failed with HTTP 400: .*MEDPLUM_CLIENT_SECRET/
+    );
+    expect(output).not.toContain('wrong-secret-xyz');
+  });
+
+  it('on a server before Bot.rawBody, calls a bot on the parsed-body fallback working, with a warning', async () => {
+    medplum.version = '5.1.29-1a2b3c4';
+    await medplum.setSecrets([
+      ...(await medplum.secrets()),
+      { name: 'MEDBLOCKS_ALLOW_PARSED_BODY', valueString: 'true' },
+    ]);
+    const flow = await medplum.bot('medblocks-patient-flow-completed');
+    const { rawBody: _rawBody, ...withoutRawBody } = flow;
+    await medplum.put<Bot>(withoutRawBody);
+    const ok = 'medblocks evt=evt_D type=patient_flow.completed outcome=processed fhir_requests=3 ms=40';
+    await medplum.put(audit(flow.id, 3, 40, '0', ok));
+    const { code, output } = await run();
+    expect(code).toBe(0);
+    expect(output).toMatch(/medblocks-patient-flow-completed\s+1\s+0 .*ok \(warning\)/);
+    expect(output).toMatch(
+      /~ server predates Bot\.rawBody; MEDBLOCKS_ALLOW_PARSED_BODY=true verifies the re-serialised parsed body/
+    );
+    expect(output).toContain('All good (see ~ warnings).');
+    expect(output).not.toMatch(/rawBody is off/);
+  });
+
+  it('on a server before Bot.rawBody without the fallback, says every delivery is refused and how to fix it', async () => {
+    medplum.version = '5.1.29-1a2b3c4';
+    const { code, output } = await run(['--json']);
+    const report = JSON.parse(output) as MonitorReport;
+    expect(code).toBe(1);
+    expect(report.bots.find((b) => b.name === 'medblocks-records-sync-failed')?.issues[0]).toMatch(
+      /server predates Bot\.rawBody: deliveries are refused with body_not_raw\. Upgrade Medplum to 5\.2\+ \(stopgap: project secret MEDBLOCKS_ALLOW_PARSED_BODY=true/
+    );
+  });
+
+  it('a project without the bots feature needs attention', async () => {
+    await medplum.setFeatures([]);
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toMatch(/! Project\/proj-1 lacks the "bots" feature: no bot can run or be deployed/);
+  });
+
+  it('--help prints the usage', async () => {
+    const { code, output } = await run(['--help']);
+    expect(code).toBe(0);
+    expect(output).toMatch(/Usage: npm run monitor/);
   });
 });
 

@@ -1,13 +1,21 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccessPolicy, Bot, ProjectMembership } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BOTS } from '../../src/bot/catalog';
 import { runProvision } from '../../src/cli/provision';
 import { DEPLOYED_BOTS, SWEEPER_CRON, SWEEPER_NAME } from '../../src/provision/catalog';
-import { parseDotEnv } from '../../src/provision/env';
+import { parseDotEnv, readSettings } from '../../src/provision/env';
+import { provision } from '../../src/provision/provision';
 import type { MedplumConfig } from '../../src/provision/plan';
-import { ACCESS_TOKEN, CLIENT_SECRET, FakeMedblocks, FakeMedplum, MEDBLOCKS_KEY } from '../support/fake-servers';
+import {
+  ACCESS_TOKEN,
+  CLIENT_SECRET,
+  FakeMedblocks,
+  FakeMedplum,
+  fakeFetch,
+  MEDBLOCKS_KEY,
+} from '../support/fake-servers';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 let medplum: FakeMedplum;
@@ -15,23 +23,26 @@ let medblocks: FakeMedblocks;
 let root: string;
 let cleanup: () => void;
 
-beforeEach(async () => {
-  medplum = await new FakeMedplum().start();
-  medblocks = await new FakeMedblocks().start();
+beforeEach(() => {
+  medplum = new FakeMedplum();
+  medblocks = new FakeMedblocks();
   ({ root, cleanup } = makeRoot());
 });
 
-afterEach(async () => {
-  await medplum.stop();
-  await medblocks.stop();
+afterEach(() => {
   cleanup();
 });
 
-async function run(args: string[] = [], withMedblocks = true): Promise<{ code: number; output: string }> {
+async function run(
+  args: string[] = [],
+  withMedblocks = true,
+  extraEnv: NodeJS.ProcessEnv = {}
+): Promise<{ code: number; output: string }> {
   const lines: string[] = [];
   const code = await runProvision(args, {
     root,
-    env: fakeEnv(medplum.url, withMedblocks ? medblocks.url : undefined),
+    env: { ...fakeEnv(medplum.url, withMedblocks ? medblocks.url : undefined), ...extraEnv },
+    fetchFn: fakeFetch(medplum, medblocks),
     print: (l) => lines.push(l),
   });
   return { code, output: lines.join('\n') };
@@ -48,49 +59,74 @@ describe('npm run provision', () => {
     const { code, output } = await run();
     expect(code).toBe(0);
 
-    expect(medplum.all<AccessPolicy>('AccessPolicy')).toHaveLength(5);
+    const policies = await medplum.all<AccessPolicy>('AccessPolicy');
+    expect(policies).toHaveLength(5);
     for (const spec of DEPLOYED_BOTS) {
-      const bot = medplum.bot(spec.name);
-      const membership = medplum.membership(bot.id);
-      const policy = medplum
-        .all<AccessPolicy>('AccessPolicy')
-        .find((p) => `AccessPolicy/${p.id}` === membership.accessPolicy?.reference);
+      const bot = await medplum.bot(spec.name);
+      const membership = await medplum.membership(bot.id);
+      const policy = policies.find((p) => `AccessPolicy/${p.id}` === membership.accessPolicy?.reference);
       const file = JSON.parse(readFileSync(join(root, spec.policyFile), 'utf8')) as AccessPolicy;
       expect(policy?.resource).toEqual(file.resource);
       expect(bot).toMatchObject({
-        runtimeVersion: 'awslambda',
+        // A self-hosted server: vmcontext unless told (hosted Medplum gets awslambda; see preflight.test.ts).
+        runtimeVersion: 'vmcontext',
         auditEventTrigger: 'always',
         auditEventDestination: ['resource'],
       });
       // What is deployed is exactly the bundle in dist/.
-      const binaryId = bot.executableCode?.url?.replace('Binary/', '') ?? '';
-      expect((medplum.store.get('Binary')?.get(binaryId) as { data?: string } | undefined)?.data).toBe(
-        readFileSync(join(root, spec.dist), 'utf8')
-      );
+      expect(await medplum.deployedCode(bot)).toBe(readFileSync(join(root, spec.dist), 'utf8'));
       if (spec.kind === 'webhook') {
         expect(bot).toMatchObject({ publicWebhook: true, rawBody: true, timeout: 4 });
         expect(output).toContain(`${medplum.url}webhook/${membership.id}`);
       }
     }
-    expect(medplum.bot(SWEEPER_NAME)).toMatchObject({ cronString: SWEEPER_CRON, publicWebhook: false, timeout: 60 });
+    expect(await medplum.bot(SWEEPER_NAME)).toMatchObject({
+      cronString: SWEEPER_CRON,
+      publicWebhook: false,
+      timeout: 60,
+    });
 
     const config = JSON.parse(readFileSync(join(root, 'medplum.config.json'), 'utf8')) as MedplumConfig;
-    expect(config.bots?.map((b) => [b.name, b.id])).toEqual(DEPLOYED_BOTS.map((b) => [b.name, medplum.bot(b.name).id]));
+    const ids = await Promise.all(DEPLOYED_BOTS.map(async (b) => [b.name, (await medplum.bot(b.name)).id]));
+    expect(config.bots?.map((b) => [b.name, b.id])).toEqual(ids);
 
     // One Medblocks endpoint per event type, pointing at its bot; its secret stored under the bot's name.
     expect(medblocks.endpoints).toHaveLength(4);
+    const secrets = await medplum.secrets();
     for (const bot of BOTS) {
-      const url = `${medplum.url}webhook/${medplum.membership(medplum.bot(bot.name).id).id}`;
+      const url = `${medplum.url}webhook/${(await medplum.membership((await medplum.bot(bot.name)).id)).id}`;
       const endpoint = medblocks.endpoints.find((e) => e.url === url);
       expect(endpoint?.events).toEqual([bot.medblocksEvent]);
-      expect(medplum.secrets.find((s) => s.name === bot.secretName)?.valueString).toBe(endpoint?.secret);
+      expect(secrets.find((s) => s.name === bot.secretName)?.valueString).toBe(endpoint?.secret);
     }
     expect(output).toMatch(/Medplum .* \(server 5\.2\.13-abc1234\)/);
+    expect(output).toMatch(
+      /Preflight \(read-only\): Medplum 5\.2\.13-abc1234 \(self-hosted\), Project\/proj-1 "Test" features \[bots\], client is a project admin, runtime vmcontext/
+    );
     expectNoSecrets(output);
   });
 
-  it('a second run changes nothing and says so', async () => {
+  it('reads everything it needs before its first write', async () => {
     await run();
+    const firstWrite = medplum.requests.findIndex((r) => r.method !== 'GET' && r.path !== '/oauth2/token');
+    const before = medplum.requests.slice(0, firstWrite).map((r) => `${r.method} ${r.path}`);
+    expect(before.slice(0, 5)).toEqual([
+      'GET /healthcheck',
+      'POST /oauth2/token',
+      'GET /auth/me',
+      'GET /fhir/R4/Project/proj-1',
+      'GET /fhir/R4/AccessPolicy',
+    ]);
+  });
+
+  it('a second run changes nothing and says so, although the server reads code back as a presigned URL', async () => {
+    await run();
+    const flow = await medplum.bot('medblocks-patient-flow-completed');
+    const read = await medplum.fetch(`${medplum.url}fhir/R4/Bot/${flow.id}`, {
+      headers: { authorization: `Bearer ${ACCESS_TOKEN}` },
+    });
+    expect(((await read.json()) as Bot).executableCode?.url).toMatch(/\/storage\/[^/]+\/v1\?Expires=.*&Signature=/);
+
     const configBefore = readFileSync(join(root, 'medplum.config.json'), 'utf8');
     const medplumCount = medplum.requests.length;
     const medblocksCount = medblocks.requests.length;
@@ -108,14 +144,14 @@ describe('npm run provision', () => {
 
   it('repairs a drifted setup and reports each repair', async () => {
     await run();
-    const flow = medplum.bot('medblocks-patient-flow-completed');
+    const flow = await medplum.bot('medblocks-patient-flow-completed');
     const { rawBody: _raw, ...withoutRawBody } = flow;
-    medplum.put<Bot>({ ...withoutRawBody, publicWebhook: false });
-    const sync = medplum.bot('medblocks-records-sync-failed');
-    const { accessPolicy: _policy, ...membership } = medplum.membership(sync.id);
-    medplum.put<ProjectMembership>(membership);
+    await medplum.put<Bot>({ ...withoutRawBody, publicWebhook: false });
+    const sync = await medplum.bot('medblocks-records-sync-failed');
+    const { accessPolicy: _policy, ...membership } = await medplum.membership(sync.id);
+    await medplum.put<ProjectMembership>(membership);
     const refresh = BOTS.find((b) => b.name === 'medblocks-connection-token-refresh-failed');
-    medplum.secrets = medplum.secrets.filter((s) => s.name !== refresh?.secretName);
+    await medplum.setSecrets((await medplum.secrets()).filter((s) => s.name !== refresh?.secretName));
     medblocks.endpoints[2] = {
       ...(medblocks.endpoints[2] ?? { id: '', url: '', events: [], secret: '' }),
       status: 'disabled',
@@ -137,16 +173,41 @@ describe('npm run provision', () => {
     expect(output).toMatch(/rotate signing secret\s+Medblocks endpoint wh_2/);
     expect(output).toMatch(/deploy\s+Bot\/\S+ \(medblocks-records-sync-completed\)/);
 
-    expect(medplum.bot('medblocks-patient-flow-completed')).toMatchObject({ publicWebhook: true, rawBody: true });
-    expect(medplum.membership(sync.id).accessPolicy?.reference).toMatch(/^AccessPolicy\//);
+    expect(await medplum.bot('medblocks-patient-flow-completed')).toMatchObject({
+      publicWebhook: true,
+      rawBody: true,
+    });
+    expect((await medplum.membership(sync.id)).accessPolicy?.reference).toMatch(/^AccessPolicy\//);
     expect(medblocks.endpoints.find((e) => e.id === 'wh_3')?.status).toBe('active');
     const rotated = medblocks.endpoints.find((e) => e.id === 'wh_2');
-    expect(medplum.secrets.find((s) => s.name === refresh?.secretName)?.valueString).toBe(rotated?.secret);
+    const secrets = await medplum.secrets();
+    expect(secrets.find((s) => s.name === refresh?.secretName)?.valueString).toBe(rotated?.secret);
     // The other secrets are untouched.
-    expect(medplum.secrets).toHaveLength(4);
+    expect(secrets).toHaveLength(4);
     expectNoSecrets(output);
 
     expect((await run()).output).toContain('No changes');
+  });
+
+  it('builds missing bundles after the preflight, then deploys them', async () => {
+    const sweeper = DEPLOYED_BOTS.find((b) => b.name === SWEEPER_NAME);
+    if (!sweeper) throw new Error('no sweeper');
+    rmSync(join(root, sweeper.dist));
+    const built: string[] = [];
+    const report = await provision({
+      root,
+      settings: readSettings(fakeEnv(medplum.url), root),
+      dryRun: false,
+      fetchFn: fakeFetch(medplum),
+      build: (dir) => {
+        built.push(`${String(medplum.requests.length)} requests before`);
+        writeFileSync(join(dir, sweeper.dist), '"use strict";exports.handler=async()=>"built";\n');
+        return Promise.resolve();
+      },
+    });
+    expect(built).toEqual(['4 requests before']);
+    expect(report.changes[0]).toEqual({ target: 'dist/', action: 'build', detail: '1 bundle(s) missing' });
+    expect(await medplum.deployedCode(await medplum.bot(SWEEPER_NAME))).toContain('"built"');
   });
 
   it('--dry-run prints the plan and writes nothing', async () => {
@@ -154,28 +215,93 @@ describe('npm run provision', () => {
     expect(code).toBe(0);
     expect(output).toContain('Dry run: nothing was changed.');
     expect(output).toMatch(/would create\s+AccessPolicy "Medblocks: marker sweeper bot"/);
-    expect(output).toMatch(/would create\s+Bot "medblocks-records-sync-failed"/);
+    expect(output).toMatch(/would create\s+Bot "medblocks-records-sync-failed"\s+\(vmcontext/);
     expect(medplum.writes()).toEqual([]);
     expect(medblocks.writes()).toEqual([]);
   });
 
-  it('--runtime vmcontext is applied to existing bots', async () => {
-    await run();
+  it('--runtime is applied to existing bots; without it their runtime is kept', async () => {
+    medplum.aws = true;
+    await run(['--runtime', 'awslambda']);
+    for (const spec of DEPLOYED_BOTS) expect((await medplum.bot(spec.name)).runtimeVersion).toBe('awslambda');
     const { output } = await run(['--runtime', 'vmcontext']);
     expect(output).toMatch(/runtimeVersion "awslambda" → "vmcontext"/);
-    for (const spec of DEPLOYED_BOTS) expect(medplum.bot(spec.name).runtimeVersion).toBe('vmcontext');
+    for (const spec of DEPLOYED_BOTS) expect((await medplum.bot(spec.name)).runtimeVersion).toBe('vmcontext');
     // Without --runtime the chosen runtime is kept.
     expect((await run()).output).toContain('No changes');
   });
 
-  it('warns clearly on a server that predates Bot.rawBody, and does not send the field', async () => {
+  it('switching to awslambda redeploys, since only $deploy creates the Lambda', async () => {
+    medplum.aws = true;
+    await run();
+    const { output } = await run(['--runtime', 'awslambda']);
+    expect(output).toMatch(/runtimeVersion "vmcontext" → "awslambda"/);
+    expect(output).toMatch(/deploy\s+Bot\/\S+ \(medblocks-records-sync-failed\)/);
+    expect((await run()).output).toContain('No changes');
+  });
+
+  it('explains a $deploy refused for lack of AWS credentials with the runtime fix', async () => {
+    const { code, output } = await run(['--runtime', 'awslambda']);
+    expect(code).toBe(1);
+    expect(output).toMatch(/WARNING: --runtime awslambda on a self-hosted server/);
+    expect(output).toMatch(
+      /provision failed: Medplum POST \/fhir\/R4\/Bot\/\S+\/\$deploy failed with HTTP 400: Could not load credentials from any providers\. .*--runtime vmcontext/
+    );
+    // The next run, as told, repairs it.
+    const repaired = await run(['--runtime', 'vmcontext']);
+    expect(repaired.code).toBe(0);
+    expect((await medplum.bot(SWEEPER_NAME)).runtimeVersion).toBe('vmcontext');
+  });
+
+  it('warns clearly on a server that predates Bot.rawBody, explains the fallback, and does not send the field', async () => {
     medplum.version = '5.1.38-0f1e2d3';
     const { code, output } = await run([], false);
     expect(code).toBe(0);
     expect(output).toMatch(/WARNING: Medplum 5\.1\.38-0f1e2d3 predates Bot\.rawBody/);
-    expect(medplum.bot('medblocks-records-sync-failed').rawBody).toBeUndefined();
+    expect(output).toMatch(/Every delivery is refused with body_not_raw/);
+    expect(output).toMatch(/MEDBLOCKS_ALLOW_PARSED_BODY=true/);
+    expect(output).toMatch(
+      /compact JSON with the same key order and no escapes \(such as \\u00e9\) or pretty-printing/
+    );
+    expect((await medplum.bot('medblocks-records-sync-failed')).rawBody).toBeUndefined();
     // Without MEDBLOCKS_API_KEY, missing signing secrets are named (never valued).
     expect(output).toMatch(/Project secret MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED is not set/);
+  });
+
+  it('stores project secrets given in the environment, never printing them', async () => {
+    medplum.version = '5.1.29-abcdef0';
+    const env = {
+      MEDBLOCKS_ALLOW_PARSED_BODY: 'true',
+      ...Object.fromEntries(BOTS.map((b, i) => [b.secretName, `whsec_from_env_${i}_DO_NOT_PRINT`])),
+    };
+    const { code, output } = await run([], false, env);
+    expect(code).toBe(0);
+    expect(output).toMatch(
+      /set\s+Project secrets\s+\(MEDBLOCKS_WEBHOOK_SECRET_PATIENT_FLOW_COMPLETED \(from the environment\)/
+    );
+    expect(output).toMatch(
+      /MEDBLOCKS_ALLOW_PARSED_BODY=true is set, so the bots verify the signature against JSON\.stringify/
+    );
+    expect(output).not.toMatch(/is not set: /);
+    const secrets = await medplum.secrets();
+    expect(secrets.find((s) => s.name === 'MEDBLOCKS_ALLOW_PARSED_BODY')?.valueString).toBe('true');
+    expect(secrets.find((s) => s.name === BOTS[0]?.secretName)?.valueString).toBe('whsec_from_env_0_DO_NOT_PRINT');
+    expectNoSecrets(output);
+    expect((await run([], false, env)).output).toContain('No changes');
+  });
+
+  it('with MEDBLOCKS_API_KEY, takes signing secrets from Medblocks only, not from the environment', async () => {
+    const env = { MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED: 'whsec_stale_from_env_DO_NOT_PRINT' };
+    const { code, output } = await run([], true, env);
+    expect(code).toBe(0);
+    expect(output).toMatch(
+      /WARNING: MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED from the environment is ignored: with MEDBLOCKS_API_KEY, Medblocks issues the signing secrets/
+    );
+    const endpoint = medblocks.endpoints.find((e) => e.events.includes('records.sync.failed'));
+    const stored = (await medplum.secrets()).find((s) => s.name === 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED');
+    expect(stored?.valueString).toBe(endpoint?.secret);
+    expect(output).not.toContain('whsec_stale_from_env');
+    expect((await run([], true, env)).output).toContain('No changes');
   });
 
   it('fails with a clear message and exit 1 on bad credentials, without echoing them', async () => {
@@ -183,10 +309,12 @@ describe('npm run provision', () => {
     const code = await runProvision([], {
       root,
       env: { ...fakeEnv(medplum.url), MEDPLUM_CLIENT_SECRET: 'wrong-secret-xyz' },
+      fetchFn: fakeFetch(medplum),
       print: (l) => lines.push(l),
     });
     expect(code).toBe(1);
     expect(lines.join('\n')).toMatch(/provision failed: Medplum POST \/oauth2\/token failed with HTTP 400/);
+    expect(lines.join('\n')).toMatch(/Check MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET/);
     expect(lines.join('\n')).not.toContain('wrong-secret-xyz');
   });
 
@@ -196,5 +324,74 @@ describe('npm run provision', () => {
       MEDPLUM_BASE_URL: 'http://x/',
       EMPTY: '',
     });
+  });
+
+  it('--help prints the usage and the runtime rule', async () => {
+    const { code, output } = await run(['--help']);
+    expect(code).toBe(0);
+    expect(output).toMatch(/Usage: npm run provision/);
+    expect(output).toMatch(/awslambda on hosted Medplum .* vmcontext on a self-hosted server/s);
+    expect(medplum.requests).toEqual([]);
+  });
+});
+
+describe('the preflight stops before any change', () => {
+  it('when the project lacks the bots feature, naming the super-admin fix', async () => {
+    await medplum.setFeatures([]);
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toMatch(
+      /ERROR: Project\/proj-1 does not have the "bots" feature: every \$deploy would fail with "Bots not enabled"/
+    );
+    expect(output).toMatch(/Ask a super admin to add "bots"/);
+    expect(output).toMatch(
+      /A project admin cannot change Project\.features: the server answers 200 and silently ignores the edit/
+    );
+    expect(output).toContain('provision stopped before changing anything.');
+    expect(medplum.writes()).toEqual([]);
+    expect(medblocks.requests).toEqual([]);
+  });
+
+  it('when the client is not a project admin, naming MEDPLUM_CLIENT_ID', async () => {
+    medplum.admin = false;
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toMatch(/ERROR: The client MEDPLUM_CLIENT_ID=client-123 is not a project admin of Project\/proj-1/);
+    expect(medplum.writes()).toEqual([]);
+  });
+
+  it('when the server version is unreadable, naming MEDPLUM_BASE_URL', async () => {
+    medplum.version = undefined;
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toMatch(/healthcheck did not say the server version.*Check MEDPLUM_BASE_URL/);
+    expect(medplum.writes()).toEqual([]);
+  });
+
+  it('when MEDPLUM_BASE_URL does not answer, naming it', async () => {
+    const lines: string[] = [];
+    const code = await runProvision([], {
+      root,
+      env: fakeEnv('https://nowhere.test/'),
+      fetchFn: fakeFetch(medplum),
+      print: (l) => lines.push(l),
+    });
+    expect(code).toBe(1);
+    expect(lines.join('\n')).toMatch(
+      /provision failed: Medplum GET \/healthcheck failed: .*Check MEDPLUM_BASE_URL \(now https:\/\/nowhere\.test\/\)/
+    );
+  });
+
+  it('when credentials are missing, naming both variables', async () => {
+    const lines: string[] = [];
+    const code = await runProvision([], {
+      root,
+      env: { MEDPLUM_BASE_URL: medplum.url },
+      fetchFn: fakeFetch(medplum),
+      print: (l) => lines.push(l),
+    });
+    expect(code).toBe(1);
+    expect(lines.join('\n')).toMatch(/MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET must be set/);
+    expect(medplum.requests).toEqual([]);
   });
 });

@@ -1,17 +1,43 @@
-// Loopback stand-ins for a Medplum server and the Medblocks API, answering the calls provisioning
-// and the monitor make with the shapes the real services use. State is plain and inspectable, and
-// every request is logged so that tests can assert "no writes" and "no secret in any URL".
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { AuditEvent, Bot, ProjectMembership, ProjectSetting, Resource } from '@medplum/fhirtypes';
-import type { MedblocksDelivery, MedblocksEndpoint } from '../../src/provision/remote';
+// In-process stand-ins for a Medplum server and the Medblocks API, as `fetch` functions: provision,
+// the monitor and verify run their real clients (MedplumClient, MedblocksApi) against them. FHIR
+// CRUD and search are @medplum/fhir-router over a MemoryRepository; added by hand is only what a
+// real server does beyond that and what provisioning meets (issue 9): client-credentials login and
+// /auth/me, /healthcheck's version, the admin API, `$deploy` with its refusals ("Bots not enabled",
+// awslambda without AWS), executableCode read back as a presigned storage URL, raw Binary reads, and
+// strict projects refusing `Bot.rawBody` before 5.2. Every request is logged, so tests can assert
+// "no writes" and "no secret in any URL".
+import { allOk, badRequest, forbidden, getStatus, notFound, parseSearchRequest, unauthorized } from '@medplum/core';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import type { FhirRequest } from '@medplum/fhir-router';
+import type {
+  Binary,
+  Bot,
+  ClientApplication,
+  OperationOutcome,
+  Project,
+  ProjectMembership,
+  ProjectSetting,
+  Resource,
+} from '@medplum/fhirtypes';
+import type { MedblocksDelivery, MedblocksEndpoint } from '../../src/provision/medblocks-api';
 
+export const MEDPLUM_URL = 'https://medplum.test/';
+export const MEDBLOCKS_URL = 'https://medblocks.test/';
 export const CLIENT_ID = 'client-123';
 export const CLIENT_SECRET = 'client-secret-DO-NOT-PRINT';
-export const ACCESS_TOKEN = 'access-token-DO-NOT-PRINT';
 export const MEDBLOCKS_KEY = 'mb_sk_test_DO_NOT_PRINT';
 export const PROJECT_ID = 'proj-1';
+
+function base64Url(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+/** Shaped like Medplum's: a JWT with `login_id`, so MedplumClient reads /auth/me after login. */
+export const ACCESS_TOKEN = [
+  base64Url({ alg: 'none' }),
+  base64Url({ login_id: 'login-1', cid: CLIENT_ID, exp: 4_102_444_800, secret: 'access-token-DO-NOT-PRINT' }),
+  'signature',
+].join('.');
 
 export interface LoggedRequest {
   readonly method: string;
@@ -19,236 +45,323 @@ export interface LoggedRequest {
   readonly body: string;
 }
 
-interface Reply {
-  readonly status: number;
-  readonly body?: unknown;
-  readonly text?: string;
+function json(status: number, body: unknown, contentType = 'application/fhir+json'): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': contentType } });
 }
 
-abstract class FakeServer {
+function outcome(o: OperationOutcome): Response {
+  return json(getStatus(o), o);
+}
+
+abstract class FakeService {
   readonly requests: LoggedRequest[] = [];
-  private server: Server | undefined;
-  url = '';
 
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      void this.dispatch(req, res);
-    });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/`;
-    return this;
-  }
+  constructor(readonly url: string) {}
 
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      if (this.server)
-        this.server.close(() => {
-          resolve();
-        });
-      else resolve();
-    });
-  }
+  /** A `fetch` answering this service's URLs. */
+  readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : input.toString());
+    const method = init?.method ?? 'GET';
+    const body = typeof init?.body === 'string' ? init.body : '';
+    this.requests.push({ method, path: url.pathname, body });
+    try {
+      return await this.handle(method, url, body, new Headers(init?.headers));
+    } catch (err) {
+      return json(500, { error: { message: err instanceof Error ? err.message : 'error' } });
+    }
+  };
 
   /** Requests that change something (everything but GET and the token call). */
   writes(): LoggedRequest[] {
     return this.requests.filter((r) => r.method !== 'GET' && r.path !== '/oauth2/token');
   }
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of req) chunks.push(chunk as Uint8Array);
-    const body = new TextDecoder().decode(Buffer.concat(chunks));
-    const url = new URL(req.url ?? '/', 'http://fake');
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, body });
-    let reply: Reply;
-    try {
-      reply = this.handle(req.method ?? 'GET', url, body, req.headers.authorization);
-    } catch (err) {
-      reply = { status: 500, body: { error: { message: err instanceof Error ? err.message : 'error' } } };
-    }
-    res.writeHead(reply.status, {
-      'content-type': reply.text !== undefined ? 'application/javascript' : 'application/json',
-    });
-    res.end(reply.text ?? (reply.body === undefined ? '' : JSON.stringify(reply.body)));
-  }
-
-  protected abstract handle(method: string, url: URL, body: string, authorization: string | undefined): Reply;
+  protected abstract handle(method: string, url: URL, body: string, headers: Headers): Promise<Response>;
 }
 
-function outcome(status: number, text: string): Reply {
-  return {
-    status,
-    body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', details: { text } }] },
+/** Routes each request to the fake whose URL it starts with. */
+export function fakeFetch(...services: readonly FakeService[]): typeof fetch {
+  return async (input, init) => {
+    const url = input instanceof Request ? input.url : input.toString();
+    const service = services.find((s) => url.startsWith(s.url));
+    if (!service) throw new TypeError(`fetch failed: no fake answers ${url}`);
+    return service.fetch(input, init);
   };
 }
 
-/** Medplum: oauth2 token, /healthcheck, FHIR CRUD + search, admin bot/members/secrets, $deploy, Binary. */
-export class FakeMedplum extends FakeServer {
-  version = '5.2.13-abc1234';
-  readonly store = new Map<string, Map<string, Resource>>();
-  secrets: ProjectSetting[] = [];
-  private nextId = 1;
+const PRESIGNED = /\/storage\/([^/]+)\/[^/?]+\?Expires=/;
 
-  all<T extends Resource>(type: T['resourceType']): T[] {
-    return [...(this.store.get(type)?.values() ?? [])] as T[];
+export class FakeMedplum extends FakeService {
+  /** `/healthcheck`'s version; undefined: the answer has none. */
+  version: string | undefined = '5.2.13-abc1234';
+  /** Whether the client's membership is a project admin. */
+  admin = true;
+  /** Whether awslambda `$deploy`s find AWS credentials (true only on hosted Medplum). */
+  aws = false;
+  readonly repo = new MemoryRepository();
+  private readonly router = new FhirRouter();
+  private seeded: Promise<void> | undefined;
+
+  constructor(url = MEDPLUM_URL) {
+    super(url);
   }
 
-  put<T extends Resource>(resource: T): T & { id: string } {
-    const id = resource.id ?? `${resource.resourceType.toLowerCase()}-${this.nextId++}`;
-    const stored = {
-      ...resource,
-      id,
-      meta: { versionId: String(this.nextId++), lastUpdated: new Date().toISOString() },
-    };
-    if (!this.store.has(resource.resourceType)) this.store.set(resource.resourceType, new Map());
-    this.store.get(resource.resourceType)?.set(id, stored);
-    return stored;
+  /** The project and the provisioning client, created on first use. */
+  private seed(): Promise<void> {
+    this.seeded ??= this.repo.withSeeding(async () => {
+      await this.repo.createResource<Project>({
+        resourceType: 'Project',
+        id: PROJECT_ID,
+        name: 'Test',
+        features: ['bots'],
+        secret: [],
+      });
+      await this.repo.createResource<ClientApplication>({ resourceType: 'ClientApplication', id: CLIENT_ID });
+    });
+    return this.seeded;
   }
 
-  bot(name: string): Bot & { id: string } {
-    const bot = this.all<Bot>('Bot').find((b) => b.name === name);
+  async all<T extends Resource>(type: T['resourceType']): Promise<T[]> {
+    await this.seed();
+    return this.repo.searchResources<T>(parseSearchRequest(`${type}?_count=1000`));
+  }
+
+  /** Writes as the server's system would (no checks), keeping the id. */
+  async put<T extends Resource>(resource: T): Promise<T & { id: string }> {
+    await this.seed();
+    return resource.id ? this.repo.updateResource(resource) : this.repo.createResource(resource);
+  }
+
+  async remove(type: Resource['resourceType'], id: string): Promise<void> {
+    await this.repo.deleteResource(type, id);
+  }
+
+  async bot(name: string): Promise<Bot & { id: string }> {
+    const bot = (await this.all<Bot>('Bot')).find((b) => b.name === name);
     if (!bot?.id) throw new Error(`no bot ${name}`);
     return bot as Bot & { id: string };
   }
 
-  membership(botId: string): ProjectMembership & { id: string } {
-    const m = this.all<ProjectMembership>('ProjectMembership').find((x) => x.profile.reference === `Bot/${botId}`);
+  async membership(botId: string): Promise<ProjectMembership & { id: string }> {
+    const m = (await this.all<ProjectMembership>('ProjectMembership')).find(
+      (x) => x.profile.reference === `Bot/${botId}`
+    );
     if (!m?.id) throw new Error(`no membership for ${botId}`);
     return m as ProjectMembership & { id: string };
   }
 
+  async project(): Promise<Project> {
+    await this.seed();
+    return this.repo.readResource<Project>('Project', PROJECT_ID);
+  }
+
+  async secrets(): Promise<ProjectSetting[]> {
+    return (await this.project()).secret ?? [];
+  }
+
+  async setSecrets(secret: ProjectSetting[]): Promise<void> {
+    await this.put({ ...(await this.project()), secret });
+  }
+
+  async setFeatures(features: Project['features']): Promise<void> {
+    await this.put({ ...(await this.project()), features });
+  }
+
+  /** The code a Bot's executableCode points at, as stored. */
+  async deployedCode(bot: Bot): Promise<string | undefined> {
+    const id = /^Binary\/(.+)$/.exec(bot.executableCode?.url ?? '')?.[1];
+    if (!id) return undefined;
+    const binary = await this.repo.readResource<Binary>('Binary', id);
+    return binary.data === undefined ? undefined : Buffer.from(binary.data, 'base64').toString('utf8');
+  }
+
   private rawBodyKnown(): boolean {
-    const [major = 0, minor = 0] = this.version.split('.').map(Number);
+    const [major = 0, minor = 0] = (this.version ?? '0.0').split('.').map(Number);
     return major > 5 || (major === 5 && minor >= 2);
   }
 
-  protected handle(method: string, url: URL, body: string, authorization: string | undefined): Reply {
+  protected async handle(method: string, url: URL, body: string, headers: Headers): Promise<Response> {
+    await this.seed();
     const path = url.pathname;
     if (method === 'POST' && path === '/oauth2/token') {
       const form = new URLSearchParams(body);
-      if (
-        form.get('grant_type') !== 'client_credentials' ||
-        form.get('client_id') !== CLIENT_ID ||
-        form.get('client_secret') !== CLIENT_SECRET
-      ) {
-        return { status: 400, body: { error: 'invalid_client' } };
+      if (form.get('client_id') !== CLIENT_ID || form.get('client_secret') !== CLIENT_SECRET) {
+        return json(400, { error: 'invalid_request', error_description: 'Invalid client' }, 'application/json');
       }
-      return {
-        status: 200,
-        body: {
+      return json(
+        200,
+        {
           token_type: 'Bearer',
           access_token: ACCESS_TOKEN,
           expires_in: 3600,
           project: { reference: `Project/${PROJECT_ID}` },
+          profile: { reference: `ClientApplication/${CLIENT_ID}` },
         },
-      };
+        'application/json'
+      );
     }
-    if (method === 'GET' && path === '/healthcheck') return { status: 200, body: { ok: true, version: this.version } };
-    if (authorization !== `Bearer ${ACCESS_TOKEN}`) return outcome(401, 'Unauthorized');
+    if (method === 'GET' && path === '/healthcheck') {
+      return json(200, { ok: true, ...(this.version ? { version: this.version } : {}) }, 'application/json');
+    }
+    if (headers.get('authorization') !== `Bearer ${ACCESS_TOKEN}`) return outcome(unauthorized);
+
+    if (method === 'GET' && path === '/auth/me') {
+      const project = await this.project();
+      return json(200, {
+        project: { resourceType: 'Project', id: project.id, name: project.name, features: project.features },
+        membership: {
+          resourceType: 'ProjectMembership',
+          id: 'client-membership',
+          profile: { reference: `ClientApplication/${CLIENT_ID}` },
+          admin: this.admin,
+        },
+        profile: await this.repo.readResource('ClientApplication', CLIENT_ID),
+      });
+    }
 
     const admin = /^\/admin\/projects\/([^/]+)(?:\/(bot|secrets|members)(?:\/([^/]+))?)?$/.exec(path);
-    if (admin) {
-      if (admin[1] !== PROJECT_ID) return outcome(403, 'Forbidden');
-      const json = body ? (JSON.parse(body) as Record<string, unknown>) : {};
-      if (method === 'GET' && !admin[2])
-        return { status: 200, body: { project: { id: PROJECT_ID, name: 'Test', secret: this.secrets } } };
-      if (method === 'POST' && admin[2] === 'secrets') {
-        this.secrets = json as unknown as ProjectSetting[];
-        return { status: 200, body: { resourceType: 'Project', id: PROJECT_ID, secret: this.secrets } };
-      }
-      if (method === 'POST' && admin[2] === 'bot') {
-        const bot = this.put<Bot>({
-          resourceType: 'Bot',
-          name: json.name as string,
-          description: json.description as string,
-          runtimeVersion: json.runtimeVersion as Bot['runtimeVersion'],
-        });
-        this.put<ProjectMembership>({
-          resourceType: 'ProjectMembership',
-          project: { reference: `Project/${PROJECT_ID}` },
-          user: { reference: `Bot/${bot.id}` },
-          profile: { reference: `Bot/${bot.id}` },
-          accessPolicy: json.accessPolicy as ProjectMembership['accessPolicy'],
-        });
-        return { status: 201, body: bot };
-      }
-      if (method === 'POST' && admin[2] === 'members' && admin[3]) {
-        if (json.resourceType !== 'ProjectMembership' || json.id !== admin[3]) return { status: 400 };
-        return { status: 200, body: this.put(json as unknown as ProjectMembership) };
-      }
-      return outcome(404, 'Not found');
-    }
+    if (admin) return this.handleAdmin(method, admin[1] ?? '', admin[2], admin[3], body);
 
     const deploy = /^\/fhir\/R4\/Bot\/([^/]+)\/\$deploy$/.exec(path);
-    if (deploy && method === 'POST') {
-      const bot = this.store.get('Bot')?.get(deploy[1] ?? '') as Bot | undefined;
-      if (!bot) return outcome(404, 'Not found');
-      const { code, filename } = JSON.parse(body) as { code?: string; filename?: string };
-      if (!code) return outcome(400, 'Missing code');
-      const binary = this.put({
-        resourceType: 'Binary',
-        contentType: 'application/javascript',
-        data: code,
-      });
-      this.put<Bot>({
-        ...bot,
-        executableCode: {
-          contentType: 'application/javascript',
-          url: `Binary/${binary.id}`,
-          title: filename ?? 'index.js',
-        },
-      });
-      return {
-        status: 200,
-        body: {
-          resourceType: 'OperationOutcome',
-          issue: [{ severity: 'information', code: 'informational', details: { text: 'All OK' } }],
-        },
-      };
-    }
+    if (deploy && method === 'POST') return this.handleDeploy(deploy[1] ?? '', body);
 
-    const fhir = /^\/fhir\/R4\/([A-Za-z]+)(?:\/([^/]+))?$/.exec(path);
-    if (!fhir?.[1]) return outcome(404, 'Not found');
-    const [, type, id] = fhir;
-    if (method === 'GET' && id) {
-      const found = this.store.get(type)?.get(id);
-      if (!found) return outcome(404, 'Not found');
-      if (type === 'Binary') return { status: 200, text: (found as Resource & { data: string }).data };
-      return { status: 200, body: found };
+    const fhirPath = path.replace(/^\/fhir\/R4/, '');
+    if (fhirPath === path) return outcome(notFound);
+    const binaryRead = /^\/Binary\/([^/]+)$/.exec(fhirPath);
+    if (method === 'GET' && binaryRead && !headers.get('accept')?.startsWith('application/fhir+json')) {
+      const binary = await this.repo.readResource<Binary>('Binary', binaryRead[1] ?? '').catch(() => undefined);
+      if (!binary) return outcome(notFound);
+      return new Response(Buffer.from(binary.data ?? '', 'base64'), {
+        status: 200,
+        headers: { 'content-type': binary.contentType },
+      });
     }
-    if (method === 'GET') return { status: 200, body: this.search(type, url.searchParams) };
-    const resource = JSON.parse(body) as Resource;
-    if (type === 'Bot' && 'rawBody' in resource && !this.rawBodyKnown())
-      return outcome(400, 'Invalid additional property "rawBody"');
-    if (method === 'POST') return { status: 201, body: this.put({ ...resource, id: undefined }) };
-    if (method === 'PUT' && id) {
-      if (!this.store.get(type)?.has(id)) return outcome(404, 'Not found');
-      return { status: 200, body: this.put({ ...resource, id }) };
+    let resource: unknown = body ? JSON.parse(body) : undefined;
+    if (isBot(resource)) {
+      if ('rawBody' in resource && !this.rawBodyKnown()) {
+        return outcome(badRequest('Invalid additional property "rawBody"', 'Bot.rawBody'));
+      }
+      resource = this.asWritten(resource);
     }
-    return outcome(405, 'Method not allowed');
+    if (isProject(resource) && fhirPath.startsWith('/Project/')) {
+      // A project admin's edit of features is answered 200 and silently ignored.
+      resource = { ...resource, features: (await this.project()).features };
+    }
+    const request: FhirRequest = {
+      method: method as FhirRequest['method'],
+      url: fhirPath + url.search,
+      pathname: '',
+      body: resource,
+      params: Object.create(null) as Record<string, string>,
+      query: Object.create(null) as Record<string, string>,
+      headers: Object.fromEntries(headers.entries()),
+    };
+    const [result, answer] = await this.router.handleRequest(request, this.repo);
+    return json(getStatus(result), answer ? this.asRead(answer) : result);
   }
 
-  private search(type: string, params: URLSearchParams): unknown {
-    let found = this.all(type as Resource['resourceType']);
-    const name = params.get('name');
-    if (name !== null)
-      found = found.filter((r) => ((r as { name?: string }).name ?? '').toLowerCase().startsWith(name.toLowerCase()));
-    const profile = params.get('profile');
-    if (profile !== null) found = found.filter((r) => (r as ProjectMembership).profile.reference === profile);
-    const entity = params.get('entity');
-    if (entity !== null)
-      found = found.filter((r) => (r as AuditEvent).entity?.some((e) => e.what?.reference === entity));
-    const date = params.get('date');
-    if (date?.startsWith('ge')) found = found.filter((r) => (r as AuditEvent).recorded >= date.slice(2));
-    return { resourceType: 'Bundle', type: 'searchset', entry: found.map((resource) => ({ resource })) };
+  private async handleAdmin(
+    method: string,
+    projectId: string,
+    sub: string | undefined,
+    id: string | undefined,
+    body: string
+  ): Promise<Response> {
+    if (projectId !== PROJECT_ID || !this.admin) return outcome(forbidden);
+    const project = await this.project();
+    if (method === 'GET' && !sub) {
+      return json(200, { project: { id: project.id, name: project.name, secret: project.secret } });
+    }
+    if (method === 'POST' && sub === 'secrets') {
+      return json(200, await this.put({ ...project, secret: JSON.parse(body) as ProjectSetting[] }));
+    }
+    if (method === 'POST' && sub === 'bot') {
+      const request = JSON.parse(body) as Pick<Bot, 'name' | 'description' | 'runtimeVersion'> & {
+        accessPolicy?: ProjectMembership['accessPolicy'];
+      };
+      const bot = await this.put<Bot>({
+        resourceType: 'Bot',
+        name: request.name,
+        description: request.description,
+        runtimeVersion: request.runtimeVersion,
+      });
+      await this.put<ProjectMembership>({
+        resourceType: 'ProjectMembership',
+        project: { reference: `Project/${PROJECT_ID}` },
+        user: { reference: `Bot/${bot.id}` },
+        profile: { reference: `Bot/${bot.id}` },
+        accessPolicy: request.accessPolicy,
+      });
+      return json(201, bot);
+    }
+    if (method === 'POST' && sub === 'members' && id) {
+      const membership = JSON.parse(body) as Partial<ProjectMembership>;
+      if (membership.resourceType !== 'ProjectMembership' || membership.id !== id) return outcome(badRequest('id'));
+      return json(200, await this.put(membership as ProjectMembership));
+    }
+    return outcome(notFound);
+  }
+
+  /** As the server's deployHandler: Binary and Bot are written before the runtime deploy, which may then fail. */
+  private async handleDeploy(botId: string, body: string): Promise<Response> {
+    const bot = await this.repo.readResource<Bot>('Bot', botId).catch(() => undefined);
+    if (!bot) return outcome(notFound);
+    const { code, filename } = JSON.parse(body) as { code?: string; filename?: string };
+    if (!code) return outcome(badRequest('Bot missing executable code'));
+    if (!(await this.project()).features?.includes('bots')) return outcome(badRequest('Bots not enabled'));
+    const binary = await this.put<Binary>({
+      resourceType: 'Binary',
+      contentType: 'application/javascript',
+      data: Buffer.from(code).toString('base64'),
+    });
+    await this.put<Bot>({
+      ...bot,
+      executableCode: { contentType: 'application/javascript', url: `Binary/${binary.id}`, title: filename },
+    });
+    if (bot.runtimeVersion === 'awslambda' && !this.aws) {
+      return outcome(badRequest('Could not load credentials from any providers'));
+    }
+    return outcome(allOk);
+  }
+
+  /** Reads show executableCode as a presigned storage URL, as a real server's do. */
+  private asRead(resource: Resource): Resource {
+    if (resource.resourceType === 'Bundle') {
+      return {
+        ...resource,
+        entry: resource.entry?.map((e) => (e.resource ? { ...e, resource: this.asRead(e.resource) } : e)),
+      };
+    }
+    if (resource.resourceType !== 'Bot' || !resource.executableCode?.url) return resource;
+    const id = /^Binary\/(.+)$/.exec(resource.executableCode.url)?.[1];
+    const signed = `${this.url}storage/${id ?? ''}/v1?Expires=4102444800&Signature=sig-${id ?? ''}`;
+    return { ...resource, executableCode: { ...resource.executableCode, url: signed } };
+  }
+
+  /** Writes store the canonical `Binary/{id}` back, as the server's rewrite does. */
+  private asWritten(bot: Bot): Bot {
+    const id = PRESIGNED.exec(bot.executableCode?.url ?? '')?.[1];
+    return id && bot.executableCode ? { ...bot, executableCode: { ...bot.executableCode, url: `Binary/${id}` } } : bot;
   }
 }
 
+function isBot(value: unknown): value is Bot {
+  return typeof value === 'object' && value !== null && (value as Resource).resourceType === 'Bot';
+}
+
+function isProject(value: unknown): value is Project {
+  return typeof value === 'object' && value !== null && (value as Resource).resourceType === 'Project';
+}
+
 /** The Medblocks endpoint-management API. */
-export class FakeMedblocks extends FakeServer {
+export class FakeMedblocks extends FakeService {
   readonly endpoints: (MedblocksEndpoint & { secret: string })[] = [];
   readonly undelivered = new Map<string, MedblocksDelivery[]>();
   private n = 0;
+
+  constructor(url = MEDBLOCKS_URL) {
+    super(url);
+  }
 
   private issueSecret(): string {
     this.n++;
@@ -260,49 +373,46 @@ export class FakeMedblocks extends FakeServer {
     return rest;
   }
 
-  protected handle(method: string, url: URL, body: string, authorization: string | undefined): Reply {
-    if (authorization !== `Bearer ${MEDBLOCKS_KEY}`)
-      return { status: 401, body: { error: { type: 'authentication_error', message: 'bad key' } } };
-    const path = url.pathname;
-    if (path === '/webhooks' && method === 'GET') {
-      return {
-        status: 200,
-        body: {
-          resource_type: 'list',
-          data: this.endpoints.map((e) => this.view(e)),
-          has_more: false,
-          next_cursor: null,
-        },
-      };
+  protected handle(method: string, url: URL, body: string, headers: Headers): Promise<Response> {
+    return Promise.resolve(this.answer(method, url, body, headers));
+  }
+
+  private answer(method: string, url: URL, body: string, headers: Headers): Response {
+    if (headers.get('authorization') !== `Bearer ${MEDBLOCKS_KEY}`) {
+      return json(401, { error: { type: 'authentication_error', message: 'bad key' } }, 'application/json');
     }
+    const list = (data: unknown[]): Response =>
+      json(200, { resource_type: 'list', data, has_more: false, next_cursor: null }, 'application/json');
+    const path = url.pathname;
+    if (path === '/webhooks' && method === 'GET') return list(this.endpoints.map((e) => this.view(e)));
     if (path === '/webhooks' && method === 'POST') {
-      const json = JSON.parse(body) as { url: string; events: string[] };
+      const request = JSON.parse(body) as { url: string; events: string[] };
       const endpoint = {
         id: `wh_${this.endpoints.length + 1}`,
-        url: json.url,
-        events: json.events,
+        url: request.url,
+        events: request.events,
         status: 'active',
         secret: this.issueSecret(),
       };
       this.endpoints.push(endpoint);
-      return { status: 200, body: { ...endpoint } };
+      return json(200, { ...endpoint }, 'application/json');
     }
     const one = /^\/webhooks\/([^/]+)(?:\/(events|rotate-secret))?$/.exec(path);
     const endpoint = this.endpoints.find((e) => e.id === one?.[1]);
-    if (!one || !endpoint)
-      return { status: 404, body: { error: { type: 'not_found_error', message: 'no such endpoint' } } };
+    if (!one || !endpoint) {
+      return json(404, { error: { type: 'not_found_error', message: 'no such endpoint' } }, 'application/json');
+    }
     if (method === 'PATCH' && !one[2]) {
       Object.assign(endpoint, JSON.parse(body) as object);
-      return { status: 200, body: this.view(endpoint) };
+      return json(200, this.view(endpoint), 'application/json');
     }
     if (method === 'POST' && one[2] === 'rotate-secret') {
       endpoint.secret = this.issueSecret();
-      return { status: 200, body: { ...endpoint } };
+      return json(200, { ...endpoint }, 'application/json');
     }
     if (method === 'GET' && one[2] === 'events') {
-      const data = url.searchParams.get('delivered') === 'false' ? (this.undelivered.get(endpoint.id) ?? []) : [];
-      return { status: 200, body: { resource_type: 'list', data, has_more: false, next_cursor: null } };
+      return list(url.searchParams.get('delivered') === 'false' ? (this.undelivered.get(endpoint.id) ?? []) : []);
     }
-    return { status: 405, body: { error: { type: 'invalid_request_error', message: 'method' } } };
+    return json(405, { error: { type: 'invalid_request_error', message: 'method' } }, 'application/json');
   }
 }

@@ -1,5 +1,6 @@
 // A throwaway project directory for provisioning tests: the real access policies, small stand-in
-// bundles in dist/ (what is deployed is compared byte for byte) and an env pointing at the fakes.
+// bundles in dist/ (what is deployed is compared byte for byte) and an env pointing at the fakes
+// (test/support/fake-servers.ts), whose `fetch` the tests hand to the command.
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
