@@ -4,7 +4,7 @@
 import type { AccessPolicyInteraction } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
 import { describe, expect, it } from 'vitest';
-import { BOTS } from '../src/bot/catalog';
+import { WEBHOOK_BOTS } from '../src/bot/registry';
 import { withAccessPolicy } from '../src/emulator/access-policy-repository';
 import { encodeConsent } from '../src/fhir/consent';
 import { SYSTEM } from '../src/fhir/systems';
@@ -70,7 +70,7 @@ async function exerciseAll(world: World): Promise<void> {
 }
 
 describe('access policies', () => {
-  it.each(BOTS.map((b) => b.name))(
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
     '%s: no wildcard, every grant confined or read-only, each interaction valid',
     (name) => {
       const policy = loadPolicy(name);
@@ -94,7 +94,7 @@ describe('access policies', () => {
   it('every grant of every policy is used by some scenario', async () => {
     const world = new World();
     await exerciseAll(world);
-    for (const { name } of BOTS) {
+    for (const { name } of WEBHOOK_BOTS) {
       const policy = loadPolicy(name);
       const used = new Set(
         world.decisions
@@ -137,7 +137,7 @@ describe('access policies', () => {
   it('enforcement bites: no bot may create a Patient without the Medblocks identifier, or change one', async () => {
     const base = new MemoryRepository();
     const existing = await base.createResource({ resourceType: 'Patient', name: [{ family: 'Customer' }] });
-    for (const { name } of BOTS) {
+    for (const { name } of WEBHOOK_BOTS) {
       const repo = withAccessPolicy(base, loadPolicy(name));
       await expect(repo.createResource({ resourceType: 'Patient', name: [{ family: 'X' }] })).rejects.toThrow(
         /Forbidden/
@@ -171,7 +171,7 @@ describe('access policies', () => {
 
   it('lists only interactions Medplum knows', () => {
     const known: AccessPolicyInteraction[] = ['read', 'vread', 'update', 'delete', 'history', 'create', 'search'];
-    for (const { name } of BOTS) {
+    for (const { name } of WEBHOOK_BOTS) {
       for (const grant of loadPolicy(name).resource ?? []) {
         for (const interaction of grant.interaction ?? []) {
           expect(known).toContain(interaction);

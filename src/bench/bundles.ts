@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { join } from 'node:path';
 import type { AccessPolicy } from '@medplum/fhirtypes';
-import { BOTS } from '../bot/catalog';
+import { WEBHOOK_BOTS } from '../bot/registry';
 import { BOT_BUNDLE_OPTIONS } from '../cli/build';
 import type { EmulatedBotSpec } from '../emulator/project';
 import { loadPolicyFile } from '../emulator/project';
@@ -20,7 +20,7 @@ export async function bundleToString(entry: string): Promise<string> {
 /** The four catalog bots as the emulator should load them, bundled from the current source. */
 export async function catalogBotSpecs(root = process.cwd()): Promise<EmulatedBotSpec[]> {
   return Promise.all(
-    BOTS.map(async (bot) => ({
+    WEBHOOK_BOTS.map(async (bot) => ({
       name: bot.name,
       code: await bundleToString(join(root, 'bots', `${bot.name}.ts`)),
       policy: loadPolicyFile(root, bot.name) as AccessPolicy,

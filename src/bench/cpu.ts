@@ -3,7 +3,7 @@
 // Synchronous work, timed per iteration with performance.now (p50, p99) and over the whole loop
 // with process.cpuUsage (mean CPU per delivery).
 import { performance } from 'node:perf_hooks';
-import { botDescriptor } from '../bot/catalog';
+import { REGISTRY } from '../bot/registry';
 import { receiveDelivery } from '../delivery/receive';
 import { medblocksEventHandler as handler } from '../handlers';
 import { readState } from '../store/read';
@@ -33,7 +33,7 @@ export async function measureCpu(scenarios: readonly BenchScenario[], iterations
     for (const event of scenario.before) {
       await world.bot(botForEvent(event)).deliver(event);
     }
-    const spec = botDescriptor(scenario.bot);
+    const spec = REGISTRY[scenario.bot];
     const signedAt = Date.parse(scenario.target.created_at);
     const botEvent = medplumBotEvent(scenario.target, { signedAt, secretName: spec.secretName });
     // The state a real delivery would plan against: one batch read, done once, outside the timing.

@@ -4,7 +4,7 @@
 // over HTTP with simulated FHIR latency and SERIALIZABLE transactions that hold their place and
 // conflict per resource type. Ours beside the per-resource pattern, on the same workload.
 import { performance } from 'node:perf_hooks';
-import type { BotName } from '../bot/catalog';
+import type { WebhookBotName } from '../bot/registry';
 import type { RunningEmulator } from '../emulator/server';
 import { connection, patientFlowCompleted, recordsSyncCompleted, serialise } from '../fixtures/events';
 import type { MedblocksEvent } from '../medblocks/events';
@@ -15,7 +15,7 @@ import { startBenchEmulator } from './latency';
 import { NAIVE_BOT_NAME } from './naive-bot';
 
 export interface LoadDelivery {
-  readonly bot: BotName;
+  readonly bot: WebhookBotName;
   readonly event: MedblocksEvent;
 }
 

@@ -1,8 +1,8 @@
 // Which catalog bot takes an event type (one Medblocks endpoint per event type, one bot each).
-import type { BotName } from '../bot/catalog';
+import type { WebhookBotName } from '../bot/registry';
 import type { MedblocksEvent } from '../medblocks/events';
 
-export function botForEvent(event: Pick<MedblocksEvent, 'type'>): BotName {
+export function botForEvent(event: Pick<MedblocksEvent, 'type'>): WebhookBotName {
   switch (event.type) {
     case 'patient_flow.completed':
     case 'patient_session.completed':

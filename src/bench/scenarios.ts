@@ -1,6 +1,6 @@
 // The deliveries the benchmark measures: per event type a "new" delivery (from a realistic prior
 // state) and its duplicate; flows with 1, 5 and 20 connections.
-import type { BotName } from '../bot/catalog';
+import type { WebhookBotName } from '../bot/registry';
 import {
   connection,
   failedAttempt,
@@ -15,7 +15,7 @@ export interface BenchScenario {
   /** e.g. `patient_flow.completed ×5`. */
   readonly label: string;
   readonly type: MedblocksEvent['type'];
-  readonly bot: BotName;
+  readonly bot: WebhookBotName;
   readonly connections: number | undefined;
   /** Applied before the measured delivery (setting up what it updates). */
   readonly before: readonly MedblocksEvent[];

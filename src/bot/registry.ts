@@ -28,12 +28,17 @@ export interface WebhookBotEntry extends BotEntryBase {
   readonly medblocksEvent: EventType;
   /** The project secret holding that endpoint's signing secret (each endpoint has its own). */
   readonly secretName: string;
+  readonly schedule?: undefined;
 }
 
 /** A bot Medplum runs on a schedule (`Bot.cronString`); no public webhook. */
 export interface CronBotEntry extends BotEntryBase {
   readonly kind: 'cron';
+  /** `Bot.cronString`. */
   readonly schedule: string;
+  readonly eventTypes?: undefined;
+  readonly medblocksEvent?: undefined;
+  readonly secretName?: undefined;
 }
 
 export type BotEntry = WebhookBotEntry | CronBotEntry;
@@ -91,19 +96,21 @@ export const REGISTRY = {
 } as const satisfies Record<string, BotEntry>;
 
 export type BotName = keyof typeof REGISTRY;
-export type WebhookBotName = {
-  [N in BotName]: (typeof REGISTRY)[N] extends WebhookBotEntry ? N : never;
-}[BotName];
+type RegisteredBot = (typeof REGISTRY)[BotName];
+export type RegisteredWebhookBot = Extract<RegisteredBot, { kind: 'webhook' }>;
+export type WebhookBotName = RegisteredWebhookBot['name'];
 
 /** Every bot, in deployment order. */
 export const ALL_BOTS: readonly BotEntry[] = Object.values(REGISTRY);
 
-/** The webhook bots, one per Medblocks endpoint. */
-export const WEBHOOK_BOTS = ALL_BOTS.filter((b): b is WebhookBotEntry => b.kind === 'webhook');
+/** The webhook bots, one per Medblocks endpoint, with their names' literal types. */
+export const WEBHOOK_BOTS: readonly RegisteredWebhookBot[] = Object.values(REGISTRY).filter(
+  (b: RegisteredBot): b is RegisteredWebhookBot => b.kind === 'webhook'
+);
 
 /** The bot whose endpoint receives an event type (one Medblocks endpoint per event type, one bot each). */
-export function botForEventType(type: EventType): WebhookBotEntry & { name: WebhookBotName } {
-  const bot = WEBHOOK_BOTS.find((b) => b.eventTypes.includes(type));
+export function botForEventType(type: EventType): RegisteredWebhookBot {
+  const bot = WEBHOOK_BOTS.find((b) => (b.eventTypes as readonly EventType[]).includes(type));
   if (!bot) throw new Error(`no bot handles ${type}`);
-  return bot as WebhookBotEntry & { name: WebhookBotName };
+  return bot;
 }

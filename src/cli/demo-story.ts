@@ -1,6 +1,6 @@
 // The story `npm run demo` plays, as data: what Medblocks sends, how, and what must come back.
 // Times are fixed (the events' `created_at`); signatures use the real clock, as Medblocks' do.
-import type { BotName } from '../bot/catalog';
+import type { WebhookBotName } from '../bot/registry';
 import {
   connection,
   failedAttempt,
@@ -35,7 +35,7 @@ export const DEMO_IDS: DemoIds = {
 
 export interface DemoStep {
   readonly title: string;
-  readonly bot: BotName;
+  readonly bot: WebhookBotName;
   readonly event: MedblocksEvent;
   /** How the sender misbehaves, when it does. */
   readonly send?: { readonly wrongSecret?: boolean; readonly skewSeconds?: number };

@@ -3,7 +3,7 @@
 // docs/going-live.md.
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Runtime } from '../provision/catalog';
+import type { Runtime } from '../provision/plan';
 import { readSettings } from '../provision/env';
 import { SetupError } from '../provision/medplum';
 import { PreflightError } from '../provision/preflight';

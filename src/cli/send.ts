@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BOTS } from '../bot/catalog';
+import { WEBHOOK_BOTS } from '../bot/registry';
 import { devSecret, membershipIdFor } from '../emulator/identity';
 import { serialise } from '../fixtures/events';
 import { buildEvent, eventBatch, VARIANTS } from '../fixtures/variants';
@@ -85,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
   const first = events[0];
   if (!first) throw new Error('nothing to send');
   const type = first.type;
-  const bot = BOTS.find((b) => (b.eventTypes as readonly string[]).includes(type));
+  const bot = WEBHOOK_BOTS.find((b) => (b.eventTypes as readonly string[]).includes(type));
   const url =
     values.url ??
     `${(values.emulator ?? 'http://127.0.0.1:8103').replace(/\/$/, '')}/webhook/${membershipIdFor(bot?.name ?? '')}`;

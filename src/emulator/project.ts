@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { AccessPolicy, Bot, Practitioner, Project, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
-import { BOTS } from '../bot/catalog';
+import { WEBHOOK_BOTS } from '../bot/registry';
 import { SETTING_NAMES } from '../delivery/settings';
 import { botIdFor, devSecret, EMULATOR_PROJECT_ID, membershipIdFor, stableId } from './identity';
 import type { EmulatorStore } from './store';
@@ -48,7 +48,7 @@ export function discoverBots(root = process.cwd()): EmulatedBotSpec[] {
     .sort()
     .map((f) => {
       const name = basename(f, '.js');
-      const catalog = BOTS.find((b) => b.name === name);
+      const catalog = WEBHOOK_BOTS.find((b) => b.name === name);
       return {
         name,
         file: join(dist, f),

@@ -2,7 +2,7 @@
 // configuration → drift; Medblocks endpoints → delivery problems. No I/O, so every rule is testable.
 import type { AuditEvent, Bot, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
 import { SETTING_NAMES } from '../delivery/settings';
-import type { DeployedBot } from '../provision/catalog';
+import type { BotEntry as DeployedBot } from '../bot/registry';
 import type { MedblocksDelivery, MedblocksEndpoint } from '../provision/medblocks-api';
 import { hasSecret, membershipDrift } from '../provision/plan';
 import { secretIsTrue } from '../provision/preflight';
@@ -110,8 +110,8 @@ export function driftIssues(
     if (spec.secretName && !hasSecret(secrets, spec.secretName)) {
       issues.push(`project secret ${spec.secretName} missing: deliveries are refused with no_secret_configured`);
     }
-  } else if (spec.cron && bot.cronString !== spec.cron) {
-    issues.push(`schedule is ${bot.cronString ?? 'unset'}, expected ${spec.cron}`);
+  } else if (spec.schedule && bot.cronString !== spec.schedule) {
+    issues.push(`schedule is ${bot.cronString ?? 'unset'}, expected ${spec.schedule}`);
   }
   if (!membership) {
     issues.push('no ProjectMembership for the bot');

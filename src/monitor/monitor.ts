@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccessPolicy } from '@medplum/fhirtypes';
 import { SETTING_NAMES } from '../delivery/settings';
-import { DEPLOYED_BOTS } from '../provision/catalog';
-import type { DeployedBot } from '../provision/catalog';
+import { ALL_BOTS } from '../bot/registry';
+import type { BotEntry as DeployedBot } from '../bot/registry';
 import type { Settings } from '../provision/env';
 import { MedblocksApi } from '../provision/medblocks-api';
 import { auditEvents, call, connectMedplum, membershipOf, readProject, SetupError } from '../provision/medplum';
@@ -48,7 +48,7 @@ export interface MonitorReport {
 /** Builds the report; `attention` is what the exit code reflects. */
 export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
   const { settings } = options;
-  const bots = options.bots ?? DEPLOYED_BOTS;
+  const bots = options.bots ?? ALL_BOTS;
   const since = new Date((options.now ?? Date.now)() - options.windowMs).toISOString();
   const session = await connectMedplum(settings, options.fetchFn);
   const { medplum } = session;
@@ -105,9 +105,10 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
     const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn);
     const all = await medblocks.listEndpoints();
     endpoints = [];
-    for (const spec of bots.filter((b) => b.kind === 'webhook')) {
+    for (const spec of bots) {
+      if (spec.kind !== 'webhook') continue;
       const url = urls[spec.name];
-      const event = spec.medblocksEvent ?? '';
+      const event = spec.medblocksEvent;
       const endpoint = url
         ? all.find((e) => e.url === url && (e.events.includes(event) || e.events.includes('*')))
         : undefined;

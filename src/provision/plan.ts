@@ -2,8 +2,11 @@
 // compares desired with observed state and returns the difference, so a second run over an
 // unchanged project plans nothing. No I/O: provision.ts observes and applies.
 import type { AccessPolicy, Bot, ProjectMembership, ProjectSetting, Reference } from '@medplum/fhirtypes';
-import type { DeployedBot, Runtime } from './catalog';
+import type { BotEntry as DeployedBot } from '../bot/registry';
 import type { MedblocksEndpoint } from './medblocks-api';
+
+/** Where Medplum runs the bots: AWS Lambda (hosted Medplum) or inside the server (self-hosted). */
+export type Runtime = 'awslambda' | 'vmcontext';
 
 export interface MedplumBotConfig {
   readonly name: string;
@@ -62,9 +65,9 @@ export function desiredBotSettings(spec: DeployedBot, runtime: Runtime | undefin
     timeout: spec.timeoutSeconds,
     ...(runtime ? { runtimeVersion: runtime } : {}),
   };
-  if (spec.kind === 'scheduled') {
+  if (spec.kind === 'cron') {
     // A scheduled bot needs no public URL; leaving one open would let anyone trigger it.
-    return { ...common, publicWebhook: false, cronString: spec.cron };
+    return { ...common, publicWebhook: false, cronString: spec.schedule };
   }
   return { ...common, publicWebhook: true, ...(rawBody ? { rawBody: true } : {}) };
 }

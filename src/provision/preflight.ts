@@ -4,7 +4,7 @@
 // client — and each problem is stated with the variable or setting that fixes it.
 import type { ProjectSetting } from '@medplum/fhirtypes';
 import { SETTING_NAMES } from '../delivery/settings';
-import type { Runtime } from './catalog';
+import type { Runtime } from './plan';
 import { supportsRawBody } from './plan';
 
 /** What the server and the project look like, as far as a read-only look can tell. */

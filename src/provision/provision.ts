@@ -8,8 +8,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { AccessPolicy, Bot, ProjectSetting } from '@medplum/fhirtypes';
 import { SETTING_NAMES } from '../delivery/settings';
-import { DEPLOYED_BOTS } from './catalog';
-import type { DeployedBot, Runtime } from './catalog';
+import { ALL_BOTS } from '../bot/registry';
+import type { BotEntry as DeployedBot } from '../bot/registry';
+import type { Runtime } from './plan';
 import type { Settings } from './env';
 import { MedblocksApi } from './medblocks-api';
 import {
@@ -100,7 +101,7 @@ export function projectSecretNames(bots: readonly DeployedBot[], medblocksManage
  */
 export async function provision(options: ProvisionOptions): Promise<ProvisionReport> {
   const { root, settings, dryRun } = options;
-  const bots = options.bots ?? DEPLOYED_BOTS;
+  const bots = options.bots ?? ALL_BOTS;
   const changes: Change[] = [];
   const change = (target: string, action: string, detail?: string): void => {
     changes.push({ target, action: dryRun ? `would ${action}` : action, ...(detail ? { detail } : {}) });
@@ -413,7 +414,7 @@ export function formatReport(report: ProvisionReport): string[] {
   }
   lines.push('');
   for (const bot of report.bots) {
-    const where = bot.webhookUrl ?? (bot.kind === 'scheduled' ? 'scheduled (no webhook)' : 'not created yet');
+    const where = bot.webhookUrl ?? (bot.kind === 'cron' ? 'scheduled (no webhook)' : 'not created yet');
     lines.push(`  ${bot.name.padEnd(44)} ${bot.id ? `Bot/${bot.id}` : '-'}  ${where}`);
   }
   return lines;

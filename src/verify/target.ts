@@ -2,8 +2,8 @@
 // ProjectMembership (`{base}webhook/{membership id}`, not the Bot id), and its signing secret from
 // the project's secrets (a project admin reads Project.secret) or, failing that, from the
 // environment under the same name. Read-only.
-import { BOTS } from '../bot/catalog';
-import type { BotName } from '../bot/catalog';
+import { WEBHOOK_BOTS } from '../bot/registry';
+import type { WebhookBotName } from '../bot/registry';
 import type { EnvLookup } from '../provision/env';
 import { call, membershipOf, readProject } from '../provision/medplum';
 import type { MedplumSession } from '../provision/medplum';
@@ -41,8 +41,8 @@ export async function findTarget(session: MedplumSession, lookup: EnvLookup): Pr
   }
 
   const bots: VerifyBot[] = [];
-  for (const descriptor of BOTS) {
-    const name: BotName = descriptor.name;
+  for (const descriptor of WEBHOOK_BOTS) {
+    const name: WebhookBotName = descriptor.name;
     const bot = byExactName(await call('GET', 'fhir/R4/Bot', () => medplum.searchResources('Bot', { name })), name);
     if (!bot?.id) {
       problems.push(`Bot "${name}" is not in Project/${session.projectId}: run npm run provision first.`);

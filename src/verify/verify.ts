@@ -6,7 +6,7 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { MedplumClient } from '@medplum/core';
 import type { AuditEvent, Basic, Consent, Task } from '@medplum/fhirtypes';
-import type { BotName } from '../bot/catalog';
+import type { WebhookBotName } from '../bot/registry';
 import type { DemoIds, DemoStep } from '../cli/demo-story';
 import { SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { serialise } from '../fixtures/events';
@@ -16,7 +16,7 @@ import { freshStory } from './story';
 
 /** A provisioned webhook bot as verify reaches it. */
 export interface VerifyBot {
-  readonly name: BotName;
+  readonly name: WebhookBotName;
   readonly botId: string;
   readonly webhookUrl: string;
   /** The signing secret to sign with (never printed). */

@@ -6,7 +6,7 @@ import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BotEvent, MedplumClient } from '@medplum/core';
 import type { AccessPolicy, Basic } from '@medplum/fhirtypes';
-import { BOTS } from '../../src/bot/catalog';
+import { WEBHOOK_BOTS } from '../../src/bot/registry';
 import { BotConsole } from '../../src/emulator/bot-console';
 import { discoverBots } from '../../src/emulator/project';
 import type { EmulatedBotSpec } from '../../src/emulator/project';
@@ -39,7 +39,7 @@ type Handler = (medplum: MedplumClient, event: BotEvent) => Promise<unknown>;
 describe('built bundles', () => {
   test('one bundle per bot entry, at least the four webhook bots', () => {
     const names = bundles.map((b) => b.name);
-    expect(names).toEqual(expect.arrayContaining(BOTS.map((b) => b.name)));
+    expect(names).toEqual(expect.arrayContaining(WEBHOOK_BOTS.map((b) => b.name)));
   });
 
   test('every bundle exposes exports.handler inside the vmcontext wrapper', () => {
@@ -62,7 +62,7 @@ describe('built bundles', () => {
     }
   });
 
-  test.each(BOTS.map((b) => [b.name, b.medblocksEvent] as const))(
+  test.each(WEBHOOK_BOTS.map((b) => [b.name, b.medblocksEvent] as const))(
     '%s processes a signed %s in the vm sandbox, over HTTP',
     async (name, type) => {
       const event = buildEvent(type);
@@ -74,7 +74,7 @@ describe('built bundles', () => {
     }
   );
 
-  test.each(BOTS.map((b) => [b.name, b.medblocksEvent] as const))(
+  test.each(WEBHOOK_BOTS.map((b) => [b.name, b.medblocksEvent] as const))(
     '%s processes a signed %s as a plain CommonJS module',
     async (name, type) => {
       const spec = bundles.find((b) => b.name === name);

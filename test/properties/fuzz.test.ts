@@ -13,8 +13,8 @@ import type { AuditEvent, ProjectSetting } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogBotSpecs } from '../../src/bench/bundles';
-import { BOTS, botDescriptor } from '../../src/bot/catalog';
-import type { BotName } from '../../src/bot/catalog';
+import { WEBHOOK_BOTS, REGISTRY } from '../../src/bot/registry';
+import type { WebhookBotName } from '../../src/bot/registry';
 import { createWebhookBot, defineWebhookBot } from '../../src/bot/webhook-bot';
 import { DeliveryRejectedError, MAX_BODY_BYTES, receiveDelivery } from '../../src/delivery/receive';
 import type { RejectionReason } from '../../src/delivery/receive';
@@ -92,7 +92,7 @@ type HeaderRecipe =
 type SecretsRecipe = 'one' | 'rotating' | 'otherOnly' | 'blank' | 'unset';
 
 interface Recipe {
-  readonly bot: BotName;
+  readonly bot: WebhookBotName;
   readonly event: number;
   readonly body: BodyRecipe;
   readonly header: HeaderRecipe;
@@ -193,7 +193,7 @@ const recipeArb: fc.Arbitrary<Recipe> = fc
   .record({
     event: fc.integer({ min: 0, max: EVENTS.length - 1 }),
     /** Usually the bot that takes the event; sometimes a misrouted delivery. */
-    otherBot: fc.option(fc.constantFrom(...BOTS.map((b) => b.name)), { freq: 4 }),
+    otherBot: fc.option(fc.constantFrom(...WEBHOOK_BOTS.map((b) => b.name)), { freq: 4 }),
     body: bodyArb,
     header: headerArb,
     headerName: fc.constantFrom('medblocks-signature' as const, 'Medblocks-Signature' as const),
@@ -367,7 +367,7 @@ function materialise(
             : undefined;
   const secretWorks = recipe.secrets === 'one' || recipe.secrets === 'rotating';
   const bodyIsExact = recipe.body.kind === 'exact' || recipe.body.kind === 'bytes';
-  const accepted = (botDescriptor(recipe.bot).eventTypes as readonly string[]).includes(event.type);
+  const accepted = (REGISTRY[recipe.bot].eventTypes as readonly string[]).includes(event.type);
   return {
     input,
     header,
@@ -377,7 +377,7 @@ function materialise(
 }
 
 function botEventFor(recipe: Recipe, delivery: Delivery): BotEvent {
-  const secretName = botDescriptor(recipe.bot).secretName;
+  const secretName = REGISTRY[recipe.bot].secretName;
   const secrets: Record<string, ProjectSetting> = {};
   if (delivery.secretSetting !== undefined) {
     secrets[secretName] = { name: secretName, valueString: delivery.secretSetting };
@@ -442,7 +442,7 @@ describe('fuzzing receiveDelivery', () => {
         const botEvent = botEventFor(recipe, delivery);
         let result: ReturnType<typeof receiveDelivery> | undefined;
         try {
-          result = receiveDelivery(botEvent, botDescriptor(recipe.bot), { now: () => NOW });
+          result = receiveDelivery(botEvent, REGISTRY[recipe.bot], { now: () => NOW });
         } catch (err) {
           expect(err).toBeInstanceOf(DeliveryRejectedError);
           const rejected = err as DeliveryRejectedError;
@@ -454,7 +454,7 @@ describe('fuzzing receiveDelivery', () => {
         }
         accepted++;
         expect(independentlySigned(delivery.header, delivery.input, delivery.secretSetting, NOW)).toBe(true);
-        expect(botDescriptor(recipe.bot).eventTypes as readonly string[]).toContain(result.event.type);
+        expect(REGISTRY[recipe.bot].eventTypes as readonly string[]).toContain(result.event.type);
       }),
       { numRuns: 1500 }
     );
@@ -471,7 +471,7 @@ describe('fuzzing a whole bot (on MockClient under its AccessPolicy)', () => {
         const world = new World();
         const bot = world.bot(recipe.bot);
         const logs: string[] = [];
-        const handler = createWebhookBot(defineWebhookBot(botDescriptor(recipe.bot), medblocksEventHandler), {
+        const handler = createWebhookBot(defineWebhookBot(REGISTRY[recipe.bot], medblocksEventHandler), {
           now: () => NOW,
           sleep: () => Promise.resolve(),
           log: (line) => logs.push(line),
@@ -525,7 +525,7 @@ describe('fuzzing the emulator’s HTTP path (POST /webhook/:id on loopback, the
   beforeAll(async () => {
     emulator = await startEmulator({
       bots: await catalogBotSpecs(),
-      secrets: Object.fromEntries(BOTS.map((b) => [b.secretName, SECRET])),
+      secrets: Object.fromEntries(WEBHOOK_BOTS.map((b) => [b.secretName, SECRET])),
     });
   });
   afterAll(async () => {

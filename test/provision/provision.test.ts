@@ -2,9 +2,12 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccessPolicy, Bot, ProjectMembership } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BOTS } from '../../src/bot/catalog';
+import { WEBHOOK_BOTS } from '../../src/bot/registry';
 import { runProvision } from '../../src/cli/provision';
-import { DEPLOYED_BOTS, SWEEPER_CRON, SWEEPER_NAME } from '../../src/provision/catalog';
+import { ALL_BOTS, REGISTRY } from '../../src/bot/registry';
+
+const SWEEPER_NAME = REGISTRY['medblocks-marker-sweeper'].name;
+const SWEEPER_CRON = REGISTRY['medblocks-marker-sweeper'].schedule;
 import { parseDotEnv, readSettings } from '../../src/provision/env';
 import { provision } from '../../src/provision/provision';
 import type { MedplumConfig } from '../../src/provision/plan';
@@ -61,7 +64,7 @@ describe('npm run provision', () => {
 
     const policies = await medplum.all<AccessPolicy>('AccessPolicy');
     expect(policies).toHaveLength(5);
-    for (const spec of DEPLOYED_BOTS) {
+    for (const spec of ALL_BOTS) {
       const bot = await medplum.bot(spec.name);
       const membership = await medplum.membership(bot.id);
       const policy = policies.find((p) => `AccessPolicy/${p.id}` === membership.accessPolicy?.reference);
@@ -87,13 +90,13 @@ describe('npm run provision', () => {
     });
 
     const config = JSON.parse(readFileSync(join(root, 'medplum.config.json'), 'utf8')) as MedplumConfig;
-    const ids = await Promise.all(DEPLOYED_BOTS.map(async (b) => [b.name, (await medplum.bot(b.name)).id]));
+    const ids = await Promise.all(ALL_BOTS.map(async (b) => [b.name, (await medplum.bot(b.name)).id]));
     expect(config.bots?.map((b) => [b.name, b.id])).toEqual(ids);
 
     // One Medblocks endpoint per event type, pointing at its bot; its secret stored under the bot's name.
     expect(medblocks.endpoints).toHaveLength(4);
     const secrets = await medplum.secrets();
-    for (const bot of BOTS) {
+    for (const bot of WEBHOOK_BOTS) {
       const url = `${medplum.url}webhook/${(await medplum.membership((await medplum.bot(bot.name)).id)).id}`;
       const endpoint = medblocks.endpoints.find((e) => e.url === url);
       expect(endpoint?.events).toEqual([bot.medblocksEvent]);
@@ -150,7 +153,7 @@ describe('npm run provision', () => {
     const sync = await medplum.bot('medblocks-records-sync-failed');
     const { accessPolicy: _policy, ...membership } = await medplum.membership(sync.id);
     await medplum.put<ProjectMembership>(membership);
-    const refresh = BOTS.find((b) => b.name === 'medblocks-connection-token-refresh-failed');
+    const refresh = WEBHOOK_BOTS.find((b) => b.name === 'medblocks-connection-token-refresh-failed');
     await medplum.setSecrets((await medplum.secrets()).filter((s) => s.name !== refresh?.secretName));
     medblocks.endpoints[2] = {
       ...(medblocks.endpoints[2] ?? { id: '', url: '', events: [], secret: '' }),
@@ -190,7 +193,7 @@ describe('npm run provision', () => {
   });
 
   it('builds missing bundles after the preflight, then deploys them', async () => {
-    const sweeper = DEPLOYED_BOTS.find((b) => b.name === SWEEPER_NAME);
+    const sweeper = ALL_BOTS.find((b) => b.name === SWEEPER_NAME);
     if (!sweeper) throw new Error('no sweeper');
     rmSync(join(root, sweeper.dist));
     const built: string[] = [];
@@ -223,10 +226,10 @@ describe('npm run provision', () => {
   it('--runtime is applied to existing bots; without it their runtime is kept', async () => {
     medplum.aws = true;
     await run(['--runtime', 'awslambda']);
-    for (const spec of DEPLOYED_BOTS) expect((await medplum.bot(spec.name)).runtimeVersion).toBe('awslambda');
+    for (const spec of ALL_BOTS) expect((await medplum.bot(spec.name)).runtimeVersion).toBe('awslambda');
     const { output } = await run(['--runtime', 'vmcontext']);
     expect(output).toMatch(/runtimeVersion "awslambda" → "vmcontext"/);
-    for (const spec of DEPLOYED_BOTS) expect((await medplum.bot(spec.name)).runtimeVersion).toBe('vmcontext');
+    for (const spec of ALL_BOTS) expect((await medplum.bot(spec.name)).runtimeVersion).toBe('vmcontext');
     // Without --runtime the chosen runtime is kept.
     expect((await run()).output).toContain('No changes');
   });
@@ -272,7 +275,7 @@ describe('npm run provision', () => {
     medplum.version = '5.1.29-abcdef0';
     const env = {
       MEDBLOCKS_ALLOW_PARSED_BODY: 'true',
-      ...Object.fromEntries(BOTS.map((b, i) => [b.secretName, `whsec_from_env_${i}_DO_NOT_PRINT`])),
+      ...Object.fromEntries(WEBHOOK_BOTS.map((b, i) => [b.secretName, `whsec_from_env_${i}_DO_NOT_PRINT`])),
     };
     const { code, output } = await run([], false, env);
     expect(code).toBe(0);
@@ -285,7 +288,9 @@ describe('npm run provision', () => {
     expect(output).not.toMatch(/is not set: /);
     const secrets = await medplum.secrets();
     expect(secrets.find((s) => s.name === 'MEDBLOCKS_ALLOW_PARSED_BODY')?.valueString).toBe('true');
-    expect(secrets.find((s) => s.name === BOTS[0]?.secretName)?.valueString).toBe('whsec_from_env_0_DO_NOT_PRINT');
+    expect(secrets.find((s) => s.name === WEBHOOK_BOTS[0]?.secretName)?.valueString).toBe(
+      'whsec_from_env_0_DO_NOT_PRINT'
+    );
     expectNoSecrets(output);
     expect((await run([], false, env)).output).toContain('No changes');
   });

@@ -4,14 +4,14 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEPLOYED_BOTS } from '../../src/provision/catalog';
+import { ALL_BOTS } from '../../src/bot/registry';
 import { CLIENT_ID, CLIENT_SECRET, MEDBLOCKS_KEY } from './fake-servers';
 
 export function makeRoot(): { root: string; cleanup: () => void } {
   const root = mkdtempSync(join(tmpdir(), 'medblocks-provision-'));
   cpSync(new URL('../../access-policies', import.meta.url), join(root, 'access-policies'), { recursive: true });
   mkdirSync(join(root, 'dist'));
-  for (const bot of DEPLOYED_BOTS) {
+  for (const bot of ALL_BOTS) {
     writeFileSync(join(root, bot.dist), `"use strict";exports.handler=async()=>"${bot.name}";\n`);
   }
   return {

@@ -25,8 +25,8 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { MockClient, MockFetchClient } from '@medplum/mock';
-import { botDescriptor } from '../../src/bot/catalog';
-import type { BotName } from '../../src/bot/catalog';
+import { REGISTRY } from '../../src/bot/registry';
+import type { WebhookBotName } from '../../src/bot/registry';
 import { createWebhookBot } from '../../src/bot/webhook-bot';
 import type { BotAnswer, MedplumBotHandler, PipelineOptions } from '../../src/bot/webhook-bot';
 import { withAccessPolicy } from '../../src/emulator/access-policy-repository';
@@ -44,14 +44,14 @@ import { bot as syncFailedBot } from '../../bots/medblocks-records-sync-failed';
 export const TEST_SECRET = 'whsec_test_0123456789abcdef0123456789abcdef';
 
 /** Each bot as its own file binds it; deliveries build its handler with a test clock, sleep and log sink. */
-const BUILD: Record<BotName, (options: PipelineOptions) => MedplumBotHandler> = {
+const BUILD: Record<WebhookBotName, (options: PipelineOptions) => MedplumBotHandler> = {
   'medblocks-patient-flow-completed': (options) => createWebhookBot(flowBot, options),
   'medblocks-connection-token-refresh-failed': (options) => createWebhookBot(refreshBot, options),
   'medblocks-records-sync-completed': (options) => createWebhookBot(syncCompletedBot, options),
   'medblocks-records-sync-failed': (options) => createWebhookBot(syncFailedBot, options),
 };
 
-export function loadPolicy(botName: BotName): AccessPolicy {
+export function loadPolicy(botName: WebhookBotName): AccessPolicy {
   return JSON.parse(
     readFileSync(new URL(`../../access-policies/${botName}.json`, import.meta.url), 'utf8')
   ) as AccessPolicy;
@@ -84,7 +84,7 @@ export interface DeliverOptions {
 }
 
 export interface BotUnderTest {
-  readonly name: BotName;
+  readonly name: WebhookBotName;
   readonly policy: AccessPolicy;
   readonly medplum: MockClient;
   readonly requests: SentRequest[];
@@ -105,7 +105,7 @@ export class World {
   /** The server's transaction semantics (rollback; no serialisation failures: tests inject 409s themselves). */
   readonly repo = new TransactionalRepository();
   readonly router: ProjectFhirRouter;
-  readonly decisions: (PolicyDecision & { bot: BotName })[] = [];
+  readonly decisions: (PolicyDecision & { bot: WebhookBotName })[] = [];
   readonly secrets: Record<string, string>;
   /** Unrestricted client over the same store, for setting up and asserting state. */
   readonly admin: MockClient;
@@ -152,7 +152,7 @@ export class World {
   }
 
   bot(
-    name: BotName,
+    name: WebhookBotName,
     options: { faults?: FaultInjector; runtime?: PipelineOptions; policy?: AccessPolicy } = {}
   ): BotUnderTest {
     const policy = options.policy ?? loadPolicy(name);
@@ -161,7 +161,7 @@ export class World {
     const enforced = withAccessPolicy(this.repo, policy, (d) => this.decisions.push({ ...d, bot: name }));
     const medplum = this.client(enforced, requests, options.faults);
     let startIndex = 0;
-    const descriptor = botDescriptor(name);
+    const descriptor = REGISTRY[name];
     const deliver = async (event: MedblocksEvent, deliverOptions: DeliverOptions = {}): Promise<BotAnswer> => {
       startIndex = requests.length;
       const signedAt = deliverOptions.signedAt ?? Date.parse(event.created_at);

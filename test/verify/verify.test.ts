@@ -2,7 +2,7 @@
 // and its checks and answers on their own. Against a real server it is run by hand: see
 // docs/going-live.md.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOTS } from '../../src/bot/catalog';
+import { WEBHOOK_BOTS } from '../../src/bot/registry';
 import { ensureBuilt } from '../../src/cli/dev';
 import { runVerifyCommand } from '../../src/cli/verify';
 import { startEmulator } from '../../src/emulator/server';
@@ -19,7 +19,7 @@ let emulator: RunningEmulator;
 
 function emulatorTarget(secrets: Partial<Record<string, string>> = {}): VerifyTarget {
   return {
-    bots: BOTS.map((b) => {
+    bots: WEBHOOK_BOTS.map((b) => {
       const bot = emulator.bot(b.name);
       return { name: b.name, botId: bot.botId, webhookUrl: bot.webhookUrl, secret: secrets[b.name] ?? bot.secret };
     }),
