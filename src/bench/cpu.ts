@@ -8,7 +8,7 @@ import { receiveDelivery } from '../delivery/receive';
 import { medblocksEventHandler as handler } from '../handlers';
 import { readState } from '../store/read';
 import { medplumBotEvent, World } from '../../test/support/world';
-import { botForEvent } from './routing';
+import { botForEvent } from '../bot/registry';
 import type { BenchScenario } from './scenarios';
 
 export interface CpuRow {

@@ -6,7 +6,7 @@ import { World } from '../../test/support/world';
 import { medblocksEventHandler as handler } from '../handlers';
 import { naiveApply, PER_RESOURCE_POLICY } from './naive';
 import type { BenchScenario } from './scenarios';
-import { botForEvent } from './routing';
+import { botForEvent } from '../bot/registry';
 
 export interface RequestCounts {
   readonly new: number;

@@ -108,6 +108,11 @@ export const WEBHOOK_BOTS: readonly RegisteredWebhookBot[] = Object.values(REGIS
   (b: RegisteredBot): b is RegisteredWebhookBot => b.kind === 'webhook'
 );
 
+/** The name of the bot whose endpoint receives this event. */
+export function botForEvent(event: { readonly type: EventType }): WebhookBotName {
+  return botForEventType(event.type).name;
+}
+
 /** The bot whose endpoint receives an event type (one Medblocks endpoint per event type, one bot each). */
 export function botForEventType(type: EventType): RegisteredWebhookBot {
   const bot = WEBHOOK_BOTS.find((b) => (b.eventTypes as readonly EventType[]).includes(type));
