@@ -22,9 +22,39 @@ export default tseslint.config(
     },
   },
   {
+    // The layout shows what ships: src/runtime/ and bots/ are bundled into the bots that run in a
+    // customer's Medplum; src/tools/ (emulator, CLIs, provisioning, monitor, bench) never is.
+    // Shipped code imports neither the tools nor the tests; the tools do not import the tests.
+    files: ['src/runtime/**/*.ts', 'bots/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/tools/**', '**/test/**'], message: 'Code bundled into bots must not import tools or tests.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/tools/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/test/**'], message: 'Tools must not import tests: move shared code into src/tools/.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Bot code runs in Medplum's vmcontext sandbox, which has no Buffer, crypto or timer globals.
-    files: ['src/**/*.ts', 'bots/**/*.ts'],
-    ignores: ['src/emulator/**', 'src/cli/**'],
+    files: ['src/runtime/**/*.ts', 'bots/**/*.ts'],
     rules: {
       'no-restricted-globals': [
         'error',

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { UNKNOWN_PATIENT } from '../src/fhir/consent';
-import { connection, patientFlowCompleted, SAMPLE_SOURCE_A, tokenRefreshFailed } from '../src/fixtures/events';
+import { UNKNOWN_PATIENT } from '../src/runtime/fhir/consent';
+import { connection, patientFlowCompleted, SAMPLE_SOURCE_A, tokenRefreshFailed } from '../src/tools/fixtures/events';
 import { consentFor, expectStoreValid, markers, taskFor } from '../test/support/assertions';
-import { World } from '../test/support/world';
+import { World } from '../src/tools/harness/world';
 
 const CONN = 'conn_01J9YR9N3X4VZ6P2K5RH7M3LMP';
 const flow = patientFlowCompleted(

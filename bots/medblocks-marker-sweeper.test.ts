@@ -4,12 +4,12 @@ import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, Basic, Bundle, ProjectSetting } from '@medplum/fhirtypes';
 import { MockClient, MockFetchClient } from '@medplum/mock';
 import { describe, expect, it } from 'vitest';
-import { withAccessPolicy } from '../src/emulator/access-policy-repository';
-import type { PolicyDecision } from '../src/emulator/access-policy-repository';
-import { buildMarker } from '../src/fhir/marker';
-import { SETTING_NAMES } from '../src/delivery/settings';
-import { createSweeper } from '../src/sweeper/bot';
-import { retentionCutoff } from '../src/sweeper/plan';
+import { withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
+import type { PolicyDecision } from '../src/tools/emulator/access-policy-repository';
+import { buildMarker } from '../src/runtime/fhir/marker';
+import { SETTING_NAMES } from '../src/runtime/settings';
+import { createSweeper } from '../src/runtime/sweeper/bot';
+import { retentionCutoff } from '../src/runtime/sweeper/plan';
 import { handler } from './medblocks-marker-sweeper';
 
 const NOW = Date.parse('2026-08-01T03:00:00.000Z');

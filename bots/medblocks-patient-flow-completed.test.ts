@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { EXTENSION } from '../src/fhir/systems';
+import { EXTENSION } from '../src/runtime/fhir/systems';
 import {
   connection,
   failedAttempt,
   patientFlowCompleted,
   SAMPLE_SOURCE_A,
   SAMPLE_SOURCE_B,
-} from '../src/fixtures/events';
+} from '../src/tools/fixtures/events';
 import { consentFor, expectStoreValid, markers, taskFor } from '../test/support/assertions';
-import { World } from '../test/support/world';
+import { World } from '../src/tools/harness/world';
 
 const BOT = 'medblocks-patient-flow-completed';
 

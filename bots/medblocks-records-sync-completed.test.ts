@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { recordsSyncCompleted, SAMPLE_SOURCE_A, SAMPLE_SOURCE_B } from '../src/fixtures/events';
+import { recordsSyncCompleted, SAMPLE_SOURCE_A, SAMPLE_SOURCE_B } from '../src/tools/fixtures/events';
 import { expectStoreValid, markers, taskFor } from '../test/support/assertions';
-import { World } from '../test/support/world';
+import { World } from '../src/tools/harness/world';
 
 const KEY = `records-sync/user_42/${SAMPLE_SOURCE_A}`;
 

@@ -1,8 +1,8 @@
 // Medplum bot: verifies and applies Medblocks `records.sync.completed` deliveries.
 // Deploy with publicWebhook and rawBody on; see README "Going live".
-import { REGISTRY } from '../src/bot/registry';
-import { createWebhookBot, defineWebhookBot } from '../src/bot/webhook-bot';
-import { recordsSyncCompleted } from '../src/handlers/records-sync';
+import { REGISTRY } from '../src/runtime/registry';
+import { createWebhookBot, defineWebhookBot } from '../src/runtime/webhook-bot';
+import { recordsSyncCompleted } from '../src/runtime/handlers/records-sync';
 
 /** The registry entry bound to its handler; tests build the handler from it (with a test clock and log). */
 export const bot = defineWebhookBot(REGISTRY['medblocks-records-sync-completed'], recordsSyncCompleted);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { recordsSyncCompleted, recordsSyncFailed, SAMPLE_SOURCE_A } from '../src/fixtures/events';
-import { MAX_STATUS_REASON_LENGTH } from '../src/fhir/tasks/records-sync';
+import { recordsSyncCompleted, recordsSyncFailed, SAMPLE_SOURCE_A } from '../src/tools/fixtures/events';
+import { MAX_STATUS_REASON_LENGTH } from '../src/runtime/fhir/tasks/records-sync';
 import { expectStoreValid, taskFor } from '../test/support/assertions';
-import { World } from '../test/support/world';
+import { World } from '../src/tools/harness/world';
 
 const KEY = `records-sync/user_42/${SAMPLE_SOURCE_A}`;
 const EARLIER = '2026-04-25T14:36:12.000Z';

@@ -3,12 +3,12 @@
 // delivery, 1 per duplicate, the same for 1, 5 and 20 connections;
 // the per-resource comparator really is per resource (3 requests each), so the ratio means something.
 import { describe, expect, it } from 'vitest';
-import { impliedResources } from '../src/bench/naive';
-import { medblocksEventHandler } from '../src/handlers';
-import { BUDGETS, requestBudgets } from '../src/bench/report';
-import { countRequests } from '../src/bench/requests';
-import { benchScenarios, FLOW_SIZES } from '../src/bench/scenarios';
-import { readSettings } from '../src/delivery/settings';
+import { impliedResources } from '../src/tools/bench/naive';
+import { medblocksEventHandler } from '../src/runtime/handlers';
+import { BUDGETS, requestBudgets } from '../src/tools/bench/report';
+import { countRequests } from '../src/tools/bench/requests';
+import { benchScenarios, FLOW_SIZES } from '../src/tools/bench/scenarios';
+import { readSettings } from '../src/runtime/settings';
 
 describe('bench: FHIR requests per delivery', () => {
   it('meets every request-count budget, flat in the number of connections', async () => {

@@ -1,6 +1,6 @@
 // `npm run demo` is part of the suite: the whole story must keep meeting every expectation.
 import { expect, test } from 'vitest';
-import { runDemo } from '../src/cli/demo';
+import { runDemo } from '../src/tools/cli/demo';
 
 test('the demo story meets every expectation', async () => {
   const lines: string[] = [];

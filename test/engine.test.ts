@@ -1,13 +1,13 @@
 // The engine under failure: conflicts are retried by re-reading and re-planning; every other FHIR
 // failure makes the bot throw with nothing marked applied, so that Medblocks' retry completes it.
 import { describe, expect, it } from 'vitest';
-import { SYSTEM } from '../src/fhir/systems';
-import { connection, patientFlowCompleted, recordsSyncCompleted } from '../src/fixtures/events';
+import { SYSTEM } from '../src/runtime/fhir/systems';
+import { connection, patientFlowCompleted, recordsSyncCompleted } from '../src/tools/fixtures/events';
 import { expectStoreValid, markers } from './support/assertions';
 import { badRequest } from '@medplum/core';
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import type { FaultInjector, SentRequest } from './support/world';
-import { World } from './support/world';
+import type { FaultInjector, SentRequest } from '../src/tools/harness/world';
+import { World } from '../src/tools/harness/world';
 
 /** The write bundle: a bundle with at least one entry that is not a GET (the read bundle holds only GETs). */
 const isWrite = (r: SentRequest) =>

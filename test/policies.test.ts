@@ -1,13 +1,13 @@
 // Least privilege, shown rather than claimed: every bot test runs under the bot's own policy
-// (test/support/world.ts); here we show that enforcement bites, and that every grant of every
+// (src/tools/harness/world.ts); here we show that enforcement bites, and that every grant of every
 // policy is used by some scenario — no unused grant, no wildcard.
 import type { AccessPolicyInteraction } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
 import { describe, expect, it } from 'vitest';
-import { WEBHOOK_BOTS } from '../src/bot/registry';
-import { withAccessPolicy } from '../src/emulator/access-policy-repository';
-import { encodeConsent } from '../src/fhir/consent';
-import { SYSTEM } from '../src/fhir/systems';
+import { WEBHOOK_BOTS } from '../src/runtime/registry';
+import { withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
+import { encodeConsent } from '../src/runtime/fhir/consent';
+import { SYSTEM } from '../src/runtime/fhir/systems';
 import {
   connection,
   failedAttempt,
@@ -15,8 +15,8 @@ import {
   recordsSyncCompleted,
   recordsSyncFailed,
   tokenRefreshFailed,
-} from '../src/fixtures/events';
-import { loadPolicy, World } from './support/world';
+} from '../src/tools/fixtures/events';
+import { loadPolicy, World } from '../src/tools/harness/world';
 
 /** Scenarios that together exercise each bot's behaviour: new, duplicate, updates, gap-filling. */
 async function exerciseAll(world: World): Promise<void> {

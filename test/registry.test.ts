@@ -1,10 +1,10 @@
 // The registry is the one description of the bots; what else describes them must agree with it.
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ALL_BOTS, botForEventType, REGISTRY, WEBHOOK_BOTS } from '../src/bot/registry';
-import { defineWebhookBot } from '../src/bot/webhook-bot';
-import { tokenRefreshFailed } from '../src/handlers/token-refresh';
-import { EVENT_TYPES } from '../src/medblocks/events';
+import { ALL_BOTS, botForEventType, REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
+import { defineWebhookBot } from '../src/runtime/webhook-bot';
+import { tokenRefreshFailed } from '../src/runtime/handlers/token-refresh';
+import { EVENT_TYPES } from '../src/runtime/medblocks/events';
 import { bot as flowBot } from '../bots/medblocks-patient-flow-completed';
 import { bot as refreshBot } from '../bots/medblocks-connection-token-refresh-failed';
 import { bot as syncCompletedBot } from '../bots/medblocks-records-sync-completed';

@@ -1,4 +1,4 @@
 // Index the FHIR definitions once per test worker, so MockClient searches behave as on a server.
-import { indexFhirDefinitions } from '../src/emulator/definitions';
+import { indexFhirDefinitions } from '../src/tools/emulator/definitions';
 
 indexFhirDefinitions();

@@ -1,12 +1,12 @@
 // The server's access rules, one test each, written from what a real Medplum server does (its
 // repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-7), not from this package's
-// policies. The same wrapper guards every bot test (test/support/world.ts) and the emulator.
+// policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
 import { parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, AccessPolicyResource, Task } from '@medplum/fhirtypes';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { withAccessPolicy } from '../../src/emulator/access-policy-repository';
-import type { PolicyDecision } from '../../src/emulator/access-policy-repository';
+import { withAccessPolicy } from '../../src/tools/emulator/access-policy-repository';
+import type { PolicyDecision } from '../../src/tools/emulator/access-policy-repository';
 
 const OURS = 'Task?identifier=urn:test:key|';
 

@@ -3,10 +3,10 @@
 // Medplum server whose conditional writes run in serialisable transactions.
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Basic, Bundle, Consent, Patient, Task } from '@medplum/fhirtypes';
-import { startEmulator } from '../../src/emulator/server';
-import { EmulatorStore } from '../../src/emulator/store';
-import type { RunningEmulator } from '../../src/emulator/server';
-import { connection, failedAttempt, patientFlowCompleted } from '../../src/fixtures/events';
+import { startEmulator } from '../../src/tools/emulator/server';
+import { EmulatorStore } from '../../src/tools/emulator/store';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { connection, failedAttempt, patientFlowCompleted } from '../../src/tools/fixtures/events';
 import { buildIntoTempRoot, sendSigned } from './support';
 import type { BuiltRoot } from './support';
 

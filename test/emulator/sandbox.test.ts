@@ -1,8 +1,8 @@
 // The sandbox exposes exactly vmcontext's globals: a probe bundle reports what it can see.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { AccessPolicy } from '@medplum/fhirtypes';
-import { startEmulator } from '../../src/emulator/server';
-import type { RunningEmulator } from '../../src/emulator/server';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
 import { post } from './support';
 
 const PROBE = `

@@ -4,10 +4,10 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { main as sendCli } from '../../src/cli/send';
-import { recordsSyncFailed, serialise } from '../../src/fixtures/events';
-import { deliver, RETRY_SCHEDULE_MS } from '../../src/medblocks/sender';
-import { verifySignature } from '../../src/medblocks/signature';
+import { main as sendCli } from '../../src/tools/cli/send';
+import { recordsSyncFailed, serialise } from '../../src/tools/fixtures/events';
+import { deliver, RETRY_SCHEDULE_MS } from '../../src/tools/sender/sender';
+import { verifySignature } from '../../src/runtime/medblocks/signature';
 
 const SECRET = 'whsec_sender_test_0123456789abcdef';
 const BODY = serialise(recordsSyncFailed());

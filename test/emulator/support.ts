@@ -4,11 +4,11 @@
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildBots } from '../../src/cli/build';
-import type { EmulatorBot } from '../../src/emulator/server';
-import { serialise } from '../../src/fixtures/events';
-import type { MedblocksEvent } from '../../src/medblocks/events';
-import { signatureHeader } from '../../src/medblocks/signature';
+import { buildBots } from '../../src/tools/cli/build';
+import type { EmulatorBot } from '../../src/tools/emulator/server';
+import { serialise } from '../../src/tools/fixtures/events';
+import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import { signatureHeader } from '../../src/runtime/medblocks/signature';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 

@@ -3,9 +3,9 @@
 import { parseSearchRequest } from '@medplum/core';
 import type { Bundle, BundleEntry, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import { SERIALIZATION_FAILURE } from '../../src/emulator/project-fhir';
-import { EmulatorStore } from '../../src/emulator/store';
-import type { ProjectFeature } from '../../src/emulator/project-fhir';
+import { SERIALIZATION_FAILURE } from '../../src/tools/emulator/project-fhir';
+import { EmulatorStore } from '../../src/tools/emulator/store';
+import type { ProjectFeature } from '../../src/tools/emulator/project-fhir';
 
 const WITH_FEATURE: ProjectFeature[] = ['bots', 'transaction-bundles'];
 

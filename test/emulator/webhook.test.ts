@@ -1,13 +1,13 @@
 // The webhook route's contract, status by status, with the real built bundles.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { AccessPolicy, AuditEvent, Basic, Bot, Task } from '@medplum/fhirtypes';
-import { botIdFor } from '../../src/emulator/identity';
-import { loadPolicyFile } from '../../src/emulator/project';
-import { startEmulator } from '../../src/emulator/server';
-import type { RunningEmulator } from '../../src/emulator/server';
-import { MESSAGES } from '../../src/emulator/webhook';
-import { patientFlowCompleted, recordsSyncCompleted, serialise } from '../../src/fixtures/events';
-import { outcomeOfAnswer } from '../../src/bot/summary';
+import { botIdFor } from '../../src/tools/emulator/identity';
+import { loadPolicyFile } from '../../src/tools/emulator/project';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { MESSAGES } from '../../src/tools/emulator/webhook';
+import { patientFlowCompleted, recordsSyncCompleted, serialise } from '../../src/tools/fixtures/events';
+import { outcomeOfAnswer } from '../../src/runtime/summary';
 import { buildIntoTempRoot, outcomeText, post, sendSigned } from './support';
 import type { BuiltRoot } from './support';
 

@@ -1,9 +1,9 @@
 import type { AuditEvent, Bot } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runMonitor } from '../../src/cli/monitor';
-import { runProvision } from '../../src/cli/provision';
-import { parseOutcome, percentile, runStats } from '../../src/monitor/analyse';
-import type { MonitorReport } from '../../src/monitor/monitor';
+import { runMonitor } from '../../src/tools/cli/monitor';
+import { runProvision } from '../../src/tools/cli/provision';
+import { parseOutcome, percentile, runStats } from '../../src/tools/monitor/analyse';
+import type { MonitorReport } from '../../src/tools/monitor/monitor';
 import {
   ACCESS_TOKEN,
   CLIENT_SECRET,

@@ -4,9 +4,9 @@
 // conflict retry is answered 400 and Medblocks would retry it; the test does that too.
 import type { Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catalogBotSpecs } from '../../src/bench/bundles';
-import { startEmulator } from '../../src/emulator/server';
-import type { RunningEmulator } from '../../src/emulator/server';
+import { catalogBotSpecs } from '../../src/tools/bench/bundles';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
 import {
   connection,
   failedAttempt,
@@ -14,9 +14,9 @@ import {
   recordsSyncCompleted,
   recordsSyncFailed,
   serialise,
-} from '../../src/fixtures/events';
-import type { MedblocksEvent } from '../../src/medblocks/events';
-import { signatureHeader } from '../../src/medblocks/signature';
+} from '../../src/tools/fixtures/events';
+import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import { signatureHeader } from '../../src/runtime/medblocks/signature';
 import { botForEvent } from './support';
 
 let emulator: RunningEmulator;

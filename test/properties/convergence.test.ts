@@ -5,7 +5,7 @@
 // and the shrunk scenario on failure.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareStamps } from '../../src/fhir/stamp';
+import { compareStamps } from '../../src/runtime/fhir/stamp';
 import {
   connection,
   eventId,
@@ -14,11 +14,11 @@ import {
   recordsSyncCompleted,
   recordsSyncFailed,
   tokenRefreshFailed,
-} from '../../src/fixtures/events';
-import type { MedblocksEvent, PatientFlowConnection } from '../../src/medblocks/events';
+} from '../../src/tools/fixtures/events';
+import type { MedblocksEvent, PatientFlowConnection } from '../../src/runtime/medblocks/events';
 import { expectStoreValid } from '../support/assertions';
-import { World } from '../support/world';
-import type { BotUnderTest, WorldOptions } from '../support/world';
+import { World } from '../../src/tools/harness/world';
+import type { BotUnderTest, WorldOptions } from '../../src/tools/harness/world';
 import { botForEvent, canonicalState, duplicatedKeys } from './support';
 
 const PATIENTS = ['user_a', 'user_b'] as const;

@@ -15,11 +15,11 @@ import {
   recordsSyncCompleted,
   recordsSyncFailed,
   tokenRefreshFailed,
-} from '../../src/fixtures/events';
-import type { MedblocksEvent } from '../../src/medblocks/events';
+} from '../../src/tools/fixtures/events';
+import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
 import type { Resource } from '@medplum/fhirtypes';
-import { World } from '../support/world';
-import type { Fault, FaultInjector, SentRequest, WorldOptions } from '../support/world';
+import { World } from '../../src/tools/harness/world';
+import type { Fault, FaultInjector, SentRequest, WorldOptions } from '../../src/tools/harness/world';
 import { botForEvent, canonicalState, duplicatedKeys, markedEventIds } from './support';
 
 interface Scenario {

@@ -12,14 +12,14 @@ import type { BotEvent } from '@medplum/core';
 import type { AuditEvent, ProjectSetting } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catalogBotSpecs } from '../../src/bench/bundles';
-import { WEBHOOK_BOTS, REGISTRY } from '../../src/bot/registry';
-import type { WebhookBotName } from '../../src/bot/registry';
-import { createWebhookBot, defineWebhookBot } from '../../src/bot/webhook-bot';
-import { DeliveryRejectedError, MAX_BODY_BYTES, receiveDelivery } from '../../src/delivery/receive';
-import type { RejectionReason } from '../../src/delivery/receive';
-import { startEmulator } from '../../src/emulator/server';
-import type { RunningEmulator } from '../../src/emulator/server';
+import { catalogBotSpecs } from '../../src/tools/bench/bundles';
+import { WEBHOOK_BOTS, REGISTRY } from '../../src/runtime/registry';
+import type { WebhookBotName } from '../../src/runtime/registry';
+import { createWebhookBot, defineWebhookBot } from '../../src/runtime/webhook-bot';
+import { DeliveryRejectedError, MAX_BODY_BYTES, receiveDelivery } from '../../src/runtime/receive';
+import type { RejectionReason } from '../../src/runtime/receive';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
 import {
   connection,
   patientFlowCompleted,
@@ -27,10 +27,10 @@ import {
   recordsSyncFailed,
   serialise,
   tokenRefreshFailed,
-} from '../../src/fixtures/events';
-import { medblocksEventHandler } from '../../src/handlers';
-import type { MedblocksEvent } from '../../src/medblocks/events';
-import { World } from '../support/world';
+} from '../../src/tools/fixtures/events';
+import { medblocksEventHandler } from '../../src/runtime/handlers';
+import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import { World } from '../../src/tools/harness/world';
 import { botForEvent } from './support';
 
 const CANARY = 'CANARY-PHI-91c4';

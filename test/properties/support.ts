@@ -2,9 +2,9 @@
 // resource by its business key (so that a Consent pointing at the wrong Patient is a difference,
 // which `World.snapshot()` cannot see since it replaces every reference by `Type/*`), a cheap
 // "no business key twice" check to run after every delivery, and the bot that takes each event type.
-export { botForEvent } from '../../src/bot/registry';
-import { SYSTEM } from '../../src/fhir/systems';
-import type { World } from '../support/world';
+export { botForEvent } from '../../src/runtime/registry';
+import { SYSTEM } from '../../src/runtime/fhir/systems';
+import type { World } from '../../src/tools/harness/world';
 
 export const STATE_TYPES = ['Patient', 'Consent', 'Task', 'Basic'] as const;
 

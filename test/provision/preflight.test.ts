@@ -1,10 +1,10 @@
 // The preflight's rules and the helpers that make a real server's answers comparable, from the
 // server's behaviour (issue 9: items 6 and 7).
 import { describe, expect, it } from 'vitest';
-import { binaryIdOf, deployFix } from '../../src/provision/medplum';
-import { supportsRawBody } from '../../src/provision/plan';
-import { analysePreflight, isHostedMedplum } from '../../src/provision/preflight';
-import type { ServerFacts } from '../../src/provision/preflight';
+import { binaryIdOf, deployFix } from '../../src/tools/provision/medplum';
+import { supportsRawBody } from '../../src/tools/provision/plan';
+import { analysePreflight, isHostedMedplum } from '../../src/tools/provision/preflight';
+import type { ServerFacts } from '../../src/tools/provision/preflight';
 
 const FACTS: ServerFacts = {
   baseUrl: 'http://localhost:8103/',

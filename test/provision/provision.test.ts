@@ -2,15 +2,15 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccessPolicy, Bot, ProjectMembership } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { WEBHOOK_BOTS } from '../../src/bot/registry';
-import { runProvision } from '../../src/cli/provision';
-import { ALL_BOTS, REGISTRY } from '../../src/bot/registry';
+import { WEBHOOK_BOTS } from '../../src/runtime/registry';
+import { runProvision } from '../../src/tools/cli/provision';
+import { ALL_BOTS, REGISTRY } from '../../src/runtime/registry';
 
 const SWEEPER_NAME = REGISTRY['medblocks-marker-sweeper'].name;
 const SWEEPER_CRON = REGISTRY['medblocks-marker-sweeper'].schedule;
-import { parseDotEnv, readSettings } from '../../src/provision/env';
-import { provision } from '../../src/provision/provision';
-import type { MedplumConfig } from '../../src/provision/plan';
+import { parseDotEnv, readSettings } from '../../src/tools/provision/env';
+import { provision } from '../../src/tools/provision/provision';
+import type { MedplumConfig } from '../../src/tools/provision/plan';
 import {
   ACCESS_TOKEN,
   CLIENT_SECRET,

@@ -3,8 +3,8 @@
 import { validateResource } from '@medplum/core';
 import type { Basic, Consent, Task } from '@medplum/fhirtypes';
 import { expect } from 'vitest';
-import { SYSTEM } from '../../src/fhir/systems';
-import type { World } from './world';
+import { SYSTEM } from '../../src/runtime/fhir/systems';
+import type { World } from '../../src/tools/harness/world';
 
 type Stored<T> = T & { id: string };
 

@@ -19,7 +19,7 @@ import type {
   ProjectSetting,
   Resource,
 } from '@medplum/fhirtypes';
-import type { MedblocksDelivery, MedblocksEndpoint } from '../../src/provision/medblocks-api';
+import type { MedblocksDelivery, MedblocksEndpoint } from '../../src/tools/provision/medblocks-api';
 
 export const MEDPLUM_URL = 'https://medplum.test/';
 export const MEDBLOCKS_URL = 'https://medblocks.test/';

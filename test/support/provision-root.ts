@@ -4,7 +4,7 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ALL_BOTS } from '../../src/bot/registry';
+import { ALL_BOTS } from '../../src/runtime/registry';
 import { CLIENT_ID, CLIENT_SECRET, MEDBLOCKS_KEY } from './fake-servers';
 
 export function makeRoot(): { root: string; cleanup: () => void } {

@@ -2,16 +2,16 @@
 // and its checks and answers on their own. Against a real server it is run by hand: see
 // docs/going-live.md.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WEBHOOK_BOTS } from '../../src/bot/registry';
-import { ensureBuilt } from '../../src/cli/dev';
-import { runVerifyCommand } from '../../src/cli/verify';
-import { startEmulator } from '../../src/emulator/server';
-import type { RunningEmulator } from '../../src/emulator/server';
-import { newMedplumClient } from '../../src/provision/medplum';
-import { answerOutcome, hintFor } from '../../src/verify/outcome';
-import { freshStory } from '../../src/verify/story';
-import { checkState, expectedState, runVerify } from '../../src/verify/verify';
-import type { VerifyState, VerifyTarget } from '../../src/verify/verify';
+import { WEBHOOK_BOTS } from '../../src/runtime/registry';
+import { ensureBuilt } from '../../src/tools/cli/dev';
+import { runVerifyCommand } from '../../src/tools/cli/verify';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { newMedplumClient } from '../../src/tools/provision/medplum';
+import { answerOutcome, hintFor } from '../../src/tools/verify/outcome';
+import { freshStory } from '../../src/tools/verify/story';
+import { checkState, expectedState, runVerify } from '../../src/tools/verify/verify';
+import type { VerifyState, VerifyTarget } from '../../src/tools/verify/verify';
 import { FakeMedplum, fakeFetch } from '../support/fake-servers';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 

@@ -1,0 +1,73 @@
+// The shapes that flow between the pure planners and the one module that talks to the server.
+import type { Basic, Consent, Patient, Reference, Resource, Task } from '@medplum/fhirtypes';
+import type { BotSettings } from '../settings';
+import type { MedblocksEvent } from '../medblocks/events';
+import type { EventStamp } from '../fhir/stamp';
+
+type Stored<T extends Resource> = T & { id: string };
+
+/** Everything a delivery needs to read, fetched in one batch bundle of searches. */
+export interface ReadRequest {
+  readonly eventId: string;
+  /** The Medblocks patient_id to resolve (by identifier, then as a Medplum id). */
+  readonly patientId: string | undefined;
+  /** Also fetch every Consent and Task of the resolved patient (reconnect and follow-up logic needs them). */
+  readonly withPatientRecords: boolean;
+  /** Consent business identifiers as `system|value`. */
+  readonly consentTokens: readonly string[];
+  /** Also fetch the patient of those Consents with all of that patient's Consents and Tasks. */
+  readonly consentsWithPatientRecords: boolean;
+  /** Task business keys (values of urn:medblocks:task-key). */
+  readonly taskKeys: readonly string[];
+}
+
+export interface DeliveryState {
+  readonly marker: Stored<Basic> | undefined;
+  readonly patientByIdentifier: Stored<Patient> | undefined;
+  readonly patientById: Stored<Patient> | undefined;
+  readonly consents: readonly Stored<Consent>[];
+  readonly tasks: readonly Stored<Task>[];
+}
+
+export type PlannedWrite =
+  | {
+      readonly kind: 'create';
+      readonly fullUrl: string;
+      readonly resource: Resource;
+      /** The business-key query that makes the create idempotent (`identifier=system|value`). */
+      readonly ifNoneExist: string;
+      /** A Patient found by a racing writer is what we wanted; any other pre-existing match is a conflict. */
+      readonly existingIsConflict: boolean;
+    }
+  | { readonly kind: 'update'; readonly resource: Stored<Resource>; readonly versionId: string | undefined };
+
+export interface WritePlan {
+  readonly writes: readonly PlannedWrite[];
+  /** The patient the marker points at: a reference, or the fullUrl of the Patient created in `writes`. */
+  readonly markerSubject: Reference | undefined;
+  /** True when some change was skipped because a newer event had already been applied. */
+  readonly stale: boolean;
+}
+
+export interface PlanContext {
+  readonly stamp: EventStamp;
+  readonly settings: BotSettings;
+  /** Source of `urn:uuid:` ids for resources created in the same bundle; injectable for tests. */
+  readonly newUuid: () => string;
+}
+
+/** One event type's pure logic: what to read, and what to write given what was read. */
+export interface EventHandler<E extends MedblocksEvent = MedblocksEvent> {
+  readonly reads: (event: E) => ReadRequest;
+  readonly plan: (event: E, state: DeliveryState, context: PlanContext) => WritePlan;
+}
+
+/** A planning failure that is the customer's configuration, not a FHIR error: nothing is written. */
+export class PlanningError extends Error {
+  readonly reason: 'patient_not_found';
+  constructor(reason: 'patient_not_found', message: string) {
+    super(message);
+    this.name = 'PlanningError';
+    this.reason = reason;
+  }
+}

@@ -1,0 +1,141 @@
+// Load with serialisation conflicts modelled (docs/fidelity-ledger.md TX-4): what a real server was
+// seen to do at concurrency 8. Each patient connects 5 EHRs in one flow, then Medblocks reports a
+// records sync per source: 30 patients, 180 deliveries, 8 in flight at a time, through the emulator
+// over HTTP with simulated FHIR latency and SERIALIZABLE transactions that hold their place and
+// conflict per resource type. Ours beside the per-resource pattern, on the same workload.
+import { performance } from 'node:perf_hooks';
+import type { WebhookBotName } from '../../runtime/registry';
+import type { RunningEmulator } from '../emulator/server';
+import { connection, patientFlowCompleted, recordsSyncCompleted, serialise } from '../fixtures/events';
+import type { MedblocksEvent } from '../../runtime/medblocks/events';
+import { signatureHeader } from '../../runtime/medblocks/signature';
+import { percentile } from './cpu';
+import type { LatencyRow } from './latency';
+import { startBenchEmulator } from './latency';
+import { NAIVE_BOT_NAME } from './naive-bot';
+
+export interface LoadDelivery {
+  readonly bot: WebhookBotName;
+  readonly event: MedblocksEvent;
+}
+
+export interface LoadRow {
+  readonly implementation: LatencyRow['implementation'];
+  readonly concurrency: number;
+  readonly deliveries: number;
+  /** Deliveries answered outside 2xx: Medblocks would retry them later. */
+  readonly failures: number;
+  /** Status codes of the failed deliveries, e.g. `{ "400": 2 }`. */
+  readonly failureStatuses: Readonly<Record<string, number>>;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly fhirRequestsPerDelivery: number;
+  /** 409s the store answered after the server's own retry (what a bot saw as a conflict). */
+  readonly serializationFailures: number;
+}
+
+export interface LoadOptions {
+  readonly patients: number;
+  readonly connectionsPerFlow: number;
+  readonly concurrency: number;
+  readonly fhirLatencyMs: number;
+  readonly transactionMs: number;
+}
+
+export const LOAD_DEFAULTS: LoadOptions = {
+  patients: 30,
+  connectionsPerFlow: 5,
+  concurrency: 8,
+  fhirLatencyMs: 20,
+  transactionMs: 10,
+};
+
+let run = 0;
+
+/** Per patient: the flow, then one records sync per connected source, in the order Medblocks sends them. */
+export function loadWorkload(patients: number, connectionsPerFlow: number): LoadDelivery[] {
+  run++;
+  const deliveries: LoadDelivery[] = [];
+  for (let p = 0; p < patients; p++) {
+    const patientId = `load_${String(run)}_${String(p)}`;
+    const sources = Array.from({ length: connectionsPerFlow }, (_, i) => `fhirsrc_load${String(i)}`);
+    deliveries.push({
+      bot: 'medblocks-patient-flow-completed',
+      event: patientFlowCompleted({
+        id: `pf_${patientId}`,
+        patient_id: patientId,
+        connections: sources.map((source, i) =>
+          connection({ id: `conn_${patientId}_${String(i)}`, connection_id: source })
+        ),
+      }),
+    });
+    for (const source of sources) {
+      deliveries.push({
+        bot: 'medblocks-records-sync-completed',
+        event: recordsSyncCompleted({ patient_id: patientId, connection_id: source }),
+      });
+    }
+  }
+  return deliveries;
+}
+
+async function post(url: string, secret: string, body: string): Promise<{ ms: number; status: number }> {
+  const start = performance.now();
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'medblocks-signature': signatureHeader(secret, Math.floor(Date.now() / 1000), body),
+    },
+    body,
+    signal: AbortSignal.timeout(30_000),
+  });
+  await response.arrayBuffer();
+  return { ms: performance.now() - start, status: response.status };
+}
+
+/** Plays the workload through a fresh emulator (same empty store for both implementations). */
+export async function measureLoad(
+  implementation: LoadRow['implementation'],
+  options: LoadOptions = LOAD_DEFAULTS,
+  root = process.cwd()
+): Promise<LoadRow> {
+  const emulator: RunningEmulator = await startBenchEmulator(options.fhirLatencyMs, root, options.transactionMs);
+  try {
+    const workload = loadWorkload(options.patients, options.connectionsPerFlow);
+    const target = (delivery: LoadDelivery) => emulator.bot(implementation === 'ours' ? delivery.bot : NAIVE_BOT_NAME);
+    const samples: number[] = [];
+    const failureStatuses: Record<string, number> = {};
+    let next = 0;
+    const requestsBefore = emulator.store.requests;
+    const worker = async (): Promise<void> => {
+      while (next < workload.length) {
+        const delivery = workload[next++];
+        if (!delivery) break;
+        const bot = target(delivery);
+        const result = await post(bot.webhookUrl, bot.secret ?? '', serialise(delivery.event));
+        samples.push(result.ms);
+        if (result.status < 200 || result.status > 299) {
+          failureStatuses[String(result.status)] = (failureStatuses[String(result.status)] ?? 0) + 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency }, worker));
+    samples.sort((a, b) => a - b);
+    return {
+      implementation,
+      concurrency: options.concurrency,
+      deliveries: workload.length,
+      failures: Object.values(failureStatuses).reduce((a, b) => a + b, 0),
+      failureStatuses,
+      p50Ms: percentile(samples, 50),
+      p90Ms: percentile(samples, 90),
+      p99Ms: percentile(samples, 99),
+      fhirRequestsPerDelivery: (emulator.store.requests - requestsBefore) / workload.length,
+      serializationFailures: emulator.store.conflicts.failures,
+    };
+  } finally {
+    await emulator.close();
+  }
+}

@@ -1,0 +1,25 @@
+// Bench-only bot entry (bundled in memory for the emulator, never deployed): the same signature
+// check and parsing as our bots, then the per-resource pattern of src/tools/bench/naive.ts.
+import type { BotEvent, MedplumClient } from '@medplum/core';
+import { receiveDelivery } from '../../runtime/receive';
+import { medblocksEventHandler } from '../../runtime/handlers';
+import { naiveApply } from './naive';
+
+export const NAIVE_BOT_NAME = 'bench-per-resource-pattern';
+export const NAIVE_SECRET_NAME = 'BENCH_NAIVE_WEBHOOK_SECRET';
+
+export async function handler(medplum: MedplumClient, botEvent: BotEvent): Promise<{ requests: number }> {
+  const { event, settings } = receiveDelivery(botEvent, {
+    eventTypes: [
+      'patient_flow.completed',
+      'patient_session.completed',
+      'connection.token_refresh_failed',
+      'records.sync.completed',
+      'records.sync.failed',
+    ],
+    secretName: NAIVE_SECRET_NAME,
+  });
+  const requests = await naiveApply(medplum, event, medblocksEventHandler, settings);
+  console.log(`bench-naive type=${event.type} fhir_requests=${requests}`);
+  return { requests };
+}

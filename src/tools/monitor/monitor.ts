@@ -1,0 +1,170 @@
+// `npm run monitor`: observe every bot (AuditEvents in a window, configuration) and, with
+// MEDBLOCKS_API_KEY, the Medblocks endpoints; analyse with analyse.ts; report. Read-only; talks to
+// Medplum through MedplumClient (../provision/medplum.ts).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AccessPolicy } from '@medplum/fhirtypes';
+import { SETTING_NAMES } from '../../runtime/settings';
+import { ALL_BOTS } from '../../runtime/registry';
+import type { BotEntry as DeployedBot } from '../../runtime/registry';
+import type { Settings } from '../provision/env';
+import { MedblocksApi } from '../provision/medblocks-api';
+import { auditEvents, call, connectMedplum, membershipOf, readProject, SetupError } from '../provision/medplum';
+import { byExactName, supportsRawBody, webhookUrl } from '../provision/plan';
+import { secretIsTrue } from '../provision/preflight';
+import { driftIssues, endpointStatus, runStats } from './analyse';
+import type { EndpointStatus, RunStats } from './analyse';
+
+export interface MonitorOptions {
+  readonly root: string;
+  readonly settings: Settings;
+  readonly windowMs: number;
+  /** More failures than this (per bot, in the window) need attention. */
+  readonly maxFailures: number;
+  readonly now?: () => number;
+  readonly bots?: readonly DeployedBot[];
+  readonly fetchFn?: typeof fetch;
+}
+
+export interface BotReport extends RunStats {
+  readonly name: string;
+  readonly id: string | undefined;
+  readonly issues: readonly string[];
+  /** Working, with a limit worth knowing (e.g. the parsed-body fallback); not counted as attention. */
+  readonly warnings: readonly string[];
+}
+
+export interface MonitorReport {
+  readonly since: string;
+  readonly medplumVersion: string | undefined;
+  /** Problems of the whole project (e.g. no `bots` feature: no bot can run). */
+  readonly projectIssues: readonly string[];
+  readonly bots: readonly BotReport[];
+  /** Undefined when MEDBLOCKS_API_KEY is not set. */
+  readonly endpoints: readonly EndpointStatus[] | undefined;
+  readonly attention: boolean;
+}
+
+/** Builds the report; `attention` is what the exit code reflects. */
+export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
+  const { settings } = options;
+  const bots = options.bots ?? ALL_BOTS;
+  const since = new Date((options.now ?? Date.now)() - options.windowMs).toISOString();
+  const session = await connectMedplum(settings, options.fetchFn);
+  const { medplum } = session;
+  const { project, readable } = await readProject(session);
+  if (!readable) {
+    throw new SetupError(
+      `Could not read Project/${session.projectId}: the client MEDPLUM_CLIENT_ID=${session.clientId} must be a project admin (Project Admin → Clients → Admin)`
+    );
+  }
+  const secrets = project.secret ?? [];
+  const projectIssues = (project.features ?? []).includes('bots')
+    ? []
+    : [
+        `Project/${session.projectId} lacks the "bots" feature: no bot can run or be deployed. Ask a super admin to add it (a project admin's edit is ignored).`,
+      ];
+  const rawBodySupported = supportsRawBody(session.version);
+  const parsedBodyFallback = rawBodySupported === false && secretIsTrue(secrets, SETTING_NAMES.allowParsedBody);
+
+  const reports: BotReport[] = [];
+  const urls: Record<string, string> = {};
+  for (const spec of bots) {
+    const policyName =
+      (JSON.parse(readFileSync(join(options.root, spec.policyFile), 'utf8')) as AccessPolicy).name ?? spec.name;
+    const policy = byExactName(
+      await call('GET', 'fhir/R4/AccessPolicy', () => medplum.searchResources('AccessPolicy', { name: policyName })),
+      policyName
+    );
+    const bot = byExactName(
+      await call('GET', 'fhir/R4/Bot', () => medplum.searchResources('Bot', { name: spec.name })),
+      spec.name
+    );
+    const membership = bot?.id ? await membershipOf(medplum, bot.id) : undefined;
+    if (membership?.id) urls[spec.name] = webhookUrl(session.baseUrl, membership.id);
+    const { issues, warnings } = driftIssues(
+      spec,
+      { bot, membership, policyId: policy?.id },
+      secrets,
+      rawBodySupported
+    );
+    const stats = runStats(bot?.id ? await auditEvents(medplum, bot.id, since) : []);
+    if (stats.failures > options.maxFailures) issues.push(`${stats.failures} failed run(s) since ${since}`);
+    const mismatches = stats.failuresByReason['rejected:signature_mismatch'] ?? 0;
+    if (parsedBodyFallback && mismatches > 0) {
+      warnings.push(
+        `${mismatches} signature_mismatch refusal(s): with the parsed-body fallback these may be genuine deliveries ` +
+          'whose JSON was not compact, reordered or escaped; upgrading Medplum to 5.2+ removes the fallback'
+      );
+    }
+    reports.push({ name: spec.name, id: bot?.id, ...stats, issues, warnings });
+  }
+
+  let endpoints: EndpointStatus[] | undefined;
+  if (settings.medblocksApiKey) {
+    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn);
+    const all = await medblocks.listEndpoints();
+    endpoints = [];
+    for (const spec of bots) {
+      if (spec.kind !== 'webhook') continue;
+      const url = urls[spec.name];
+      const event = spec.medblocksEvent;
+      const endpoint = url
+        ? all.find((e) => e.url === url && (e.events.includes(event) || e.events.includes('*')))
+        : undefined;
+      const undelivered = endpoint ? await medblocks.undeliveredEvents(endpoint.id) : [];
+      endpoints.push(endpointStatus(spec, endpoint, undelivered));
+    }
+  }
+
+  const attention =
+    projectIssues.length > 0 ||
+    reports.some((r) => r.issues.length > 0) ||
+    (endpoints ?? []).some((e) => e.issues.length > 0);
+  return { since, medplumVersion: session.version, projectIssues, bots: reports, endpoints, attention };
+}
+
+function status(bot: BotReport): string {
+  if (bot.issues.length > 0) return 'ATTENTION';
+  return bot.warnings.length > 0 ? 'ok (warning)' : 'ok';
+}
+
+function ms(value: number | undefined): string {
+  return value === undefined ? '-' : `${value}ms`;
+}
+
+/** A readable table: one row per bot, then problems, then endpoints. */
+export function formatMonitorReport(report: MonitorReport): string[] {
+  const lines: string[] = [`Since ${report.since} (Medplum ${report.medplumVersion ?? 'version unknown'})`];
+  for (const issue of report.projectIssues) lines.push(`! ${issue}`);
+  lines.push('');
+  lines.push(
+    `${'bot'.padEnd(44)} ${'runs'.padStart(6)} ${'failed'.padStart(6)} ${'p50'.padStart(8)} ${'p95'.padStart(8)}  status`
+  );
+  for (const bot of report.bots) {
+    lines.push(
+      `${bot.name.padEnd(44)} ${String(bot.runs).padStart(6)} ${String(bot.failures).padStart(6)} ` +
+        `${ms(bot.p50Ms).padStart(8)} ${ms(bot.p95Ms).padStart(8)}  ${status(bot)}`
+    );
+    for (const [reason, count] of Object.entries(bot.failuresByReason).sort((a, b) => b[1] - a[1])) {
+      lines.push(`    ${String(count).padStart(5)} × ${reason}`);
+    }
+    for (const issue of bot.issues) lines.push(`    ! ${issue}`);
+    for (const warning of bot.warnings) lines.push(`    ~ ${warning}`);
+  }
+  if (report.endpoints) {
+    lines.push('', 'Medblocks endpoints');
+    for (const e of report.endpoints) {
+      lines.push(
+        `  ${e.event.padEnd(34)} ${e.id.padEnd(28)} ${e.status.padEnd(9)} undelivered=${e.undelivered}` +
+          (e.oldestUndelivered ? ` oldest=${e.oldestUndelivered}` : '')
+      );
+      for (const issue of e.issues) lines.push(`    ! ${issue}`);
+    }
+  } else {
+    lines.push('', 'Medblocks endpoints: not checked (set MEDBLOCKS_API_KEY).');
+  }
+  const warned = report.bots.some((b) => b.warnings.length > 0);
+  lines.push('', report.attention ? 'Needs attention.' : warned ? 'All good (see ~ warnings).' : 'All good.');
+  return lines;
+}

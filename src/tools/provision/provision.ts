@@ -1,0 +1,436 @@
+// `npm run provision`: connect, run the read-only preflight (./preflight.ts), plan with plan.ts,
+// apply (unless dry-run), report. Order matters: nothing is written before the preflight passed;
+// policies before bots (the admin API attaches the policy at creation), bots before memberships,
+// ids into medplum.config.json before deploying, endpoints last (they need the webhook URLs).
+// Secrets are handled here only as values passed from Medblocks or the environment to Medplum:
+// they are never logged or reported.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { AccessPolicy, Bot, ProjectSetting } from '@medplum/fhirtypes';
+import { SETTING_NAMES } from '../../runtime/settings';
+import { ALL_BOTS } from '../../runtime/registry';
+import type { BotEntry as DeployedBot } from '../../runtime/registry';
+import type { Runtime } from './plan';
+import type { Settings } from './env';
+import { MedblocksApi } from './medblocks-api';
+import {
+  call,
+  connectMedplum,
+  createBot,
+  deployCode,
+  membershipOf,
+  readDeployedCode,
+  readProject,
+  setProjectSecrets,
+  updateMembership,
+} from './medplum';
+import type { MedplumSession } from './medplum';
+import {
+  botDrift,
+  byExactName,
+  configWithBots,
+  desiredBotSettings,
+  hasSecret,
+  membershipDrift,
+  mergeSecrets,
+  planEndpoint,
+  policyDiffers,
+  policyReference,
+  secretsFromEnv,
+  webhookUrl,
+  withOwnPolicy,
+} from './plan';
+import type { MedplumConfig } from './plan';
+import { analysePreflight, PreflightError } from './preflight';
+import type { Preflight } from './preflight';
+
+export const CONFIG_FILE = 'medplum.config.json';
+
+export interface ProvisionOptions {
+  readonly root: string;
+  readonly settings: Settings;
+  readonly dryRun: boolean;
+  readonly runtime?: Runtime;
+  readonly bots?: readonly DeployedBot[];
+  readonly fetchFn?: typeof fetch;
+  /** Builds missing bundles (defaults to esbuild via src/tools/cli/build.ts). */
+  readonly build?: (root: string) => Promise<unknown>;
+  /** Called once the preflight passed, before any change: so that its warnings show even if a later step fails. */
+  readonly onPreflight?: (preflight: Preflight) => void;
+}
+
+export interface Change {
+  readonly target: string;
+  readonly action: string;
+  readonly detail?: string;
+}
+
+export interface BotOutcome {
+  readonly name: string;
+  readonly kind: DeployedBot['kind'];
+  readonly id?: string;
+  readonly membershipId?: string;
+  readonly webhookUrl?: string;
+}
+
+export interface ProvisionReport {
+  readonly dryRun: boolean;
+  readonly baseUrl: string;
+  readonly projectId: string;
+  readonly medplumVersion: string | undefined;
+  readonly preflight: Preflight;
+  readonly changes: readonly Change[];
+  /** Found while provisioning; the preflight's own are in `preflight.warnings`. */
+  readonly warnings: readonly string[];
+  readonly bots: readonly BotOutcome[];
+}
+
+/**
+ * Every project secret a user may hand to provisioning through the environment, by name. With
+ * MEDBLOCKS_API_KEY the signing secrets come from Medblocks only: a value from the environment
+ * would overwrite the endpoint's real secret on every later run.
+ */
+export function projectSecretNames(bots: readonly DeployedBot[], medblocksManaged: boolean): string[] {
+  const signing = bots.map((b) => b.secretName).filter((n): n is string => Boolean(n));
+  return [...(medblocksManaged ? [] : signing), ...Object.values(SETTING_NAMES)];
+}
+
+/**
+ * Runs provisioning end to end. Idempotent: a second run over the same project reports no
+ * changes. Throws PreflightError, having changed nothing, when the project cannot work.
+ */
+export async function provision(options: ProvisionOptions): Promise<ProvisionReport> {
+  const { root, settings, dryRun } = options;
+  const bots = options.bots ?? ALL_BOTS;
+  const changes: Change[] = [];
+  const change = (target: string, action: string, detail?: string): void => {
+    changes.push({ target, action: dryRun ? `would ${action}` : action, ...(detail ? { detail } : {}) });
+  };
+
+  // 0. Read-only preflight: nothing below runs unless the project can work.
+  const session = await connectMedplum(settings, options.fetchFn);
+  const { project, readable } = await readProject(session);
+  const projectSecrets = project.secret ?? [];
+  const medblocksManaged = settings.medblocksApiKey !== undefined;
+  const fromEnv = secretsFromEnv(projectSecrets, projectSecretNames(bots, medblocksManaged), settings.lookup);
+  const preflight = analysePreflight(
+    {
+      baseUrl: session.baseUrl,
+      version: session.version,
+      projectId: session.projectId,
+      projectName: project.name,
+      features: project.features ?? session.project.features ?? [],
+      clientId: session.clientId,
+      admin: session.membership?.admin === true,
+      superAdmin: session.superAdmin,
+      projectReadable: readable,
+      secrets: mergeSecrets(projectSecrets, fromEnv),
+    },
+    options.runtime
+  );
+  if (preflight.errors.length > 0) throw new PreflightError(preflight);
+  options.onPreflight?.(preflight);
+  const warnings: string[] = [];
+  if (medblocksManaged) {
+    for (const bot of bots) {
+      if (bot.secretName && settings.lookup(bot.secretName) !== undefined) {
+        warnings.push(
+          `${bot.secretName} from the environment is ignored: with MEDBLOCKS_API_KEY, Medblocks issues the signing secrets.`
+        );
+      }
+    }
+  }
+
+  const missingDist = bots.filter((b) => !existsSync(join(root, b.dist)));
+  if (missingDist.length > 0) {
+    change('dist/', 'build', `${missingDist.length} bundle(s) missing`);
+    if (!dryRun) await (options.build ?? defaultBuild)(root);
+  }
+
+  // 1. Access policies.
+  const { medplum } = session;
+  const policyIds: Record<string, string | undefined> = {};
+  for (const bot of bots) {
+    const desired = JSON.parse(readFileSync(join(root, bot.policyFile), 'utf8')) as AccessPolicy;
+    const name = desired.name ?? bot.name;
+    const existing = byExactName(
+      await call('GET', 'fhir/R4/AccessPolicy', () => medplum.searchResources('AccessPolicy', { name })),
+      name
+    );
+    if (!existing?.id) {
+      change(`AccessPolicy "${name}"`, 'create');
+      if (!dryRun) {
+        const created = await call('POST', 'fhir/R4/AccessPolicy', () =>
+          medplum.createResource<AccessPolicy>({ ...desired, name })
+        );
+        policyIds[bot.name] = created.id;
+      }
+    } else {
+      policyIds[bot.name] = existing.id;
+      if (policyDiffers(desired, existing)) {
+        change(`AccessPolicy/${existing.id}`, 'update', 'grants differ from the file');
+        if (!dryRun) {
+          await call('PUT', `fhir/R4/AccessPolicy/${existing.id}`, () =>
+            medplum.updateResource<AccessPolicy>({ ...existing, name, resource: desired.resource })
+          );
+        }
+      }
+    }
+  }
+
+  // 2. Bots, their settings, memberships and deployed code.
+  const outcomes: BotOutcome[] = [];
+  for (const bot of bots) {
+    outcomes.push(await provisionBot(session, bot, policyIds[bot.name], { options, preflight, change, warnings }));
+  }
+
+  // 3. medplum.config.json, so that `npx medplum bot deploy 'medblocks-*'` finds every bot.
+  const configPath = join(root, CONFIG_FILE);
+  const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as MedplumConfig) : {};
+  const ids = Object.fromEntries(outcomes.map((o) => [o.name, o.id]));
+  const nextConfig = configWithBots(config, bots, ids);
+  if (nextConfig) {
+    change(CONFIG_FILE, 'write', 'bot ids');
+    if (!dryRun) writeFileSync(configPath, `${JSON.stringify(nextConfig, null, 2)}\n`, 'utf8');
+  }
+
+  // 4. Project secrets: those given in the environment, then Medblocks endpoints and their signing secrets.
+  const secretUpdates: Record<string, string> = { ...fromEnv };
+  const secretsAfterEnv = mergeSecrets(projectSecrets, fromEnv);
+  const webhookBots = bots.filter((b) => b.kind === 'webhook');
+  if (settings.medblocksApiKey) {
+    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn);
+    await registerEndpoints(medblocks, webhookBots, outcomes, secretsAfterEnv, {
+      dryRun,
+      change,
+      warnings,
+      secretUpdates,
+    });
+  } else {
+    for (const bot of webhookBots) {
+      if (bot.secretName && !hasSecret(secretsAfterEnv, bot.secretName)) {
+        warnings.push(
+          `Project secret ${bot.secretName} is not set: ${bot.name} will reject deliveries with no_secret_configured. ` +
+            `Run with MEDBLOCKS_API_KEY to register the endpoint and store its signing secret, put ${bot.secretName}=whsec_… ` +
+            'in the environment or .env and run provision again, or set it in Project Admin → Secrets.'
+        );
+      }
+    }
+  }
+  const names = Object.keys(secretUpdates);
+  if (names.length > 0) {
+    change(
+      'Project secrets',
+      'set',
+      names.map((n) => (n in fromEnv && fromEnv[n] === secretUpdates[n] ? `${n} (from the environment)` : n)).join(', ')
+    );
+    if (!dryRun) await setProjectSecrets(session, mergeSecrets(projectSecrets, secretUpdates));
+  }
+
+  return {
+    dryRun,
+    baseUrl: settings.medplumBaseUrl,
+    projectId: session.projectId,
+    medplumVersion: session.version,
+    preflight,
+    changes,
+    warnings,
+    bots: outcomes,
+  };
+}
+
+interface EndpointContext {
+  readonly dryRun: boolean;
+  readonly change: (target: string, action: string, detail?: string) => void;
+  readonly warnings: string[];
+  /** Filled with the signing secrets Medblocks hands out. */
+  readonly secretUpdates: Record<string, string>;
+}
+
+/** One Medblocks endpoint per event type, pointing at its bot; each signing secret into its project secret. */
+async function registerEndpoints(
+  medblocks: MedblocksApi,
+  webhookBots: readonly DeployedBot[],
+  outcomes: readonly BotOutcome[],
+  secrets: readonly ProjectSetting[],
+  { dryRun, change, warnings, secretUpdates }: EndpointContext
+): Promise<void> {
+  const endpoints = await medblocks.listEndpoints();
+  const fromMedblocks = (secretName: string, secret: string): void => {
+    secretUpdates[secretName] = secret;
+  };
+  for (const bot of webhookBots) {
+    const outcome = outcomes.find((o) => o.name === bot.name);
+    const event = bot.medblocksEvent ?? '';
+    const secretName = bot.secretName ?? '';
+    if (!outcome?.webhookUrl) {
+      change(`Medblocks endpoint for ${event}`, 'register', 'once the bot exists');
+      continue;
+    }
+    const plan = planEndpoint(endpoints, outcome.webhookUrl, event);
+    if (plan.action === 'create') {
+      change(`Medblocks endpoint for ${event}`, 'register', `→ ${bot.name}; signing secret stored as ${secretName}`);
+      if (!dryRun) {
+        const created = await medblocks.createEndpoint({
+          url: outcome.webhookUrl,
+          events: [event],
+          description: `Medplum bot ${bot.name}`,
+        });
+        if (created.secret) fromMedblocks(secretName, created.secret);
+        else warnings.push(`Medblocks returned no signing secret for ${event}; set ${secretName} by hand.`);
+      }
+      continue;
+    }
+    if (plan.action === 'enable') {
+      change(`Medblocks endpoint ${plan.endpoint.id}`, 're-enable', `was ${plan.endpoint.status}`);
+      if (!dryRun) await medblocks.updateEndpoint(plan.endpoint.id, { status: 'active' });
+    }
+    if (!hasSecret(secrets, secretName)) {
+      // Medblocks shows a secret only at creation or rotation; without it the bot rejects every
+      // delivery anyway, so rotating loses nothing.
+      change(`Medblocks endpoint ${plan.endpoint.id}`, 'rotate signing secret', `${secretName} is missing in Medplum`);
+      if (!dryRun) {
+        const rotated = await medblocks.rotateSecret(plan.endpoint.id);
+        if (rotated.secret) fromMedblocks(secretName, rotated.secret);
+      }
+    }
+  }
+}
+
+interface BotContext {
+  readonly options: ProvisionOptions;
+  readonly preflight: Preflight;
+  readonly change: (target: string, action: string, detail?: string) => void;
+  readonly warnings: string[];
+}
+
+async function provisionBot(
+  session: MedplumSession,
+  spec: DeployedBot,
+  policyId: string | undefined,
+  { options, preflight, change, warnings }: BotContext
+): Promise<BotOutcome> {
+  const { medplum } = session;
+  const { dryRun } = options;
+  const desired = desiredBotSettings(spec, options.runtime, preflight.rawBody);
+  let bot = byExactName(
+    await call('GET', 'fhir/R4/Bot', () => medplum.searchResources('Bot', { name: spec.name })),
+    spec.name
+  );
+  let runtimeBefore = bot?.runtimeVersion;
+  if (!bot?.id) {
+    change(`Bot "${spec.name}"`, 'create', `${preflight.runtime}, with its policy; then configure and deploy`);
+    if (dryRun || !policyId) return { name: spec.name, kind: spec.kind };
+    const created = await createBot(session, {
+      name: spec.name,
+      description: `Medblocks Connect → Medplum (${spec.kind})`,
+      accessPolicy: policyReference(policyId),
+      runtimeVersion: preflight.runtime,
+    });
+    bot = await call('GET', `fhir/R4/Bot/${created.id ?? ''}`, () => medplum.readResource('Bot', created.id ?? ''));
+    runtimeBefore = undefined;
+  } else if (!options.runtime && bot.runtimeVersion === 'awslambda' && !preflight.hosted) {
+    warnings.push(
+      `${spec.name} runs on awslambda on a self-hosted server. If its $deploy failed with "Could not load credentials from any providers", ` +
+        'the server has its code but no Lambda: run `npm run provision -- --runtime vmcontext`.'
+    );
+  }
+  const botId = bot.id;
+
+  const runtime = options.runtime ?? bot.runtimeVersion ?? preflight.runtime;
+  const drift = botDrift(bot, { runtimeVersion: runtime, ...desired });
+  if (drift.length > 0) {
+    change(`Bot/${botId} (${spec.name})`, 'update', drift.join(', '));
+    if (!dryRun) {
+      const current = bot;
+      bot = await call('PUT', `fhir/R4/Bot/${botId}`, () =>
+        medplum.updateResource<Bot>({ ...current, runtimeVersion: runtime, ...desired })
+      );
+    }
+  }
+
+  const membership = await membershipOf(medplum, botId);
+  if (!membership?.id) {
+    change(
+      `Bot/${botId} (${spec.name})`,
+      'report',
+      'no ProjectMembership found: recreate the bot through the admin API'
+    );
+    return { name: spec.name, kind: spec.kind, id: botId };
+  }
+  const policyProblem = policyId ? membershipDrift(membership, policyId) : 'policy not created yet';
+  if (policyProblem) {
+    change(`ProjectMembership/${membership.id} (${spec.name})`, 'update', policyProblem);
+    if (!dryRun && policyId) await updateMembership(session, withOwnPolicy(membership, policyId));
+  }
+
+  const code = readFileOrUndefined(join(options.root, spec.dist));
+  if (code !== undefined) {
+    const deployed = await readDeployedCode(medplum, bot);
+    // A Lambda exists only after a $deploy with runtime awslambda: switching to it needs one.
+    const newLambda = runtime === 'awslambda' && runtimeBefore !== 'awslambda';
+    if (deployed !== code || newLambda) {
+      change(`Bot/${botId} (${spec.name})`, 'deploy', `${spec.dist} (${code.length} bytes)`);
+      if (!dryRun) {
+        for (const warning of await deployCode(medplum, botId, code, basename(spec.dist))) {
+          warnings.push(`$deploy of ${spec.name}: ${warning}`);
+        }
+      }
+    }
+  }
+
+  return {
+    name: spec.name,
+    kind: spec.kind,
+    id: botId,
+    membershipId: membership.id,
+    ...(spec.kind === 'webhook' ? { webhookUrl: webhookUrl(session.baseUrl, membership.id) } : {}),
+  };
+}
+
+function readFileOrUndefined(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+async function defaultBuild(root: string): Promise<void> {
+  const { buildBots } = await import('../cli/build');
+  await buildBots(root);
+}
+
+/** The report as lines for a terminal. Never contains secret values: only names. */
+export function formatReport(report: ProvisionReport): string[] {
+  const lines: string[] = [];
+  lines.push(
+    `Medplum ${report.baseUrl} (server ${report.medplumVersion ?? 'version unknown'}), project ${report.projectId}`
+  );
+  if (report.dryRun) lines.push('Dry run: nothing was changed.');
+  for (const warning of report.warnings) lines.push(`WARNING: ${warning}`);
+  if (report.changes.length === 0) {
+    lines.push('No changes: everything was already provisioned.');
+  } else {
+    for (const c of report.changes)
+      lines.push(`  ${c.action.padEnd(26)} ${c.target}${c.detail ? `  (${c.detail})` : ''}`);
+    lines.push(`${report.changes.length} change(s)${report.dryRun ? ' planned' : ' applied'}.`);
+  }
+  lines.push('');
+  for (const bot of report.bots) {
+    const where = bot.webhookUrl ?? (bot.kind === 'cron' ? 'scheduled (no webhook)' : 'not created yet');
+    lines.push(`  ${bot.name.padEnd(44)} ${bot.id ? `Bot/${bot.id}` : '-'}  ${where}`);
+  }
+  return lines;
+}
+
+/** A passed preflight as lines: what was found, then what to know. */
+export function formatPreflight(preflight: Preflight): string[] {
+  return [preflight.summary, ...preflight.warnings.map((w) => `WARNING: ${w}`)];
+}
+
+/** A stopped preflight as lines: what was found, then each problem with its fix. */
+export function formatPreflightFailure(preflight: Preflight): string[] {
+  return [
+    preflight.summary,
+    ...preflight.errors.map((e) => `ERROR: ${e}`),
+    ...preflight.warnings.map((w) => `WARNING: ${w}`),
+    'provision stopped before changing anything.',
+  ];
+}

@@ -1,0 +1,303 @@
+// `npm run verify`: the demo story, freshly identified (./story.ts), delivered to a provisioned
+// Medplum project's webhook URLs signed as Medblocks signs, then the resulting FHIR state read back
+// with the admin client and checked. The checks are those of the demo, for one patient: that is what
+// makes it safe to run against a staging project that holds other data. Prints ids, statuses and
+// outcomes only: the story's patients are synthetic, and no secret is ever printed.
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import type { MedplumClient } from '@medplum/core';
+import type { AuditEvent, Basic, Consent, Task } from '@medplum/fhirtypes';
+import type { WebhookBotName } from '../../runtime/registry';
+import type { DemoIds, DemoStep } from '../cli/demo-story';
+import { SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
+import { serialise } from '../fixtures/events';
+import { deliver } from '../sender/sender';
+import { answerOutcome, answerText, hintFor } from './outcome';
+import { freshStory } from './story';
+
+/** A provisioned webhook bot as verify reaches it. */
+export interface VerifyBot {
+  readonly name: WebhookBotName;
+  readonly botId: string;
+  readonly webhookUrl: string;
+  /** The signing secret to sign with (never printed). */
+  readonly secret: string | undefined;
+}
+
+export interface VerifyTarget {
+  readonly bots: readonly VerifyBot[];
+  /** Reads the FHIR state; as a project admin on a real server. */
+  readonly medplum: MedplumClient;
+  /** Whether the server knows Bot.rawBody (>= 5.2); undefined when unknown. */
+  readonly rawBodySupported: boolean | undefined;
+}
+
+export interface VerifyOptions {
+  readonly target: VerifyTarget;
+  readonly log?: (line: string) => void;
+  /** Medblocks' deadline per delivery by default (5 s). */
+  readonly deadlineMs?: number;
+  /** How long to wait for the runs' AuditEvents to become searchable. */
+  readonly auditWaitMs?: number;
+  readonly now?: () => number;
+  readonly fetch?: typeof fetch;
+}
+
+export interface StepResult {
+  readonly step: number;
+  readonly title: string;
+  readonly eventType: string;
+  readonly expected: string;
+  readonly status: number | undefined;
+  readonly outcome: string;
+  readonly ms: number;
+  readonly ok: boolean;
+  readonly hint?: string;
+}
+
+export interface CheckResult {
+  readonly check: string;
+  readonly expected: string;
+  readonly actual: string;
+  readonly ok: boolean;
+}
+
+/** The FHIR state of one verify run's patient, as plain data for the checks. */
+export interface VerifyState {
+  readonly patients: number;
+  readonly consents: readonly { readonly key: string; readonly status: string }[];
+  readonly tasks: readonly { readonly key: string; readonly status: string }[];
+  /** Event ids of this run that have a dedupe marker. */
+  readonly markedEvents: readonly string[];
+  /** Event ids of this run named by an AuditEvent summary line, one entry per AuditEvent. */
+  readonly auditedEvents: readonly string[];
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly ids: DemoIds;
+  readonly steps: readonly StepResult[];
+  readonly checks: readonly CheckResult[];
+  readonly hints: readonly string[];
+}
+
+const FORGED_SECRET = 'whsec_forged_0000000000000000000000000000';
+
+/** Plays the story against the target, reads the state back, checks it and reports. */
+export async function runVerify(options: VerifyOptions): Promise<VerifyResult> {
+  const log = options.log ?? (() => undefined);
+  const now = options.now ?? Date.now;
+  const { target } = options;
+  const startedAt = new Date(now() - 60_000).toISOString();
+  const story = freshStory(now());
+  log(`Patient ${story.ids.patientId}, connection ${story.ids.connectionA}: fresh ids for this run.`);
+
+  const steps: StepResult[] = [];
+  for (const [index, step] of story.steps.entries()) {
+    steps.push(await play(target, index + 1, step, options));
+  }
+  const expectation = expectedState(story.ids, story.steps);
+  const state = await readState(target, story.ids, expectation.allEvents, startedAt, {
+    wantAudits: expectation.audits,
+    waitMs: options.auditWaitMs ?? 10_000,
+  });
+  const checks = checkState(state, expectation);
+  const hints = [...new Set(steps.map((s) => s.hint).filter((h): h is string => Boolean(h)))];
+  const result = { ok: steps.every((s) => s.ok) && checks.every((c) => c.ok), ids: story.ids, steps, checks, hints };
+  report(result, log);
+  return result;
+}
+
+async function play(target: VerifyTarget, number: number, step: DemoStep, options: VerifyOptions): Promise<StepResult> {
+  const bot = target.bots.find((b) => b.name === step.bot);
+  const expected = `${step.expectedStatus} ${step.expectedOutcome}`;
+  const base = { step: number, title: step.title, eventType: step.event.type, expected };
+  if (!bot) {
+    return { ...base, status: undefined, outcome: 'bot missing', ms: 0, ok: false, hint: 'Run npm run provision.' };
+  }
+  const delivery = await deliver({
+    url: bot.webhookUrl,
+    body: serialise(step.event),
+    secret: step.send?.wrongSecret ? FORGED_SECRET : (bot.secret ?? ''),
+    clockSkewSeconds: step.send?.skewSeconds ?? 0,
+    maxAttempts: 1,
+    ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const attempt = delivery.attempts[0];
+  const body = attempt?.responseBody ?? '';
+  const outcome = answerOutcome(attempt?.status, body, attempt?.error);
+  const ok = attempt?.status === step.expectedStatus && outcome === step.expectedOutcome;
+  const hint = ok ? undefined : hintFor(outcome, step.expectedOutcome, answerText(body), target.rawBodySupported);
+  return { ...base, status: attempt?.status, outcome, ms: attempt?.durationMs ?? 0, ok, ...(hint ? { hint } : {}) };
+}
+
+/** What the story must leave behind, derived from the story itself. */
+export interface Expectation {
+  readonly ids: DemoIds;
+  /** Every event id of the run, accepted or not. */
+  readonly allEvents: readonly string[];
+  /** Events the bots accepted (processed, duplicate or stale): each has a dedupe marker. */
+  readonly accepted: readonly string[];
+  /** Events only ever refused (bad signature, stale timestamp): none may have a marker. */
+  readonly refused: readonly string[];
+  /** Deliveries that reached a bot's handler: each leaves an AuditEvent naming its event. */
+  readonly audits: number;
+}
+
+export function expectedState(ids: DemoIds, steps: readonly DemoStep[]): Expectation {
+  const allEvents = [...new Set(steps.map((s) => s.event.id))];
+  const accepted = [...new Set(steps.filter((s) => s.expectedStatus === 200).map((s) => s.event.id))];
+  return {
+    ids,
+    allEvents,
+    accepted,
+    refused: allEvents.filter((id) => !accepted.includes(id)),
+    audits: steps.filter((s) => s.expectedStatus === 200).length,
+  };
+}
+
+/** Pure: the demo's checks, for this run's patient only. */
+export function checkState(state: VerifyState, expected: Expectation): CheckResult[] {
+  const { ids } = expected;
+  const statusOf = (list: VerifyState['consents'], key: string | ((k: string) => boolean)): string =>
+    list
+      .filter((x) => (typeof key === 'string' ? x.key === key : key(x.key)))
+      .map((x) => x.status)
+      .join(',') || 'none';
+  const marked = expected.accepted.filter((id) => state.markedEvents.includes(id)).length;
+  const wronglyMarked = expected.refused.filter((id) => state.markedEvents.includes(id)).length;
+  const checks: [string, string, string][] = [
+    ['one Patient for the patient id', '1', String(state.patients)],
+    ['Consents for the patient', '2', String(state.consents.length)],
+    ['EHR A Consent (refresh failed; late event ignored)', 'inactive', statusOf(state.consents, ids.connectionA)],
+    ['EHR B attempt Consent', 'rejected', statusOf(state.consents, (k) => k !== ids.connectionA)],
+    ['reconnect-ehr Task', 'requested', statusOf(state.tasks, TASK_KEY.reconnect(ids.connectionA))],
+    [
+      'records-sync Task (failed, then recovered)',
+      'completed',
+      statusOf(state.tasks, TASK_KEY.recordsSync(ids.patientId, ids.sourceA)),
+    ],
+    ['Tasks for the patient (no follow-up)', '2', String(state.tasks.length)],
+    ['dedupe markers for accepted events', String(expected.accepted.length), String(marked)],
+    ['dedupe markers for refused events', '0', String(wronglyMarked)],
+    ['AuditEvents naming this run’s events', String(expected.audits), String(state.auditedEvents.length)],
+  ];
+  return checks.map(([check, want, actual]) => ({ check, expected: want, actual, ok: want === actual }));
+}
+
+/** Reads the run's patient, its Consents and Tasks, the run's markers and AuditEvents. */
+async function readState(
+  target: VerifyTarget,
+  ids: DemoIds,
+  events: readonly string[],
+  since: string,
+  audit: { wantAudits: number; waitMs: number }
+): Promise<VerifyState> {
+  const { medplum } = target;
+  const patients = await medplum.searchResources('Patient', { identifier: token(SYSTEM.patientId, ids.patientId) });
+  const patient = patients[0];
+  const consents: Consent[] = patient
+    ? await medplum.searchResources('Consent', { patient: `Patient/${patient.id}`, _count: '100' })
+    : [];
+  const tasks: Task[] = patient
+    ? await medplum.searchResources('Task', { subject: `Patient/${patient.id}`, _count: '100' })
+    : [];
+  const markers: Basic[] = await medplum.searchResources('Basic', {
+    identifier: events.map((id) => token(SYSTEM.eventId, id)).join(','),
+    _count: '100',
+  });
+  const markedEvents = markers.flatMap((m) =>
+    (m.identifier ?? []).filter((i) => i.system === SYSTEM.eventId && i.value).map((i) => i.value ?? '')
+  );
+  const auditedEvents = await readAudits(target, events, since, audit);
+  return {
+    patients: patients.length,
+    consents: consents.map((c) => ({
+      key: keyOf(c.identifier, [SYSTEM.connectionId, SYSTEM.connectionAttempt]),
+      status: c.status,
+    })),
+    tasks: tasks.map((t) => ({ key: keyOf(t.identifier, [SYSTEM.taskKey]), status: t.status })),
+    markedEvents,
+    auditedEvents,
+  };
+}
+
+/**
+ * AuditEvents whose summary line names one of the run's events. A server may write them a moment
+ * after answering, so this polls until the expected number shows or the wait is over.
+ */
+async function readAudits(
+  target: VerifyTarget,
+  events: readonly string[],
+  since: string,
+  { wantAudits, waitMs }: { wantAudits: number; waitMs: number }
+): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const found: string[] = [];
+    for (const bot of target.bots) {
+      const audits: AuditEvent[] = await target.medplum.searchResources('AuditEvent', {
+        entity: `Bot/${bot.botId}`,
+        date: `ge${since}`,
+        _count: '1000',
+      });
+      for (const a of audits) {
+        const named = /\bevt=(\S+)/.exec(a.outcomeDesc ?? '')?.[1];
+        if (named && events.includes(named)) found.push(named);
+      }
+    }
+    if (found.length >= wantAudits || Date.now() >= deadline) return found;
+    await sleepFor(500);
+  }
+}
+
+function keyOf(identifiers: { system?: string; value?: string }[] | undefined, systems: readonly string[]): string {
+  return identifiers?.find((i) => i.system && systems.includes(i.system))?.value ?? '-';
+}
+
+function report(result: VerifyResult, log: (line: string) => void): void {
+  table(
+    ['#', 'step', 'event', 'expected', 'HTTP', 'outcome', 'ms', ''],
+    result.steps.map((s) => [
+      String(s.step),
+      s.title,
+      s.eventType,
+      s.expected,
+      s.status === undefined ? '-' : String(s.status),
+      s.outcome,
+      String(s.ms),
+      s.ok ? 'pass' : 'FAIL',
+    ]),
+    log
+  );
+  log('');
+  table(
+    ['check', 'expected', 'actual', ''],
+    result.checks.map((c) => [c.check, c.expected, c.actual, c.ok ? 'pass' : 'FAIL']),
+    log
+  );
+  if (result.hints.length > 0) {
+    log('');
+    for (const hint of result.hints) log(`hint: ${hint}`);
+  }
+  const failed = result.steps.filter((s) => !s.ok).length + result.checks.filter((c) => !c.ok).length;
+  log('');
+  log(
+    result.ok
+      ? `verify: PASS — ${result.steps.length} deliveries and ${result.checks.length} checks as expected (patient ${result.ids.patientId})`
+      : `verify: FAIL — ${failed} mismatch(es) (patient ${result.ids.patientId})`
+  );
+}
+
+export function table(header: string[], rows: string[][], log: (line: string) => void): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  log(line(header));
+  log(line(widths.map((w) => '-'.repeat(w))));
+  for (const row of rows) log(line(row));
+}
