@@ -98,7 +98,9 @@ export function outcomeOfAnswer(httpStatus: number | undefined, body: string): O
   const issues = (parsed as { issue?: { details?: { text?: unknown } }[] }).issue ?? [];
   for (const issue of issues) {
     const text = issue.details?.text;
-    const outcome = typeof text === 'string' ? outcomeOfFailureMessage(text) : undefined;
+    // Some runtimes answer with the run's console output instead (Lambda passes its own error
+    // through): then the summary line in it says the outcome.
+    const outcome = typeof text === 'string' ? (outcomeOfFailureMessage(text) ?? outcomeOfConsole(text)) : undefined;
     if (outcome) return outcome;
   }
   return 'unknown';

@@ -2,7 +2,8 @@ import type { AuditEvent, Bot } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
-import { parseOutcome, percentile, runStats } from '../../src/tools/monitor/analyse';
+import { percentile, runStats } from '../../src/tools/monitor/analyse';
+import { outcomeOfConsole as parseOutcome } from '../../src/runtime/summary';
 import type { MonitorReport } from '../../src/tools/monitor/monitor';
 import {
   ACCESS_TOKEN,

@@ -6,6 +6,7 @@ import type { BotEntry as DeployedBot } from '../../runtime/registry';
 import type { MedblocksDelivery, MedblocksEndpoint } from '../provision/medblocks-api';
 import { hasSecret, membershipDrift } from '../provision/plan';
 import { secretIsTrue } from '../provision/preflight';
+import { outcomeOfConsole } from '../../runtime/summary';
 
 export interface RunStats {
   readonly runs: number;
@@ -14,15 +15,6 @@ export interface RunStats {
   readonly failuresByReason: Readonly<Record<string, number>>;
   readonly p50Ms: number | undefined;
   readonly p95Ms: number | undefined;
-}
-
-/**
- * The outcome from the bots' summary line (`medblocks … outcome=<x> …` or the sweeper's
- * `medblocks-sweeper … outcome=<x> …`) in AuditEvent.outcomeDesc; the last such line wins.
- */
-export function parseOutcome(outcomeDesc: string | undefined): string | undefined {
-  const matches = [...(outcomeDesc ?? '').matchAll(/^medblocks(?:-sweeper)? .*?\boutcome=(\S+)/gm)];
-  return matches.at(-1)?.[1];
 }
 
 function isFailure(event: AuditEvent, outcome: string | undefined): boolean {
@@ -42,7 +34,7 @@ export function runStats(events: readonly AuditEvent[]): RunStats {
   let failures = 0;
   const durations: number[] = [];
   for (const event of events) {
-    const outcome = parseOutcome(event.outcomeDesc);
+    const outcome = outcomeOfConsole(event.outcomeDesc);
     if (isFailure(event, outcome)) {
       failures++;
       const reason = outcome ?? 'unknown';

@@ -2,29 +2,14 @@
 // the bot's `{"status": …}`; a real Medplum answers a throwing bot with 400 and an OperationOutcome
 // whose details.text is the thrown message only (issue 9, item 5), which the emulator used to
 // answer with the whole console output. And, for what is not the bot's, the fix.
+import { outcomeOfAnswer } from '../../runtime/summary';
 
 /** `processed`, `rejected:<reason>`, `failed:<class>`, or `http:<status>` / `timeout` / `network` when the bot never answered. */
 export function answerOutcome(status: number | undefined, body: string, error?: 'timeout' | 'network'): string {
   if (status === undefined) return error ?? 'network';
-  if (status >= 200 && status < 300) {
-    try {
-      const parsed = JSON.parse(body) as { status?: unknown };
-      return typeof parsed.status === 'string' ? parsed.status : 'unknown';
-    } catch {
-      return 'unknown';
-    }
-  }
-  const text = answerText(body);
-  const rejected = /Delivery rejected: ([a-z_]+)/.exec(text);
-  if (rejected) return `rejected:${rejected[1] ?? ''}`;
-  if (/Delivery not applied: internal error/.test(text)) return 'failed:internal';
-  const planning = /Delivery not applied: ([a-z_]+):/.exec(text);
-  if (planning) return `failed:${planning[1] ?? ''}`;
-  const fhir = /FHIR (?:read|write|marker) failed: ([a-z_]+)/.exec(text);
-  if (fhir) return `failed:${fhir[1] ?? ''}`;
-  const logged = /\boutcome=(\S+)/.exec(text.replace(/\\n/g, '\n'));
-  if (logged?.[1]) return logged[1];
-  return `http:${status}`;
+  const outcome = outcomeOfAnswer(status, body);
+  if (outcome !== 'unknown' || (status >= 200 && status < 300)) return outcome;
+  return `http:${String(status)}`;
 }
 
 /** The message in an answer: an OperationOutcome's first details.text or diagnostics, else the body. */
