@@ -178,6 +178,30 @@ describe('membership policies', () => {
   });
 });
 
+describe('a bot that throws an OperationOutcomeError', () => {
+  test('is answered with that outcome and its own status, as the server normalises it (a conflict stays 409)', async () => {
+    const thrower = await startEmulator({
+      bots: [
+        {
+          name: 'probe-conflict',
+          code: "const { OperationOutcomeError, conflict } = require('@medplum/core');\nexports.handler = async () => { throw new OperationOutcomeError(conflict('could not serialize access')); };",
+          policy: { resourceType: 'AccessPolicy', resource: [{ resourceType: 'Basic' }] },
+          publicWebhook: true,
+          rawBody: true,
+        },
+      ],
+    });
+    try {
+      const answer = await post(thrower.bot('probe-conflict').webhookUrl, '{}', { 'Content-Type': 'application/json' });
+      expect(answer.status).toBe(409);
+      expect(answer.contentType).toBe('application/fhir+json');
+      expect(outcomeText(answer.text)).toBe('could not serialize access');
+    } finally {
+      await thrower.close();
+    }
+  });
+});
+
 describe('a project without the bots feature', () => {
   test('answers 400 Bots not enabled, and the bot does not run', async () => {
     const withoutBots = await startEmulator({ root: built.root, features: [] });

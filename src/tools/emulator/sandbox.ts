@@ -7,7 +7,7 @@
 import { builtinModules, createRequire } from 'node:module';
 import vm from 'node:vm';
 import type * as MedplumCore from '@medplum/core';
-import type { ProjectSetting, Reference } from '@medplum/fhirtypes';
+import type { OperationOutcome, ProjectSetting, Reference } from '@medplum/fhirtypes';
 import { BotConsole } from './bot-console';
 
 /** The default vmcontext timeout; like Medplum's, it only bounds synchronous work. */
@@ -50,8 +50,12 @@ export interface BotExecutionResult {
   readonly success: boolean;
   readonly logResult: string;
   readonly returnValue?: unknown;
-  /** The thrown error's message, for a failed run: all a real server puts in its 400 answer (ANS-1). */
-  readonly errorMessage?: string;
+  /**
+   * A failed run's error as the server normalises it (`normalizeOperationOutcome`): a thrown Error
+   * becomes a 400 carrying its message only; a thrown OperationOutcomeError keeps its outcome and
+   * status (ANS-1).
+   */
+  readonly errorOutcome?: OperationOutcome;
 }
 
 /**
@@ -174,8 +178,7 @@ export async function runInSandbox(run: SandboxRun): Promise<BotExecutionResult>
     const returnValue: unknown = await vm.runInNewContext(wrap(run.code), sandboxGlobals(run, botConsole), options);
     return { success: true, logResult: botConsole.toString(), returnValue };
   } catch (err) {
-    const errorMessage = core.normalizeErrorString(err);
-    botConsole.log('Error', errorMessage);
-    return { success: false, logResult: botConsole.toString(), errorMessage };
+    botConsole.log('Error', core.normalizeErrorString(err));
+    return { success: false, logResult: botConsole.toString(), errorOutcome: core.normalizeOperationOutcome(err) };
   }
 }

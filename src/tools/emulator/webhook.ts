@@ -114,12 +114,12 @@ async function execute(
   const { store } = ctx;
   const project = await store.repo.readReference<Project>(runAs.project);
   if (!project.features?.includes('bots')) {
-    return { success: false, logResult: MESSAGES.botsDisabled, errorMessage: MESSAGES.botsDisabled };
+    return { success: false, logResult: MESSAGES.botsDisabled, errorOutcome: badRequest(MESSAGES.botsDisabled) };
   }
   const seeded = ctx.bots.get(bot.id);
   const code = seeded?.source.code ?? (seeded?.source.file ? readFileSync(seeded.source.file, 'utf8') : undefined);
   if (code === undefined) {
-    return { success: false, logResult: 'No executable code', errorMessage: 'No executable code' };
+    return { success: false, logResult: 'No executable code', errorOutcome: badRequest('No executable code') };
   }
   const policy = await membershipPolicy(store, runAs);
   const view = store.viewFor(policy);
@@ -189,14 +189,16 @@ function isJsonType(mime: string): boolean {
 }
 
 /**
- * Medplum: a returned value → 200 with it; nothing → 200 "All OK"; failure → 400 with an
- * OperationOutcome (`application/fhir+json`) carrying the thrown message only, without the console
- * output (ANS-1, observed on 5.1.29). The console output goes to the AuditEvent only.
+ * Medplum: a returned value → 200 with it; nothing → 200 "All OK"; failure → the normalised error
+ * as an OperationOutcome (`application/fhir+json`): 400 with the thrown message only for an Error,
+ * the outcome's own status for an OperationOutcomeError (a 409 conflict stays 409), never the
+ * console output (ANS-1, observed on 5.1.29). The console output goes to the AuditEvent only.
  */
 function answerFor(result: BotExecutionResult, requestContentType: string): HttpAnswer {
   const contentType = responseContentType(requestContentType);
   if (!result.success) {
-    return outcomeAnswer(badRequest(result.errorMessage ?? 'Bot execution failed'), 400, ContentType.FHIR_JSON);
+    const outcome = result.errorOutcome ?? badRequest('Bot execution failed');
+    return outcomeAnswer(outcome, getStatus(outcome), ContentType.FHIR_JSON);
   }
   const value = result.returnValue;
   if (isBinary(value)) {
