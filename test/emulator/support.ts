@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildBots } from '../../src/tools/cli/build';
+import { buildBots } from '../../src/tools/bundling';
 import type { EmulatorBot } from '../../src/tools/emulator/server';
 import { serialise } from '../../src/tools/fixtures/events';
 import type { MedblocksEvent } from '../../src/runtime/medblocks/events';

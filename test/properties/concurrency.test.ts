@@ -4,7 +4,7 @@
 // conflict retry is answered 400 and Medblocks would retry it; the test does that too.
 import type { Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catalogBotSpecs } from '../../src/tools/bench/bundles';
+import { webhookBotSpecs } from '../../src/tools/bench/bundles';
 import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
 import {
@@ -22,7 +22,7 @@ import { botForEvent } from './support';
 let emulator: RunningEmulator;
 
 beforeAll(async () => {
-  emulator = await startEmulator({ bots: await catalogBotSpecs() });
+  emulator = await startEmulator({ bots: await webhookBotSpecs() });
 });
 afterAll(async () => {
   await emulator.close();

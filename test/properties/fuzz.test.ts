@@ -12,7 +12,7 @@ import type { BotEvent } from '@medplum/core';
 import type { AuditEvent, ProjectSetting } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catalogBotSpecs } from '../../src/tools/bench/bundles';
+import { webhookBotSpecs } from '../../src/tools/bench/bundles';
 import { WEBHOOK_BOTS, REGISTRY } from '../../src/runtime/registry';
 import type { WebhookBotName } from '../../src/runtime/registry';
 import { createWebhookBot, defineWebhookBot } from '../../src/runtime/webhook-bot';
@@ -524,7 +524,7 @@ describe('fuzzing the emulator’s HTTP path (POST /webhook/:id on loopback, the
   let emulator: RunningEmulator;
   beforeAll(async () => {
     emulator = await startEmulator({
-      bots: await catalogBotSpecs(),
+      bots: await webhookBotSpecs(),
       secrets: Object.fromEntries(WEBHOOK_BOTS.map((b) => [b.secretName, SECRET])),
     });
   });

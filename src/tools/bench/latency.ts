@@ -10,7 +10,7 @@ import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
 import { serialise } from '../fixtures/events';
 import { signatureHeader } from '../../runtime/medblocks/signature';
-import { bundleToString } from './bundles';
+import { bundleToString } from '../bundling';
 import { PER_RESOURCE_POLICY } from './naive';
 import { percentile } from './cpu';
 import { NAIVE_BOT_NAME, NAIVE_SECRET_NAME } from './naive-bot';

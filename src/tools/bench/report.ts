@@ -1,6 +1,6 @@
 // Budgets and the printed table. Every figure is printed next to its budget with PASS or MISS;
 // the per-resource pattern has no budget, it is the comparison.
-import type { BuiltBundle } from '../cli/build';
+import type { BuiltBundle } from '../bundling';
 import type { CpuRow } from './cpu';
 import type { LatencyRow } from './latency';
 import type { LoadOptions, LoadRow } from './load';

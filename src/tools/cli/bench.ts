@@ -16,7 +16,7 @@ import { countRequests } from '../bench/requests';
 import { measureWorldLatency } from '../bench/latency-world';
 import { benchScenarios } from '../bench/scenarios';
 import { indexFhirDefinitions } from '../emulator/definitions';
-import { buildBots } from './build';
+import { buildBots } from '../bundling';
 
 export interface BenchOptions {
   /** Fewer iterations and deliveries (a smoke run). */

@@ -8,8 +8,8 @@ import type { RunningEmulator } from '../emulator/server';
 import { SYSTEM } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
-import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, demoStory } from './demo-story';
-import type { DemoStep } from './demo-story';
+import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, demoStory } from '../fixtures/demo-story';
+import type { DemoStep } from '../fixtures/demo-story';
 import { ensureBuilt } from './dev';
 import { outcomeOfAnswer } from '../../runtime/summary';
 

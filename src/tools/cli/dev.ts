@@ -9,7 +9,7 @@ import { DEFAULT_EMULATOR_HOST, DEFAULT_EMULATOR_PORT } from '../emulator/identi
 import { configurableSecretNames, discoverBots } from '../emulator/project';
 import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
-import { buildBots } from './build';
+import { buildBots } from '../bundling';
 
 /** Builds the bundles when dist/ has none, so that a fresh clone can run `npm run dev` directly. */
 export async function ensureBuilt(root = process.cwd()): Promise<void> {

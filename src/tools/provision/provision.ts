@@ -393,7 +393,7 @@ function readFileOrUndefined(path: string): string | undefined {
 }
 
 async function defaultBuild(root: string): Promise<void> {
-  const { buildBots } = await import('../cli/build');
+  const { buildBots } = await import('../bundling');
   await buildBots(root);
 }
 

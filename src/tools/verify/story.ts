@@ -3,8 +3,8 @@
 // deterministic per process, so without this a second run would meet the first run's dedupe markers
 // and answer `duplicate` everywhere; and a re-used patient would carry the first run's Consents.
 import { randomInt } from 'node:crypto';
-import { demoStory } from '../cli/demo-story';
-import type { DemoIds, DemoStep } from '../cli/demo-story';
+import { demoStory } from '../fixtures/demo-story';
+import type { DemoIds, DemoStep } from '../fixtures/demo-story';
 import { ulidAt } from '../fixtures/events';
 import type { MedblocksEvent } from '../../runtime/medblocks/events';
 

@@ -7,7 +7,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { MedplumClient } from '@medplum/core';
 import type { AuditEvent, Basic, Consent, Task } from '@medplum/fhirtypes';
 import type { WebhookBotName } from '../../runtime/registry';
-import type { DemoIds, DemoStep } from '../cli/demo-story';
+import type { DemoIds, DemoStep } from '../fixtures/demo-story';
 import { SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
