@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { impliedResources } from '../src/tools/bench/naive';
 import { medblocksEventHandler } from '../src/runtime/handlers';
-import { BUDGETS, requestBudgets } from '../src/tools/bench/report';
+import { BUDGETS, loadBudgets, requestBudgets } from '../src/tools/bench/report';
+import type { LoadRow } from '../src/tools/bench/load';
 import { countRequests } from '../src/tools/bench/requests';
 import { benchScenarios, FLOW_SIZES } from '../src/tools/bench/scenarios';
 import { readSettings } from '../src/runtime/settings';
@@ -47,5 +48,24 @@ describe('bench: FHIR requests per delivery', () => {
         .filter((b) => !b.pass)
         .map((b) => b.name)
     ).toEqual(['requests per new delivery, x', 'requests per duplicate, x']);
+  });
+
+  it('the load budgets fail on a failed delivery of ours, or on a p90 worse than the per-resource pattern', () => {
+    const row = (implementation: LoadRow['implementation'], failures: number, p90Ms: number): LoadRow => ({
+      implementation,
+      concurrency: 8,
+      deliveries: 180,
+      failures,
+      failureStatuses: failures > 0 ? { '409': failures } : {},
+      p50Ms: 100,
+      p90Ms,
+      p99Ms: 900,
+      fhirRequestsPerDelivery: 3,
+      serializationFailures: 0,
+    });
+    const failed = (rows: LoadRow[]) => loadBudgets(rows).filter((b) => !b.pass).length;
+    expect(failed([row('ours', 0, 300), row('per-resource', 5, 500)])).toBe(0);
+    expect(failed([row('ours', 1, 300), row('per-resource', 0, 500)])).toBe(1);
+    expect(failed([row('ours', 0, 501), row('per-resource', 0, 500)])).toBe(1);
   });
 });

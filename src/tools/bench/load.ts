@@ -3,15 +3,13 @@
 // records sync per source: 30 patients, 180 deliveries, 8 in flight at a time, through the emulator
 // over HTTP with simulated FHIR latency and SERIALIZABLE transactions that hold their place and
 // conflict per resource type. Ours beside the per-resource pattern, on the same workload.
-import { performance } from 'node:perf_hooks';
 import type { WebhookBotName } from '../../runtime/registry';
 import type { RunningEmulator } from '../emulator/server';
 import { connection, patientFlowCompleted, recordsSyncCompleted, serialise } from '../fixtures/events';
 import type { MedblocksEvent } from '../../runtime/medblocks/events';
-import { signatureHeader } from '../../runtime/medblocks/signature';
 import { percentile } from './cpu';
 import type { LatencyRow } from './latency';
-import { startBenchEmulator } from './latency';
+import { postSigned, startBenchEmulator } from './latency';
 import { NAIVE_BOT_NAME } from './naive-bot';
 
 export interface LoadDelivery {
@@ -80,21 +78,6 @@ export function loadWorkload(patients: number, connectionsPerFlow: number): Load
   return deliveries;
 }
 
-async function post(url: string, secret: string, body: string): Promise<{ ms: number; status: number }> {
-  const start = performance.now();
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'medblocks-signature': signatureHeader(secret, Math.floor(Date.now() / 1000), body),
-    },
-    body,
-    signal: AbortSignal.timeout(30_000),
-  });
-  await response.arrayBuffer();
-  return { ms: performance.now() - start, status: response.status };
-}
-
 /** Plays the workload through a fresh emulator (same empty store for both implementations). */
 export async function measureLoad(
   implementation: LoadRow['implementation'],
@@ -114,7 +97,7 @@ export async function measureLoad(
         const delivery = workload[next++];
         if (!delivery) break;
         const bot = target(delivery);
-        const result = await post(bot.webhookUrl, bot.secret ?? '', serialise(delivery.event));
+        const result = await postSigned(bot.webhookUrl, bot.secret ?? '', serialise(delivery.event));
         samples.push(result.ms);
         if (result.status < 200 || result.status > 299) {
           failureStatuses[String(result.status)] = (failureStatuses[String(result.status)] ?? 0) + 1;

@@ -5,6 +5,7 @@ import type { CpuRow } from './cpu';
 import type { LatencyRow } from './latency';
 import type { LoadOptions, LoadRow } from './load';
 import type { RequestRow } from './requests';
+import { textTable } from '../text-table';
 
 export const BUDGETS = {
   requestsPerNewDelivery: 3,
@@ -131,10 +132,7 @@ function round(n: number, digits: number): number {
 const mark = (pass: boolean): string => (pass ? 'PASS' : 'MISS');
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return textTable(header, rows, { figures: true }).join('\n');
 }
 
 export function formatReport(result: BenchResult): string {

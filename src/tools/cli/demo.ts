@@ -12,6 +12,7 @@ import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, demoStory } from '../fixtures/demo-
 import type { DemoStep } from '../fixtures/demo-story';
 import { ensureBuilt } from './dev';
 import { outcomeOfAnswer } from '../../runtime/summary';
+import { textTable } from '../text-table';
 
 export interface StepResult {
   readonly step: number;
@@ -172,15 +173,7 @@ function report(result: DemoResult, log: (line: string) => void): void {
 }
 
 function table(header: string[], rows: string[][], log: (line: string) => void): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  log(line(header));
-  log(line(widths.map((w) => '-'.repeat(w))));
-  for (const row of rows) log(line(row));
+  for (const line of textTable(header, rows)) log(line);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {

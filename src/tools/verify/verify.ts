@@ -13,6 +13,7 @@ import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
 import { answerOutcome, answerText, hintFor } from './outcome';
 import { freshStory } from './story';
+import { textTable } from '../text-table';
 
 /** A provisioned webhook bot as verify reaches it. */
 export interface VerifyBot {
@@ -291,13 +292,5 @@ function report(result: VerifyResult, log: (line: string) => void): void {
 }
 
 export function table(header: string[], rows: string[][], log: (line: string) => void): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  log(line(header));
-  log(line(widths.map((w) => '-'.repeat(w))));
-  for (const row of rows) log(line(row));
+  for (const line of textTable(header, rows)) log(line);
 }
