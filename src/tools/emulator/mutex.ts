@@ -1,7 +1,6 @@
-// Medplum runs conditional creates and updates in SERIALIZABLE Postgres transactions, so two
-// racing deliveries never both create the same business key. MemoryRepository has no such
-// isolation: two concurrent transaction bundles can both resolve "not found" and both create.
-// The emulator serialises write requests through this lock to behave like the server.
+// MemoryRepository has no isolation: two interleaved writes could both see "not found" and both
+// create. The emulator's TransactionalRepository (project-fhir.ts) applies each write, and each
+// transaction's work, under this lock, as Postgres' row locks and serialisable isolation would.
 
 /** A FIFO async lock: `run` executes callbacks one at a time, in the order they asked. */
 export class Mutex {
