@@ -9,20 +9,11 @@ import { SYSTEM } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
 import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, demoStory } from '../fixtures/demo-story';
-import type { DemoStep } from '../fixtures/demo-story';
+import type { DemoStep, StepResult } from '../fixtures/demo-story';
+
 import { ensureBuilt } from './dev';
 import { outcomeOfAnswer } from '../../runtime/summary';
 import { textTable } from '../text-table';
-
-export interface StepResult {
-  readonly step: number;
-  readonly title: string;
-  readonly eventType: string;
-  readonly expected: string;
-  readonly status: number | undefined;
-  readonly outcome: string;
-  readonly ok: boolean;
-}
 
 export interface CheckResult {
   readonly check: string;

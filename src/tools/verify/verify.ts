@@ -7,7 +7,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { MedplumClient } from '@medplum/core';
 import type { AuditEvent, Basic, Consent, Task } from '@medplum/fhirtypes';
 import type { WebhookBotName } from '../../runtime/registry';
-import type { DemoIds, DemoStep } from '../fixtures/demo-story';
+import type { DemoIds, DemoStep, StepResult as DemoStepResult } from '../fixtures/demo-story';
 import { SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
@@ -43,15 +43,9 @@ export interface VerifyOptions {
   readonly fetch?: typeof fetch;
 }
 
-export interface StepResult {
-  readonly step: number;
-  readonly title: string;
-  readonly eventType: string;
-  readonly expected: string;
-  readonly status: number | undefined;
-  readonly outcome: string;
+export interface StepResult extends DemoStepResult {
   readonly ms: number;
-  readonly ok: boolean;
+  /** What to change when the step did not go as expected. */
   readonly hint?: string;
 }
 
