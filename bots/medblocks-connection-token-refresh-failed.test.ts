@@ -43,9 +43,11 @@ describe('connection.token_refresh_failed after the flow reported the connection
       focus: { reference: `Consent/${consent?.id}` },
       authoredOn: refresh.created_at,
       lastModified: refresh.created_at,
-      businessStatus: { text: 'awaiting-patient' },
+      businessStatus: { coding: [{ code: 'awaiting-patient' }] },
     });
-    expect((await taskFor(world, `reconnect/${CONN}`))?.description).toContain(SAMPLE_SOURCE_A);
+    expect((await taskFor(world, `reconnect/${CONN}`))?.description).toBe(
+      'Ask the patient to reconnect their EHR portal: its access expired.'
+    );
     expect((await markers(world)).find((m) => m.identifier?.[0]?.value === refresh.id)?.subject).toEqual({
       reference: `Patient/${patient?.id}`,
     });
@@ -123,7 +125,7 @@ describe('a refresh failure older than a reconnection', () => {
     const fresh = await consentFor(world, 'conn_new');
     expect(await taskFor(world, `reconnect/${CONN}`)).toMatchObject({
       status: 'completed',
-      businessStatus: { text: 'reconnected' },
+      businessStatus: { coding: [{ code: 'reconnected' }] },
       output: [{ valueReference: { reference: `Consent/${fresh?.id}` } }],
     });
     expect((await consentFor(world, CONN))?.status).toBe('inactive');

@@ -133,7 +133,7 @@ describe('patient_flow.completed without an active connection asks for a follow-
       owner: { reference: 'CareTeam/intake' },
       authoredOn: event.created_at,
       lastModified: event.created_at,
-      businessStatus: { text: 'access_denied, user_denied' },
+      businessStatus: { coding: [{ code: 'access_denied' }, { code: 'user_denied' }] },
     });
     expect(task?.input?.map((i) => i.valueIdentifier?.value ?? i.valueCode)).toEqual([
       'pf_failed',
@@ -148,7 +148,7 @@ describe('patient_flow.completed without an active connection asks for a follow-
   it('no attempt at all: businessStatus no-connection', async () => {
     const { world, bot } = setup();
     await bot.deliver(patientFlowCompleted({ id: 'pf_empty', connections: [] }));
-    expect((await taskFor(world, 'flow-follow-up/pf_empty'))?.businessStatus?.text).toBe('no-connection');
+    expect((await taskFor(world, 'flow-follow-up/pf_empty'))?.businessStatus?.coding?.[0]?.code).toBe('no-connection');
   });
 
   it('a later flow with an active connection completes the follow-up', async () => {
@@ -164,7 +164,7 @@ describe('patient_flow.completed without an active connection asks for a follow-
     const task = await taskFor(world, 'flow-follow-up/pf_empty');
     expect(task).toMatchObject({
       status: 'completed',
-      businessStatus: { text: 'connected' },
+      businessStatus: { coding: [{ code: 'connected' }] },
       lastModified: later.created_at,
     });
     await expectStoreValid(world);
@@ -199,7 +199,7 @@ describe('patient_flow.completed and reconnect Tasks', () => {
       status: 'requested',
       priority: 'routine',
       focus: { reference: `Consent/${consent?.id}` },
-      businessStatus: { text: 'awaiting-patient' },
+      businessStatus: { coding: [{ code: 'awaiting-patient' }] },
     });
     await expectStoreValid(world);
   });
@@ -220,7 +220,7 @@ describe('patient_flow.completed and reconnect Tasks', () => {
     const fresh = await consentFor(world, 'conn_new');
     expect(await taskFor(world, 'reconnect/conn_stale')).toMatchObject({
       status: 'completed',
-      businessStatus: { text: 'reconnected' },
+      businessStatus: { coding: [{ code: 'reconnected' }] },
       output: [{ valueReference: { reference: `Consent/${fresh?.id}` } }],
       lastModified: reconnect.created_at,
     });

@@ -24,7 +24,7 @@ describe('records.sync.completed', () => {
       code: { coding: [{ system: 'urn:medblocks:code', code: 'records-sync' }] },
       for: { reference: `Patient/${patient?.id}` },
       owner: { reference: 'Organization/records-team' },
-      businessStatus: { text: 'synced' },
+      businessStatus: { coding: [{ code: 'synced' }] },
       executionPeriod: { end: event.created_at },
       authoredOn: event.created_at,
       lastModified: event.created_at,
@@ -43,7 +43,7 @@ describe('records.sync.completed', () => {
     const { world, bot } = setup();
     await bot.deliver(recordsSyncCompleted({ errors: 4, duration_ms: null }));
     const task = await taskFor(world, KEY);
-    expect(task?.businessStatus?.text).toBe('synced-with-errors');
+    expect(task?.businessStatus?.coding?.[0]?.code).toBe('synced-with-errors');
     expect(task?.output?.map((o) => o.type.text)).toEqual(['total', 'errors']);
   });
 

@@ -29,7 +29,7 @@ describe('records.sync.failed', () => {
     expect(await taskFor(world, KEY)).toMatchObject({
       status: 'failed',
       priority: 'urgent',
-      businessStatus: { text: 'sync-failed' },
+      businessStatus: { coding: [{ code: 'sync-failed' }] },
       statusReason: { text: 'FHIR server returned 503 for Observation search' },
       code: { coding: [{ system: 'urn:medblocks:code', code: 'records-sync' }] },
     });
@@ -64,7 +64,11 @@ describe('one records-sync Task per patient and source heals itself: newest even
     await failedBot.deliver(failedEarlier);
     await completedBot.deliver(completedLater);
     const task = await taskFor(world, KEY);
-    expect(task).toMatchObject({ status: 'completed', priority: 'routine', businessStatus: { text: 'synced' } });
+    expect(task).toMatchObject({
+      status: 'completed',
+      priority: 'routine',
+      businessStatus: { coding: [{ code: 'synced' }] },
+    });
     expect(task?.statusReason).toBeUndefined();
     await expectStoreValid(world);
   });
