@@ -49,7 +49,7 @@ describe('VAL-1: writes are validated strictly, refused with 400 and the validat
       type: 'batch',
       entry: [
         {
-          resource: { resourceType: 'Patient', identifier: [{ system: 'urn:x', value: 'bad\u0000' }] } as Patient,
+          resource: { resourceType: 'Patient', identifier: [{ system: 'urn:x', value: 'bad\u0000' }] },
           request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:x|y' },
         },
         { resource: task(1), request: { method: 'POST', url: 'Task' } },
