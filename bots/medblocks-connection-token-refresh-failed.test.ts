@@ -173,3 +173,33 @@ describe('a refresh failure that carries a patient_id (an open point in Medblock
     await expectStoreValid(world);
   });
 });
+
+describe('connection.token_refresh_failed at the edges (issue 13, issue 12 item 7)', () => {
+  it('an unknown status still means the refresh failed: inactive Consent and a reconnect Task', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-connection-token-refresh-failed');
+    const event = tokenRefreshFailed({ id: 'conn_unknown', status: 'revoked' }, { id: 'evt_01REVOKED' });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    expect((await consentFor(world, 'conn_unknown'))?.status).toBe('inactive');
+    expect((await taskFor(world, 'reconnect/conn_unknown'))?.status).toBe('requested');
+    expect(bot.logs).toContain('medblocks evt=evt_01REVOKED note=unknown_connection_status status=revoked');
+    await expectStoreValid(world);
+  });
+
+  it('names the EHR in the reconnect Task and the Consent actor when an Organization gives its name', async () => {
+    const world = new World();
+    await world.admin.createResource({
+      resourceType: 'Organization',
+      name: 'Epic MyChart',
+      identifier: [{ system: 'urn:medblocks:fhir-source-id', value: SAMPLE_SOURCE_A }],
+    });
+    const bot = world.bot('medblocks-connection-token-refresh-failed');
+    await bot.deliver(tokenRefreshFailed({ id: 'conn_named', connection_id: SAMPLE_SOURCE_A }));
+    expect(bot.lastRequestCount()).toBe(3);
+    const task = await taskFor(world, 'reconnect/conn_named');
+    expect(task?.description).toBe('Ask the patient to reconnect their Epic MyChart portal: its access expired.');
+    expect(task?.businessStatus?.coding?.[0]?.display).toBe('Waiting for the patient to reconnect');
+    expect((await consentFor(world, 'conn_named'))?.provision?.actor?.[0]?.reference.display).toBe('Epic MyChart');
+    await expectStoreValid(world);
+  });
+});

@@ -103,3 +103,19 @@ describe('one records-sync Task per patient and source heals itself: newest even
     expect(failing.map((t) => t.identifier?.[0]?.value)).toEqual([KEY]);
   });
 });
+
+describe('records.sync.failed at the edges (issue 13)', () => {
+  it('never writes control characters or a cut surrogate pair from error_message', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-records-sync-failed');
+    const message = `bad\u0000 \u001b[31mred\u007f \ud800 ${'😀'.repeat(MAX_STATUS_REASON_LENGTH)}`;
+    await bot.deliver(recordsSyncFailed({ error_message: message }));
+    const text = (await taskFor(world, `records-sync/user_42/${SAMPLE_SOURCE_A}`))?.statusReason?.text ?? '';
+    // eslint-disable-next-line no-control-regex
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/);
+    expect(text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+    expect(Array.from(text)).toHaveLength(MAX_STATUS_REASON_LENGTH);
+    expect(text.startsWith('bad   [31mred  \ufffd')).toBe(true);
+    await expectStoreValid(world);
+  });
+});

@@ -117,6 +117,9 @@ export class WorkingSet {
   reportConnection(report: ConnectionReport): void {
     const tokenKey = token(report.key.system, report.key.value);
     const entry = this.consents.get(tokenKey);
+    // Period invariant per-1: a period never ends before it starts (clock skew between Medblocks' fields).
+    const createdAt = entry?.model.connectionCreatedAt ?? report.connectionCreatedAt;
+    report = { ...report, periodEnd: report.periodEnd && notBefore(report.periodEnd, createdAt) };
     const activation = report.isActivation ? this.stamp : undefined;
     if (!entry) {
       this.consents.set(tokenKey, {
@@ -394,6 +397,11 @@ function normalisePatient(patient: Reference | undefined): Reference<Patient> | 
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** `time`, or `floor` when `time` is earlier. */
+function notBefore(time: string, floor: string): string {
+  return Date.parse(time) < Date.parse(floor) ? floor : time;
 }
 
 function earliest(a: string | undefined, b: string): string {

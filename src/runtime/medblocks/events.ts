@@ -12,9 +12,9 @@
 // - Medblocks-issued ids (`evt_`, `conn_`, `fhirsrc_`, `pf_`/`ps_`) keep a prefix and a bounded
 //   run of safe characters; event ids are exactly what Medblocks issues (`evt_` + ASCII
 //   alphanumerics), because they are echoed into answers, AuditEvents and terminals.
-// - Timestamps are normalised to UTC `Z` keeping their instant (and sub-millisecond digits);
-//   impossible calendar dates (`2026-02-30`) are refused; a leap second (`:60`) is read as
-//   `:59.999…` of the same minute, the last instant JavaScript and Postgres can represent.
+// - Timestamps are normalised to UTC `Z` with milliseconds (`2026-04-25T14:35:00.000Z`), their
+//   instant kept to the millisecond (sub-millisecond digits truncated); impossible calendar dates
+//   (`2026-02-30`) are refused; a leap second (`:60`) is read as `:59.999` of the same minute.
 import * as v from 'valibot';
 
 /** The event types a bot can be wired to; `patient_session.completed` is the newer name of the flow event. */
@@ -77,7 +77,9 @@ const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(
 /**
  * Normalises an ISO 8601 timestamp to UTC `Z` with its instant kept; undefined when it is not one
  * or names an impossible date or time (`2026-02-30`, `24:00`, an offset beyond ±23:59, a year the
- * result cannot be written in FHIR). Sub-millisecond digits are kept as written.
+ * result cannot be written in FHIR). Always three fraction digits: sub-millisecond digits are
+ * truncated (JavaScript compares milliseconds, and FHIRPath compares instants of one precision
+ * reliably), never rounded, so two events' order never flips.
  */
 export function normaliseTimestamp(text: string): string | undefined {
   const m = ISO_TIMESTAMP.exec(text);
@@ -109,8 +111,8 @@ export function normaliseTimestamp(text: string): string | undefined {
   const date = new Date(local.getTime() - offsetMinutes * 60_000);
   if (Number.isNaN(date.getTime()) || date.getUTCFullYear() < 1 || date.getUTCFullYear() > 9999) return undefined;
   const base = date.toISOString().slice(0, 19);
-  if (leap) return `${base}.${'9'.repeat(Math.max(3, fraction.length))}Z`;
-  return `${base}.${fraction.padEnd(3, '0')}Z`;
+  if (leap) return `${base}.999Z`;
+  return `${base}.${fraction.slice(0, 3).padEnd(3, '0')}Z`;
 }
 
 const isoDateTime = v.pipe(
