@@ -43,9 +43,11 @@ describe('connection.token_refresh_failed after the flow reported the connection
       focus: { reference: `Consent/${consent?.id}` },
       authoredOn: refresh.created_at,
       lastModified: refresh.created_at,
-      businessStatus: { text: 'awaiting-patient' },
+      businessStatus: { coding: [{ code: 'awaiting-patient' }] },
     });
-    expect((await taskFor(world, `reconnect/${CONN}`))?.description).toContain(SAMPLE_SOURCE_A);
+    expect((await taskFor(world, `reconnect/${CONN}`))?.description).toBe(
+      'Ask the patient to reconnect their EHR portal: its access expired.'
+    );
     expect((await markers(world)).find((m) => m.identifier?.[0]?.value === refresh.id)?.subject).toEqual({
       reference: `Patient/${patient?.id}`,
     });
@@ -123,7 +125,7 @@ describe('a refresh failure older than a reconnection', () => {
     const fresh = await consentFor(world, 'conn_new');
     expect(await taskFor(world, `reconnect/${CONN}`)).toMatchObject({
       status: 'completed',
-      businessStatus: { text: 'reconnected' },
+      businessStatus: { coding: [{ code: 'reconnected' }] },
       output: [{ valueReference: { reference: `Consent/${fresh?.id}` } }],
     });
     expect((await consentFor(world, CONN))?.status).toBe('inactive');
@@ -168,6 +170,36 @@ describe('a refresh failure that carries a patient_id (an open point in Medblock
     expect(patient?.identifier).toEqual([{ system: 'urn:medblocks:patient-id', value: 'user_42' }]);
     expect((await consentFor(world, CONN))?.patient).toEqual({ reference: `Patient/${patient?.id}` });
     expect((await taskFor(world, `reconnect/${CONN}`))?.for).toEqual({ reference: `Patient/${patient?.id}` });
+    await expectStoreValid(world);
+  });
+});
+
+describe('connection.token_refresh_failed at the edges (issue 13, issue 12 item 7)', () => {
+  it('an unknown status still means the refresh failed: inactive Consent and a reconnect Task', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-connection-token-refresh-failed');
+    const event = tokenRefreshFailed({ id: 'conn_unknown', status: 'revoked' }, { id: 'evt_01REVOKED' });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    expect((await consentFor(world, 'conn_unknown'))?.status).toBe('inactive');
+    expect((await taskFor(world, 'reconnect/conn_unknown'))?.status).toBe('requested');
+    expect(bot.logs).toContain('medblocks evt=evt_01REVOKED note=unknown_connection_status status=revoked');
+    await expectStoreValid(world);
+  });
+
+  it('names the EHR in the reconnect Task and the Consent actor when an Organization gives its name', async () => {
+    const world = new World();
+    await world.admin.createResource({
+      resourceType: 'Organization',
+      name: 'Epic MyChart',
+      identifier: [{ system: 'urn:medblocks:fhir-source-id', value: SAMPLE_SOURCE_A }],
+    });
+    const bot = world.bot('medblocks-connection-token-refresh-failed');
+    await bot.deliver(tokenRefreshFailed({ id: 'conn_named', connection_id: SAMPLE_SOURCE_A }));
+    expect(bot.lastRequestCount()).toBe(3);
+    const task = await taskFor(world, 'reconnect/conn_named');
+    expect(task?.description).toBe('Ask the patient to reconnect their Epic MyChart portal: its access expired.');
+    expect(task?.businessStatus?.coding?.[0]?.display).toBe('Waiting for the patient to reconnect');
+    expect((await consentFor(world, 'conn_named'))?.provision?.actor?.[0]?.reference.display).toBe('Epic MyChart');
     await expectStoreValid(world);
   });
 });

@@ -133,7 +133,7 @@ describe('patient_flow.completed without an active connection asks for a follow-
       owner: { reference: 'CareTeam/intake' },
       authoredOn: event.created_at,
       lastModified: event.created_at,
-      businessStatus: { text: 'access_denied, user_denied' },
+      businessStatus: { coding: [{ code: 'access_denied' }, { code: 'user_denied' }] },
     });
     expect(task?.input?.map((i) => i.valueIdentifier?.value ?? i.valueCode)).toEqual([
       'pf_failed',
@@ -148,7 +148,7 @@ describe('patient_flow.completed without an active connection asks for a follow-
   it('no attempt at all: businessStatus no-connection', async () => {
     const { world, bot } = setup();
     await bot.deliver(patientFlowCompleted({ id: 'pf_empty', connections: [] }));
-    expect((await taskFor(world, 'flow-follow-up/pf_empty'))?.businessStatus?.text).toBe('no-connection');
+    expect((await taskFor(world, 'flow-follow-up/pf_empty'))?.businessStatus?.coding?.[0]?.code).toBe('no-connection');
   });
 
   it('a later flow with an active connection completes the follow-up', async () => {
@@ -164,7 +164,7 @@ describe('patient_flow.completed without an active connection asks for a follow-
     const task = await taskFor(world, 'flow-follow-up/pf_empty');
     expect(task).toMatchObject({
       status: 'completed',
-      businessStatus: { text: 'connected' },
+      businessStatus: { coding: [{ code: 'connected' }] },
       lastModified: later.created_at,
     });
     await expectStoreValid(world);
@@ -199,7 +199,7 @@ describe('patient_flow.completed and reconnect Tasks', () => {
       status: 'requested',
       priority: 'routine',
       focus: { reference: `Consent/${consent?.id}` },
-      businessStatus: { text: 'awaiting-patient' },
+      businessStatus: { coding: [{ code: 'awaiting-patient' }] },
     });
     await expectStoreValid(world);
   });
@@ -220,7 +220,7 @@ describe('patient_flow.completed and reconnect Tasks', () => {
     const fresh = await consentFor(world, 'conn_new');
     expect(await taskFor(world, 'reconnect/conn_stale')).toMatchObject({
       status: 'completed',
-      businessStatus: { text: 'reconnected' },
+      businessStatus: { coding: [{ code: 'reconnected' }] },
       output: [{ valueReference: { reference: `Consent/${fresh?.id}` } }],
       lastModified: reconnect.created_at,
     });
@@ -324,5 +324,157 @@ describe('refusals make no FHIR request', () => {
     expect(bot.requests).toHaveLength(0);
     expect(bot.logs).toEqual([`medblocks evt=- type=- outcome=rejected:${reason} fhir_requests=0 ms=0`]);
     expect(await world.snapshot()).toEqual({ Patient: [], Consent: [], Task: [], Basic: [] });
+  });
+});
+
+describe('patient_flow.completed at the edges (issue 13)', () => {
+  const ATTEMPT_AT = '2026-04-25T14:34:05.000Z';
+  const attemptKeyB = `pf_edge/${SAMPLE_SOURCE_B}/${ATTEMPT_AT}`;
+
+  it('an unknown status leaves an existing Consent as it is, and is logged by name', async () => {
+    const { world, bot } = setup();
+    const conn = connection({ id: 'conn_known' });
+    await bot.deliver(
+      patientFlowCompleted({ id: 'pf_a', connections: [conn] }, { created_at: '2026-04-25T15:00:00.000Z' })
+    );
+    const before = await consentFor(world, 'conn_known');
+    const later = patientFlowCompleted(
+      { id: 'pf_b', connections: [{ ...conn, status: 'revoked' }] },
+      { created_at: '2026-04-26T15:00:00.000Z', id: 'evt_01UNKNOWNSTATUS' }
+    );
+    expect((await bot.deliver(later)).status).toBe('processed');
+    const after = await consentFor(world, 'conn_known');
+    expect(after?.meta?.versionId).toBe(before?.meta?.versionId);
+    expect(after?.status).toBe('active');
+    expect(bot.logs).toContain('medblocks evt=evt_01UNKNOWNSTATUS note=unknown_connection_status status=revoked');
+    await expectStoreValid(world);
+  });
+
+  it('an unknown status of a connection never seen invents no Consent; other entries still apply', async () => {
+    const { world, bot } = setup();
+    const event = patientFlowCompleted({
+      id: 'pf_pending',
+      connections: [connection({ id: 'conn_pending', status: 'pending' }), connection({ id: 'conn_ok' })],
+    });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    expect(await consentFor(world, 'conn_pending')).toBeUndefined();
+    expect((await consentFor(world, 'conn_ok'))?.status).toBe('active');
+    await expectStoreValid(world);
+  });
+
+  it('a status name that is not a safe token is logged as (not shown)', async () => {
+    const { bot } = setup();
+    const event = patientFlowCompleted(
+      { connections: [connection({ status: 'Jane Doe 1970-01-01' })] },
+      { id: 'evt_01NOTSHOWN' }
+    );
+    await bot.deliver(event);
+    expect(bot.logs.join('\n')).not.toContain('Jane');
+    expect(bot.logs).toContain('medblocks evt=evt_01NOTSHOWN note=unknown_connection_status status=(not shown)');
+  });
+
+  it('{id: null, status: refresh_failed}: an inactive Consent and a reconnect Task keyed by the attempt', async () => {
+    const { world, bot } = setup();
+    const entry = failedAttempt({ status: 'refresh_failed', failure_code: null, created_at: ATTEMPT_AT });
+    await bot.deliver(patientFlowCompleted({ id: 'pf_edge', connections: [entry] }));
+    const consent = await consentFor(world, attemptKeyB);
+    expect(consent?.status).toBe('inactive');
+    const task = await taskFor(world, `reconnect/pf_edge%2F${SAMPLE_SOURCE_B}%2F${ATTEMPT_AT}`);
+    expect(task).toMatchObject({ status: 'requested', focus: { reference: `Consent/${consent?.id}` } });
+    await expectStoreValid(world);
+  });
+
+  it('{id: null, status: active}: an active Consent that counts as a connection (no follow-up Task)', async () => {
+    const { world, bot } = setup();
+    const entry = failedAttempt({ status: 'active', failure_code: null, failure_at: null, created_at: ATTEMPT_AT });
+    await bot.deliver(patientFlowCompleted({ id: 'pf_edge', connections: [entry] }));
+    const consent = await consentFor(world, attemptKeyB);
+    expect(consent?.status).toBe('active');
+    expect(consent?.provision?.period?.end).toBeUndefined();
+    expect(await taskFor(world, 'flow-follow-up/pf_edge')).toBeUndefined();
+    await expectStoreValid(world);
+  });
+
+  it('two failed attempts with the same flow, source and time keep both failure codes', async () => {
+    const { world, bot } = setup();
+    const a = failedAttempt({ failure_code: 'a', created_at: ATTEMPT_AT });
+    const b = failedAttempt({ failure_code: 'b', created_at: ATTEMPT_AT });
+    await bot.deliver(patientFlowCompleted({ id: 'pf_edge', connections: [a, b] }));
+    const consent = await consentFor(world, attemptKeyB);
+    expect(consent?.extension?.filter((e) => e.url === EXTENSION.failureCode).map((e) => e.valueCode)).toEqual([
+      'a',
+      'b',
+    ]);
+    const task = await taskFor(world, 'flow-follow-up/pf_edge');
+    expect(task?.input?.filter((i) => i.valueCode).map((i) => i.valueCode)).toEqual(['a', 'b']);
+    expect(task?.businessStatus?.coding?.map((c) => c.code)).toEqual(['a', 'b']);
+    await expectStoreValid(world);
+  });
+
+  it('opaque ids and codes with spaces, |, $, \\ and commas are stored verbatim and found again', async () => {
+    const { world, bot } = setup();
+    const patientId = 'MRN|12 34,5$\\x';
+    const first = patientFlowCompleted(
+      { id: 'pf_opaque', patient_id: patientId, connections: [failedAttempt({ failure_code: 'access  denied|x' })] },
+      { created_at: '2026-04-25T15:00:00.000Z' }
+    );
+    await bot.deliver(first);
+    await bot.deliver(
+      patientFlowCompleted(
+        { id: 'pf_opaque2', patient_id: patientId, connections: [connection({ id: 'conn_opaque' })] },
+        { created_at: '2026-04-26T15:00:00.000Z' }
+      )
+    );
+    const patients = await world.patients();
+    expect(patients.map((p) => p.identifier?.[0]?.value)).toEqual([patientId]);
+    // The later flow found the follow-up Task of the same patient and completed it.
+    expect((await taskFor(world, 'flow-follow-up/pf_opaque'))?.status).toBe('completed');
+    const codes = (await taskFor(world, 'flow-follow-up/pf_opaque'))?.input?.flatMap((i) => i.valueCode ?? []);
+    expect(codes).toEqual(['access denied|x']); // whitespace runs normalised: a FHIR code allows single spaces only
+    await expectStoreValid(world);
+  });
+
+  it('offsets are written as UTC instants', async () => {
+    const { world, bot } = setup();
+    const conn = connection({ id: 'conn_tz', created_at: '2026-04-25T20:03:10+05:30' });
+    await bot.deliver(patientFlowCompleted({ connections: [conn] }, { created_at: '2026-04-25T10:35:00-04:00' }));
+    const consent = await consentFor(world, 'conn_tz');
+    expect(consent?.dateTime).toBe('2026-04-25T14:33:10.000Z');
+    expect((await markers(world))[0]?.created).toBe('2026-04-25');
+    await expectStoreValid(world);
+  });
+});
+
+describe('patient_flow.completed shows the EHR names an Organization gives (issue 12 item 7)', () => {
+  it('uses the name in the Consent actor and the follow-up description, in the same read batch', async () => {
+    const { world, bot } = setup();
+    await world.admin.createResource({
+      resourceType: 'Organization',
+      name: 'Epic MyChart',
+      identifier: [{ system: 'urn:medblocks:fhir-source-id', value: SAMPLE_SOURCE_B }],
+    });
+    const active = connection({ id: 'conn_named', connection_id: SAMPLE_SOURCE_B });
+    await bot.deliver(patientFlowCompleted({ id: 'pf_named', connections: [failedAttempt()] }));
+    expect(bot.lastRequestCount()).toBe(3);
+    const task = await taskFor(world, 'flow-follow-up/pf_named');
+    expect(task?.description).toBe(
+      'Contact the patient to help them connect their health records: they left the connection flow without connecting Epic MyChart.'
+    );
+    await bot.deliver(patientFlowCompleted({ id: 'pf_named2', connections: [active] }));
+    const consent = await consentFor(world, 'conn_named');
+    expect(consent?.provision?.actor?.[0]?.reference.display).toBe('Epic MyChart');
+    await expectStoreValid(world);
+  });
+
+  it('without an Organization, plain words and never the raw source id', async () => {
+    const { world, bot } = setup();
+    await bot.deliver(patientFlowCompleted({ id: 'pf_unnamed', connections: [failedAttempt()] }));
+    const task = await taskFor(world, 'flow-follow-up/pf_unnamed');
+    expect(task?.description).toContain('without connecting any EHR portal');
+    const consent = (await world.consents())[0];
+    expect(consent?.provision?.actor?.[0]?.reference.display).toBe('EHR portal (name not known yet)');
+    expect(JSON.stringify([task?.description, consent?.provision?.actor?.[0]?.reference.display])).not.toContain(
+      'fhirsrc_'
+    );
   });
 });

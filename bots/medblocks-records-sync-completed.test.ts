@@ -24,7 +24,7 @@ describe('records.sync.completed', () => {
       code: { coding: [{ system: 'urn:medblocks:code', code: 'records-sync' }] },
       for: { reference: `Patient/${patient?.id}` },
       owner: { reference: 'Organization/records-team' },
-      businessStatus: { text: 'synced' },
+      businessStatus: { coding: [{ code: 'synced' }] },
       executionPeriod: { end: event.created_at },
       authoredOn: event.created_at,
       lastModified: event.created_at,
@@ -43,7 +43,7 @@ describe('records.sync.completed', () => {
     const { world, bot } = setup();
     await bot.deliver(recordsSyncCompleted({ errors: 4, duration_ms: null }));
     const task = await taskFor(world, KEY);
-    expect(task?.businessStatus?.text).toBe('synced-with-errors');
+    expect(task?.businessStatus?.coding?.[0]?.code).toBe('synced-with-errors');
     expect(task?.output?.map((o) => o.type.text)).toEqual(['total', 'errors']);
   });
 
@@ -126,5 +126,47 @@ describe('records.sync.completed', () => {
     expect(bot.logs).toEqual([
       `medblocks evt=${wrong.id} type=records.sync.failed outcome=rejected:unexpected_event_type fhir_requests=0 ms=0`,
     ]);
+  });
+});
+
+describe('records.sync.completed at the edges (issue 13, issue 12 item 7)', () => {
+  it('counts beyond FHIR’s int32 are kept exactly as decimals, smaller ones stay integers', async () => {
+    const { world, bot } = setup();
+    await bot.deliver(recordsSyncCompleted({ total: 3_000_000_000, errors: 2_147_483_647, duration_ms: 2 ** 53 + 2 }));
+    const outputs = (await taskFor(world, KEY))?.output?.map((o) => [o.type.text, o.valueInteger ?? o.valueDecimal]);
+    expect(outputs).toEqual([
+      ['total', 3_000_000_000],
+      ['errors', 2_147_483_647],
+      ['duration-ms', 2 ** 53 + 2],
+    ]);
+    expect((await taskFor(world, KEY))?.output?.[1]?.valueInteger).toBe(2_147_483_647);
+    await expectStoreValid(world);
+  });
+
+  it('an opaque patient_id is encoded in the Task key so that keys never collide', async () => {
+    const { world, bot } = setup();
+    await bot.deliver(recordsSyncCompleted({ patient_id: 'a/fhirsrc_b', connection_id: 'fhirsrc_c' }));
+    await bot.deliver(recordsSyncCompleted({ patient_id: 'a', connection_id: 'fhirsrc_b/fhirsrc_c' }));
+    const keys = (await world.tasks()).map((t) => t.identifier?.[0]?.value).sort();
+    expect(keys).toEqual(['records-sync/a%2Ffhirsrc_b/fhirsrc_c', 'records-sync/a/fhirsrc_b%2Ffhirsrc_c']);
+    await expectStoreValid(world);
+  });
+
+  it('names the EHR when an Organization gives its name, without an extra request', async () => {
+    const { world, bot } = setup();
+    await world.admin.createResource({
+      resourceType: 'Organization',
+      name: 'Cerner Health',
+      identifier: [{ system: 'urn:medblocks:fhir-source-id', value: SAMPLE_SOURCE_A }],
+    });
+    await bot.deliver(recordsSyncCompleted());
+    expect(bot.lastRequestCount()).toBe(3);
+    const task = await taskFor(world, KEY);
+    expect(task?.description).toBe('Records were pulled from Cerner Health; nothing to do.');
+    expect(task?.businessStatus?.coding?.[0]).toEqual({
+      system: 'urn:medblocks:code',
+      code: 'synced',
+      display: 'Records synced',
+    });
   });
 });

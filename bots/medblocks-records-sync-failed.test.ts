@@ -29,7 +29,7 @@ describe('records.sync.failed', () => {
     expect(await taskFor(world, KEY)).toMatchObject({
       status: 'failed',
       priority: 'urgent',
-      businessStatus: { text: 'sync-failed' },
+      businessStatus: { coding: [{ code: 'sync-failed' }] },
       statusReason: { text: 'FHIR server returned 503 for Observation search' },
       code: { coding: [{ system: 'urn:medblocks:code', code: 'records-sync' }] },
     });
@@ -64,7 +64,11 @@ describe('one records-sync Task per patient and source heals itself: newest even
     await failedBot.deliver(failedEarlier);
     await completedBot.deliver(completedLater);
     const task = await taskFor(world, KEY);
-    expect(task).toMatchObject({ status: 'completed', priority: 'routine', businessStatus: { text: 'synced' } });
+    expect(task).toMatchObject({
+      status: 'completed',
+      priority: 'routine',
+      businessStatus: { coding: [{ code: 'synced' }] },
+    });
     expect(task?.statusReason).toBeUndefined();
     await expectStoreValid(world);
   });
@@ -97,5 +101,21 @@ describe('one records-sync Task per patient and source heals itself: newest even
     await failedBot.deliver(failedLater);
     const failing = await world.admin.searchResources('Task', 'code=urn:medblocks:code|records-sync&status=failed');
     expect(failing.map((t) => t.identifier?.[0]?.value)).toEqual([KEY]);
+  });
+});
+
+describe('records.sync.failed at the edges (issue 13)', () => {
+  it('never writes control characters or a cut surrogate pair from error_message', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-records-sync-failed');
+    const message = `bad\u0000 \u001b[31mred\u007f \ud800 ${'😀'.repeat(MAX_STATUS_REASON_LENGTH)}`;
+    await bot.deliver(recordsSyncFailed({ error_message: message }));
+    const text = (await taskFor(world, `records-sync/user_42/${SAMPLE_SOURCE_A}`))?.statusReason?.text ?? '';
+    // eslint-disable-next-line no-control-regex
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/);
+    expect(text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+    expect(Array.from(text)).toHaveLength(MAX_STATUS_REASON_LENGTH);
+    expect(text.startsWith('bad   [31mred  \ufffd')).toBe(true);
+    await expectStoreValid(world);
   });
 });

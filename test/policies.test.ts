@@ -14,6 +14,7 @@ import {
   patientFlowCompleted,
   recordsSyncCompleted,
   recordsSyncFailed,
+  SAMPLE_SOURCE_A,
   tokenRefreshFailed,
 } from '../src/tools/fixtures/events';
 import { loadPolicy, World } from '../src/tools/harness/world';
@@ -24,6 +25,12 @@ async function exerciseAll(world: World): Promise<void> {
   const refreshBot = world.bot('medblocks-connection-token-refresh-failed');
   const syncOk = world.bot('medblocks-records-sync-completed');
   const syncFailed = world.bot('medblocks-records-sync-failed');
+  // The EHR's name, as `npm run sources` writes it: every bot reads it for its texts.
+  await world.admin.createResource({
+    resourceType: 'Organization',
+    name: 'Epic MyChart',
+    identifier: [{ system: SYSTEM.fhirSourceId, value: SAMPLE_SOURCE_A }],
+  });
 
   const refreshFirst = tokenRefreshFailed({ id: 'conn_early' }, { created_at: '2026-04-24T00:00:00.000Z' });
   await refreshBot.deliver(refreshFirst);
@@ -118,7 +125,8 @@ describe('access policies', () => {
       status: 'active',
       connectionCreatedAt: '2026-04-25T00:00:00.000Z',
       periodEnd: undefined,
-      failureCode: undefined,
+      failureCodes: [],
+      sourceName: undefined,
       lastEvent: { at: '2026-04-25T00:00:00.000Z', eventId: 'evt_1' },
       lastActiveEvent: undefined,
     });

@@ -18,6 +18,7 @@ import { DeliveryRejectedError, receiveDelivery } from './receive';
 import type { EventStamp } from './fhir/stamp';
 import { PlanningError } from './handlers/plan';
 import type { EventHandler } from './handlers/plan';
+import { unknownValueNotes } from './medblocks/events';
 import type { EventType, MedblocksEvent } from './medblocks/events';
 import { FhirFailureError } from './store/errors';
 import { readState } from './store/read';
@@ -123,6 +124,7 @@ async function deliver<T extends EventType>(
   const { event, settings } = receiveDelivery(botEvent, bot, { now }); // verify
   seen.eventId = event.id;
   seen.type = event.type;
+  for (const note of unknownValueNotes(event)) (options.log ?? console.log)(note); // statuses Medblocks added
   const stamp: EventStamp = { at: event.created_at, eventId: event.id };
   const context = { stamp, settings, newUuid: options.newUuid ?? randomUUID };
 

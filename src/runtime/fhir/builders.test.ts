@@ -21,7 +21,8 @@ const consentModel: ConsentModel = {
   status: 'active',
   connectionCreatedAt: '2026-04-25T14:33:10.000Z',
   periodEnd: undefined,
-  failureCode: undefined,
+  failureCodes: [],
+  sourceName: undefined,
   lastEvent: stamp,
   lastActiveEvent: stamp,
 };
@@ -88,7 +89,7 @@ describe('Consent builder', () => {
     const consent = encodeConsent({
       ...consentModel,
       status: 'rejected',
-      failureCode: 'access_denied',
+      failureCodes: ['access_denied'],
       periodEnd: later.at,
     });
     expectValid(consent);
@@ -127,6 +128,7 @@ describe('Task builders', () => {
     key: 'reconnect/conn_1',
     connectionId: 'conn_1',
     sourceId: 'fhirsrc_a',
+    sourceName: undefined,
     consent: { reference: 'Consent/c1' },
     patient: { reference: 'Patient/123' },
     authoredOn: stamp.at,
@@ -148,9 +150,16 @@ describe('Task builders', () => {
       authoredOn: stamp.at,
       lastModified: stamp.at,
       identifier: [{ system: 'urn:medblocks:task-key', value: 'reconnect/conn_1' }],
-      businessStatus: { text: 'awaiting-patient' },
+      businessStatus: {
+        coding: [
+          { system: 'urn:medblocks:code', code: 'awaiting-patient', display: 'Waiting for the patient to reconnect' },
+        ],
+        text: 'Waiting for the patient to reconnect',
+      },
     });
-    expect(task.description).toContain('fhirsrc_a');
+    // Plain words for a person, never a raw source id as the only label.
+    expect(task.description).toBe('Ask the patient to reconnect their EHR portal: its access expired.');
+    expect(task.description).not.toContain('fhirsrc_');
     expect(decodeTask(task)).toEqual(reconnect);
   });
 
@@ -159,7 +168,10 @@ describe('Task builders', () => {
     const task = encodeTask(resolved, undefined, undefined);
     expectValid(task);
     expect(task.status).toBe('completed');
-    expect(task.businessStatus?.text).toBe('reconnected');
+    expect(task.businessStatus?.coding?.[0]).toMatchObject({
+      code: 'reconnected',
+      display: 'Reconnected by the patient',
+    });
     expect(task.output?.[0]?.valueReference).toEqual({ reference: 'Consent/c2' });
     expect(task.lastModified).toBe(later.at);
     expect(decodeTask(task)).toEqual(resolved);
@@ -175,12 +187,15 @@ describe('Task builders', () => {
       trigger: stamp,
       sources: ['fhirsrc_a', 'fhirsrc_b'],
       failureCodes: ['access_denied'],
+      sourceNames: [],
       connectedAt: undefined,
     };
     const task = encodeTask(followUp, undefined, undefined);
     expectValid(task);
     expect(task.status).toBe('requested');
-    expect(task.businessStatus?.text).toBe('access_denied');
+    expect(task.businessStatus?.coding).toEqual([
+      { system: 'urn:medblocks:code', code: 'access_denied', display: 'Connection failed (access_denied)' },
+    ]);
     expect(task.input?.map((i) => i.valueIdentifier?.value ?? i.valueCode)).toEqual([
       'pf_1',
       'fhirsrc_a',
@@ -189,7 +204,7 @@ describe('Task builders', () => {
     ]);
     expect(decodeTask(task)).toEqual(followUp);
     const noCodes = encodeTask({ ...followUp, failureCodes: [] }, undefined, undefined);
-    expect(noCodes.businessStatus?.text).toBe('no-connection');
+    expect(noCodes.businessStatus?.coding?.[0]).toMatchObject({ code: 'no-connection', display: 'No EHR connected' });
   });
 
   it('records-sync completed: outputs are integers, synced-with-errors when errors > 0', () => {
@@ -197,6 +212,7 @@ describe('Task builders', () => {
       kind: CODE.recordsSync,
       key: 'records-sync/user_42/fhirsrc_a',
       sourceId: 'fhirsrc_a',
+      sourceName: undefined,
       patient: { reference: 'Patient/123' },
       authoredOn: stamp.at,
       lastEvent: stamp,
@@ -205,7 +221,7 @@ describe('Task builders', () => {
     const task = encodeTask(sync, undefined, undefined);
     expectValid(task);
     expect(task.status).toBe('completed');
-    expect(task.businessStatus?.text).toBe('synced-with-errors');
+    expect(task.businessStatus?.coding?.[0]?.code).toBe('synced-with-errors');
     expect(task.executionPeriod).toEqual({ end: stamp.at });
     expect(task.output?.map((o) => [o.type.text, o.valueInteger])).toEqual([
       ['total', 1342],
@@ -221,6 +237,7 @@ describe('Task builders', () => {
       kind: CODE.recordsSync,
       key: 'records-sync/user_42/fhirsrc_a',
       sourceId: 'fhirsrc_a',
+      sourceName: undefined,
       patient: { reference: 'Patient/123' },
       authoredOn: stamp.at,
       lastEvent: stamp,
@@ -228,7 +245,11 @@ describe('Task builders', () => {
     };
     const task = encodeTask(sync, undefined, undefined);
     expectValid(task);
-    expect(task).toMatchObject({ status: 'failed', priority: 'urgent', businessStatus: { text: 'sync-failed' } });
+    expect(task).toMatchObject({
+      status: 'failed',
+      priority: 'urgent',
+      businessStatus: { coding: [{ code: 'sync-failed' }] },
+    });
     expect(task.statusReason?.text?.length).toBe(MAX_STATUS_REASON_LENGTH);
     expect(task.output).toBeUndefined();
   });

@@ -36,7 +36,10 @@ export interface ConsentModel {
   readonly status: ConsentStatus;
   readonly connectionCreatedAt: string;
   readonly periodEnd: string | undefined;
-  readonly failureCode: string | undefined;
+  /** Medblocks' failure codes for this connection, sorted and unique (one extension each). */
+  readonly failureCodes: readonly string[];
+  /** The EHR's name when an Organization names the source (issue 12 item 7); shown as the actor. */
+  readonly sourceName: string | undefined;
   readonly lastEvent: EventStamp;
   /** Newest event that reported this connection active; reconnect and follow-up Tasks resolve on it. */
   readonly lastActiveEvent: EventStamp | undefined;
@@ -57,8 +60,8 @@ export function encodeConsent(model: ConsentModel, existing?: Consent): Consent 
   if (model.lastActiveEvent) {
     ownExtensions.push(stampExtension(EXTENSION.lastActiveEvent, model.lastActiveEvent));
   }
-  if (model.failureCode) {
-    ownExtensions.push({ url: EXTENSION.failureCode, valueCode: model.failureCode });
+  for (const code of model.failureCodes) {
+    ownExtensions.push({ url: EXTENSION.failureCode, valueCode: code });
   }
   return {
     ...existing,
@@ -76,7 +79,7 @@ export function encodeConsent(model: ConsentModel, existing?: Consent): Consent 
       period: model.periodEnd
         ? { start: model.connectionCreatedAt, end: model.periodEnd }
         : { start: model.connectionCreatedAt },
-      actor: [{ role: CUSTODIAN_ROLE, reference: sourceReference(model.sourceId) }],
+      actor: [{ role: CUSTODIAN_ROLE, reference: sourceReference(model.sourceId, model.sourceName) }],
       action: [COLLECT_ACTION],
     },
   };
@@ -104,13 +107,31 @@ export function decodeConsent(consent: Consent): ConsentModel | undefined {
     status,
     connectionCreatedAt: createdAt,
     periodEnd: consent.provision?.period?.end,
-    failureCode: consent.extension?.find((e) => e.url === EXTENSION.failureCode)?.valueCode,
+    failureCodes: (consent.extension ?? []).flatMap((e) =>
+      e.url === EXTENSION.failureCode && e.valueCode ? [e.valueCode] : []
+    ),
+    sourceName: sourceNameOf(consent.provision?.actor?.[0]?.reference.display),
     lastEvent,
     lastActiveEvent: readStamp(consent, EXTENSION.lastActiveEvent),
   };
 }
 
-/** EHR sources are not resources in the project: they are referred to logically, by identifier. */
-export function sourceReference(sourceId: string): Reference<Organization> {
-  return { type: 'Organization', identifier: { system: SYSTEM.fhirSourceId, value: sourceId }, display: sourceId };
+/** What an EHR source is called while no Organization names it: plain words, never the raw `fhirsrc_` id. */
+export const UNNAMED_SOURCE = 'EHR portal (name not known yet)';
+
+/**
+ * EHR sources are referred to logically, by identifier (an Organization naming the source may or
+ * may not exist); the display is the EHR's name when known.
+ */
+export function sourceReference(sourceId: string, sourceName?: string): Reference<Organization> {
+  return {
+    type: 'Organization',
+    identifier: { system: SYSTEM.fhirSourceId, value: sourceId },
+    display: sourceName ?? UNNAMED_SOURCE,
+  };
+}
+
+/** The EHR name a stored display carries; earlier releases wrote the source id there, which is no name. */
+function sourceNameOf(display: string | undefined): string | undefined {
+  return display && display !== UNNAMED_SOURCE && !display.startsWith('fhirsrc_') ? display : undefined;
 }

@@ -46,6 +46,27 @@ export const CODE_DISPLAY: Record<(typeof CODE)[keyof typeof CODE], string> = {
   'webhook-event': 'Medblocks webhook event',
 };
 
+/**
+ * The Task `businessStatus` codes of `urn:medblocks:code`, with the displays the Medplum app shows
+ * (provision's CodeSystem uses the same table). Failure codes from Medblocks are opaque and get a
+ * generated display (`failureCodeDisplay`).
+ */
+export const BUSINESS_STATUS_DISPLAY = {
+  'awaiting-patient': 'Waiting for the patient to reconnect',
+  reconnected: 'Reconnected by the patient',
+  'no-connection': 'No EHR connected',
+  connected: 'EHR connected in a later flow',
+  synced: 'Records synced',
+  'synced-with-errors': 'Records synced with errors',
+  'sync-failed': 'Records sync failed',
+} as const;
+export type BusinessStatusCode = keyof typeof BUSINESS_STATUS_DISPLAY;
+
+/** The display of an opaque Medblocks failure code used as a businessStatus coding. */
+export function failureCodeDisplay(code: string): string {
+  return `Connection failed (${code})`;
+}
+
 export function packageCode(code: (typeof CODE)[keyof typeof CODE], text?: string): CodeableConcept {
   const coding: Coding = { system: SYSTEM.code, code, display: CODE_DISPLAY[code] };
   return { coding: [coding], text: text ?? CODE_DISPLAY[code] };
@@ -82,14 +103,62 @@ export const COLLECT_ACTION: CodeableConcept = {
   coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentaction', code: 'collect', display: 'Collect' }],
 };
 
+/**
+ * One component of a business key (task keys, connection-attempt keys), made collision-free:
+ * `%`, the `/` that separates components, whitespace, control characters and the characters FHIR
+ * search treats specially (`,` `|` `$` `\`) are percent-encoded (UTF-8). Everything else is kept,
+ * so the Medblocks ids of earlier releases (letters, digits, `_`, `-`) give the same keys as before.
+ */
+export function keyPart(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return value.replace(/[%/\s,|$\\\u0000-\u001f\u007f-\u009f]/gu, (c) => encodeURIComponent(c));
+}
+
 /** Task keys, the business identifiers that make every Task write idempotent. */
 export const TASK_KEY = {
-  reconnect: (connectionId: string) => `reconnect/${connectionId}`,
-  followUp: (flowId: string) => `flow-follow-up/${flowId}`,
-  recordsSync: (patientId: string, sourceId: string) => `records-sync/${patientId}/${sourceId}`,
+  /** `connectionId` is a `conn_` id, or an attempt key value when Medblocks gave none. */
+  reconnect: (connectionId: string) => `reconnect/${keyPart(connectionId)}`,
+  followUp: (flowId: string) => `flow-follow-up/${keyPart(flowId)}`,
+  recordsSync: (patientId: string, sourceId: string) => `records-sync/${keyPart(patientId)}/${keyPart(sourceId)}`,
 } as const;
 
-/** `system|value`: the only way the bots ever search identifiers (a bare value could match anyone's). */
+/** A connection reported without a `conn_` id: `<flow id>/<fhirsrc id>/<attempt created_at>`, each part encoded. */
+export function attemptKey(flowId: string, sourceId: string, createdAt: string): string {
+  return [flowId, sourceId, createdAt].map(keyPart).join('/');
+}
+
+/**
+ * Escapes a value for a FHIR token search (FHIR search "Escaping search parameters"): `\` `,` `|`
+ * and `$` are preceded by `\`. Medplum's server unescapes them (splitSearchOnComma) and splits
+ * `system|value` on the first `|` only, so an escaped value matches exactly what was stored.
+ */
+export function escapeSearchValue(value: string): string {
+  return value.replace(/[\\,|$]/g, (c) => `\\${c}`);
+}
+
+/**
+ * `system|value` with the value escaped: the only way the bots ever search identifiers (a bare
+ * value could match anyone's). Callers URL-encode the result as a whole.
+ */
 export function token(system: string, value: string): string {
-  return `${system}|${value}`;
+  return `${system}|${escapeSearchValue(value)}`;
+}
+
+/** The inverse of keyPart (a stored key that is not one of ours decodes to itself). */
+export function decodeKeyPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+/**
+ * An opaque Medblocks code (`failure_code`) as a FHIR `code`: whitespace runs become one space and
+ * the ends are trimmed, because Medplum's validator refuses any other whitespace in a code;
+ * undefined when nothing is left. Codes differing only in whitespace are the same code.
+ */
+export function asCode(text: string | null | undefined): string | undefined {
+  const code = (text ?? '').replace(/\s+/g, ' ').trim();
+  return code === '' ? undefined : code;
 }

@@ -1,8 +1,16 @@
 // patient_flow.completed (and its newer name patient_session.completed): one Consent per
 // authorization attempt, reconnect Tasks for connections reported as refresh_failed, and a
 // follow-up Task when the patient ended the flow without any active connection.
+//
+// Entries without a `conn_` id are decided by their status, like any other entry; only the key
+// differs (the connection-attempt key, `<flow>/<source>/<created_at>`): `failed` → a rejected
+// Consent; `active` → an active Consent that counts as a connection (it resolves follow-up and
+// reconnect Tasks, no follow-up is opened), though no later refresh failure can name it;
+// `refresh_failed` → an inactive Consent and a reconnect Task keyed by the attempt key (a person
+// still has to ask the patient to reconnect); `expired`/`disconnected` → inactive; an unknown
+// status → nothing (handlers/connection-status.ts).
 import { consentStatusFor } from './connection-status';
-import { SYSTEM, TASK_KEY, token } from '../fhir/systems';
+import { asCode, attemptKey, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { sortedUnique } from '../fhir/tasks/parts';
 import type { PatientFlowCompletedEvent, PatientFlowConnection } from '../medblocks/events';
 import type { EventHandler } from './plan';
@@ -12,16 +20,36 @@ import { WorkingSet } from './working-set';
 export function connectionKey(flowId: string, connection: PatientFlowConnection): { system: string; value: string } {
   return connection.id
     ? { system: SYSTEM.connectionId, value: connection.id }
-    : { system: SYSTEM.connectionAttempt, value: `${flowId}/${connection.connection_id}/${connection.created_at}` };
+    : {
+        system: SYSTEM.connectionAttempt,
+        value: attemptKey(flowId, connection.connection_id, connection.created_at),
+      };
 }
 
-/** The same attempt listed twice in one flow is planned once (the last listing wins). */
-function distinctConnections(event: PatientFlowCompletedEvent): PatientFlowConnection[] {
+/** What the reconnect Task of an entry is keyed by: its `conn_` id, or its attempt key when it has none. */
+function reconnectId(flowId: string, connection: PatientFlowConnection): string {
+  return connection.id ?? connectionKey(flowId, connection).value;
+}
+
+interface DistinctConnection {
+  readonly connection: PatientFlowConnection;
+  /** Every failure code reported for this key in the flow, sorted and unique. */
+  readonly failureCodes: readonly string[];
+}
+
+/**
+ * The same attempt listed twice in one flow is planned once (the last listing wins for status and
+ * dates); the failure codes of every listing are kept, so two attempts that share flow, source and
+ * time but differ in code lose neither code.
+ */
+function distinctConnections(event: PatientFlowCompletedEvent): DistinctConnection[] {
   const flowId = event.data.object.id;
-  const byKey = new Map<string, PatientFlowConnection>();
+  const byKey = new Map<string, DistinctConnection>();
   for (const connection of event.data.object.connections) {
     const key = connectionKey(flowId, connection);
-    byKey.set(token(key.system, key.value), connection);
+    const tokenKey = token(key.system, key.value);
+    const codes = [...(byKey.get(tokenKey)?.failureCodes ?? []), asCode(connection.failure_code)];
+    byKey.set(tokenKey, { connection, failureCodes: sortedUnique(codes) });
   }
   return [...byKey.values()];
 }
@@ -29,7 +57,7 @@ function distinctConnections(event: PatientFlowCompletedEvent): PatientFlowConne
 export const patientFlowCompleted: EventHandler<PatientFlowCompletedEvent> = {
   reads(event) {
     const flow = event.data.object;
-    const connections = distinctConnections(event);
+    const connections = distinctConnections(event).map((d) => d.connection);
     return {
       eventId: event.id,
       patientId: flow.patient_id,
@@ -39,7 +67,13 @@ export const patientFlowCompleted: EventHandler<PatientFlowCompletedEvent> = {
         return token(key.system, key.value);
       }),
       consentsWithPatientRecords: false,
-      taskKeys: [TASK_KEY.followUp(flow.id), ...connections.flatMap((c) => (c.id ? [TASK_KEY.reconnect(c.id)] : []))],
+      taskKeys: [
+        TASK_KEY.followUp(flow.id),
+        ...connections.flatMap((c) =>
+          c.id || c.status === 'refresh_failed' ? [TASK_KEY.reconnect(reconnectId(flow.id, c))] : []
+        ),
+      ],
+      sourceIds: sortedUnique(connections.map((c) => c.connection_id)),
     };
   },
 
@@ -49,33 +83,42 @@ export const patientFlowCompleted: EventHandler<PatientFlowCompletedEvent> = {
     const patient = work.resolvePatient(state, flow.patient_id);
     const connections = distinctConnections(event);
 
-    for (const connection of connections) {
+    for (const { connection, failureCodes } of connections) {
       const key = connectionKey(flow.id, connection);
-      const active = connection.status === 'active';
+      const status = consentStatusFor(connection.status);
+      if (connection.id) {
+        work.linkReconnectTask(connection.id, patient);
+      }
+      if (status === undefined) {
+        continue; // an unknown status changes nothing (connection-status.ts)
+      }
+      const active = status === 'active';
       work.reportConnection({
         key,
         sourceId: connection.connection_id,
         patient,
-        status: consentStatusFor(connection.status),
+        status,
         connectionCreatedAt: connection.created_at,
         periodEnd: active ? undefined : (connection.failure_at ?? event.created_at),
-        failureCode: connection.failure_code ?? undefined,
+        failureCodes,
         isActivation: active,
       });
-      if (connection.id) {
-        work.linkReconnectTask(connection.id, patient);
-        if (connection.status === 'refresh_failed') {
-          work.reportRefreshFailure(connection.id, connection.connection_id, work.consentReference(key), patient);
-        }
+      if (connection.status === 'refresh_failed') {
+        work.reportRefreshFailure(
+          reconnectId(flow.id, connection),
+          connection.connection_id,
+          work.consentReference(key),
+          patient
+        );
       }
     }
 
-    if (!connections.some((c) => c.status === 'active')) {
+    if (!connections.some((c) => c.connection.status === 'active')) {
       work.reportFlowWithoutConnection(
         flow.id,
         patient,
-        sortedUnique(connections.map((c) => c.connection_id)),
-        sortedUnique(connections.map((c) => c.failure_code))
+        sortedUnique(connections.map((c) => c.connection.connection_id)),
+        sortedUnique(connections.flatMap((c) => c.failureCodes))
       );
     }
 

@@ -19,6 +19,8 @@ export interface ReadRequest {
   readonly consentsWithPatientRecords: boolean;
   /** Task business keys (values of urn:medblocks:task-key). */
   readonly taskKeys: readonly string[];
+  /** EHR sources (`fhirsrc_…`) whose names the Consents and Tasks may show (issue 12 item 7). */
+  readonly sourceIds?: readonly string[];
 }
 
 export interface DeliveryState {
@@ -27,6 +29,8 @@ export interface DeliveryState {
   readonly patientById: Stored<Patient> | undefined;
   readonly consents: readonly Stored<Consent>[];
   readonly tasks: readonly Stored<Task>[];
+  /** EHR names by source id, from Organizations with identifier urn:medblocks:fhir-source-id. */
+  readonly sourceNames?: ReadonlyMap<string, string>;
 }
 
 export type PlannedWrite =

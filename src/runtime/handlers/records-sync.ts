@@ -14,6 +14,7 @@ function syncReads(event: RecordsSyncCompletedEvent | RecordsSyncFailedEvent): R
     consentTokens: [],
     consentsWithPatientRecords: false,
     taskKeys: [TASK_KEY.recordsSync(sync.patient_id, sync.connection_id)],
+    sourceIds: [sync.connection_id],
   };
 }
 

@@ -2,7 +2,7 @@
 // asks the patient to link the source again. The event carries no patient_id: the patient comes
 // from the Consent written when the flow reported the connection, or stays unknown until it does.
 import { consentStatusFor } from './connection-status';
-import { SYSTEM, TASK_KEY, token } from '../fhir/systems';
+import { asCode, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import type { TokenRefreshFailedEvent } from '../medblocks/events';
 import type { EventHandler } from './plan';
 import { WorkingSet } from './working-set';
@@ -17,6 +17,7 @@ export const tokenRefreshFailed: EventHandler<TokenRefreshFailedEvent> = {
       consentTokens: [token(SYSTEM.connectionId, connection.id)],
       consentsWithPatientRecords: true,
       taskKeys: [TASK_KEY.reconnect(connection.id)],
+      sourceIds: [connection.connection_id],
     };
   },
 
@@ -32,11 +33,12 @@ export const tokenRefreshFailed: EventHandler<TokenRefreshFailedEvent> = {
       key,
       sourceId: connection.connection_id,
       patient,
-      // Medblocks sends `refresh_failed` here; whatever it says, the connection no longer works.
-      status: connection.status === 'active' ? 'inactive' : consentStatusFor(connection.status),
+      // Medblocks sends `refresh_failed` here; whatever it says (`active`, or a status we do not
+      // know), the event itself says the connection no longer works.
+      status: consentStatusFor(connection.status) === 'rejected' ? 'rejected' : 'inactive',
       connectionCreatedAt: connection.created_at,
       periodEnd: connection.failure_at ?? event.created_at,
-      failureCode: connection.failure_code ?? undefined,
+      failureCodes: [asCode(connection.failure_code)].filter((c): c is string => c !== undefined),
       isActivation: false,
     });
     work.reportRefreshFailure(connection.id, connection.connection_id, work.consentReference(key), patient);

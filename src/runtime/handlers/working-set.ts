@@ -33,7 +33,7 @@ export interface ConnectionReport {
   readonly status: ConsentStatus;
   readonly connectionCreatedAt: string;
   readonly periodEnd: string | undefined;
-  readonly failureCode: string | undefined;
+  readonly failureCodes: readonly string[];
   readonly isActivation: boolean;
 }
 
@@ -42,11 +42,13 @@ export class WorkingSet {
   private readonly tasks = new Map<string, Entry<Task, TaskModel>>();
   private patientCreate: { fullUrl: string; resource: Patient; patientId: string } | undefined;
   private stale = false;
+  private readonly sourceNames: ReadonlyMap<string, string> | undefined;
 
   constructor(
     state: DeliveryState,
     private readonly context: PlanContext
   ) {
+    this.sourceNames = state.sourceNames;
     for (const consent of state.consents) {
       const model = decodeConsent(consent);
       if (model) {
@@ -68,6 +70,11 @@ export class WorkingSet {
 
   private get stamp(): EventStamp {
     return this.context.stamp;
+  }
+
+  /** The EHR's name when an Organization in the read batch names the source. */
+  sourceName(sourceId: string): string | undefined {
+    return this.sourceNames?.get(sourceId);
   }
 
   /**
@@ -110,6 +117,9 @@ export class WorkingSet {
   reportConnection(report: ConnectionReport): void {
     const tokenKey = token(report.key.system, report.key.value);
     const entry = this.consents.get(tokenKey);
+    // Period invariant per-1: a period never ends before it starts (clock skew between Medblocks' fields).
+    const createdAt = entry?.model.connectionCreatedAt ?? report.connectionCreatedAt;
+    report = { ...report, periodEnd: report.periodEnd && notBefore(report.periodEnd, createdAt) };
     const activation = report.isActivation ? this.stamp : undefined;
     if (!entry) {
       this.consents.set(tokenKey, {
@@ -123,7 +133,8 @@ export class WorkingSet {
           status: report.status,
           connectionCreatedAt: report.connectionCreatedAt,
           periodEnd: report.periodEnd,
-          failureCode: report.failureCode,
+          failureCodes: report.failureCodes,
+          sourceName: this.sourceName(report.sourceId),
           lastEvent: this.stamp,
           lastActiveEvent: activation,
         },
@@ -134,6 +145,7 @@ export class WorkingSet {
     const merged: ConsentModel = {
       ...current,
       patient: current.patient ?? normalisePatient(report.patient),
+      sourceName: this.sourceName(report.sourceId) ?? current.sourceName,
       lastActiveEvent: newestOf(current.lastActiveEvent, activation),
     };
     if (isNewer(this.stamp, current.lastEvent)) {
@@ -141,7 +153,7 @@ export class WorkingSet {
         ...merged,
         status: report.status,
         periodEnd: report.periodEnd,
-        failureCode: report.failureCode,
+        failureCodes: report.failureCodes,
         lastEvent: this.stamp,
       };
     } else {
@@ -173,6 +185,7 @@ export class WorkingSet {
       key,
       connectionId,
       sourceId,
+      sourceName: this.sourceName(sourceId) ?? current?.sourceName,
       consent: current?.consent ?? consent,
       patient: current?.patient ?? normalisePatient(patient),
       authoredOn: earliest(current?.authoredOn, this.stamp.at),
@@ -205,6 +218,10 @@ export class WorkingSet {
       trigger: oldestOf(current?.trigger, this.stamp) ?? this.stamp,
       sources: sortedUnique([...(current?.sources ?? []), ...sources]),
       failureCodes: sortedUnique([...(current?.failureCodes ?? []), ...failureCodes]),
+      sourceNames: sortedUnique([
+        ...(current?.sourceNames ?? []),
+        ...[...(current?.sources ?? []), ...sources].map((id) => this.sourceName(id)),
+      ]),
       connectedAt: current?.connectedAt,
     };
     this.putTask(key, entry, model);
@@ -218,6 +235,7 @@ export class WorkingSet {
     const base = {
       patient: current?.patient ?? normalisePatient(patient),
       authoredOn: earliest(current?.authoredOn, this.stamp.at),
+      sourceName: this.sourceName(sourceId) ?? current?.sourceName,
     };
     if (current && !isNewer(this.stamp, current.lastEvent)) {
       this.noteStaleIfOlder(current.lastEvent);
@@ -379,6 +397,11 @@ function normalisePatient(patient: Reference | undefined): Reference<Patient> | 
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** `time`, or `floor` when `time` is earlier. */
+function notBefore(time: string, floor: string): string {
+  return Date.parse(time) < Date.parse(floor) ? floor : time;
 }
 
 function earliest(a: string | undefined, b: string): string {

@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
+  connection,
+  failedAttempt,
   patientFlowCompleted,
   recordsSyncCompleted,
   recordsSyncFailed,
   tokenRefreshFailed,
 } from '../../tools/fixtures/events';
-import { MAX_CONNECTIONS_PER_FLOW, parseMedblocksEvent } from './events';
+import { MAX_CONNECTIONS_PER_FLOW, normaliseTimestamp, parseMedblocksEvent, unknownValueNotes } from './events';
+import type { MedblocksEvent } from './events';
 
 /** The four sample deliveries of medblocks-webhooks.md, byte for byte. */
 const DOCUMENTED_SAMPLES = [
@@ -82,6 +85,102 @@ describe('parseMedblocksEvent accepts real deliveries', () => {
   });
 });
 
+describe('parseMedblocksEvent accepts what Medblocks may legitimately send (forward compatible)', () => {
+  const flow = patientFlowCompleted();
+
+  function parsed(value: unknown): MedblocksEvent {
+    const result = parseMedblocksEvent(value);
+    if (!result.ok) throw new Error(`refused: ${result.problems.join('; ')}`);
+    return result.event;
+  }
+
+  it.each(['revoked', 'pending', 'Some Future Status'])('an unknown connection status (%s)', (status) => {
+    const event = parsed(withField(flow, ['data', 'object', 'connections', 1, 'status'], status));
+    expect(event.type === 'patient_flow.completed' && event.data.object.connections[1]?.status).toBe(status);
+    expect(parsed(tokenRefreshFailed({ id: 'conn_1', status })).type).toBe('connection.token_refresh_failed');
+  });
+
+  it('unknown resource_type generations and flow statuses', () => {
+    parsed(withField(flow, ['data', 'object', 'resource_type'], 'patient_journey'));
+    parsed(withField(flow, ['data', 'object', 'status'], 'abandoned'));
+    parsed(withField(recordsSyncCompleted(), ['data', 'object', 'resource_type'], 'records_sync_v2'));
+  });
+
+  it.each([
+    'John Doe',
+    'MRN|12345',
+    'a,b',
+    'cost$1',
+    'back\\slash',
+    ' padded ',
+    'josé',
+    '患者-42',
+    '\u{1F600}',
+    'p'.repeat(200),
+  ])('an opaque patient_id: %s', (patientId) => {
+    const event = parsed(recordsSyncCompleted({ patient_id: patientId }));
+    expect(event.type === 'records.sync.completed' && event.data.object.patient_id).toBe(patientId);
+  });
+
+  it.each(['access denied', 'a|b', 'x,y', '$\\', ' spaced  out '])('an opaque failure_code: %s', (code) => {
+    parsed(patientFlowCompleted({ connections: [failedAttempt({ failure_code: code })] }));
+  });
+
+  it('counts beyond int32 (they are written as decimals)', () => {
+    parsed(recordsSyncCompleted({ total: 3_000_000_000, errors: 1e308, duration_ms: 2 ** 53 + 2 }));
+  });
+
+  it.each([
+    ['2026-04-25T14:35:00.000Z', '2026-04-25T14:35:00.000Z'],
+    ['2026-04-25T20:05:00+05:30', '2026-04-25T14:35:00.000Z'],
+    ['2026-04-25T09:35:00.123456-05:00', '2026-04-25T14:35:00.123Z'],
+    ['2026-04-25T14:35Z', '2026-04-25T14:35:00.000Z'],
+    ['2026-04-26T00:35:00+10:00', '2026-04-25T14:35:00.000Z'],
+    ['2024-02-29T12:00:00Z', '2024-02-29T12:00:00.000Z'],
+    ['2016-12-31T23:59:60Z', '2016-12-31T23:59:59.999Z'],
+  ])('a timestamp %s, normalised to UTC %s with its instant kept', (input, output) => {
+    const event = parsed(withField(flow, ['created_at'], input));
+    expect(event.created_at).toBe(output);
+    expect(normaliseTimestamp(input)).toBe(output);
+  });
+
+  it('normalises nested timestamps too', () => {
+    const event = parsed(
+      patientFlowCompleted({ connections: [connection({ created_at: '2026-04-25T16:33:10+02:00' })] })
+    );
+    expect(event.type === 'patient_flow.completed' && event.data.object.connections[0]?.created_at).toBe(
+      '2026-04-25T14:33:10.000Z'
+    );
+  });
+});
+
+describe('unknownValueNotes', () => {
+  it('names an unknown status only when it is a short safe token', () => {
+    const flow = patientFlowCompleted(
+      {
+        connections: [
+          connection({ status: 'revoked' }),
+          connection({ status: 'revoked' }),
+          connection({ status: 'Jane Doe 1970' }),
+          connection({ status: 'active' }),
+        ],
+      },
+      { id: 'evt_01ABC' }
+    );
+    expect(unknownValueNotes(parsedOk(flow))).toEqual([
+      'medblocks evt=evt_01ABC note=unknown_connection_status status=revoked',
+      'medblocks evt=evt_01ABC note=unknown_connection_status status=(not shown)',
+    ]);
+    expect(unknownValueNotes(parsedOk(patientFlowCompleted()))).toEqual([]);
+  });
+});
+
+function parsedOk(value: unknown): MedblocksEvent {
+  const result = parseMedblocksEvent(value);
+  if (!result.ok) throw new Error('refused');
+  return result.event;
+}
+
 describe('parseMedblocksEvent refuses bad input with field paths, never values', () => {
   const flow = patientFlowCompleted();
 
@@ -102,10 +201,50 @@ describe('parseMedblocksEvent refuses bad input with field paths, never values',
       'data.object.patient_id: expected',
     ],
     ['empty patient_id', withField(flow, ['data', 'object', 'patient_id'], ''), 'data.object.patient_id: expected'],
+    ['patient_id with a NUL', withField(flow, ['data', 'object', 'patient_id'], 'a\u0000b'), 'data.object.patient_id'],
     [
-      'patient_id with a comma',
-      withField(flow, ['data', 'object', 'patient_id'], 'a,b'),
-      'data.object.patient_id: expected',
+      'patient_id with an ESC',
+      withField(flow, ['data', 'object', 'patient_id'], 'a\u001b[2Jb'),
+      'data.object.patient_id',
+    ],
+    ['patient_id with a DEL', withField(flow, ['data', 'object', 'patient_id'], 'a\u007fb'), 'data.object.patient_id'],
+    [
+      'patient_id with a C1 control',
+      withField(flow, ['data', 'object', 'patient_id'], 'a\u009bb'),
+      'data.object.patient_id',
+    ],
+    [
+      'patient_id with a lone surrogate',
+      withField(flow, ['data', 'object', 'patient_id'], 'a\ud800'),
+      'data.object.patient_id',
+    ],
+    ['patient_id of spaces only', withField(flow, ['data', 'object', 'patient_id'], '   '), 'data.object.patient_id'],
+    [
+      'failure_code with a control character',
+      withField(flow, ['data', 'object', 'connections', 1, 'failure_code'], 'access\u0000denied'),
+      'data.object.connections[1].failure_code',
+    ],
+    ['event id with an emoji', withField(flow, ['id'], 'evt_01J9\u{1F600}'), 'id: expected'],
+    ['event id with a terminal escape', withField(flow, ['id'], 'evt_01J9\u001b[31m'), 'id: expected'],
+    ['event id with punctuation', withField(flow, ['id'], 'evt_01J9-x'), 'id: expected'],
+    ['event id too long', withField(flow, ['id'], `evt_${'A'.repeat(61)}`), 'id: expected'],
+    ['impossible date (30 February)', withField(flow, ['created_at'], '2026-02-30T10:00:00.000Z'), 'created_at'],
+    ['impossible time (24:00)', withField(flow, ['created_at'], '2026-02-10T24:00:00.000Z'), 'created_at'],
+    ['date without a zone', withField(flow, ['created_at'], '2026-02-10T10:00:00.000'), 'created_at'],
+    [
+      'connection created_at on 31 April',
+      withField(flow, ['data', 'object', 'connections', 0, 'created_at'], '2026-04-31T10:00:00Z'),
+      'data.object.connections[0].created_at',
+    ],
+    [
+      'status that is not a string',
+      withField(flow, ['data', 'object', 'connections', 1, 'status'], 3),
+      'data.object.connections[1].status: expected',
+    ],
+    [
+      'status over 64 characters',
+      withField(flow, ['data', 'object', 'connections', 1, 'status'], 's'.repeat(65)),
+      'data.object.connections[1].status: expected',
     ],
     [
       'patient_id over 200 characters',
@@ -116,11 +255,6 @@ describe('parseMedblocksEvent refuses bad input with field paths, never values',
       'connections not an array',
       withField(flow, ['data', 'object', 'connections'], {}),
       'data.object.connections: expected',
-    ],
-    [
-      'unknown connection status',
-      withField(flow, ['data', 'object', 'connections', 1, 'status'], 'weird'),
-      'data.object.connections[1].status: expected',
     ],
     [
       'source id without prefix',
@@ -162,8 +296,9 @@ describe('parseMedblocksEvent refuses bad input with field paths, never values',
   it('never echoes a received value in a problem', () => {
     const secretish = 'Jane-Doe-1970-01-01-SSN-123';
     const values = [
-      withField(flow, ['data', 'object', 'patient_id'], `${secretish},x`),
-      withField(flow, ['data', 'object', 'connections', 0, 'status'], secretish),
+      withField(flow, ['data', 'object', 'patient_id'], `${secretish}\u0000`),
+      withField(flow, ['data', 'object', 'connections', 0, 'created_at'], secretish),
+      withField(flow, ['data', 'object', 'connections', 0, 'status'], [secretish]),
       withField(flow, ['type'], secretish),
       withField(recordsSyncCompleted(), ['data', 'object', 'total'], secretish),
       withField(flow, ['id'], secretish),

@@ -1,7 +1,20 @@
 // The four Medblocks Connect webhook events, as runtime schemas and the types inferred from them.
 // Objects are "loose": Medblocks may add fields at any time and we must keep accepting deliveries.
-// Ids are bounded and restricted to characters that are safe inside FHIR token searches
-// (no `,` `|` `$` `\` or whitespace), because they become identifier values we search on.
+//
+// Parsing rules (the README lists them):
+// - Forward compatible: enum-like fields (connection `status`, `resource_type`, the flow's `status`)
+//   accept any bounded string; what an unknown value means is decided by the handlers
+//   (handlers/connection-status.ts). Required fields and their types stay strict.
+// - Opaque ids and codes (`patient_id`, `failure_code`) are accepted as Medblocks documents them:
+//   bounded length, no control characters (C0, DEL, C1), well-formed Unicode (no lone surrogate),
+//   some non-whitespace content. `,` `|` `$` `\` and spaces are allowed: every search value is
+//   escaped (fhir/systems.ts `token()`) and every key encoded (`TASK_KEY`, `connectionKey`).
+// - Medblocks-issued ids (`evt_`, `conn_`, `fhirsrc_`, `pf_`/`ps_`) keep a prefix and a bounded
+//   run of safe characters; event ids are exactly what Medblocks issues (`evt_` + ASCII
+//   alphanumerics), because they are echoed into answers, AuditEvents and terminals.
+// - Timestamps are normalised to UTC `Z` with milliseconds (`2026-04-25T14:35:00.000Z`), their
+//   instant kept to the millisecond (sub-millisecond digits truncated); impossible calendar dates
+//   (`2026-02-30`) are refused; a leap second (`:60`) is read as `:59.999` of the same minute.
 import * as v from 'valibot';
 
 /** The event types a bot can be wired to; `patient_session.completed` is the newer name of the flow event. */
@@ -14,37 +27,118 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+/** The connection statuses Medblocks documents today; any other bounded string is accepted as unknown. */
 export const CONNECTION_STATUSES = ['active', 'failed', 'expired', 'refresh_failed', 'disconnected'] as const;
-export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
+export type KnownConnectionStatus = (typeof CONNECTION_STATUSES)[number];
+/** A documented status, or one Medblocks added later (see handlers/connection-status.ts for its meaning). */
+export type ConnectionStatus = string;
+
+export function isKnownConnectionStatus(status: string): status is KnownConnectionStatus {
+  return (CONNECTION_STATUSES as readonly string[]).includes(status);
+}
 
 /** A flow with more attempts than this is refused rather than planned: it bounds every read and write. */
 export const MAX_CONNECTIONS_PER_FLOW = 50;
 
-const SAFE_TOKEN = /^[^\s,|$\\]+$/;
+/** Longest `patient_id` Medblocks documents. */
+export const MAX_PATIENT_ID_LENGTH = 200;
+/** Longest `failure_code` accepted: an opaque code, not a message. */
+export const MAX_FAILURE_CODE_LENGTH = 100;
 
+// C0 controls, DEL and C1 controls: never written to FHIR, never echoed.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** True for text that can be stored and searched as a FHIR string: no control character, well-formed Unicode. */
+export function isCleanText(s: string): boolean {
+  return !CONTROL_CHARACTERS.test(s) && !LONE_SURROGATE.test(s);
+}
+
+/** Opaque text as Medblocks documents ids and codes: bounded, clean, and not blank. */
+function opaqueText(maxLength: number) {
+  return v.pipe(
+    v.string(),
+    v.minLength(1),
+    v.maxLength(maxLength),
+    v.check(isCleanText, 'text without control characters or lone surrogates'),
+    v.check((s) => s.trim().length > 0, 'some non-whitespace content')
+  );
+}
+
+/** A Medblocks-issued id: its prefix, then up to `maxLength` characters that need no escaping anywhere. */
 function prefixedId(prefixes: readonly string[], maxLength: number) {
-  const pattern = new RegExp(`^(?:${prefixes.join('|')})[^\\s,|$\\\\]+$`);
-  return v.pipe(v.string(), v.maxLength(maxLength), v.regex(pattern));
+  const pattern = new RegExp(`^(?:${prefixes.join('|')})[^\\s,|$\\\\\\u0000-\\u001f\\u007f-\\u009f]+$`);
+  return v.pipe(v.string(), v.maxLength(maxLength), v.regex(pattern), v.check(isCleanText, 'well-formed Unicode'));
+}
+
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * Normalises an ISO 8601 timestamp to UTC `Z` with its instant kept; undefined when it is not one
+ * or names an impossible date or time (`2026-02-30`, `24:00`, an offset beyond ±23:59, a year the
+ * result cannot be written in FHIR). Always three fraction digits: sub-millisecond digits are
+ * truncated (JavaScript compares milliseconds, and FHIRPath compares instants of one precision
+ * reliably), never rounded, so two events' order never flips.
+ */
+export function normaliseTimestamp(text: string): string | undefined {
+  const m = ISO_TIMESTAMP.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute] = [m[1], m[2], m[3], m[4], m[5]].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const second = m[6] === undefined ? 0 : Number(m[6]);
+  const fraction = m[7] ?? '';
+  const zone = (m[8] ?? 'Z').toUpperCase();
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 60) {
+    return undefined;
+  }
+  let offsetMinutes = 0;
+  if (zone !== 'Z') {
+    const oh = Number(zone.slice(1, 3));
+    const om = Number(zone.slice(4, 6));
+    if (oh > 23 || om > 59) return undefined;
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (oh * 60 + om);
+  }
+  const leap = second === 60;
+  const local = new Date(Date.UTC(2000, 0, 1, hour, minute, leap ? 59 : second));
+  local.setUTCFullYear(year, month - 1, day); // Date.UTC alone would map years 0–99 to 1900–1999
+  const date = new Date(local.getTime() - offsetMinutes * 60_000);
+  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() < 1 || date.getUTCFullYear() > 9999) return undefined;
+  const base = date.toISOString().slice(0, 19);
+  if (leap) return `${base}.999Z`;
+  return `${base}.${fraction.slice(0, 3).padEnd(3, '0')}Z`;
 }
 
 const isoDateTime = v.pipe(
   v.string(),
   v.maxLength(40),
-  v.isoTimestamp(),
-  v.check((s) => !Number.isNaN(Date.parse(s)))
+  v.check((s) => normaliseTimestamp(s) !== undefined),
+  v.transform((s) => normaliseTimestamp(s) ?? s)
 );
 
+/** An enum-like field: any short string, so that a value Medblocks adds later is not refused. */
+const openEnum = v.pipe(v.string(), v.maxLength(64));
+
 /** The customer's own patient id: opaque, up to 200 characters. */
-const patientId = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(SAFE_TOKEN));
-const eventId = prefixedId(['evt_'], 64);
+const patientId = opaqueText(MAX_PATIENT_ID_LENGTH);
+/** `evt_` + a ULID-style run of ASCII letters and digits: nothing exotic is ever echoed. */
+const eventId = v.pipe(v.string(), v.regex(/^evt_[A-Za-z0-9]{1,60}$/));
 const connectionId = prefixedId(['conn_'], 128);
 const sourceId = prefixedId(['fhirsrc_'], 128);
 const flowId = prefixedId(['pf_', 'ps_'], 128);
-const failureCode = v.nullish(v.pipe(v.string(), v.maxLength(100), v.regex(SAFE_TOKEN)));
+const failureCode = v.nullish(v.pipe(v.string(), v.maxLength(MAX_FAILURE_CODE_LENGTH), v.check(isCleanText)));
+/** A count: any non-negative integer (the Task builder keeps values beyond FHIR's int32 as decimals). */
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 
 const connectionShape = {
   connection_id: sourceId,
-  status: v.picklist(CONNECTION_STATUSES),
+  status: openEnum,
   failure_code: failureCode,
   failure_at: v.nullish(isoDateTime),
   created_at: isoDateTime,
@@ -55,7 +149,7 @@ const PatientFlowConnectionSchema = v.looseObject({ id: v.nullable(connectionId)
 
 const PatientFlowSchema = v.looseObject({
   id: flowId,
-  resource_type: v.optional(v.picklist(['patient_flow', 'patient_session'])),
+  resource_type: v.optional(openEnum),
   patient_id: patientId,
   connections: v.pipe(v.array(PatientFlowConnectionSchema), v.maxLength(MAX_CONNECTIONS_PER_FLOW)),
 });
@@ -68,19 +162,19 @@ const TokenRefreshFailedSchema = v.looseObject({
 });
 
 const RecordsSyncCompletedSchema = v.looseObject({
-  resource_type: v.optional(v.literal('records_sync')),
+  resource_type: v.optional(openEnum),
   patient_id: patientId,
   connection_id: sourceId,
-  total: v.pipe(v.number(), v.integer(), v.minValue(0)),
-  errors: v.pipe(v.number(), v.integer(), v.minValue(0)),
-  duration_ms: v.nullish(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  total: count,
+  errors: count,
+  duration_ms: v.nullish(count),
 });
 
 const RecordsSyncFailedSchema = v.looseObject({
-  resource_type: v.optional(v.literal('records_sync')),
+  resource_type: v.optional(openEnum),
   patient_id: patientId,
   connection_id: sourceId,
-  // Long and free-text: kept, but only ever copied cut to a bound (see the Task builder).
+  // Long and free-text: kept, but only ever copied cleaned and cut to a bound (see the Task builder).
   error_message: v.nullish(v.string()),
 });
 
@@ -153,4 +247,25 @@ function formatPath(path: readonly v.IssuePathItem[] | undefined): string {
     }
   }
   return out;
+}
+
+/** A value Medblocks sent that this package does not know is named in logs only when it is this tame. */
+const SAFE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+
+/**
+ * One log line per unknown connection status in a verified event, so that a status Medblocks adds
+ * is noticed and the mapping extended. The status is named only when it is a short lower-case
+ * token; anything else is reported as `(not shown)`: log lines become AuditEvent text.
+ */
+export function unknownValueNotes(event: MedblocksEvent): string[] {
+  const statuses =
+    event.type === 'patient_flow.completed' || event.type === 'patient_session.completed'
+      ? event.data.object.connections.map((c) => c.status)
+      : event.type === 'connection.token_refresh_failed'
+        ? [event.data.object.status]
+        : [];
+  const unknown = [...new Set(statuses.filter((s) => !isKnownConnectionStatus(s)))];
+  return unknown.map(
+    (s) => `medblocks evt=${event.id} note=unknown_connection_status status=${SAFE_NAME.test(s) ? s : '(not shown)'}`
+  );
 }

@@ -101,6 +101,17 @@ describe('verifySignature accepts genuine deliveries', () => {
     expect(check({ secrets: ['  ', `  ${SECRET}\n`] }).ok).toBe(true);
   });
 
+  it.each([
+    ['upper-case hex', goodV1.toUpperCase()],
+    ['128 hex digits', `${goodV1}${goodV1}`],
+    ['63 hex digits', goodV1.slice(1)],
+    ['not hex', 'xyz'],
+    ['empty', ''],
+  ])('skips an unusable v1 (%s) next to a matching one, before or after it', (_name, unusable) => {
+    expect(check({ header: `t=${T},v1=${unusable},v1=${goodV1}` }).ok).toBe(true);
+    expect(check({ header: `t=${T},v1=${goodV1},v1=${unusable}` }).ok).toBe(true);
+  });
+
   it('ignores other schemes next to a valid v1', () => {
     expect(check({ header: `t=${T},v0=whatever,v1=${goodV1},v2=zz` }).ok).toBe(true);
   });
@@ -141,7 +152,12 @@ describe('verifySignature refuses, naming the reason', () => {
     ['v1 too long', { header: `t=${T},v1=${goodV1}0` }, 'malformed_header'],
     ['v1 upper-case hex', { header: `t=${T},v1=${goodV1.toUpperCase()}` }, 'malformed_header'],
     ['v1 with multibyte characters', { header: `t=${T},v1=${'é'.repeat(64)}` }, 'malformed_header'],
-    ['one good v1 next to a malformed one', { header: `t=${T},v1=${goodV1},v1=xyz` }, 'malformed_header'],
+    ['only unusable v1 candidates', { header: `t=${T},v1=xyz,v1=${goodV1.toUpperCase()}` }, 'malformed_header'],
+    [
+      'a usable but wrong v1 next to unusable ones',
+      { header: `t=${T},v1=${goodV1.toUpperCase()},v1=${'0'.repeat(64)},v1=${goodV1}${goodV1}` },
+      'signature_mismatch',
+    ],
     ['item without =', { header: `t=${T},garbage,v1=${goodV1}` }, 'malformed_header'],
     ['item with empty key', { header: `t=${T},=x,v1=${goodV1}` }, 'malformed_header'],
     [

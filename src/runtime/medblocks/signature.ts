@@ -109,7 +109,9 @@ function hmac(secret: string, timestampText: string, rawBody: string | Uint8Arra
 
 /**
  * Shape-checks the header before any crypto: exactly one `t` of 1–12 digits, at least one
- * well-formed `v1`. Other schemes (`v0`, future ones) are ignored and can never satisfy the check.
+ * well-formed `v1` (64 lowercase hex digits). Unusable `v1` candidates are skipped; the header is
+ * malformed only when none is usable. Other schemes (`v0`, future ones) are ignored and can never
+ * satisfy the check.
  */
 function parseSignatureHeader(header: string | readonly string[]): ParsedHeader | undefined {
   if (typeof header !== 'string' || header.length > MAX_SIGNATURE_HEADER_LENGTH) {
@@ -133,10 +135,9 @@ function parseSignatureHeader(header: string | readonly string[]): ParsedHeader 
         return undefined;
       }
       timestampText = value;
-    } else if (key === 'v1') {
-      if (!V1_PATTERN.test(value)) {
-        return undefined;
-      }
+    } else if (key === 'v1' && V1_PATTERN.test(value)) {
+      // Any matching v1 wins; a candidate we cannot use (uppercase hex, wrong length) is skipped,
+      // not fatal: one stale or foreign value must not hide a valid signature next to it.
       v1.push(value);
     }
   }

@@ -3,10 +3,11 @@
 // every Consent and Task of the patient through _revinclude). The request count never grows with
 // the number of connections in a flow.
 import type { MedplumClient } from '@medplum/core';
-import type { Basic, Bundle, BundleEntry, Consent, Patient, Task } from '@medplum/fhirtypes';
+import type { Basic, Bundle, BundleEntry, Consent, Organization, Patient, Task } from '@medplum/fhirtypes';
 import { markerQuery } from '../fhir/marker';
 import { isFhirId } from '../fhir/patient';
 import { SYSTEM, token } from '../fhir/systems';
+import { isCleanText } from '../medblocks/events';
 import type { DeliveryState, ReadRequest } from '../handlers/plan';
 import { classifyStatus, FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 import type { RequestCounter } from './write';
@@ -16,7 +17,7 @@ const CONSENT_PATIENT_RECORDS =
   '_include=Consent:patient&_revinclude:iterate=Consent:patient&_revinclude:iterate=Task:patient';
 const MAX_MATCHES = 200;
 
-type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks';
+type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks' | 'sources';
 
 /** The searches of one delivery, in a fixed order; pure so that tests can assert the exact URLs. */
 export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: Slot[] } {
@@ -37,6 +38,11 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
   if (request.taskKeys.length > 0) {
     const tokens = request.taskKeys.map((k) => encodeURIComponent(token(SYSTEM.taskKey, k))).join(',');
     searches.push(['tasks', `Task?identifier=${tokens}&_count=${MAX_MATCHES}`]);
+  }
+  if (request.sourceIds?.length) {
+    // The EHRs' names (issue 12 item 7): one more search in the same batch, no extra request.
+    const tokens = request.sourceIds.map((id) => encodeURIComponent(token(SYSTEM.fhirSourceId, id))).join(',');
+    searches.push(['sources', `Organization?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
   return {
     bundle: {
@@ -76,6 +82,7 @@ export function parseReadResponse(response: Bundle | null | undefined, slots: re
   let marker: (Basic & { id: string }) | undefined;
   let patientByIdentifier: (Patient & { id: string }) | undefined;
   let patientById: (Patient & { id: string }) | undefined;
+  const sourceNames = new Map<string, string>();
 
   slots.forEach((slot, index) => {
     const entry: BundleEntry | undefined = response.entry?.[index];
@@ -102,10 +109,31 @@ export function parseReadResponse(response: Bundle | null | undefined, slots: re
         case 'Task':
           tasks.set(resource.id, resource as Task & { id: string });
           break;
+        case 'Organization':
+          if (slot === 'sources') addSourceNames(sourceNames, resource);
+          break;
         default:
           break;
       }
     }
   });
-  return { marker, patientByIdentifier, patientById, consents: [...consents.values()], tasks: [...tasks.values()] };
+  return {
+    marker,
+    patientByIdentifier,
+    patientById,
+    consents: [...consents.values()],
+    tasks: [...tasks.values()],
+    sourceNames,
+  };
+}
+
+/** An Organization's name for each source id it carries; a blank or unclean name is no name. */
+function addSourceNames(names: Map<string, string>, organization: Organization): void {
+  const name = organization.name?.replace(/\s+/g, ' ').trim().slice(0, 120);
+  if (!name || !isCleanText(name)) return;
+  for (const identifier of organization.identifier ?? []) {
+    if (identifier.system === SYSTEM.fhirSourceId && identifier.value && !names.has(identifier.value)) {
+      names.set(identifier.value, name);
+    }
+  }
 }

@@ -38,6 +38,7 @@ import type {
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { Mutex } from './mutex';
+import { validateWrite, withServerIdentifierSearch } from './validation';
 
 /** The project features the emulator models (`Project.features`). */
 export type ProjectFeature = 'bots' | 'transaction-bundles';
@@ -124,6 +125,18 @@ export class TransactionalRepository extends MemoryRepository {
   /** `conflicts` undefined: no serialisation failures (the bot tests inject 409s where they want them). */
   constructor(private readonly conflicts?: SerializableConflicts) {
     super();
+    // MemoryRepository's private synchronous search and write, which every search, create, update
+    // and conditional create goes through, shadowed per instance: SRCH-1 and VAL-1 (validation.ts).
+    const self = this as unknown as {
+      searchSync: Parameters<typeof withServerIdentifierSearch>[0];
+      createResourceSync: (resource: Resource, ...rest: unknown[]) => Resource;
+    };
+    self.searchSync = withServerIdentifierSearch(self.searchSync.bind(this));
+    const createResourceSync = self.createResourceSync.bind(this);
+    self.createResourceSync = (resource, ...rest) => {
+      validateWrite(resource);
+      return createResourceSync(resource, ...rest);
+    };
   }
 
   override async withTransaction<TResult>(

@@ -7,9 +7,9 @@
 import type { Task } from '@medplum/fhirtypes';
 import { compareStamps, newestOf } from '../stamp';
 import type { EventStamp } from '../stamp';
-import { SYSTEM } from '../systems';
+import { failureCodeDisplay, SYSTEM } from '../systems';
 import type { CODE } from '../systems';
-import { businessStatus, inputOf, inputValues, sourceInput } from './parts';
+import { businessStatus, ehrNameInput, ehrNamesOf, inputOf, inputValues, orList, sourceInput } from './parts';
 import type { TaskModelBase, VisibleTaskState } from './parts';
 
 export interface FollowUpTaskModel extends TaskModelBase {
@@ -19,6 +19,8 @@ export interface FollowUpTaskModel extends TaskModelBase {
   /** Sorted, unique: the sources the patient tried and the failure codes Medblocks gave. */
   readonly sources: readonly string[];
   readonly failureCodes: readonly string[];
+  /** Sorted, unique: the names of the tried EHRs that an Organization names. */
+  readonly sourceNames: readonly string[];
   readonly connectedAt: EventStamp | undefined;
 }
 
@@ -31,16 +33,22 @@ export function encodeFollowUp(model: FollowUpTaskModel): VisibleTaskState {
   return {
     status: model.connectedAt ? 'completed' : 'requested',
     priority: 'routine',
-    description: 'The patient finished a Medblocks flow without connecting any EHR; follow up with them.',
+    description: `Contact the patient to help them connect their health records: they left the connection flow without connecting ${
+      model.sourceNames.length > 0 ? orList(model.sourceNames) : 'any EHR portal'
+    }.`,
     businessStatus: model.connectedAt
       ? businessStatus('connected')
       : codes.length > 0
-        ? { coding: codes.map((c) => ({ system: SYSTEM.code, code: c })), text: codes.join(', ') }
+        ? {
+            coding: codes.map((c) => ({ system: SYSTEM.code, code: c, display: failureCodeDisplay(c) })),
+            text: codes.map(failureCodeDisplay).join(', '),
+          }
         : businessStatus('no-connection'),
     input: [
       inputOf('patient-flow', { valueIdentifier: { system: SYSTEM.patientFlowId, value: model.flowId } }),
       ...model.sources.map(sourceInput),
       ...codes.map((c) => inputOf('failure-code', { valueCode: c })),
+      ...model.sourceNames.map(ehrNameInput),
     ],
   };
 }
@@ -62,6 +70,7 @@ export function decodeFollowUp(
     trigger,
     sources: inputValues(task, 'fhir-source'),
     failureCodes: inputValues(task, 'failure-code'),
+    sourceNames: ehrNamesOf(task),
     connectedAt: compareStamps(lastEvent, trigger) > 0 ? lastEvent : undefined,
   };
 }

@@ -1,7 +1,8 @@
 // What the three Task codecs share: the model fields every Task has and the coded input/output
 // and businessStatus shapes, so that each kind's codec reads as its own contract.
 import type { CodeableConcept, Patient, Reference, Task, TaskInput, TaskOutput } from '@medplum/fhirtypes';
-import { SYSTEM } from '../systems';
+import { BUSINESS_STATUS_DISPLAY, SYSTEM } from '../systems';
+import type { BusinessStatusCode } from '../systems';
 
 export interface TaskModelBase {
   readonly key: string;
@@ -13,8 +14,34 @@ export interface TaskModelBase {
 /** What a Task shows, derived from its model; the frame (task.ts) adds identity and bookkeeping. */
 export type VisibleTaskState = Partial<Task> & Pick<Task, 'status'>;
 
-export function businessStatus(code: string): CodeableConcept {
-  return { coding: [{ system: SYSTEM.code, code }], text: code };
+/** A businessStatus the Medplum app can show: the coding carries its display, the text says the same. */
+export function businessStatus(code: BusinessStatusCode): CodeableConcept {
+  const display = BUSINESS_STATUS_DISPLAY[code];
+  return { coding: [{ system: SYSTEM.code, code, display }], text: display };
+}
+
+/** FHIR `integer` is 32-bit; a larger count is kept exactly as a decimal rather than clamped. */
+export const MAX_FHIR_INTEGER = 2_147_483_647;
+
+/** A count as a Task output value: `valueInteger` within int32, `valueDecimal` beyond it. */
+export function countValue(n: number): Pick<TaskOutput, 'valueInteger' | 'valueDecimal'> {
+  return Number.isInteger(n) && Math.abs(n) <= MAX_FHIR_INTEGER ? { valueInteger: n } : { valueDecimal: n };
+}
+
+/** The EHR name input: what the Task's texts call the source, kept so that it decodes back. */
+export function ehrNameInput(name: string): TaskInput {
+  return inputOf('ehr-name', { valueString: name });
+}
+
+export function ehrNamesOf(task: Task): string[] {
+  return (task.input ?? []).flatMap((i) =>
+    i.type.coding?.[0]?.code === 'ehr-name' && i.valueString ? [i.valueString] : []
+  );
+}
+
+/** Names joined for a sentence: "A", "A or B", "A, B or C". */
+export function orList(names: readonly string[]): string {
+  return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
 }
 
 export function inputOf(code: string, value: Omit<TaskInput, 'type'>): TaskInput {

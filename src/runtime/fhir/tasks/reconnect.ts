@@ -10,15 +10,17 @@
 import type { Reference, Task } from '@medplum/fhirtypes';
 import { compareStamps, newestOf } from '../stamp';
 import type { EventStamp } from '../stamp';
-import { TASK_KEY } from '../systems';
+import { decodeKeyPart, TASK_KEY } from '../systems';
 import type { CODE } from '../systems';
-import { businessStatus, outputOf, sourceInput, sourceOf } from './parts';
+import { businessStatus, ehrNameInput, ehrNamesOf, outputOf, sourceInput, sourceOf } from './parts';
 import type { TaskModelBase, VisibleTaskState } from './parts';
 
 export interface ReconnectTaskModel extends TaskModelBase {
   readonly kind: typeof CODE.reconnectEhr;
   readonly connectionId: string;
   readonly sourceId: string;
+  /** The EHR's name, when an Organization names the source. */
+  readonly sourceName: string | undefined;
   readonly consent: Reference;
   readonly lastRefreshFailed: EventStamp;
   /** Set when a newer flow reported an active connection for the same patient and source. */
@@ -35,9 +37,9 @@ export function encodeReconnect(model: ReconnectTaskModel): VisibleTaskState {
     status: reconnected ? 'completed' : 'requested',
     priority: 'routine',
     focus: model.consent,
-    description: `Ask the patient to reconnect EHR source ${model.sourceId}: its access token could not be refreshed.`,
+    description: `Ask the patient to reconnect their ${model.sourceName ?? 'EHR'} portal: its access expired.`,
     businessStatus: businessStatus(reconnected ? 'reconnected' : 'awaiting-patient'),
-    input: [sourceInput(model.sourceId)],
+    input: [sourceInput(model.sourceId), ...(model.sourceName ? [ehrNameInput(model.sourceName)] : [])],
     output: reconnected ? [outputOf('new-consent', { valueReference: reconnected.consent })] : undefined,
   };
 }
@@ -57,8 +59,9 @@ export function decodeReconnect(
   return {
     ...base,
     kind: 'reconnect-ehr',
-    connectionId: base.key.slice(TASK_KEY.reconnect('').length),
+    connectionId: decodeKeyPart(base.key.slice(TASK_KEY.reconnect('').length)),
     sourceId: source,
+    sourceName: ehrNamesOf(task)[0],
     consent: task.focus,
     lastRefreshFailed,
     reconnectedBy: reconnected ? { consent: newConsent, stamp: lastEvent } : undefined,

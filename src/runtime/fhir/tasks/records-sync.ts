@@ -6,7 +6,7 @@
 import type { Task } from '@medplum/fhirtypes';
 import type { EventStamp } from '../stamp';
 import type { CODE } from '../systems';
-import { businessStatus, outputOf, sourceInput, sourceOf } from './parts';
+import { businessStatus, countValue, ehrNameInput, ehrNamesOf, outputOf, sourceInput, sourceOf } from './parts';
 import type { TaskModelBase, VisibleTaskState } from './parts';
 
 /** statusReason is free text from Medblocks; it is kept, but never unbounded. */
@@ -24,24 +24,27 @@ export type SyncResult =
 export interface RecordsSyncTaskModel extends TaskModelBase {
   readonly kind: typeof CODE.recordsSync;
   readonly sourceId: string;
+  /** The EHR's name, when an Organization names the source. */
+  readonly sourceName: string | undefined;
   readonly lastEvent: EventStamp;
   readonly result: SyncResult;
 }
 
 export function encodeRecordsSync(model: RecordsSyncTaskModel): VisibleTaskState {
   const result = model.result;
+  const ehr = model.sourceName ?? 'an EHR portal';
   const common = {
-    description: `Records pull from EHR source ${model.sourceId}.`,
-    input: [sourceInput(model.sourceId)],
+    description:
+      result.kind === 'completed'
+        ? `Records were pulled from ${ehr}; nothing to do.`
+        : `Records could not be pulled from ${ehr}; Medblocks tries again on its schedule. If this stays failed, check the reason and the patient's connection.`,
+    input: [sourceInput(model.sourceId), ...(model.sourceName ? [ehrNameInput(model.sourceName)] : [])],
     executionPeriod: { end: model.lastEvent.at },
   };
   if (result.kind === 'completed') {
-    const output = [
-      outputOf('total', { valueInteger: result.total }),
-      outputOf('errors', { valueInteger: result.errors }),
-    ];
+    const output = [outputOf('total', countValue(result.total)), outputOf('errors', countValue(result.errors))];
     if (result.durationMs !== undefined) {
-      output.push(outputOf('duration-ms', { valueInteger: result.durationMs }));
+      output.push(outputOf('duration-ms', countValue(result.durationMs)));
     }
     return {
       ...common,
@@ -71,7 +74,7 @@ export function decodeRecordsSync(
   if (!source) {
     return undefined;
   }
-  const outputs = new Map((task.output ?? []).map((o) => [o.type.coding?.[0]?.code, o.valueInteger]));
+  const outputs = new Map((task.output ?? []).map((o) => [o.type.coding?.[0]?.code, o.valueInteger ?? o.valueDecimal]));
   const result: SyncResult =
     task.status === 'failed'
       ? { kind: 'failed', message: task.statusReason?.text }
@@ -81,13 +84,26 @@ export function decodeRecordsSync(
           errors: outputs.get('errors') ?? 0,
           durationMs: outputs.get('duration-ms'),
         };
-  return { ...base, kind: 'records-sync', sourceId: source, lastEvent, result };
+  return { ...base, kind: 'records-sync', sourceId: source, sourceName: ehrNamesOf(task)[0], lastEvent, result };
 }
 
-function boundedReason(message: string | undefined): string {
-  const text = (message ?? '').trim();
-  if (text === '') {
+/**
+ * Medblocks' free-text message as a FHIR string: control characters (but tab and line breaks)
+ * become spaces, lone surrogates U+FFFD, and the text is cut to a bound on a code point boundary
+ * (a cut pair would be a lone surrogate that Postgres refuses).
+ */
+export function boundedReason(message: string | undefined): string {
+  const cleaned = Array.from(message ?? '')
+    .map((c) => (c.length === 1 && c >= '\ud800' && c <= '\udfff' ? '\ufffd' : c))
+    .join('')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, ' ')
+    .trim();
+  if (cleaned === '') {
     return 'Records sync failed (Medblocks gave no message)';
   }
-  return text.length > MAX_STATUS_REASON_LENGTH ? `${text.slice(0, MAX_STATUS_REASON_LENGTH - 1)}…` : text;
+  const points = Array.from(cleaned);
+  return points.length > MAX_STATUS_REASON_LENGTH
+    ? `${points.slice(0, MAX_STATUS_REASON_LENGTH - 1).join('')}…`
+    : cleaned;
 }
