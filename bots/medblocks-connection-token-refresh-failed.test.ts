@@ -3,6 +3,7 @@ import { UNKNOWN_PATIENT } from '../src/runtime/fhir/consent';
 import { connection, patientFlowCompleted, SAMPLE_SOURCE_A, tokenRefreshFailed } from '../src/tools/fixtures/events';
 import { consentFor, expectStoreValid, markers, taskFor } from '../test/support/assertions';
 import { World } from '../src/tools/harness/world';
+import { describeQuarantine } from '../test/support/quarantine';
 
 const CONN = 'conn_01J9YR9N3X4VZ6P2K5RH7M3LMP';
 const flow = patientFlowCompleted(
@@ -170,4 +171,9 @@ describe('a refresh failure that carries a patient_id (an open point in Medblock
     expect((await taskFor(world, `reconnect/${CONN}`))?.for).toEqual({ reference: `Patient/${patient?.id}` });
     await expectStoreValid(world);
   });
+});
+
+describeQuarantine({
+  bot: 'medblocks-connection-token-refresh-failed',
+  event: (patientId) => tokenRefreshFailed({ id: 'conn_q', patient_id: patientId }),
 });

@@ -3,6 +3,7 @@ import { recordsSyncCompleted, recordsSyncFailed, SAMPLE_SOURCE_A } from '../src
 import { MAX_STATUS_REASON_LENGTH } from '../src/runtime/fhir/tasks/records-sync';
 import { expectStoreValid, taskFor } from '../test/support/assertions';
 import { World } from '../src/tools/harness/world';
+import { describeQuarantine } from '../test/support/quarantine';
 
 const KEY = `records-sync/user_42/${SAMPLE_SOURCE_A}`;
 const EARLIER = '2026-04-25T14:36:12.000Z';
@@ -98,4 +99,9 @@ describe('one records-sync Task per patient and source heals itself: newest even
     const failing = await world.admin.searchResources('Task', 'code=urn:medblocks:code|records-sync&status=failed');
     expect(failing.map((t) => t.identifier?.[0]?.value)).toEqual([KEY]);
   });
+});
+
+describeQuarantine({
+  bot: 'medblocks-records-sync-failed',
+  event: (patientId) => recordsSyncFailed({ patient_id: patientId }),
 });
