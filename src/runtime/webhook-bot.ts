@@ -121,7 +121,8 @@ export function createWebhookBot<T extends EventType>(
     const counter: RequestCounter = { requests: 0 };
     const seen: Progress = { eventId: '-', type: '-', deadLetter: 'unknown' };
     const summarise = (outcome: string): void => {
-      log(formatDeliverySummary({ ...seen, outcome, fhirRequests: counter.requests, ms: now() - started }));
+      const { eventId, type } = seen;
+      log(formatDeliverySummary({ eventId, type, outcome, fhirRequests: counter.requests, ms: now() - started }));
     };
     let failure: unknown;
     try {
