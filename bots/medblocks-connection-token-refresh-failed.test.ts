@@ -3,6 +3,7 @@ import { UNKNOWN_PATIENT } from '../src/runtime/fhir/consent';
 import { connection, patientFlowCompleted, SAMPLE_SOURCE_A, tokenRefreshFailed } from '../src/tools/fixtures/events';
 import { consentFor, expectStoreValid, markers, taskFor } from '../test/support/assertions';
 import { World } from '../src/tools/harness/world';
+import { describeQuarantine } from '../test/support/quarantine';
 
 const CONN = 'conn_01J9YR9N3X4VZ6P2K5RH7M3LMP';
 const flow = patientFlowCompleted(
@@ -202,4 +203,9 @@ describe('connection.token_refresh_failed at the edges (issue 13, issue 12 item 
     expect((await consentFor(world, 'conn_named'))?.provision?.actor?.[0]?.reference.display).toBe('Epic MyChart');
     await expectStoreValid(world);
   });
+});
+
+describeQuarantine({
+  bot: 'medblocks-connection-token-refresh-failed',
+  event: (patientId) => tokenRefreshFailed({ id: 'conn_q', patient_id: patientId }),
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { EXTENSION } from '../src/runtime/fhir/systems';
 import {
@@ -9,6 +10,7 @@ import {
 } from '../src/tools/fixtures/events';
 import { consentFor, expectStoreValid, markers, taskFor } from '../test/support/assertions';
 import { World } from '../src/tools/harness/world';
+import { describeQuarantine } from '../test/support/quarantine';
 
 const BOT = 'medblocks-patient-flow-completed';
 
@@ -280,15 +282,26 @@ describe('patient resolution', () => {
     expect((await world.consents())[0]?.patient?.reference).toBe(`Patient/${byIdentifier.id}`);
   });
 
-  it('with creation turned off, an unknown patient fails clearly and nothing is written', async () => {
+  it('with creation turned off, an unknown patient is quarantined: nothing but its dead-letter is written', async () => {
     const { world, bot } = setup({ MEDBLOCKS_CREATE_MISSING_PATIENTS: 'false' });
     const event = patientFlowCompleted();
-    await expect(bot.deliver(event)).rejects.toThrow(/patient_not_found.*MEDBLOCKS_CREATE_MISSING_PATIENTS/);
-    expect(bot.lastRequestCount()).toBe(1);
+    expect(await bot.deliver(event)).toEqual({
+      status: 'quarantined',
+      event: event.id,
+      type: 'patient_flow.completed',
+      reason: 'patient_not_found',
+      path: 'data.object.patient_id',
+    });
+    // The read batch already said there was no dead-letter: one conditional create.
+    expect(bot.lastRequestCount()).toBe(2);
     expect(bot.logs).toEqual([
-      `medblocks evt=${event.id} type=patient_flow.completed outcome=failed:patient_not_found fhir_requests=1 ms=0`,
+      `medblocks evt=${event.id} type=patient_flow.completed outcome=quarantined:patient_not_found fhir_requests=2 ms=0`,
     ]);
-    expect(await world.snapshot()).toEqual({ Patient: [], Consent: [], Task: [], Basic: [] });
+    const { Task: tasks, ...rest } = await world.snapshot();
+    expect(rest).toEqual({ Patient: [], Consent: [], Basic: [] });
+    expect(tasks).toEqual([
+      expect.objectContaining({ identifier: [{ system: 'urn:medblocks:dead-letter', value: event.id }] }),
+    ]);
   });
 });
 
@@ -317,7 +330,6 @@ describe('refusals make no FHIR request', () => {
   it.each([
     ['a forged signature', { secret: 'whsec_attacker' }, 'signature_mismatch'],
     ['an expired timestamp', { now: Date.parse('2026-04-25T14:35:00.000Z') + 301_000 }, 'timestamp_out_of_tolerance'],
-    ['a malformed payload', { rawBody: '{"id":"evt_1","object":"event"}' }, 'invalid_payload'],
   ] as const)('%s', async (_name, options, reason) => {
     const { world, bot } = setup();
     await expect(bot.deliver(patientFlowCompleted(), options)).rejects.toThrow(`Delivery rejected: ${reason}`);
@@ -325,6 +337,36 @@ describe('refusals make no FHIR request', () => {
     expect(bot.logs).toEqual([`medblocks evt=- type=- outcome=rejected:${reason} fhir_requests=0 ms=0`]);
     expect(await world.snapshot()).toEqual({ Patient: [], Consent: [], Task: [], Basic: [] });
   });
+
+  it('a genuine but malformed payload is no refusal: it is quarantined under its event id (one search, one create)', async () => {
+    const { world, bot } = setup();
+    const answer = await bot.deliver(patientFlowCompleted(), { rawBody: '{"id":"evt_1","object":"event"}' });
+    expect(answer).toEqual({
+      status: 'quarantined',
+      event: 'evt_1',
+      type: 'unknown',
+      reason: 'invalid_payload',
+      path: 'type',
+    });
+    expect(bot.requests).toHaveLength(2);
+    expect((await world.tasks()).map((t) => t.identifier?.[0]?.value)).toEqual(['evt_1']);
+  });
+
+  it('a genuine body that is not a JSON object is quarantined under the hash of its bytes', async () => {
+    const { world, bot } = setup();
+    const body = '[1,2,3]';
+    const answer = await bot.deliver(patientFlowCompleted(), { rawBody: body });
+    const key = `sha256-${createHash('sha256').update(body).digest('hex')}`;
+    expect(answer).toEqual({ status: 'quarantined', event: key, type: 'unknown', reason: 'invalid_payload' });
+    expect((await world.tasks()).map((t) => [t.identifier?.[0]?.value, t.statusReason?.text])).toEqual([
+      [key, 'invalid_payload'],
+    ]);
+  });
+});
+
+describeQuarantine({
+  bot: 'medblocks-patient-flow-completed',
+  event: (patientId) => patientFlowCompleted({ patient_id: patientId }),
 });
 
 describe('patient_flow.completed at the edges (issue 13)', () => {

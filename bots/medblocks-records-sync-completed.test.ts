@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { recordsSyncCompleted, SAMPLE_SOURCE_A, SAMPLE_SOURCE_B } from '../src/tools/fixtures/events';
 import { expectStoreValid, markers, taskFor } from '../test/support/assertions';
 import { World } from '../src/tools/harness/world';
+import { describeQuarantine } from '../test/support/quarantine';
 
 const KEY = `records-sync/user_42/${SAMPLE_SOURCE_A}`;
 
@@ -169,4 +170,9 @@ describe('records.sync.completed at the edges (issue 13, issue 12 item 7)', () =
       display: 'Records synced',
     });
   });
+});
+
+describeQuarantine({
+  bot: 'medblocks-records-sync-completed',
+  event: (patientId) => recordsSyncCompleted({ patient_id: patientId }),
 });

@@ -3,6 +3,7 @@ import { recordsSyncCompleted, recordsSyncFailed, SAMPLE_SOURCE_A } from '../src
 import { MAX_STATUS_REASON_LENGTH } from '../src/runtime/fhir/tasks/records-sync';
 import { expectStoreValid, taskFor } from '../test/support/assertions';
 import { World } from '../src/tools/harness/world';
+import { describeQuarantine } from '../test/support/quarantine';
 
 const KEY = `records-sync/user_42/${SAMPLE_SOURCE_A}`;
 const EARLIER = '2026-04-25T14:36:12.000Z';
@@ -118,4 +119,9 @@ describe('records.sync.failed at the edges (issue 13)', () => {
     expect(text.startsWith('bad   [31mred  \ufffd')).toBe(true);
     await expectStoreValid(world);
   });
+});
+
+describeQuarantine({
+  bot: 'medblocks-records-sync-failed',
+  event: (patientId) => recordsSyncFailed({ patient_id: patientId }),
 });

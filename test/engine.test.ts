@@ -6,7 +6,7 @@ import { connection, patientFlowCompleted, recordsSyncCompleted } from '../src/t
 import { expectStoreValid, markers } from './support/assertions';
 import { badRequest } from '@medplum/core';
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import type { FaultInjector, SentRequest } from '../src/tools/harness/world';
+import type { Fault, FaultInjector, SentRequest } from '../src/tools/harness/world';
 import { World } from '../src/tools/harness/world';
 
 /** The write bundle: a bundle with at least one entry that is not a GET (the read bundle holds only GETs). */
@@ -189,24 +189,48 @@ describe('other FHIR failures: throw, nothing marked applied, and the retry conv
 
   it('failure messages quote nothing the server said', async () => {
     const world = new World();
-    const bot = world.bot('medblocks-records-sync-completed', {
-      faults: (r) =>
-        isWrite(r)
-          ? {
-              status: 400,
-              outcome: {
-                resourceType: 'OperationOutcome',
-                issue: [
-                  { severity: 'error', code: 'invalid', details: { text: 'Patient user_42 Jane Doe is invalid' } },
-                ],
-              },
-            }
-          : undefined,
-    });
+    const serverText: Fault = {
+      status: 400,
+      outcome: {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'invalid', details: { text: 'Patient user_42 Jane Doe is invalid' } }],
+      },
+    };
+    // Every write refused, the dead-letter's too: the delivery fails (non-2xx) with a classified message.
+    const bot = world.bot('medblocks-records-sync-completed', { faults: (r) => (isWrite(r) ? serverText : undefined) });
     const error = await bot.deliver(recordsSyncCompleted()).catch((err: unknown) => err as Error);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/bad_request \(HTTP 400\)/);
+    expect((error as Error).message).toMatch(/^FHIR dead-letter failed: bad_request \(HTTP 400\)/);
     expect((error as Error).message + bot.logs.join('')).not.toMatch(/user_42|Jane/);
+  });
+
+  it('a write Medplum’s validator refuses (400) is quarantined as invalid_resource; neither the answer nor the dead-letter quotes the server', async () => {
+    const world = new World();
+    const serverText: Fault = {
+      status: 400,
+      outcome: {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'invalid', details: { text: 'Patient user_42 Jane Doe is invalid' } }],
+      },
+    };
+    const isDeadLetter = (r: SentRequest) =>
+      JSON.stringify(r.body ?? {}).includes('"ifNoneExist":"identifier=urn%3Amedblocks%3Adead-letter');
+    const bot = world.bot('medblocks-records-sync-completed', {
+      faults: (r) => (isWrite(r) && !isDeadLetter(r) ? serverText : undefined),
+    });
+    const event = recordsSyncCompleted();
+    const answer = await bot.deliver(event);
+    expect(answer).toEqual({
+      status: 'quarantined',
+      event: event.id,
+      type: 'records.sync.completed',
+      reason: 'invalid_resource',
+    });
+    expect(bot.logs).toEqual([expect.stringMatching(/ outcome=quarantined:invalid_resource fhir_requests=3 /)]);
+    const deadLetters = (await world.tasks()).filter((t) => t.identifier?.[0]?.system === 'urn:medblocks:dead-letter');
+    expect(deadLetters).toHaveLength(1);
+    expect(JSON.stringify(deadLetters) + JSON.stringify(answer) + bot.logs.join('')).not.toMatch(/user_42|Jane/);
+    expect(await markers(world)).toEqual([]);
   });
 });
 
@@ -231,7 +255,7 @@ describe('writes are one batch bundle, the marker last, whatever the project is 
     ['no transaction-bundles feature', ['bots'] as const],
     ['the transaction-bundles feature', ['bots', 'transaction-bundles'] as const],
   ])(
-    'with %s, an entry refused while the others commit leaves the event unmarked, and the retry completes it',
+    'with %s, an entry refused while the others commit leaves the event unmarked (quarantined), and the redelivery completes it',
     async (_name, features) => {
       // What lost an event on a real server: with the secret on and the feature off, the marker rode
       // in a `transaction` that the server ran as a batch; it committed while a Task was refused.
@@ -259,12 +283,17 @@ describe('writes are one batch bundle, the marker last, whatever the project is 
           return { status: 200, outcome: response };
         },
       });
-      await expect(bot.deliver(recordsSyncCompleted())).rejects.toThrow(/FHIR write failed: bad_request/);
+      const event = recordsSyncCompleted();
+      expect(await bot.deliver(event)).toMatchObject({ status: 'quarantined', reason: 'invalid_resource' });
       expect(await markers(world)).toEqual([]);
       expect(await world.patients()).toHaveLength(1); // committed beside the refused Task
-      const retry = await world.bot('medblocks-records-sync-completed').deliver(recordsSyncCompleted());
+      const retry = await world.bot('medblocks-records-sync-completed').deliver(event);
       expect(retry.status).toBe('processed');
-      expect(await world.tasks()).toHaveLength(1);
+      const tasks = await world.tasks();
+      expect(tasks.map((t) => [t.code?.coding?.[0]?.code, t.status]).sort()).toEqual([
+        ['records-sync', 'completed'],
+        ['webhook-dead-letter', 'completed'],
+      ]);
       expect(await markers(world)).toHaveLength(1);
       await expectStoreValid(world);
     }

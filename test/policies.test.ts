@@ -74,6 +74,21 @@ async function exerciseAll(world: World): Promise<void> {
   ] as const) {
     await bot.deliver(event);
   }
+
+  // Quarantine and redelivery: an unknown patient while creation is off is quarantined (dead-letter
+  // created), quarantined again (found and updated), then applied once creation is on (resolved).
+  const creationOff = { secrets: { MEDBLOCKS_CREATE_MISSING_PATIENTS: 'false' } };
+  const poisoned = [
+    [flowBot, patientFlowCompleted({ id: 'pf_q', patient_id: 'user_q1', connections: [failedAttempt()] })],
+    [refreshBot, tokenRefreshFailed({ id: 'conn_q', patient_id: 'user_q2' })],
+    [syncOk, recordsSyncCompleted({ patient_id: 'user_q3' })],
+    [syncFailed, recordsSyncFailed({ patient_id: 'user_q4' })],
+  ] as const;
+  for (const [bot, event] of poisoned) {
+    expect((await bot.deliver(event, creationOff)).status).toBe('quarantined');
+    expect((await bot.deliver(event, creationOff)).status).toBe('quarantined');
+    expect((await bot.deliver(event)).status).toBe('processed');
+  }
 }
 
 describe('access policies', () => {

@@ -4,7 +4,8 @@ import { medplumBotEvent, TEST_SECRET } from '../tools/harness/world';
 import { patientFlowCompleted, recordsSyncFailed, serialise } from '../tools/fixtures/events';
 import type { MedblocksEvent } from './medblocks/events';
 import { signatureHeader } from './medblocks/signature';
-import { DeliveryRejectedError, MAX_BODY_BYTES, receiveDelivery } from './receive';
+import { createHash } from 'node:crypto';
+import { DeliveryRejectedError, InvalidPayloadError, MAX_BODY_BYTES, receiveDelivery } from './receive';
 import type { ReceiverSpec, RejectionReason } from './receive';
 
 const SPEC: ReceiverSpec = {
@@ -33,6 +34,17 @@ function rejection(run: () => unknown): DeliveryRejectedError {
     throw err;
   }
   throw new Error('expected a DeliveryRejectedError');
+}
+
+/** A genuine delivery this package cannot read: permanent (the pipeline quarantines it), never a refusal. */
+function expectInvalid(run: () => unknown): InvalidPayloadError {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof InvalidPayloadError) return err;
+    throw err;
+  }
+  throw new Error('expected an InvalidPayloadError');
 }
 
 function expectRejected(run: () => unknown, reason: RejectionReason): DeliveryRejectedError {
@@ -137,21 +149,43 @@ describe('receiveDelivery refuses, with a typed reason and a safe message', () =
     expectRejected(() => receive(botEvent(), SIGNED_AT + 301_000), 'timestamp_out_of_tolerance');
   });
 
-  it('signed but not JSON → malformed_json', () => {
-    expectRejected(() => receive(botEvent({ rawBody: 'not json' })), 'malformed_json');
-    expectRejected(() => receive(botEvent({ rawBody: '[1,2]' })), 'malformed_json');
-    expectRejected(() => receive(botEvent({ rawBody: new Uint8Array([0xff, 0xfe, 0x7b]) })), 'malformed_json');
+  it('signed but not a JSON object → invalid_payload keyed by the sha256 of the exact bytes, type unknown', () => {
+    for (const body of ['not json', '[1,2]', new Uint8Array([0xff, 0xfe, 0x7b])]) {
+      const err = expectInvalid(() => receive(botEvent({ rawBody: body })));
+      expect(err).toMatchObject({ reason: 'invalid_payload', type: 'unknown', path: undefined });
+      expect(err.key).toBe(`sha256-${createHash('sha256').update(body).digest('hex')}`);
+    }
   });
 
-  it('signed but not a valid event → invalid_payload with field paths', () => {
+  it('signed but not a valid event → invalid_payload keyed by its event id, with the field path and no value', () => {
     const body = serialise({ ...EVENT, data: { object: { ...EVENT.data.object, patient_id: 42 } } });
-    const err = expectRejected(() => receive(botEvent({ rawBody: body })), 'invalid_payload');
-    expect(err.message).toContain('data.object.patient_id');
+    const err = expectInvalid(() => receive(botEvent({ rawBody: body })));
+    expect(err).toMatchObject({ key: EVENT.id, type: 'records.sync.failed', path: 'data.object.patient_id' });
+    expect(err.message).toMatch(/^Delivery not applied: invalid_payload: data\.object\.patient_id: expected/);
+    expect(err.message).not.toContain('42');
   });
 
-  it('an event type that is not this bot’s → unexpected_event_type', () => {
+  it('an id that is not a well-formed event id is not used as the key (the body hash is)', () => {
+    const body = serialise({ ...EVENT, id: 'user_42 Jane', data: {} });
+    const err = expectInvalid(() => receive(botEvent({ rawBody: body })));
+    expect(err.key).toBe(`sha256-${createHash('sha256').update(body).digest('hex')}`);
+  });
+
+  it('an event type that is not this bot’s → unexpected_event_type, rejected even when the payload is invalid too', () => {
     const err = expectRejected(() => receive(botEvent({}, patientFlowCompleted())), 'unexpected_event_type');
     expect(err.message).toContain('patient_flow.completed');
+    expect(err.event).toMatchObject({ type: 'patient_flow.completed' });
+    const invalid = serialise({ ...patientFlowCompleted(), data: 7 });
+    expectRejected(() => receive(botEvent({ rawBody: invalid })), 'unexpected_event_type');
+  });
+
+  it('a type this package does not know → unexpected_event_type, without echoing it', () => {
+    const err = expectRejected(
+      () => receive(botEvent({ rawBody: serialise({ ...EVENT, type: 'user_42.Jane' }) })),
+      'unexpected_event_type'
+    );
+    expect(err.message).not.toContain('Jane');
+    expect(err.event).toBeUndefined();
   });
 
   it('oversized body → body_too_large, before any HMAC', () => {
@@ -162,8 +196,8 @@ describe('receiveDelivery refuses, with a typed reason and a safe message', () =
   it('measures the body in bytes as sent, not in UTF-16 code units', () => {
     // 'é' is one code unit and two UTF-8 bytes: this body has MAX/2 + 1 code units, MAX + 2 bytes.
     expectRejected(() => receive(botEvent({ rawBody: 'é'.repeat(MAX_BODY_BYTES / 2 + 1) })), 'body_too_large');
-    // Exactly MAX bytes passes the size check (and is then refused as what it is: not JSON).
-    expectRejected(() => receive(botEvent({ rawBody: 'é'.repeat(MAX_BODY_BYTES / 2) })), 'malformed_json');
+    // Exactly MAX bytes passes the size check (and is then found to be what it is: not JSON).
+    expectInvalid(() => receive(botEvent({ rawBody: 'é'.repeat(MAX_BODY_BYTES / 2) })));
   });
 
   it('checks the signature before parsing: a forged body that is not JSON is a signature failure', () => {
@@ -171,7 +205,7 @@ describe('receiveDelivery refuses, with a typed reason and a safe message', () =
     expectRejected(() => receive({ ...event, input: '{{{' }), 'signature_mismatch');
   });
 
-  it('never puts payload values, the patient id or secrets in a refusal message', () => {
+  it('never puts payload values, the patient id or secrets in a refusal or invalid-payload message', () => {
     const attempts: (() => unknown)[] = [
       () => receive(botEvent({ secret: 'whsec_wrong' })),
       () => receive(botEvent({}, patientFlowCompleted())),
@@ -179,7 +213,13 @@ describe('receiveDelivery refuses, with a typed reason and a safe message', () =
       () => receive({ ...botEvent(), headers: { 'medblocks-signature': `t=1,v1=${'a'.repeat(64)},user_42=1` } }),
     ];
     for (const attempt of attempts) {
-      const message = rejection(attempt).message;
+      let message = '';
+      try {
+        attempt();
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).not.toBe('');
       expect(message).not.toContain('user_42');
       expect(message).not.toContain('Jane');
       expect(message).not.toContain(TEST_SECRET);

@@ -1,28 +1,30 @@
 // From what Medplum hands a bot (a BotEvent) to a verified, typed Medblocks event — or a typed
-// refusal whose message is short, PHI-free and safe to echo to the unauthenticated caller (Medplum
-// puts a throwing bot's console output and error text into its 400 answer).
+// failure whose message is short, PHI-free and safe to echo to the unauthenticated caller (Medplum
+// puts a throwing bot's console output and error text into its 400 answer). Two kinds, classified
+// in src/runtime/failures.ts: a delivery that is not genuine or not for this bot is *rejected*
+// (DeliveryRejectedError); a genuine one this package cannot read is *permanent* (InvalidPayloadError,
+// quarantined by the pipeline, never answered outside 2xx).
+import { createHash } from 'node:crypto';
 import type { BotEvent } from '@medplum/core';
-import { parseMedblocksEvent } from './medblocks/events';
+import { ClassifiedFailure } from './failures';
+import type { RejectedReason } from './failures';
+import { isEventType, parseMedblocksEvent, usableEventId } from './medblocks/events';
 import type { EventType, MedblocksEvent } from './medblocks/events';
 import { SIGNATURE_HEADER, verifySignature } from './medblocks/signature';
-import type { SignatureFailureReason } from './medblocks/signature';
 import { readSettings, readSigningSecrets } from './settings';
 import type { BotSettings, Secrets } from './settings';
-import { rejectedMessage } from './summary';
+import { notAppliedMessage, rejectedMessage } from './summary';
 
 /** Far above any real delivery (a 50-connection flow is about 15 KB), far below what could hurt. */
 export const MAX_BODY_BYTES = 256 * 1024;
 
-export type RejectionReason =
-  | SignatureFailureReason
-  | 'body_not_raw'
-  | 'body_too_large'
-  | 'malformed_json'
-  | 'invalid_payload'
-  | 'unexpected_event_type';
+export type RejectionReason = RejectedReason;
+
+/** The `type` a quarantine reports when the body names no event type this package knows. */
+export const UNKNOWN_EVENT_TYPE = 'unknown';
 
 /** A delivery refused before any FHIR request. The message never contains input values. */
-export class DeliveryRejectedError extends Error {
+export class DeliveryRejectedError extends ClassifiedFailure {
   readonly reason: RejectionReason;
   /** Set only when the event was verified and validated, so its id and type are safe to log. */
   readonly event: { readonly id: string; readonly type: string } | undefined;
@@ -32,6 +34,29 @@ export class DeliveryRejectedError extends Error {
     this.reason = reason;
     this.event = event;
   }
+}
+
+/**
+ * A genuine (signed) delivery of this bot's event type that this package cannot read: not a JSON
+ * object, or a field missing or of the wrong type. Permanent: a retry would bring the same bytes.
+ * `key` identifies its dead-letter: the event id when well-formed, else `sha256-<hex>` of the body.
+ */
+export class InvalidPayloadError extends ClassifiedFailure {
+  readonly reason = 'invalid_payload' as const;
+  readonly key: string;
+  /** A type this package knows, or UNKNOWN_EVENT_TYPE; never text from the body otherwise. */
+  readonly type: string;
+  constructor(key: string, type: string, path: string | undefined, detail: string) {
+    super(notAppliedMessage('invalid_payload', detail), path);
+    this.name = 'InvalidPayloadError';
+    this.key = key;
+    this.type = type;
+  }
+}
+
+/** The dead-letter key of a body without a usable event id: the same bytes always give the same key. */
+export function bodyKey(rawBody: string | Uint8Array): string {
+  return `sha256-${createHash('sha256').update(rawBody).digest('hex')}`;
 }
 
 /** What one bot accepts: the event types it is wired to and the project secret holding its signing secret. */
@@ -59,7 +84,6 @@ const MESSAGES: Partial<Record<RejectionReason, string>> = {
   body_not_raw:
     'bot received a parsed JSON object; set Bot.rawBody to true (Medplum 5.2+) so the signature can be checked over the exact bytes',
   body_too_large: `body larger than ${MAX_BODY_BYTES} bytes`,
-  malformed_json: 'body is not a JSON object',
 };
 
 /**
@@ -90,18 +114,36 @@ export function receiveDelivery<T extends EventType>(
     throw new DeliveryRejectedError(check.reason, detail);
   }
 
-  const parsed = parseJson(rawBody);
-  const result = parseMedblocksEvent(parsed);
-  if (!result.ok) {
-    throw new DeliveryRejectedError('invalid_payload', result.problems.join('; '));
+  const parsed = parseJsonObject(rawBody);
+  if (parsed === undefined) {
+    throw new InvalidPayloadError(bodyKey(rawBody), UNKNOWN_EVENT_TYPE, undefined, 'body is not a JSON object');
   }
-  if (!isOfType(result.event, spec.eventTypes)) {
-    // The type was validated against the known list above, so naming it leaks nothing.
+  const id = usableEventId(parsed.id);
+  const type: unknown = parsed.type;
+  if (typeof type === 'string' && !(spec.eventTypes as readonly string[]).includes(type)) {
+    // Misrouted: the endpoint is subscribed to events this bot does not take. A known type is named
+    // (it leaks nothing); anything else is not echoed.
+    const known = isEventType(type);
     throw new DeliveryRejectedError(
       'unexpected_event_type',
-      `${result.event.type} is not handled by this bot; point that Medblocks endpoint at the matching bot`,
-      { id: result.event.id, type: result.event.type }
+      known
+        ? `${type} is not handled by this bot; point that Medblocks endpoint at the matching bot`
+        : 'the event type is not one this bot handles; point that Medblocks endpoint at the matching bot',
+      known && id !== undefined ? { id, type } : undefined
     );
+  }
+  const result = parseMedblocksEvent(parsed);
+  if (!result.ok) {
+    throw new InvalidPayloadError(
+      id ?? bodyKey(rawBody),
+      isEventType(type) ? type : UNKNOWN_EVENT_TYPE,
+      result.path,
+      result.problems.join('; ')
+    );
+  }
+  if (!isOfType(result.event, spec.eventTypes)) {
+    // Unreachable after the type check above; kept so that the narrowing below is checked, not assumed.
+    throw new DeliveryRejectedError('unexpected_event_type', 'the event type is not one this bot handles');
   }
   return { event: result.event, settings, verifiedAgainstReserialisedBody: reserialised };
 }
@@ -162,15 +204,15 @@ export function findHeader(
   return key === undefined ? undefined : headers[key];
 }
 
-function parseJson(rawBody: string | Uint8Array): unknown {
+/** The body as a JSON object, or undefined when it is not one (not UTF-8, not JSON, or not an object). */
+function parseJsonObject(rawBody: string | Uint8Array): Record<string, unknown> | undefined {
   try {
     const text = typeof rawBody === 'string' ? rawBody : new TextDecoder('utf-8', { fatal: true }).decode(rawBody);
     const value: unknown = JSON.parse(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new Error('not an object');
-    }
-    return value;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
-    throw new DeliveryRejectedError('malformed_json', MESSAGES.malformed_json);
+    return undefined;
   }
 }

@@ -20,10 +20,10 @@ describe('failure messages parse back into their outcome', () => {
       'rejected:signature_mismatch',
     ],
     [rejectedMessage('missing_header'), 'rejected:missing_header'],
-    [notAppliedMessage('patient_not_found', 'no Patient'), 'failed:patient_not_found'],
     [notAppliedMessage('internal', 'internal error; nothing was marked applied'), 'failed:internal'],
     [fhirFailedMessage('write', 'conflict', 409), 'failed:conflict'],
     [fhirFailedMessage('read', 'network', undefined), 'failed:network'],
+    [fhirFailedMessage('dead-letter', 'rate_limited', 429), 'failed:rate_limited'],
   ])('%s', (message, outcome) => {
     expect(outcomeOfFailureMessage(message)).toBe(outcome);
   });
@@ -36,6 +36,11 @@ describe('failure messages parse back into their outcome', () => {
 describe('answers as a real server returns them', () => {
   it('200: the status the bot returned', () => {
     expect(outcomeOfAnswer(200, '{"status":"duplicate","event":"evt_1","type":"x"}')).toBe('duplicate');
+  });
+
+  it('200 quarantined: the outcome the summary line names, with its reason', () => {
+    const body = '{"status":"quarantined","event":"evt_1","type":"x","reason":"invalid_payload","path":"data"}';
+    expect(outcomeOfAnswer(200, body)).toBe('quarantined:invalid_payload');
   });
 
   it('400: the OperationOutcome carrying the thrown message only', () => {

@@ -7,7 +7,10 @@
 // Both carry ids, types, outcomes and counts only: they reach AuditEvents, an unauthenticated
 // caller, and Medblocks' dashboard.
 
-/** `processed` | `duplicate` | `stale` | `rejected:<reason>` | `failed:<class>` (the sweeper: `swept`). */
+/**
+ * `processed` | `duplicate` | `stale` | `quarantined:<reason>` | `rejected:<reason>` | `failed:<reason>`
+ * (the reasons are src/runtime/failures.ts's; the sweeper: `swept`).
+ */
 export type Outcome = string;
 
 export interface DeliverySummary {
@@ -54,20 +57,20 @@ export function rejectedMessage(reason: string, detail?: string): string {
   return detail ? `Delivery rejected: ${reason}: ${detail}` : `Delivery rejected: ${reason}`;
 }
 
-/** Thrown when a verified event cannot be applied as it is (a planning refusal, or an internal error). */
+/** The text of a verified event that cannot be applied as it is (quarantined), or of an internal error. */
 export function notAppliedMessage(reason: string, detail: string): string {
   return `Delivery not applied: ${reason}: ${detail}`;
 }
 
 /** Thrown when the FHIR server failed; nothing was marked applied. */
-export function fhirFailedMessage(phase: string, failureClass: string, status: number | undefined): string {
-  return `FHIR ${phase} failed: ${failureClass}${status ? ` (HTTP ${String(status)})` : ''}; nothing was marked applied, so a Medblocks retry will complete it`;
+export function fhirFailedMessage(phase: string, reason: string, status: number | undefined): string {
+  return `FHIR ${phase} failed: ${reason}${status ? ` (HTTP ${String(status)})` : ''}; nothing was marked applied, so a Medblocks retry will complete it`;
 }
 
 const FAILURE_OUTCOMES: readonly [RegExp, (m: RegExpExecArray) => Outcome][] = [
   [/^Delivery rejected: ([a-z_]+)/, (m) => `rejected:${m[1] ?? ''}`],
   [/^Delivery not applied: ([a-z_]+):/, (m) => `failed:${m[1] ?? ''}`],
-  [/^FHIR (?:read|write|marker) failed: ([a-z_]+)/, (m) => `failed:${m[1] ?? ''}`],
+  [/^FHIR (?:read|write|marker|dead-letter) failed: ([a-z_]+)/, (m) => `failed:${m[1] ?? ''}`],
 ];
 
 /** The outcome a thrown message stands for (the inverse of the three builders above). */
@@ -80,8 +83,9 @@ export function outcomeOfFailureMessage(message: string): Outcome | undefined {
 }
 
 /**
- * The bot's outcome from a webhook answer: the `status` of a 200 JSON answer, or, for a 400, the
- * outcome its OperationOutcome's message stands for. `unknown` when the answer is neither.
+ * The bot's outcome from a webhook answer: the `status` of a 200 JSON answer (`quarantined:<reason>`
+ * for a quarantine, as the summary line says it), or, for a 400, the outcome its OperationOutcome's
+ * message stands for. `unknown` when the answer is neither.
  */
 export function outcomeOfAnswer(httpStatus: number | undefined, body: string): Outcome {
   let parsed: unknown;
@@ -92,7 +96,8 @@ export function outcomeOfAnswer(httpStatus: number | undefined, body: string): O
   }
   if (typeof parsed !== 'object' || parsed === null) return 'unknown';
   if (httpStatus !== undefined && httpStatus >= 200 && httpStatus < 300) {
-    const status = (parsed as { status?: unknown }).status;
+    const { status, reason } = parsed as { status?: unknown; reason?: unknown };
+    if (status === 'quarantined' && typeof reason === 'string') return `quarantined:${reason}`;
     return typeof status === 'string' ? status : 'unknown';
   }
   const issues = (parsed as { issue?: { details?: { text?: unknown } }[] }).issue ?? [];

@@ -1,25 +1,33 @@
 // A webhook bot, from Medplum's BotEvent to the answer, in one pipeline that reads top to bottom:
 //
 //   verify  → the signature over the raw body, then the event's shape and type   (no FHIR request)
-//   read    → one batch of searches: marker, patient, Consents, Tasks            (store/read.ts)
+//   read    → one batch of searches: marker, patient, Consents, Tasks, dead-letter (store/read.ts)
 //   plan    → the handler decides what to create and update, purely               (handlers/)
 //   write   → one batch bundle of conditional writes                             (store/write.ts)
 //   mark    → the "event applied" marker, only after every write succeeded       (store/write.ts)
 //
 // A conflict (two deliveries writing at once) sends it back to `read` within a deadline far below
-// Medblocks' 5 s; any other failure throws with nothing marked applied, so Medblocks' retry
-// completes the work. The one summary line and the thrown message carry ids, types and outcomes
-// only: console output becomes AuditEvent.outcomeDesc, and the thrown message is the 400 body an
-// unauthenticated caller and Medblocks' dashboard receive.
+// Medblocks' 5 s. Every failure is a row of src/runtime/failures.ts, and its class alone decides
+// the answer: rejected and transient failures throw with nothing marked applied (Medplum answers
+// 400 and Medblocks' retry completes the work); a permanent one — a genuine event that cannot be
+// applied as it is — is quarantined: recorded as a dead-letter Task (store/dead-letter.ts) and
+// answered 200, so that no single event can get the endpoint disabled. A later successful delivery
+// of the same event resolves its dead-letter in its write batch. The one summary line, the answer
+// and the thrown message carry ids, types, reasons and field paths only: console output becomes
+// AuditEvent.outcomeDesc, and answers reach an unauthenticated caller and Medblocks' dashboard.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { BotEvent, MedplumClient } from '@medplum/core';
-import { DeliveryRejectedError, receiveDelivery } from './receive';
+import type { Task } from '@medplum/fhirtypes';
+import { ClassifiedFailure, FAILURES, outcomeOfFailure } from './failures';
+import type { FailureReason, PermanentReason } from './failures';
+import { isOpenDeadLetter, resolveDeadLetter } from './fhir/dead-letter';
+import { DeliveryRejectedError, InvalidPayloadError, receiveDelivery } from './receive';
 import type { EventStamp } from './fhir/stamp';
-import { PlanningError } from './handlers/plan';
-import type { EventHandler } from './handlers/plan';
 import { unknownValueNotes } from './medblocks/events';
+import type { EventHandler, PlannedWrite } from './handlers/plan';
 import type { EventType, MedblocksEvent } from './medblocks/events';
+import { recordDeadLetter } from './store/dead-letter';
 import { FhirFailureError } from './store/errors';
 import { readState } from './store/read';
 import { markApplied, resolveSubject, writePlan } from './store/write';
@@ -49,12 +57,29 @@ export function defineWebhookBot<const T extends EventType>(
 
 export type AppliedOutcome = 'processed' | 'duplicate' | 'stale';
 
-/** The whole answer Medblocks stores in its dashboard: no PHI, no payload. */
-export interface BotAnswer {
+/** An event applied (or found applied): `processed`, `duplicate` or `stale`. */
+export interface AppliedAnswer {
   readonly status: AppliedOutcome;
   readonly event: string;
   readonly type: string;
 }
+
+/**
+ * A genuine event that cannot be applied as it is: answered 2xx so that Medblocks does not retry it
+ * into disabling the endpoint, and kept as a dead-letter Task until a redelivery applies it.
+ * `event` is the dead-letter key (the event id, or `sha256-<hex>` of a body without one).
+ */
+export interface QuarantinedAnswer {
+  readonly status: 'quarantined';
+  readonly event: string;
+  readonly type: string;
+  readonly reason: PermanentReason;
+  /** The field path at fault (`data.object.total`), never its value. */
+  readonly path?: string;
+}
+
+/** The whole answer Medblocks stores in its dashboard: no PHI, no payload values. */
+export type BotAnswer = AppliedAnswer | QuarantinedAnswer;
 
 export interface PipelineOptions {
   readonly now?: () => number;
@@ -72,6 +97,15 @@ export const DEFAULT_MAX_ATTEMPTS = 5;
 
 export type MedplumBotHandler = (medplum: MedplumClient, event: BotEvent) => Promise<BotAnswer>;
 
+/** What the pipeline learnt so far; the failure path needs it to log and to quarantine. */
+interface Progress {
+  /** The event's id and type once they are safe to log (verified). */
+  eventId: string;
+  type: string;
+  /** The dead-letter found by the last read batch, or 'unknown' before any read. */
+  deadLetter: (Task & { id: string }) | undefined | 'unknown';
+}
+
 /** Builds the `handler` a bot file exports. Options exist for tests (clock, sleep, log sink). */
 export function createWebhookBot<T extends EventType>(
   bot: WebhookBot<T>,
@@ -86,24 +120,39 @@ export function createWebhookBot<T extends EventType>(
   return async (medplum, botEvent) => {
     const started = now();
     const counter: RequestCounter = { requests: 0 };
-    const seen = { eventId: '-', type: '-' };
+    const seen: Progress = { eventId: '-', type: '-', deadLetter: 'unknown' };
+    const summarise = (outcome: string): void => {
+      const { eventId, type } = seen;
+      log(formatDeliverySummary({ eventId, type, outcome, fhirRequests: counter.requests, ms: now() - started }));
+    };
+    let failure: unknown;
     try {
       const outcome = await deliver(medplum, botEvent, bot, options, counter, seen);
-      log(formatDeliverySummary({ ...seen, outcome, fhirRequests: counter.requests, ms: now() - started }));
+      summarise(outcome);
       return { status: outcome, event: seen.eventId, type: seen.type };
     } catch (err) {
-      if (err instanceof DeliveryRejectedError && err.event) {
-        // Verified and well-formed but misrouted: its id and type are safe to log.
-        seen.eventId = err.event.id;
-        seen.type = err.event.type;
-      }
-      const { outcome, message } = describeFailure(err);
-      log(formatDeliverySummary({ ...seen, outcome, fhirRequests: counter.requests, ms: now() - started }));
-      // No `cause`: the original error may quote server text or payload, and this message is
-      // echoed to the unauthenticated caller and stored in Medblocks' dashboard.
-      // eslint-disable-next-line preserve-caught-error
-      throw new Error(message);
+      failure = err;
     }
+    const reason = reasonOf(failure);
+    if (isPermanent(reason) && failure instanceof ClassifiedFailure) {
+      try {
+        const answer = await quarantine(medplum, failure, reason, seen, counter, now);
+        summarise(outcomeOfFailure(reason));
+        return answer;
+      } catch (err) {
+        failure = err; // the dead-letter could not be written: fail, so that Medblocks retries
+      }
+    }
+    if (failure instanceof DeliveryRejectedError && failure.event) {
+      // Verified and well-formed but misrouted: its id and type are safe to log.
+      seen.eventId = failure.event.id;
+      seen.type = failure.event.type;
+    }
+    const { outcome, message } = describeFailure(failure);
+    summarise(outcome);
+    // No `cause`: the original error may quote server text or payload, and this message is
+    // echoed to the unauthenticated caller and stored in Medblocks' dashboard.
+    throw new Error(message);
   };
 }
 
@@ -114,7 +163,7 @@ async function deliver<T extends EventType>(
   bot: WebhookBot<T>,
   options: PipelineOptions,
   counter: RequestCounter,
-  seen: { eventId: string; type: string }
+  seen: Progress
 ): Promise<AppliedOutcome> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => sleepFor(ms));
@@ -130,9 +179,11 @@ async function deliver<T extends EventType>(
 
   for (let attempt = 1; ; attempt++) {
     const state = await readState(medplum, bot.handler.reads(event), counter); // read
+    seen.deadLetter = state.deadLetter;
     if (state.marker) return 'duplicate';
     const plan = bot.handler.plan(event, state, context); // plan
-    const written = await writePlan(medplum, plan.writes, counter); // write
+    const writes = [...plan.writes, ...resolvedDeadLetter(state.deadLetter, now())];
+    const written = await writePlan(medplum, writes, counter); // write
     const conflict: WriteConflict | undefined =
       written.conflicts[0] ??
       (await markApplied(medplum, event, resolveSubject(plan.markerSubject, written.created), counter)); // mark
@@ -147,19 +198,54 @@ async function deliver<T extends EventType>(
   }
 }
 
-/** Maps anything thrown to a safe outcome and message; unknown errors are never echoed. */
+/** A quarantined event's dead-letter, resolved by this successful delivery in the same write batch. */
+function resolvedDeadLetter(deadLetter: (Task & { id: string }) | undefined, at: number): PlannedWrite[] {
+  if (!isOpenDeadLetter(deadLetter)) return [];
+  const resource = resolveDeadLetter(deadLetter, new Date(at).toISOString());
+  return [{ kind: 'update', resource, versionId: deadLetter.meta?.versionId }];
+}
+
+/** Records the dead-letter and builds the 2xx answer; throws (a transient failure) when the record cannot be written. */
+async function quarantine(
+  medplum: MedplumClient,
+  failure: ClassifiedFailure,
+  reason: PermanentReason,
+  seen: Progress,
+  counter: RequestCounter,
+  now: () => number
+): Promise<QuarantinedAnswer> {
+  if (failure instanceof InvalidPayloadError) {
+    // Verified but unreadable: its key and type are the ones safe to log (an id only when well-formed).
+    seen.eventId = failure.key;
+    seen.type = failure.type;
+  }
+  const path = failure.path;
+  await recordDeadLetter(
+    medplum,
+    { key: seen.eventId, type: seen.type, reason, path, seenAt: new Date(now()).toISOString() },
+    seen.deadLetter,
+    counter
+  );
+  const answer: QuarantinedAnswer = { status: 'quarantined', event: seen.eventId, type: seen.type, reason };
+  return path ? { ...answer, path } : answer;
+}
+
+/** The failure-table reason of anything thrown; unknown errors are `internal` and never echoed. */
+function reasonOf(err: unknown): FailureReason {
+  return err instanceof ClassifiedFailure ? err.reason : 'internal';
+}
+
+function isPermanent(reason: FailureReason): reason is PermanentReason {
+  return FAILURES[reason].failureClass === 'permanent';
+}
+
+/** Maps a failure to the summary outcome and the safe message thrown (and so answered non-2xx). */
 function describeFailure(err: unknown): { outcome: string; message: string } {
-  if (err instanceof DeliveryRejectedError) {
-    return { outcome: `rejected:${err.reason}`, message: err.message };
-  }
-  if (err instanceof PlanningError) {
-    return { outcome: `failed:${err.reason}`, message: notAppliedMessage(err.reason, err.message) };
-  }
-  if (err instanceof FhirFailureError) {
-    return { outcome: `failed:${err.failureClass}`, message: err.message };
+  if (err instanceof ClassifiedFailure) {
+    return { outcome: outcomeOfFailure(err.reason), message: err.message };
   }
   return {
-    outcome: 'failed:internal',
+    outcome: outcomeOfFailure('internal'),
     message: notAppliedMessage('internal', 'internal error; nothing was marked applied'),
   };
 }

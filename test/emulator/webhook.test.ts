@@ -59,6 +59,41 @@ describe('POST /webhook/:membershipId', () => {
     );
   });
 
+  test('a genuine event that cannot be applied is answered 200 with the bot’s quarantined answer, AuditEvent outcome 0, one dead-letter Task', async () => {
+    const before = (await auditEventsOf(SYNC_BOT)).length;
+    const event = recordsSyncCompleted();
+    const poison = serialise({ ...event, data: { object: { ...event.data.object, total: 'many' } } });
+    for (const attempt of [1, 2]) {
+      const answer = await sendSigned(emulator.bot(SYNC_BOT), poison);
+      expect(answer.status, `attempt ${String(attempt)}`).toBe(200);
+      expect(answer.contentType).toContain('application/json');
+      expect(JSON.parse(answer.text)).toEqual({
+        status: 'quarantined',
+        event: event.id,
+        type: 'records.sync.completed',
+        reason: 'invalid_payload',
+        path: 'data.object.total',
+      });
+      expect(outcomeOfAnswer(answer.status, answer.text)).toBe('quarantined:invalid_payload');
+      expect(answer.text).not.toContain('many');
+    }
+    const audits = await auditEventsOf(SYNC_BOT);
+    expect(audits).toHaveLength(before + 2);
+    expect(audits.at(-1)?.outcome).toBe('0');
+    expect(audits.at(-1)?.outcomeDesc).toMatch(
+      new RegExp(`^medblocks evt=${event.id} type=records.sync.completed outcome=quarantined:invalid_payload `)
+    );
+    const deadLetters = await emulator.store.all<Task>(
+      'Task',
+      `code=urn:medblocks:code|webhook-dead-letter&identifier=urn:medblocks:dead-letter|${event.id}`
+    );
+    expect(deadLetters.map((t) => [t.status, t.statusReason?.text])).toEqual([
+      ['failed', 'invalid_payload at data.object.total'],
+    ]);
+    const marked = await emulator.store.all<Basic>('Basic', `identifier=urn:medblocks:event-id|${event.id}`);
+    expect(marked).toEqual([]);
+  });
+
   test('the /api and project-scoped routes reach the same bot', async () => {
     const bot = emulator.bot(SYNC_BOT);
     const scoped = { ...bot, webhookUrl: `${emulator.url}/api/projects/any/webhook/${bot.membershipId}` };

@@ -6,7 +6,8 @@
 // - "only the k-th" request fails once (409, dropped connection, or a lost response: the request
 //   was applied but its answer never arrived): whatever the bot answers, the store ends in the
 //   fault-free state, after a redelivery when the bot answered with an error.
-// With and without atomic transactions.
+// With and without atomic transactions. And while quarantining a poison event: a 2xx only once its
+// dead-letter is stored; any fault otherwise fails the delivery, and the redelivery quarantines it once.
 import { describe, expect, it } from 'vitest';
 import {
   connection,
@@ -19,7 +20,7 @@ import {
 import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
 import type { Resource } from '@medplum/fhirtypes';
 import { World } from '../../src/tools/harness/world';
-import type { Fault, FaultInjector, SentRequest, WorldOptions } from '../../src/tools/harness/world';
+import type { DeliverOptions, Fault, FaultInjector, SentRequest, WorldOptions } from '../../src/tools/harness/world';
 import { botForEvent, canonicalState, duplicatedKeys, markedEventIds } from './support';
 
 interface Scenario {
@@ -254,3 +255,63 @@ describe.each(MODES)('faults at every request ($name)', ({ world: options }) => 
     );
   });
 });
+
+/**
+ * Quarantining is FHIR work too: the dead-letter must be stored before the 2xx, or the event would be
+ * answered as handled and then be nowhere. Two poison deliveries: a payload this package cannot read
+ * (search, then create the dead-letter) and an unknown patient with creation off (the read batch,
+ * then create the dead-letter).
+ */
+describe('faults while quarantining', () => {
+  const poisonEvent = recordsSyncCompleted({ patient_id: 'user_q' }, { created_at: T(14) });
+  const POISONS: readonly { name: string; options: DeliverOptions }[] = [
+    {
+      name: 'a payload this package cannot read',
+      options: {
+        rawBody: JSON.stringify({ ...poisonEvent, data: { object: { ...poisonEvent.data.object, total: 'x' } } }),
+      },
+    },
+    {
+      name: 'an unknown patient with creation off',
+      options: { secrets: { MEDBLOCKS_CREATE_MISSING_PATIENTS: 'false' } },
+    },
+  ];
+  const deadLettersOf = async (world: World) =>
+    (await world.tasks()).filter((t) => t.code?.coding?.[0]?.code === 'webhook-dead-letter');
+
+  describe.each(POISONS)('$name', ({ options }) => {
+    it('a fault at any request: a 2xx only with the dead-letter stored; otherwise non-2xx, unmarked, and the redelivery quarantines it once', async () => {
+      const clean = new World();
+      const reference = clean.bot('medblocks-records-sync-completed');
+      expect((await reference.deliver(poisonEvent, options)).status).toBe('quarantined');
+      expect(reference.requests).toHaveLength(2);
+      for (let k = 0; k < reference.requests.length; k++) {
+        for (const kind of [{ status: 409 }, { status: 503 }, 'drop', 'lost'] as const) {
+          for (const from of [true, false]) {
+            const label = `${describeKind(kind)} ${from ? 'from' : 'only at'} request ${String(k)}`;
+            const world = new World();
+            const fails = (r: SentRequest) => (from ? r.index >= k : r.index === k);
+            const bot = world.bot('medblocks-records-sync-completed', { faults: injector(world, kind, fails) });
+            const outcome = await bot.deliver(poisonEvent, options).then(
+              (answer) => answer.status,
+              (err: unknown) => (err as Error).message
+            );
+            if (outcome === 'quarantined') {
+              expect(await deadLettersOf(world), label).toHaveLength(1);
+            } else {
+              expect(outcome, label).toMatch(TYPED_FAILURE_OR_DEAD_LETTER);
+            }
+            expect(await markedEventIds(world), label).toEqual([]);
+            const retry = await world.bot('medblocks-records-sync-completed').deliver(poisonEvent, options);
+            expect(retry.status, label).toBe('quarantined');
+            expect(await deadLettersOf(world), label).toHaveLength(1);
+            expect(await duplicatedKeys(world), label).toEqual([]);
+          }
+        }
+      }
+    }, 60_000);
+  });
+});
+
+const TYPED_FAILURE_OR_DEAD_LETTER =
+  /^FHIR (read|dead-letter) failed: [a-z_]+( \(HTTP \d{3}\))?; nothing was marked applied/;

@@ -2,8 +2,10 @@
 // bodies, headers and signatures. Properties:
 // - never an answer (Medplum's 2xx) unless an independent check finds a valid signature;
 // - a genuinely signed, well-formed delivery is accepted (so that "refuse everything" fails);
+// - a genuinely signed delivery this package cannot read is quarantined (2xx), never refused;
 // - no FHIR request before verification: refused deliveries make none;
-// - nothing thrown but the typed errors (DeliveryRejectedError; from a bot, "Delivery rejected: …");
+// - nothing thrown but the typed errors (DeliveryRejectedError, InvalidPayloadError for a signed
+//   body; from a bot, "Delivery rejected: …" or a FHIR failure);
 // - no payload value, header or secret in any answer, error or log line: canaries planted in
 //   patient_id, error_message, metadata, keys, headers and secrets never come back out.
 import { createHmac } from 'node:crypto';
@@ -16,7 +18,7 @@ import { webhookBotSpecs } from '../../src/tools/bench/bundles';
 import { WEBHOOK_BOTS, REGISTRY } from '../../src/runtime/registry';
 import type { WebhookBotName } from '../../src/runtime/registry';
 import { createWebhookBot, defineWebhookBot } from '../../src/runtime/webhook-bot';
-import { DeliveryRejectedError, MAX_BODY_BYTES, receiveDelivery } from '../../src/runtime/receive';
+import { DeliveryRejectedError, InvalidPayloadError, MAX_BODY_BYTES, receiveDelivery } from '../../src/runtime/receive';
 import type { RejectionReason } from '../../src/runtime/receive';
 import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
@@ -47,8 +49,6 @@ const REASONS: readonly RejectionReason[] = [
   'no_secret_configured',
   'body_not_raw',
   'body_too_large',
-  'malformed_json',
-  'invalid_payload',
   'unexpected_event_type',
 ];
 
@@ -434,7 +434,7 @@ function expectNoCanary(text: string, what: string): void {
 }
 
 describe('fuzzing receiveDelivery', () => {
-  it('answers only genuinely signed deliveries, throws only DeliveryRejectedError, and never echoes input', () => {
+  it('answers only genuinely signed deliveries, throws only DeliveryRejectedError (or InvalidPayloadError for a signed body), and never echoes input', () => {
     let accepted = 0;
     fc.assert(
       fc.property(anyRecipeArb, (recipe) => {
@@ -444,6 +444,14 @@ describe('fuzzing receiveDelivery', () => {
         try {
           result = receiveDelivery(botEvent, REGISTRY[recipe.bot], { now: () => NOW });
         } catch (err) {
+          if (err instanceof InvalidPayloadError) {
+            // Genuine but unreadable: the pipeline quarantines it (answered 2xx), so it must be signed.
+            expect(independentlySigned(delivery.header, delivery.input, delivery.secretSetting, NOW)).toBe(true);
+            expect(err.message.startsWith('Delivery not applied: invalid_payload')).toBe(true);
+            expectNoCanary(err.message + (err.path ?? '') + err.type, 'the quarantine');
+            expect(delivery.mustAccept, `a genuine delivery was quarantined: ${err.message}`).toBe(false);
+            return;
+          }
           expect(err).toBeInstanceOf(DeliveryRejectedError);
           const rejected = err as DeliveryRejectedError;
           expect(REASONS).toContain(rejected.reason);
@@ -497,12 +505,20 @@ describe('fuzzing a whole bot (on MockClient under its AccessPolicy)', () => {
           processed++;
           expect(signedOk).toBe(true);
           expectNoCanary(JSON.stringify({ ...outcome.answer, event: undefined }), 'the answer');
-          expect(Object.keys(outcome.answer).sort()).toEqual(['event', 'status', 'type']);
+          if (outcome.answer.status === 'quarantined') {
+            expect(
+              Object.keys(outcome.answer)
+                .filter((k) => k !== 'path')
+                .sort()
+            ).toEqual(['event', 'reason', 'status', 'type']);
+          } else {
+            expect(Object.keys(outcome.answer).sort()).toEqual(['event', 'status', 'type']);
+          }
         } else {
           expect(outcome.err).toBeInstanceOf(Error);
           const message = (outcome.err as Error).message;
           expectNoCanary(message, 'the error');
-          expect(message).toMatch(/^(Delivery (rejected|not applied): |FHIR (read|write|marker) failed: )/);
+          expect(message).toMatch(/^(Delivery (rejected|not applied): |FHIR (read|write|marker|dead-letter) failed: )/);
           if (!signedOk) {
             expect(message.startsWith('Delivery rejected: ')).toBe(true);
           }

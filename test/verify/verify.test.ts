@@ -146,9 +146,13 @@ describe('webhook answers', () => {
     expect(answerOutcome(400, outcome('FHIR write failed: conflict (HTTP 409); nothing was marked applied'))).toBe(
       'failed:conflict'
     );
-    expect(answerOutcome(400, outcome('Delivery not applied: patient_not_found: create the Patient'))).toBe(
-      'failed:patient_not_found'
-    );
+    // A permanent failure is answered 200 (quarantined), with its reason.
+    expect(
+      answerOutcome(
+        200,
+        '{"status":"quarantined","event":"evt_1","type":"records.sync.completed","reason":"patient_not_found","path":"data.object.patient_id"}'
+      )
+    ).toBe('quarantined:patient_not_found');
     expect(
       answerOutcome(400, outcome('Delivery not applied: internal: internal error; nothing was marked applied'))
     ).toBe('failed:internal');
@@ -157,6 +161,12 @@ describe('webhook answers', () => {
     expect(answerOutcome(400, outcome(echo))).toBe('rejected:missing_header');
     expect(answerOutcome(403, 'Bot is not configured for public webhook access')).toBe('http:403');
     expect(answerOutcome(undefined, '', 'timeout')).toBe('timeout');
+  });
+
+  it('a quarantine comes with the failure table’s advice and where its dead-letter is', () => {
+    const hint = hintFor('quarantined:patient_not_found', '200 processed', '', true);
+    expect(hint).toContain('MEDBLOCKS_CREATE_MISSING_PATIENTS=true');
+    expect(hint).toContain('Task?code=urn:medblocks:code|webhook-dead-letter&status=failed');
   });
 
   it('come with the fix when the server, not the bot, refused', () => {

@@ -13,6 +13,8 @@ export const SYSTEM = {
   eventId: 'urn:medblocks:event-id',
   taskKey: 'urn:medblocks:task-key',
   code: 'urn:medblocks:code',
+  /** A quarantined event's dead-letter Task: the value is the event id, or `sha256-<hex>` of a body without a usable id. */
+  deadLetter: 'urn:medblocks:dead-letter',
 } as const;
 
 /** Absolute base of the extensions this package defines; listed in the README. */
@@ -36,6 +38,10 @@ export const CODE = {
   connectionFollowUp: 'connection-follow-up',
   recordsSync: 'records-sync',
   webhookEvent: 'webhook-event',
+  webhookDeadLetter: 'webhook-dead-letter',
+  /** Dead-letter businessStatus codes. */
+  quarantined: 'quarantined',
+  appliedAfterRedelivery: 'applied-after-redelivery',
 } as const;
 export type TaskCode = typeof CODE.reconnectEhr | typeof CODE.connectionFollowUp | typeof CODE.recordsSync;
 
@@ -44,6 +50,9 @@ export const CODE_DISPLAY: Record<(typeof CODE)[keyof typeof CODE], string> = {
   'connection-follow-up': 'Connection follow-up',
   'records-sync': 'Records sync',
   'webhook-event': 'Medblocks webhook event',
+  'webhook-dead-letter': 'Quarantined webhook event',
+  quarantined: 'Quarantined',
+  'applied-after-redelivery': 'Applied after redelivery',
 };
 
 /**

@@ -1,5 +1,6 @@
 // The shapes that flow between the pure planners and the one module that talks to the server.
 import type { Basic, Consent, Patient, Reference, Resource, Task } from '@medplum/fhirtypes';
+import { ClassifiedFailure } from '../failures';
 import type { BotSettings } from '../settings';
 import type { MedblocksEvent } from '../medblocks/events';
 import type { EventStamp } from '../fhir/stamp';
@@ -31,6 +32,8 @@ export interface DeliveryState {
   readonly tasks: readonly Stored<Task>[];
   /** EHR names by source id, from Organizations with identifier urn:medblocks:fhir-source-id. */
   readonly sourceNames?: ReadonlyMap<string, string>;
+  /** The event's dead-letter Task, when an earlier delivery quarantined it (store/dead-letter.ts). */
+  readonly deadLetter?: Stored<Task> | undefined;
 }
 
 export type PlannedWrite =
@@ -66,11 +69,15 @@ export interface EventHandler<E extends MedblocksEvent = MedblocksEvent> {
   readonly plan: (event: E, state: DeliveryState, context: PlanContext) => WritePlan;
 }
 
-/** A planning failure that is the customer's configuration, not a FHIR error: nothing is written. */
-export class PlanningError extends Error {
+/**
+ * A planning failure that is the customer's configuration, not a FHIR error: nothing is written.
+ * Permanent in the failure table (the event is quarantined until the configuration changes), so it
+ * names the event field it concerns.
+ */
+export class PlanningError extends ClassifiedFailure {
   readonly reason: 'patient_not_found';
-  constructor(reason: 'patient_not_found', message: string) {
-    super(message);
+  constructor(reason: 'patient_not_found', message: string, path = 'data.object.patient_id') {
+    super(message, path);
     this.name = 'PlanningError';
     this.reason = reason;
   }

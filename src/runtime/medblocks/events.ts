@@ -210,7 +210,13 @@ export type RecordsSyncFailedEvent = Extract<MedblocksEvent, { type: 'records.sy
 export type PatientFlowConnection = PatientFlowCompletedEvent['data']['object']['connections'][number];
 
 export type EventParseResult =
-  { readonly ok: true; readonly event: MedblocksEvent } | { readonly ok: false; readonly problems: readonly string[] };
+  | { readonly ok: true; readonly event: MedblocksEvent }
+  | {
+      readonly ok: false;
+      readonly problems: readonly string[];
+      /** The field path of the first problem (`data.object.total`), `(root)` for the whole body; never a value. */
+      readonly path: string;
+    };
 
 /**
  * Validates a parsed JSON value as a Medblocks event. Problems name the field path and what was
@@ -221,7 +227,25 @@ export function parseMedblocksEvent(value: unknown): EventParseResult {
   if (result.success) {
     return { ok: true, event: result.output };
   }
-  return { ok: false, problems: result.issues.slice(0, 5).map(describeIssue) };
+  return {
+    ok: false,
+    problems: result.issues.slice(0, 5).map(describeIssue),
+    path: formatPath(result.issues[0].path) || '(root)',
+  };
+}
+
+/**
+ * The envelope's `id` when it is a well-formed Medblocks event id, else undefined. A quarantined
+ * event is keyed by it (so that its redelivery finds its dead-letter) only when it is one: anything
+ * else could carry arbitrary text into a FHIR identifier and a log line.
+ */
+export function usableEventId(value: unknown): string | undefined {
+  return v.is(eventId, value) ? value : undefined;
+}
+
+/** Whether a string is one of the event types this package knows (and so is safe to log and answer). */
+export function isEventType(value: unknown): value is EventType {
+  return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
 }
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {

@@ -1,30 +1,35 @@
-// FHIR failures, classified so that the one log line and the answer can say what happened without
-// echoing anything the server said (an OperationOutcome can quote resource content).
+// FHIR failures, classified (src/runtime/failures.ts) so that the one log line and the answer can
+// say what happened without echoing anything the server said (an OperationOutcome can quote
+// resource content).
 import { getStatus, isOperationOutcome } from '@medplum/core';
+import { ClassifiedFailure, reasonOfFhirStatus } from '../failures';
+import type { FhirPhase, TransientReason } from '../failures';
 import { fhirFailedMessage } from '../summary';
 
-export type FhirFailureClass =
-  'conflict' | 'access_denied' | 'rate_limited' | 'server_error' | 'bad_request' | 'not_found' | 'network' | 'deadline';
+/** What a FHIR request's failure means for the delivery: transient, or a refused write of what the event produced. */
+export type FhirFailureReason = TransientReason | 'invalid_resource';
 
-export class FhirFailureError extends Error {
-  readonly failureClass: FhirFailureClass;
+export class FhirFailureError extends ClassifiedFailure {
+  readonly reason: FhirFailureReason;
   readonly status: number | undefined;
-  constructor(failureClass: FhirFailureClass, status: number | undefined, phase: 'read' | 'write' | 'marker') {
-    super(fhirFailedMessage(phase, failureClass, status));
+  readonly phase: FhirPhase;
+  constructor(reason: FhirFailureReason, status: number | undefined, phase: FhirPhase) {
+    super(fhirFailedMessage(phase, reason, status));
     this.name = 'FhirFailureError';
-    this.failureClass = failureClass;
+    this.reason = reason;
     this.status = status;
+    this.phase = phase;
+  }
+
+  /** The error for a FHIR answer with this status in this phase, classified by the failure table. */
+  static of(status: number | undefined, phase: FhirPhase): FhirFailureError {
+    return new FhirFailureError(reasonOfFhirStatus(status, phase), status, phase);
   }
 }
 
-export function classifyStatus(status: number | undefined): FhirFailureClass {
-  if (status === undefined) return 'network';
-  if (status === 409 || status === 412) return 'conflict';
-  if (status === 401 || status === 403) return 'access_denied';
-  if (status === 404 || status === 410) return 'not_found';
-  if (status === 429) return 'rate_limited';
-  if (status >= 500) return 'server_error';
-  return 'bad_request';
+/** The reason for a status outside any delivery (the sweeper's deletes): a 400 there is no event's fault. */
+export function classifyStatus(status: number | undefined): FhirFailureReason {
+  return reasonOfFhirStatus(status, 'read');
 }
 
 /** The HTTP status behind whatever MedplumClient threw; undefined for network-level failures. */

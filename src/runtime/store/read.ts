@@ -1,15 +1,16 @@
 // One batch bundle of searches answers everything a delivery needs to know: the dedupe marker,
 // the patient candidates, the Consents and Tasks it may change (and, where the logic needs them,
-// every Consent and Task of the patient through _revinclude). The request count never grows with
-// the number of connections in a flow.
+// every Consent and Task of the patient through _revinclude), and the event's dead-letter. The
+// request count never grows with the number of connections in a flow.
 import type { MedplumClient } from '@medplum/core';
 import type { Basic, Bundle, BundleEntry, Consent, Organization, Patient, Task } from '@medplum/fhirtypes';
+import { deadLetterQuery } from '../fhir/dead-letter';
 import { markerQuery } from '../fhir/marker';
 import { isFhirId } from '../fhir/patient';
 import { SYSTEM, token } from '../fhir/systems';
 import { isCleanText } from '../medblocks/events';
 import type { DeliveryState, ReadRequest } from '../handlers/plan';
-import { classifyStatus, FhirFailureError, parseEntryStatus, statusOfError } from './errors';
+import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 import type { RequestCounter } from './write';
 
 const PATIENT_RECORDS = '_revinclude=Consent:patient&_revinclude=Task:patient';
@@ -17,7 +18,7 @@ const CONSENT_PATIENT_RECORDS =
   '_include=Consent:patient&_revinclude:iterate=Consent:patient&_revinclude:iterate=Task:patient';
 const MAX_MATCHES = 200;
 
-type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks' | 'sources';
+type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks' | 'sources' | 'deadLetter';
 
 /** The searches of one delivery, in a fixed order; pure so that tests can assert the exact URLs. */
 export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: Slot[] } {
@@ -44,6 +45,8 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
     const tokens = request.sourceIds.map((id) => encodeURIComponent(token(SYSTEM.fhirSourceId, id))).join(',');
     searches.push(['sources', `Organization?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
+  // The event's dead-letter, if an earlier delivery quarantined it: success resolves it in the write batch.
+  searches.push(['deadLetter', `Task?${deadLetterQuery(request.eventId)}&_count=1`]);
   return {
     bundle: {
       resourceType: 'Bundle',
@@ -67,7 +70,7 @@ export async function readState(
     response = await medplum.executeBatch(bundle);
   } catch (err) {
     const status = statusOfError(err);
-    throw new FhirFailureError(classifyStatus(status), status, 'read');
+    throw FhirFailureError.of(status, 'read');
   }
   return parseReadResponse(response, slots);
 }
@@ -83,12 +86,13 @@ export function parseReadResponse(response: Bundle | null | undefined, slots: re
   let patientByIdentifier: (Patient & { id: string }) | undefined;
   let patientById: (Patient & { id: string }) | undefined;
   const sourceNames = new Map<string, string>();
+  let deadLetter: (Task & { id: string }) | undefined;
 
   slots.forEach((slot, index) => {
     const entry: BundleEntry | undefined = response.entry?.[index];
     const status = parseEntryStatus(entry?.response?.status);
     if (status === undefined || status >= 300) {
-      throw new FhirFailureError(classifyStatus(status), status, 'read');
+      throw FhirFailureError.of(status, 'read');
     }
     const searchset = entry?.resource as Bundle | undefined;
     for (const item of searchset?.entry ?? []) {
@@ -107,6 +111,10 @@ export function parseReadResponse(response: Bundle | null | undefined, slots: re
           consents.set(resource.id, resource as Consent & { id: string });
           break;
         case 'Task':
+          if (slot === 'deadLetter') {
+            if (isMatch) deadLetter ??= resource as Task & { id: string };
+            break;
+          }
           tasks.set(resource.id, resource as Task & { id: string });
           break;
         case 'Organization':
@@ -124,6 +132,7 @@ export function parseReadResponse(response: Bundle | null | undefined, slots: re
     consents: [...consents.values()],
     tasks: [...tasks.values()],
     sourceNames,
+    deadLetter,
   };
 }
 

@@ -5,7 +5,7 @@ import type { Bundle, BundleEntry, Reference } from '@medplum/fhirtypes';
 import { buildMarker, markerQuery } from '../fhir/marker';
 import type { PlannedWrite } from '../handlers/plan';
 import type { MedblocksEvent } from '../medblocks/events';
-import { classifyStatus, FhirFailureError, parseEntryStatus, statusOfError } from './errors';
+import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 
 /** Counts FHIR requests as they are sent, so that a failed delivery still reports how many it made. */
 export interface RequestCounter {
@@ -68,7 +68,7 @@ export async function writePlan(
     const status = statusOfError(err);
     const conflict = conflictOfStatus(status);
     if (conflict) return { created, conflicts: [conflict] };
-    throw new FhirFailureError(classifyStatus(status), status, 'write');
+    throw FhirFailureError.of(status, 'write');
   }
 
   const conflicts: WriteConflict[] = [];
@@ -81,7 +81,7 @@ export async function writePlan(
       return;
     }
     if (status === undefined || status >= 300) {
-      throw new FhirFailureError(classifyStatus(status), status, 'write');
+      throw FhirFailureError.of(status, 'write');
     }
     if (write.kind === 'create') {
       if (status === 200 && write.existingIsConflict) conflicts.push({ cause: 'racing-create' });
@@ -146,6 +146,6 @@ export async function markApplied(
     const status = statusOfError(err);
     const conflict = conflictOfStatus(status);
     if (conflict) return conflict;
-    throw new FhirFailureError(classifyStatus(status), status, 'marker');
+    throw FhirFailureError.of(status, 'marker');
   }
 }

@@ -2,9 +2,10 @@
 // the bot's `{"status": …}`; a real Medplum answers a throwing bot with 400 and an OperationOutcome
 // whose details.text is the thrown message only (issue 9, item 5), which the emulator used to
 // answer with the whole console output. And, for what is not the bot's, the fix.
+import { FAILURES, isFailureReason } from '../../runtime/failures';
 import { outcomeOfAnswer } from '../../runtime/summary';
 
-/** `processed`, `rejected:<reason>`, `failed:<class>`, or `http:<status>` / `timeout` / `network` when the bot never answered. */
+/** `processed`, `quarantined:<reason>`, `rejected:<reason>`, `failed:<reason>`, or `http:<status>` / `timeout` / `network` when the bot never answered. */
 export function answerOutcome(status: number | undefined, body: string, error?: 'timeout' | 'network'): string {
   if (status === undefined) return error ?? 'network';
   const outcome = outcomeOfAnswer(status, body);
@@ -72,6 +73,12 @@ export function hintFor(
     case 'network':
       return 'The webhook URL did not answer: check MEDPLUM_BASE_URL and that the server is reachable from here.';
     default:
+      if (outcome.startsWith('quarantined:')) {
+        // The failure table's own advice (README "Troubleshooting"), plus where the record is.
+        const reason = outcome.slice('quarantined:'.length);
+        const advice = isFailureReason(reason) ? `${FAILURES[reason].whatToDo} ` : '';
+        return `${advice}The dead-letter: Task?code=urn:medblocks:code|webhook-dead-letter&status=failed.`;
+      }
       return outcome.startsWith('failed:')
         ? 'A FHIR request of the bot failed: the bot’s AuditEvent (AuditEvent?entity=Bot/{id}&outcome=4) has its summary line; check its AccessPolicy.'
         : undefined;

@@ -1,0 +1,91 @@
+// The dead-letter of a quarantined event: one ops Task per event id, visible in the Medplum app with
+// one search (`Task?code=urn:medblocks:code|webhook-dead-letter&status=failed`). It says which event,
+// why (the failure reason and the field path) and when it was first and last seen — never a payload
+// value, and no `for`: the patient may be unknown, and an ops record does not belong in a chart.
+// Pure builders; the write is store/dead-letter.ts.
+import type { Task, TaskInput } from '@medplum/fhirtypes';
+import type { PermanentReason } from '../failures';
+import { CODE, CODE_DISPLAY, packageCode, SYSTEM, token } from './systems';
+
+export interface DeadLetterReport {
+  /** The event id, or `sha256-<hex>` of a body without a usable id. */
+  readonly key: string;
+  /** An event type this package knows, or `unknown`. */
+  readonly type: string;
+  readonly reason: PermanentReason;
+  /** A field path such as `data.object.total`; undefined when the whole body is the problem. */
+  readonly path: string | undefined;
+  /** When this delivery saw it (ISO). */
+  readonly seenAt: string;
+}
+
+type Stored<T> = T & { id: string };
+
+/** The search for one event's dead-letter, confined to the dead-letter code like the bots' policy grant. */
+export function deadLetterQuery(key: string): string {
+  return (
+    `identifier=${encodeURIComponent(token(SYSTEM.deadLetter, key))}` +
+    `&code=${encodeURIComponent(token(SYSTEM.code, CODE.webhookDeadLetter))}`
+  );
+}
+
+/**
+ * The dead-letter after this quarantine: a new one (first seen now), or the existing one with
+ * `lastModified` moved and the current reason — re-opened if a later delivery had resolved it.
+ */
+export function buildDeadLetter(report: DeadLetterReport, existing?: Stored<Task>): Task {
+  const why = report.path ? `${report.reason} at ${report.path}` : report.reason;
+  const task: Task = {
+    resourceType: 'Task',
+    identifier: [{ system: SYSTEM.deadLetter, value: report.key }],
+    status: 'failed',
+    intent: 'order',
+    priority: 'urgent',
+    code: packageCode(CODE.webhookDeadLetter),
+    businessStatus: businessStatus(CODE.quarantined),
+    statusReason: { text: why },
+    description:
+      `Medblocks event ${report.key} (${report.type}) was quarantined: ${why}. ` +
+      'It was answered 200 so that Medblocks keeps the endpoint enabled, and it is not applied. ' +
+      'Fix the cause (README "Troubleshooting"), then redeliver it: npm run redeliver -- --quarantined',
+    authoredOn: earliest(existing?.authoredOn, report.seenAt),
+    lastModified: report.seenAt,
+    input: inputs(report),
+  };
+  return existing ? { ...task, id: existing.id } : task;
+}
+
+/** Whether a dead-letter still waits for a successful delivery. */
+export function isOpenDeadLetter(task: Task | undefined): task is Stored<Task> {
+  return task?.id !== undefined && task.status !== 'completed';
+}
+
+/** The dead-letter once a later delivery of the same event applied it: completed, reason kept for the record. */
+export function resolveDeadLetter(existing: Stored<Task>, appliedAt: string): Stored<Task> {
+  const { statusReason: _reason, meta: _meta, ...rest } = existing;
+  const key = existing.identifier?.find((i) => i.system === SYSTEM.deadLetter)?.value ?? '';
+  return {
+    ...rest,
+    status: 'completed',
+    businessStatus: businessStatus(CODE.appliedAfterRedelivery),
+    description: `Medblocks event ${key} was quarantined, then applied when it was delivered again.`,
+    lastModified: appliedAt,
+  };
+}
+
+function inputs(report: DeadLetterReport): TaskInput[] {
+  const out: TaskInput[] = [
+    { type: { text: 'event-type' }, valueString: report.type },
+    { type: { text: 'reason' }, valueString: report.reason },
+  ];
+  if (report.path) out.push({ type: { text: 'field-path' }, valueString: report.path });
+  return out;
+}
+
+function businessStatus(code: typeof CODE.quarantined | typeof CODE.appliedAfterRedelivery): Task['businessStatus'] {
+  return { coding: [{ system: SYSTEM.code, code, display: CODE_DISPLAY[code] }], text: code };
+}
+
+function earliest(a: string | undefined, b: string): string {
+  return a !== undefined && Date.parse(a) <= Date.parse(b) ? a : b;
+}

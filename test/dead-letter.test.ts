@@ -1,0 +1,106 @@
+// The dead-letter write under races (src/runtime/store/dead-letter.ts): deliveries of the same poison
+// event at the same moment converge on one Task; a create lost to a racer updates the racer's Task;
+// an update lost to a newer version re-reads and updates again; a race that never ends fails the
+// delivery (non-2xx) rather than losing the quarantine.
+import type { Bundle, Task } from '@medplum/fhirtypes';
+import { describe, expect, it } from 'vitest';
+import { buildDeadLetter } from '../src/runtime/fhir/dead-letter';
+import { recordsSyncCompleted, serialise } from '../src/tools/fixtures/events';
+import { World } from '../src/tools/harness/world';
+import type { SentRequest } from '../src/tools/harness/world';
+import { deadLetters } from './support/quarantine';
+
+const BOT = 'medblocks-records-sync-completed';
+
+function poison() {
+  const event = recordsSyncCompleted();
+  const rawBody = serialise({ ...event, data: { object: { ...event.data.object, total: -1 } } });
+  return { event, rawBody };
+}
+
+function deadLetterWrite(r: SentRequest, method: 'POST' | 'PUT'): boolean {
+  const entry = (r.body as Bundle | undefined)?.entry?.[0];
+  return (
+    r.url.endsWith('/fhir/R4') &&
+    entry?.request?.method === method &&
+    JSON.stringify(entry.resource ?? {}).includes('webhook-dead-letter')
+  );
+}
+
+describe('the dead-letter write converges under races', () => {
+  it('two deliveries of the same poison event at once: both quarantined, one dead-letter', async () => {
+    const world = new World();
+    const { event, rawBody } = poison();
+    const answers = await Promise.all([
+      world.bot(BOT).deliver(event, { rawBody }),
+      world.bot(BOT).deliver(event, { rawBody }),
+      world.bot(BOT).deliver(event, { rawBody }),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual(['quarantined', 'quarantined', 'quarantined']);
+    expect(await deadLetters(world)).toHaveLength(1);
+  });
+
+  it('a create lost to a racing delivery updates the Task the racer created (no second Task)', async () => {
+    const world = new World();
+    const { event, rawBody } = poison();
+    const seenAt = Date.parse(event.created_at);
+    const racer = buildDeadLetter({
+      key: event.id,
+      type: event.type,
+      reason: 'invalid_payload',
+      path: 'data.object.total',
+      seenAt: new Date(seenAt - 60_000).toISOString(),
+    });
+    const bot = world.bot(BOT, {
+      faults: async (r) => {
+        if (deadLetterWrite(r, 'POST') && (await deadLetters(world)).length === 0) {
+          await world.admin.createResource(racer);
+        }
+        return undefined;
+      },
+    });
+    expect((await bot.deliver(event, { rawBody, now: seenAt })).status).toBe('quarantined');
+    const all = await deadLetters(world);
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({
+      authoredOn: racer.authoredOn,
+      lastModified: new Date(seenAt).toISOString(),
+    });
+    expect(bot.lastRequestCount(), 'search, create (found), update').toBe(3);
+  });
+
+  it('an update lost to a newer version re-reads and updates again', async () => {
+    const world = new World();
+    const { event, rawBody } = poison();
+    const first = Date.parse(event.created_at);
+    await world.bot(BOT).deliver(event, { rawBody, now: first });
+    let raced = false;
+    const bot = world.bot(BOT, {
+      faults: async (r) => {
+        if (deadLetterWrite(r, 'PUT') && !raced) {
+          raced = true;
+          const [current] = await deadLetters(world);
+          if (current) await world.admin.updateResource<Task>({ ...current, note: [{ text: 'seen by ops' }] });
+        }
+        return undefined;
+      },
+    });
+    const later = first + 3_600_000;
+    expect((await bot.deliver(event, { rawBody, signedAt: later, now: later })).status).toBe('quarantined');
+    expect(raced).toBe(true);
+    const all = await deadLetters(world);
+    expect(all).toHaveLength(1);
+    expect(all[0]?.lastModified).toBe(new Date(later).toISOString());
+    expect(bot.lastRequestCount(), 'search, update (412), search, update').toBe(4);
+  });
+
+  it('a race that never ends fails the delivery (non-2xx): Medblocks retries, the quarantine is not lost', async () => {
+    const world = new World();
+    const { event, rawBody } = poison();
+    await world.bot(BOT).deliver(event, { rawBody });
+    const bot = world.bot(BOT, { faults: (r) => (deadLetterWrite(r, 'PUT') ? { status: 412 } : undefined) });
+    await expect(bot.deliver(event, { rawBody })).rejects.toThrow(/^FHIR dead-letter failed: conflict \(HTTP 409\)/);
+    expect(bot.logs.at(-1)).toMatch(/ outcome=failed:conflict /);
+    expect(await deadLetters(world)).toHaveLength(1);
+  });
+});
