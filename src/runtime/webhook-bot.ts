@@ -129,7 +129,7 @@ async function deliver<T extends EventType>(
   for (let attempt = 1; ; attempt++) {
     const state = await readState(medplum, bot.handler.reads(event), counter); // read
     // Only a marker naming this event's type counts: each bot's policy lets it write markers of its own types only.
-    if (state.marker?.code?.text === event.type) return 'duplicate';
+    if (state.marker?.code.text === event.type) return 'duplicate';
     const plan = bot.handler.plan(event, state, context); // plan
     const written = await writePlan(medplum, plan.writes, counter); // write
     const conflict: WriteConflict | undefined =

@@ -1,5 +1,5 @@
 // The server's access rules, one test each, written from what a real Medplum server does (its
-// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-7), not from this package's
+// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-10), not from this package's
 // policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
 import { parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';

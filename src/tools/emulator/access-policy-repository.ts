@@ -2,7 +2,7 @@
 // does not. This wrapper applies the server's rules, in the server's order, with @medplum/core's own
 // evaluation (`satisfiedAccessPolicy`, `accessPolicySupportsInteraction`), so that the bot tests and
 // the emulator refuse every request a real project refuses. Each rule is an entry of the fidelity
-// ledger (docs/fidelity-ledger.md, ids AC-1…AC-7) with its source, and is pinned by
+// ledger (docs/fidelity-ledger.md, ids AC-1…AC-10) with its source, and is pinned by
 // test/emulator/access-rules.test.ts. The rules are written from the server, not from our policies:
 //
 //   AC-1 search   the type must grant `search`; results the criteria exclude are left out.
