@@ -1,7 +1,7 @@
 // The server's access rules, one test each, written from what a real Medplum server does (its
 // repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-10), not from this package's
 // policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
-import { parseSearchRequest } from '@medplum/core';
+import { OperationOutcomeError, parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, AccessPolicyResource, Patient, Task } from '@medplum/fhirtypes';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -286,6 +286,26 @@ describe('AC-10 writeConstraint', () => {
       });
       await expect(repo.createResource(task('x'))).rejects.toThrow('Forbidden');
     }
+  });
+
+  it('an expression that fails to evaluate is a 400 with the FHIRPath error, not a 403 (observed on 5.1.29)', async () => {
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [fhirpath("%after.identifier.system in ('a' | 'b')")],
+    });
+    const twoKeys = task('x', {
+      identifier: [...(task('x').identifier ?? []), { system: 'urn:test:key', value: 'y' }],
+    });
+    const refusal = await repo.createResource(twoKeys).then(
+      () => undefined,
+      (err: unknown) => err
+    );
+    expect(refusal).toBeInstanceOf(OperationOutcomeError);
+    const issue = (refusal as OperationOutcomeError).outcome.issue[0];
+    expect(issue?.code).toBe('invalid');
+    expect(issue?.details?.text).toMatch(/^FhirPathError on/);
   });
 
   it('update: %before is the stored version, so a constraint can freeze a field', async () => {

@@ -21,11 +21,12 @@
 //                 out, and on update restored from the existing resource (top-level fields only).
 //   AC-10 writeConstraint  after AC-3/AC-4 and AC-9, the first grant the new resource satisfies must
 //                 have every `writeConstraint` evaluate to exactly `true` (FHIRPath over `%before`,
-//                 `%after`), else 403; an update that changes nothing is answered with the existing
-//                 resource without this check.
+//                 `%after`), else 403 (400 when the expression fails to evaluate); an update that
+//                 changes nothing is answered with the existing resource without this check.
 import {
   accessPolicySupportsInteraction,
   allOk,
+  badRequest,
   deepClone,
   deepEquals,
   evalFhirPathTyped,
@@ -119,10 +120,16 @@ export function satisfiesWriteConstraints(
   after: Resource
 ): boolean {
   return (grant.writeConstraint ?? []).every((constraint) => {
-    const result = evalFhirPathTyped(constraint.expression ?? '', [{ type: after.resourceType, value: after }], {
-      '%before': { type: before?.resourceType ?? 'undefined', value: before },
-      '%after': { type: after.resourceType, value: after },
-    });
+    let result;
+    try {
+      result = evalFhirPathTyped(constraint.expression ?? '', [{ type: after.resourceType, value: after }], {
+        '%before': { type: before?.resourceType ?? 'undefined', value: before },
+        '%after': { type: after.resourceType, value: after },
+      });
+    } catch (err) {
+      // The server lets the FhirPathError through; it is answered 400 with its message (observed on 5.1.29).
+      throw new OperationOutcomeError(badRequest(err instanceof Error ? err.message : String(err)));
+    }
     return result.length === 1 && result[0]?.value === true;
   });
 }
