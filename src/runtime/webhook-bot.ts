@@ -180,7 +180,8 @@ async function deliver<T extends EventType>(
   for (let attempt = 1; ; attempt++) {
     const state = await readState(medplum, bot.handler.reads(event), counter); // read
     seen.deadLetter = state.deadLetter;
-    if (state.marker) return 'duplicate';
+    // Only a marker naming this event's type counts: each bot's policy lets it write markers of its own types only.
+    if (state.marker?.code.text === event.type) return 'duplicate';
     const plan = bot.handler.plan(event, state, context); // plan
     const writes = [...plan.writes, ...resolvedDeadLetter(state.deadLetter, now())];
     const written = await writePlan(medplum, writes, counter); // write

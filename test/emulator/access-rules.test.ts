@@ -1,9 +1,9 @@
 // The server's access rules, one test each, written from what a real Medplum server does (its
-// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-7), not from this package's
+// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-10), not from this package's
 // policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
-import { parseSearchRequest } from '@medplum/core';
+import { OperationOutcomeError, parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
-import type { AccessPolicy, AccessPolicyResource, Task } from '@medplum/fhirtypes';
+import type { AccessPolicy, AccessPolicyResource, Patient, Task } from '@medplum/fhirtypes';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { withAccessPolicy } from '../../src/tools/emulator/access-policy-repository';
 import type { PolicyDecision } from '../../src/tools/emulator/access-policy-repository';
@@ -161,5 +161,213 @@ describe('AC-7 patch', () => {
   it('is refused outright (no bot of this package patches)', async () => {
     const repo = view({ resourceType: 'Task', criteria: OURS, interaction: ['read', 'update'] });
     await expect(repo.patchResource('Task', ours.id, [])).rejects.toThrow('Forbidden');
+  });
+});
+
+// AC-8…AC-10: the server's `removeHiddenFields`, `restoreReadonlyFields` and `isResourceWriteable`
+// (packages/server/src/fhir/repo.ts), ported on top of @medplum/core's satisfiedAccessPolicy and
+// evalFhirPathTyped.
+describe('AC-8 hiddenFields', () => {
+  const secret = { description: 'secret note', note: [{ text: 'nested' }], performerType: [{ text: 'a' }] };
+
+  it('a `search`-only grant hides nothing: the server picks hidden fields with a `read` check', async () => {
+    await base.updateResource({ ...ours, ...secret });
+    const repo = view({ resourceType: 'Task', criteria: OURS, interaction: ['search'], hiddenFields: ['description'] });
+    const bundle = await repo.search({ resourceType: 'Task' });
+    expect(bundle.entry?.[0]?.resource).toMatchObject({ description: 'secret note' });
+  });
+
+  it('with `read` too, search results and reads lose the hidden fields (nested paths included); the store keeps them', async () => {
+    await base.updateResource({ ...ours, ...secret });
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['search', 'read'],
+      hiddenFields: ['description', 'note.text'],
+    });
+    const found = (await repo.search({ resourceType: 'Task' })).entry?.[0]?.resource as Task;
+    const read = await repo.readResource<Task>('Task', ours.id);
+    for (const seen of [found, read]) {
+      expect(seen.description).toBeUndefined();
+      expect(seen.note).toEqual([{}]);
+      expect(seen.performerType).toEqual([{ text: 'a' }]);
+      expect(seen.identifier).toEqual(ours.identifier);
+    }
+    expect(await base.readResource<Task>('Task', ours.id)).toMatchObject(secret);
+  });
+
+  it('a choice field is hidden under its `[x]` name, whatever its type', async () => {
+    const patient = await base.createResource({
+      resourceType: 'Patient',
+      deceasedDateTime: '2020-01-01',
+      gender: 'other',
+    });
+    const repo = view({ resourceType: 'Patient', interaction: ['read'], hiddenFields: ['deceased[x]'] });
+    const read = await repo.readResource<Patient>('Patient', patient.id);
+    expect(read.deceasedDateTime).toBeUndefined();
+    expect(read.gender).toBe('other');
+  });
+
+  it('what a write returns is hidden too (by the `read` grant), while the creating grant decides what is stored', async () => {
+    const repo = view(
+      { resourceType: 'Task', criteria: OURS, interaction: ['read'], hiddenFields: ['identifier'] },
+      { resourceType: 'Task', criteria: OURS, interaction: ['create'] }
+    );
+    const created = await repo.createResource(task('new'));
+    expect(created.identifier).toBeUndefined();
+    expect((await base.readResource<Task>('Task', created.id)).identifier).toEqual(task('new').identifier);
+    // One grant that both creates and hides `identifier` blanks it before the criteria check (AC-9).
+    const both = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['read', 'create'],
+      hiddenFields: ['identifier'],
+    });
+    await expect(both.createResource(task('blanked'))).rejects.toThrow('Forbidden');
+  });
+});
+
+describe('AC-9 readonly and hidden fields on writes', () => {
+  it('create: the fields the creating grant marks readonly or hidden are blanked out before storing', async () => {
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      readonlyFields: ['description'],
+      hiddenFields: ['priority'],
+    });
+    const created = await repo.createResource(task('new', { description: 'x', priority: 'stat' }));
+    const stored = await base.readResource<Task>('Task', created.id);
+    expect(stored.description).toBeUndefined();
+    expect(stored.priority).toBeUndefined();
+  });
+
+  it('update: a readonly field keeps its stored value whatever the client sends', async () => {
+    await base.updateResource({ ...ours, description: 'stored' });
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['read', 'update'],
+      readonlyFields: ['description'],
+    });
+    await repo.updateResource({ ...ours, description: 'changed', status: 'completed' });
+    expect(await base.readResource<Task>('Task', ours.id)).toMatchObject({
+      description: 'stored',
+      status: 'completed',
+    });
+  });
+});
+
+describe('AC-10 writeConstraint', () => {
+  const fhirpath = (expression: string): { language: 'text/fhirpath'; expression: string } => ({
+    language: 'text/fhirpath',
+    expression,
+  });
+
+  it('create: every constraint must be true of the new resource; %before is empty', async () => {
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [fhirpath("%after.status = 'requested'"), fhirpath('%before.empty()')],
+    });
+    await expect(repo.createResource(task('ok'))).resolves.toMatchObject({ status: 'requested' });
+    await expect(repo.createResource(task('bad', { status: 'draft' }))).rejects.toThrow('Forbidden');
+    expect(decisions.at(-1)).toMatchObject({ interaction: 'create', grantIndex: undefined });
+  });
+
+  it('only a single `true` passes: an empty or non-boolean result refuses', async () => {
+    for (const expression of ['%after.description', '%after.description = 1', '%after.identifier.value']) {
+      const repo = view({
+        resourceType: 'Task',
+        criteria: OURS,
+        interaction: ['create'],
+        writeConstraint: [fhirpath(expression)],
+      });
+      await expect(repo.createResource(task('x'))).rejects.toThrow('Forbidden');
+    }
+  });
+
+  it('an expression that fails to evaluate is a 400 with the FHIRPath error, not a 403 (observed on 5.1.29)', async () => {
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [fhirpath("%after.identifier.system in ('a' | 'b')")],
+    });
+    const twoKeys = task('x', {
+      identifier: [...(task('x').identifier ?? []), { system: 'urn:test:key', value: 'y' }],
+    });
+    const refusal = await repo.createResource(twoKeys).then(
+      () => undefined,
+      (err: unknown) => err
+    );
+    expect(refusal).toBeInstanceOf(OperationOutcomeError);
+    const issue = (refusal as OperationOutcomeError).outcome.issue[0];
+    expect(issue?.code).toBe('invalid');
+    expect(issue?.details?.text).toMatch(/^FhirPathError on/);
+  });
+
+  it('update: %before is the stored version, so a constraint can freeze a field', async () => {
+    await base.updateResource({ ...ours, description: 'frozen' });
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['read', 'update'],
+      writeConstraint: [fhirpath('%after.description = %before.description')],
+    });
+    await expect(repo.updateResource({ ...ours, description: 'frozen', status: 'completed' })).resolves.toMatchObject({
+      status: 'completed',
+    });
+    await expect(repo.updateResource({ ...ours, description: 'thawed' })).rejects.toThrow('Forbidden');
+  });
+
+  it('an update that changes nothing is answered with the stored resource, without the constraints', async () => {
+    const stored = await base.readResource<Task>('Task', ours.id);
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['read', 'update'],
+      writeConstraint: [fhirpath('false')],
+    });
+    await expect(repo.updateResource(stored)).resolves.toMatchObject({ id: ours.id });
+    await expect(repo.updateResource({ ...stored, status: 'completed' })).rejects.toThrow('Forbidden');
+  });
+
+  it('the constraints are those of the first grant the new resource satisfies, not of any other', async () => {
+    const repo = view(
+      { resourceType: 'Task', criteria: OURS, interaction: ['create'] },
+      { resourceType: 'Task', criteria: OURS, interaction: ['create'], writeConstraint: [fhirpath('false')] }
+    );
+    await expect(repo.createResource(task('first-wins'))).resolves.toMatchObject({ resourceType: 'Task' });
+    const reversed = view(
+      { resourceType: 'Task', criteria: OURS, interaction: ['create'], writeConstraint: [fhirpath('false')] },
+      { resourceType: 'Task', criteria: OURS, interaction: ['create'] }
+    );
+    await expect(reversed.createResource(task('first-refuses'))).rejects.toThrow('Forbidden');
+  });
+
+  it('applies to conditional creates and updates (the batch path the bots use)', async () => {
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['search', 'read', 'create', 'update'],
+      writeConstraint: [fhirpath("%after.status != 'cancelled'")],
+    });
+    await expect(
+      repo.conditionalCreate(task('c', { status: 'cancelled' }), parseSearchRequest('Task?identifier=urn:test:key|c'))
+    ).rejects.toThrow('Forbidden');
+    await expect(
+      repo.conditionalUpdate(
+        { ...task('ours'), status: 'cancelled' },
+        parseSearchRequest('Task?identifier=urn:test:key|ours')
+      )
+    ).rejects.toThrow('Forbidden');
+    await expect(
+      repo.conditionalUpdate(
+        { ...task('ours'), status: 'completed' },
+        parseSearchRequest('Task?identifier=urn:test:key|ours')
+      )
+    ).resolves.toMatchObject({ resource: { status: 'completed' } });
   });
 });

@@ -2,7 +2,7 @@
 // does not. This wrapper applies the server's rules, in the server's order, with @medplum/core's own
 // evaluation (`satisfiedAccessPolicy`, `accessPolicySupportsInteraction`), so that the bot tests and
 // the emulator refuse every request a real project refuses. Each rule is an entry of the fidelity
-// ledger (docs/fidelity-ledger.md, ids AC-1…AC-7) with its source, and is pinned by
+// ledger (docs/fidelity-ledger.md, ids AC-1…AC-10) with its source, and is pinned by
 // test/emulator/access-rules.test.ts. The rules are written from the server, not from our policies:
 //
 //   AC-1 search   the type must grant `search`; results the criteria exclude are left out.
@@ -13,12 +13,30 @@
 //   AC-5 delete   reads the existing resource first (AC-2), then `delete` must hold for it (else 403).
 //   AC-6 conditional create / update / delete   a search (AC-1) first, then AC-3 / AC-4 / AC-5.
 //   AC-7 patch    not modelled: no bot of this package patches, so it is refused outright.
+//   AC-8 hiddenFields  every resource handed back (read, search match or include, the result of a
+//                 write) loses the `hiddenFields` of the first grant that allows `read` on it — a
+//                 `search`-only grant hides nothing, as on the server.
+//   AC-9 write fields  before a write, the `readonlyFields` and `hiddenFields` of the grant that allows
+//                 the write (create: on the new resource; update: on the existing one) are blanked
+//                 out, and on update restored from the existing resource (top-level fields only).
+//   AC-10 writeConstraint  after AC-3/AC-4 and AC-9, the first grant the new resource satisfies must
+//                 have every `writeConstraint` evaluate to exactly `true` (FHIRPath over `%before`,
+//                 `%after`), else 403 (400 when the expression fails to evaluate); an update that
+//                 changes nothing is answered with the existing resource without this check.
 import {
   accessPolicySupportsInteraction,
+  allOk,
+  badRequest,
+  deepClone,
+  deepEquals,
+  evalFhirPathTyped,
   forbidden,
+  isObject,
   notFound,
   OperationOutcomeError,
+  PropertyType,
   satisfiedAccessPolicy,
+  stringify,
 } from '@medplum/core';
 import type { AccessPolicyInteraction, SearchRequest } from '@medplum/core';
 import type {
@@ -27,7 +45,14 @@ import type {
   MemoryRepository,
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
-import type { AccessPolicy, AccessPolicyResource, Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
+import type {
+  AccessPolicy,
+  AccessPolicyResource,
+  Bundle,
+  OperationOutcome,
+  Resource,
+  ResourceType,
+} from '@medplum/fhirtypes';
 
 export interface PolicyDecision {
   readonly resourceType: string;
@@ -37,6 +62,77 @@ export interface PolicyDecision {
 }
 
 export type DecisionListener = (decision: PolicyDecision) => void;
+
+/**
+ * The field names a hidden/readonly path part stands for: itself, or for `x[x]` every `x<Type>` key
+ * present. A port of the server's `resolveFieldName` (`packages/server/src/fhir/repository/field-utils.ts`),
+ * which is not exported by any published package.
+ */
+function resolveFieldName(input: Record<string, unknown>, fieldName: string): string[] {
+  if (!fieldName.endsWith('[x]')) {
+    return [fieldName];
+  }
+  const baseKey = fieldName.slice(0, -3);
+  const types: Record<string, unknown> = PropertyType;
+  return Object.keys(input).filter((key) => {
+    if (!key.startsWith(baseKey)) return false;
+    const suffix = key.substring(baseKey.length);
+    return suffix in types || suffix.charAt(0).toLowerCase() + suffix.slice(1) in types;
+  });
+}
+
+/**
+ * Removes a (possibly dotted) field path from a resource in place, descending through arrays: the
+ * server's `removeField` (same file), so that hidden fields vanish exactly where the server's do.
+ */
+export function removeField(input: Resource, path: string): void {
+  let last: Record<string, unknown>[] = [input as unknown as Record<string, unknown>];
+  const parts = path.split('.');
+  parts.forEach((part, index) => {
+    if (index === parts.length - 1) {
+      for (const item of last) {
+        for (const key of resolveFieldName(item, part)) {
+          Reflect.deleteProperty(item, key);
+        }
+      }
+      return;
+    }
+    const next: Record<string, unknown>[] = [];
+    for (const item of last) {
+      for (const key of resolveFieldName(item, part)) {
+        const value = item[key];
+        if (Array.isArray(value)) next.push(...value.filter(isObject));
+        else if (isObject(value)) next.push(value);
+      }
+    }
+    last = next;
+  });
+}
+
+/**
+ * A grant's `writeConstraint`s, evaluated as the server's `Repository.isResourceWriteable` does:
+ * each FHIRPath expression over the new resource with `%before` (the stored version, absent on
+ * create) and `%after`; only a single `true` result passes.
+ */
+export function satisfiesWriteConstraints(
+  grant: AccessPolicyResource,
+  before: Resource | undefined,
+  after: Resource
+): boolean {
+  return (grant.writeConstraint ?? []).every((constraint) => {
+    let result;
+    try {
+      result = evalFhirPathTyped(constraint.expression ?? '', [{ type: after.resourceType, value: after }], {
+        '%before': { type: before?.resourceType ?? 'undefined', value: before },
+        '%after': { type: after.resourceType, value: after },
+      });
+    } catch (err) {
+      // The server lets the FhirPathError through; it is answered 400 with its message (observed on 5.1.29).
+      throw new OperationOutcomeError(badRequest(err instanceof Error ? err.message : String(err)));
+    }
+    return result.length === 1 && result[0]?.value === true;
+  });
+}
 
 /** Returns a view of `repo` that enforces `policy`; the underlying store stays shared and unrestricted. */
 export function withAccessPolicy(
@@ -63,10 +159,12 @@ export function withAccessPolicy(
     return grant;
   }
 
-  function require(resource: Resource, interaction: AccessPolicyInteraction): void {
-    if (!grantFor(resource, interaction)) {
+  function require(resource: Resource, interaction: AccessPolicyInteraction): AccessPolicyResource {
+    const grant = grantFor(resource, interaction);
+    if (!grant) {
       throw new OperationOutcomeError(forbidden);
     }
+    return grant;
   }
 
   function requireType(resourceType: string, interaction: AccessPolicyInteraction): void {
@@ -76,7 +174,47 @@ export function withAccessPolicy(
     }
   }
 
-  /** AC-2: what the server's repository does before every update and delete, and for a read. */
+  /** AC-8: the server's `removeHiddenFields` — the first grant allowing `read` decides, on a copy. */
+  function hideFields<T extends Resource>(resource: T): T {
+    const grant = grantFor(resource, 'read', true);
+    if (!grant?.hiddenFields?.length) return resource;
+    const copy = deepClone(resource);
+    for (const field of grant.hiddenFields) removeField(copy, field);
+    return copy;
+  }
+
+  /** AC-9: the server's `restoreReadonlyFields`, run on a copy of what the client sent. */
+  function restoreReadonlyFields<T extends Resource>(input: T, original: T | undefined): T {
+    const grant = satisfiedAccessPolicy(original ?? input, original ? 'update' : 'create', policy);
+    const fields = [...(grant?.readonlyFields ?? []), ...(grant?.hiddenFields ?? [])];
+    if (fields.length === 0) return input;
+    const copy = deepClone(input);
+    const target = copy as unknown as Record<string, unknown>;
+    for (const field of fields) {
+      removeField(copy, field);
+      if (original && !field.includes('.') && !field.endsWith('[x]')) {
+        const value = (original as unknown as Record<string, unknown>)[field];
+        if (value) target[field] = value;
+      }
+    }
+    return copy;
+  }
+
+  /** AC-3/AC-4 on the new version, then AC-10: the grant the new version satisfies must hold its constraints. */
+  function requireWritable(before: Resource | undefined, after: Resource, interaction: 'create' | 'update'): void {
+    const grant = require(after, interaction);
+    if (!satisfiesWriteConstraints(grant, before, after)) {
+      onDecision({ resourceType: after.resourceType, interaction, grantIndex: undefined });
+      throw new OperationOutcomeError(forbidden);
+    }
+  }
+
+  /** The server's `isNotModified`: equal but for meta.versionId, lastUpdated and author. */
+  function isNotModified(before: Resource, after: Resource): boolean {
+    return deepEquals(JSON.parse(stringify(before)), JSON.parse(stringify(after)));
+  }
+
+  /** AC-2: what the server's repository does before every update and delete, and for a read (unhidden). */
   async function readChecked(resourceType: string, id: string): Promise<Resource> {
     requireType(resourceType, 'read');
     const resource = await repo.readResource(resourceType, id);
@@ -87,17 +225,39 @@ export function withAccessPolicy(
     return resource;
   }
 
-  /** AC-1: the search runs, then what the criteria exclude is dropped (the server filters in SQL). */
+  /** AC-1: the search runs, then what the criteria exclude is dropped (the server filters in SQL); AC-8 on the rest. */
   async function searchChecked(request: SearchRequest, rest: unknown[]): Promise<Bundle> {
     requireType(request.resourceType, 'search');
     const bundle = await (repo.search as (r: SearchRequest, ...x: unknown[]) => Promise<Bundle>)(request, ...rest);
-    const entry = (bundle.entry ?? []).filter((e) => e.resource !== undefined && grantFor(e.resource, 'search', true));
+    const entry = (bundle.entry ?? [])
+      .filter((e) => e.resource !== undefined && grantFor(e.resource, 'search', true))
+      .map((e) => (e.resource ? { ...e, resource: hideFields(e.resource) } : e));
     return { ...bundle, entry: entry.length > 0 ? entry : undefined };
   }
 
+  /** The matches of a conditional write, unhidden (the server's conditional writes act on stored rows). */
   async function matchesOf(search: SearchRequest): Promise<Resource[]> {
-    const bundle = await searchChecked({ ...search, count: 2 }, []);
-    return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
+    requireType(search.resourceType, 'search');
+    const bundle = await (repo.search as (r: SearchRequest) => Promise<Bundle>)({ ...search, count: 2 });
+    return (bundle.entry ?? []).flatMap((e) =>
+      e.resource && grantFor(e.resource, 'search', true) ? [e.resource] : []
+    );
+  }
+
+  /** A create as the server's `updateResourceImpl(create=true)` runs it: AC-9, AC-3, AC-10, AC-8. */
+  function prepareCreate<T extends Resource>(resource: T): T {
+    const candidate = restoreReadonlyFields(resource, undefined);
+    requireWritable(undefined, candidate, 'create');
+    return candidate;
+  }
+
+  /** An update of `before`: AC-4's checks, AC-9, the not-modified answer, AC-10. Undefined when nothing changes. */
+  function prepareUpdate<T extends Resource>(before: T, resource: T): T | undefined {
+    require(before, 'update');
+    const candidate = restoreReadonlyFields(resource, before);
+    if (isNotModified(before, candidate)) return undefined;
+    requireWritable(before, candidate, 'update');
+    return candidate;
   }
 
   const overrides: Partial<Record<keyof MemoryRepository, unknown>> = {
@@ -105,45 +265,48 @@ export function withAccessPolicy(
       return searchChecked(request, rest);
     },
     async readResource(resourceType: string, id: string): Promise<Resource> {
-      return readChecked(resourceType, id);
+      return hideFields(await readChecked(resourceType, id));
     },
     async createResource(resource: Resource, options?: CreateResourceOptions, update?: boolean): Promise<Resource> {
       // MemoryRepository.updateResource re-enters createResource with update=true; that path was checked as an update.
-      if (!update) require(resource, 'create');
-      return repo.createResource(resource, options, update);
+      if (update) return repo.createResource(resource, options, update);
+      return hideFields(await repo.createResource(prepareCreate(resource), options));
     },
     async conditionalCreate(
       resource: Resource,
       search: SearchRequest,
       options?: CreateResourceOptions
-    ): Promise<unknown> {
+    ): Promise<{ resource: Resource; outcome: OperationOutcome }> {
       const matches = await matchesOf(search);
-      if (matches.length === 0) require(resource, 'create');
-      return repo.conditionalCreate(resource, search, options);
+      const toWrite = matches.length === 0 ? prepareCreate(resource) : resource;
+      const result = await repo.conditionalCreate(toWrite, search, options);
+      return { ...result, resource: hideFields(result.resource) };
     },
     async updateResource(resource: Resource, options?: UpdateResourceOptions): Promise<Resource> {
       requireType(resource.resourceType, 'update');
       const before = await readChecked(resource.resourceType, resource.id ?? '');
-      require(before, 'update');
-      require(resource, 'update');
-      return repo.updateResource(resource, options);
+      const candidate = prepareUpdate(before, resource);
+      if (!candidate) return hideFields(before);
+      return hideFields(await repo.updateResource(candidate, options));
     },
     async conditionalUpdate(
       resource: Resource,
       search: SearchRequest,
       options?: CreateResourceOptions & UpdateResourceOptions
-    ): Promise<unknown> {
+    ): Promise<{ resource: Resource; outcome: OperationOutcome }> {
       const matches = await matchesOf(search);
+      let toWrite: Resource = resource;
       if (matches.length === 0) {
-        require(resource, 'create');
-      } else {
-        for (const match of matches) {
-          const before = await readChecked(match.resourceType, match.id ?? '');
-          require(before, 'update');
-        }
-        require(resource, 'update');
+        toWrite = prepareCreate(resource);
+      } else if (matches.length === 1 && matches[0]) {
+        const match = matches[0];
+        const before = await readChecked(match.resourceType, match.id ?? '');
+        const candidate = prepareUpdate(before, { ...resource, id: resource.id ?? before.id });
+        if (!candidate) return { resource: hideFields(before), outcome: allOk };
+        toWrite = candidate;
       }
-      return repo.conditionalUpdate(resource, search, options);
+      const result = await repo.conditionalUpdate(toWrite, search, options);
+      return { ...result, resource: hideFields(result.resource) };
     },
     async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
       requireType(resourceType, 'delete');

@@ -1,0 +1,383 @@
+// What a compromised bot could try with its own policy (issue 13, "least privilege"), one case per
+// abuse, each shown refused twice: by Medplum's own evaluation (`satisfiedAccessPolicy` picks the
+// grant, `evalFhirPathTyped` runs its writeConstraints with %before/%after, as the server's
+// `Repository.isResourceWriteable` does) and through the emulator's access model
+// (`withAccessPolicy`, which the bot tests and `npm run dev` use). Each case also shows the
+// legitimate write still allowed, so a policy that refuses everything cannot pass. Every case
+// here failed against the policies before this change (SECURITY.md, "What a compromised bot can do").
+import { satisfiedAccessPolicy } from '@medplum/core';
+import { MemoryRepository } from '@medplum/fhir-router';
+import type { AccessPolicy, Basic, Consent, Patient, Resource, Task } from '@medplum/fhirtypes';
+import { describe, expect, it } from 'vitest';
+import { encodeConsent } from '../src/runtime/fhir/consent';
+import type { ConsentModel } from '../src/runtime/fhir/consent';
+import { buildMarker } from '../src/runtime/fhir/marker';
+import { buildPatient } from '../src/runtime/fhir/patient';
+import { CODE, packageCode, SYSTEM } from '../src/runtime/fhir/systems';
+import { WEBHOOK_BOTS } from '../src/runtime/registry';
+import type { WebhookBotName } from '../src/runtime/registry';
+import { satisfiesWriteConstraints, withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
+import { patientFlowCompleted, connection, recordsSyncCompleted } from '../src/tools/fixtures/events';
+import { loadPolicy, World } from '../src/tools/harness/world';
+
+const FLOW: WebhookBotName = 'medblocks-patient-flow-completed';
+const REFRESH: WebhookBotName = 'medblocks-connection-token-refresh-failed';
+const SYNC_OK: WebhookBotName = 'medblocks-records-sync-completed';
+const CONSENT_BOTS = [FLOW, REFRESH] as const;
+
+/** Medplum's own decision for a write: the grant the new version satisfies, then its writeConstraints. */
+function medplumAllows(policy: AccessPolicy, interaction: 'create' | 'update', after: Resource, before?: Resource) {
+  const grant = satisfiedAccessPolicy(after, interaction, policy);
+  if (interaction === 'update' && before && !satisfiedAccessPolicy(before, 'update', policy)) return false;
+  return grant !== undefined && satisfiesWriteConstraints(grant, before, after);
+}
+
+/** The same write through the emulator's access model, on a store of its own. */
+async function emulatorAllows(policy: AccessPolicy, resource: Resource, existing?: Resource): Promise<boolean> {
+  const base = new MemoryRepository();
+  try {
+    if (existing) {
+      const stored = await base.createResource(existing);
+      await withAccessPolicy(base, policy).updateResource({ ...resource, id: stored.id, meta: stored.meta });
+    } else {
+      await withAccessPolicy(base, policy).createResource(resource);
+    }
+    return true;
+  } catch (err) {
+    expect(String(err)).toMatch(/Forbidden/);
+    return false;
+  }
+}
+
+async function expectWrite(
+  name: WebhookBotName,
+  resource: Resource,
+  allowed: boolean,
+  existing?: Resource
+): Promise<void> {
+  const policy = loadPolicy(name);
+  const interaction = existing ? 'update' : 'create';
+  expect({ bot: name, medplum: medplumAllows(policy, interaction, resource, existing) }).toEqual({
+    bot: name,
+    medplum: allowed,
+  });
+  expect({ bot: name, emulator: await emulatorAllows(policy, resource, existing) }).toEqual({
+    bot: name,
+    emulator: allowed,
+  });
+}
+
+const customerPatient: Patient = {
+  resourceType: 'Patient',
+  identifier: [
+    { system: 'http://hospital.example/mrn', value: 'MRN-0001' },
+    { system: SYSTEM.patientId, value: 'user_42' },
+  ],
+  name: [{ family: 'Doe', given: ['Jane'] }],
+  telecom: [{ system: 'phone', value: '555-0100' }],
+  gender: 'female',
+  birthDate: '1970-01-01',
+  address: [{ city: 'Springfield' }],
+  deceasedBoolean: false,
+  link: [{ other: { reference: 'Patient/other' }, type: 'seealso' }],
+  extension: [{ url: 'http://example.org/race', valueString: 'x' }],
+};
+
+describe('abuse: search every Patient and read full demographics', () => {
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s sees only the id of a customer Patient: demographics and identifiers (MRN) are hidden',
+    async (name) => {
+      const policy = loadPolicy(name);
+      const base = new MemoryRepository();
+      const stored = await base.createResource(customerPatient);
+      // Medplum's own choice of the hidden fields: the first grant that allows `read` on the Patient.
+      const hidden = satisfiedAccessPolicy(stored, 'read', policy)?.hiddenFields ?? [];
+      expect(hidden).toEqual(expect.arrayContaining(['identifier', 'name', 'telecom', 'birthDate', 'address', 'link']));
+
+      const repo = withAccessPolicy(base, policy);
+      const found = (await repo.search({ resourceType: 'Patient' })).entry?.map((e) => e.resource) ?? [];
+      const read = await repo.readResource<Patient>('Patient', stored.id);
+      expect(found.map((r) => r?.id)).toEqual([stored.id]);
+      for (const seen of [found[0], read]) {
+        expect(Object.keys(seen ?? {}).sort()).toEqual(['id', 'meta', 'resourceType']);
+      }
+    }
+  );
+
+  it('the bots still find a patient by our identifier and by Medplum id: the search runs on the stored fields', async () => {
+    const world = new World();
+    const patient = await world.admin.createResource(customerPatient);
+    await world.bot(SYNC_OK).deliver(recordsSyncCompleted({ patient_id: 'user_42' }));
+    await world.bot(SYNC_OK).deliver(recordsSyncCompleted({ patient_id: patient.id }));
+    const tasks = await world.tasks();
+    expect(tasks.map((t) => t.for?.reference)).toEqual([`Patient/${patient.id}`, `Patient/${patient.id}`]);
+    expect(await world.patients()).toHaveLength(1);
+  });
+});
+
+describe('abuse: the token-refresh bot’s Patient search and create', () => {
+  // It uses both: `_include=Consent:patient` (the patient of the connection's Consent, and through
+  // it every Consent and Task of that patient) needs Patient search, and a refresh failure that
+  // carries a patient_id (an open point in Medblocks' docs) finds or creates that patient. So the
+  // grants stay, confined like every other bot's: nothing but ids to read, nothing but our identifier to write.
+  it('reads no demographics and cannot create a Patient carrying anything but our identifier', async () => {
+    const policy = loadPolicy(REFRESH);
+    const base = new MemoryRepository();
+    await base.createResource(customerPatient);
+    const found = (await withAccessPolicy(base, policy).search({ resourceType: 'Patient' })).entry ?? [];
+    expect(found.map((e) => Object.keys(e.resource ?? {}).sort())).toEqual([['id', 'meta', 'resourceType']]);
+    await expectWrite(REFRESH, { ...buildPatient('user_9'), name: [{ family: 'Poison' }] }, false);
+    await expectWrite(REFRESH, buildPatient('user_9'), true);
+  });
+});
+
+describe('abuse: Patient create with an MRN, demographics or a link (identity poisoning)', () => {
+  const ours = buildPatient('user_7');
+  const abuses: [string, Patient][] = [
+    [
+      'a customer MRN next to our identifier',
+      { ...ours, identifier: [...(ours.identifier ?? []), { system: 'http://hospital.example/mrn', value: 'MRN-1' }] },
+    ],
+    ['an MRN typed onto our identifier', { ...ours, identifier: [{ ...ours.identifier?.[0], type: { text: 'MR' } }] }],
+    ['a name', { ...ours, name: [{ family: 'Doe' }] }],
+    ['a birth date and gender', { ...ours, birthDate: '1970-01-01', gender: 'female' }],
+    ['a telecom', { ...ours, telecom: [{ system: 'email', value: 'x@example.org' }] }],
+    ['a link to another Patient', { ...ours, link: [{ other: { reference: 'Patient/victim' }, type: 'replaces' }] }],
+    ['a managing organization', { ...ours, managingOrganization: { reference: 'Organization/x' } }],
+    ['an extension', { ...ours, extension: [{ url: 'http://example.org/x', valueString: 'y' }] }],
+    ['no value', { resourceType: 'Patient', identifier: [{ system: SYSTEM.patientId }] }],
+  ];
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s: each is refused; our identifier-only Patient is allowed',
+    async (name) => {
+      for (const [, patient] of abuses) {
+        await expectWrite(name, patient, false);
+      }
+      await expectWrite(name, ours, true);
+    }
+  );
+});
+
+describe('abuse: a Consent with another scope, categories, actor or provision, or for another patient', () => {
+  const model: ConsentModel = {
+    key: { system: SYSTEM.connectionId, value: 'conn_abuse' },
+    sourceId: 'fhirsrc_abuse',
+    patient: { reference: 'Patient/p1' },
+    status: 'active',
+    connectionCreatedAt: '2026-04-25T00:00:00.000Z',
+    periodEnd: undefined,
+    failureCode: undefined,
+    lastEvent: { at: '2026-04-25T00:00:00.000Z', eventId: 'evt_1' },
+    lastActiveEvent: undefined,
+  };
+  const ours = encodeConsent(model);
+  const provision = ours.provision ?? {};
+  const actor = provision.actor?.[0];
+  const abuses: [string, Consent][] = [
+    [
+      'a research scope',
+      {
+        ...ours,
+        scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] },
+      },
+    ],
+    [
+      'a second scope coding',
+      { ...ours, scope: { coding: [...(ours.scope.coding ?? []), { system: 'urn:x', code: 'y' }] } },
+    ],
+    [
+      'an extra category',
+      { ...ours, category: [...ours.category, { coding: [{ system: 'urn:x', code: 'treatment' }] }] },
+    ],
+    ['a category dropped', { ...ours, category: ours.category.slice(0, 1) }],
+    ['a deny provision', { ...ours, provision: { ...provision, type: 'deny' } }],
+    [
+      'a nested provision',
+      { ...ours, provision: { ...provision, provision: [{ type: 'permit', action: provision.action }] } },
+    ],
+    [
+      'provision data',
+      {
+        ...ours,
+        provision: { ...provision, data: [{ meaning: 'related', reference: { reference: 'Observation/o' } }] },
+      },
+    ],
+    [
+      'a disclose action',
+      {
+        ...ours,
+        provision: {
+          ...provision,
+          action: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentaction', code: 'disclose' }] }],
+        },
+      },
+    ],
+    [
+      'a Practitioner as actor',
+      {
+        ...ours,
+        provision: { ...provision, actor: [{ role: actor?.role ?? {}, reference: { reference: 'Practitioner/x' } }] },
+      },
+    ],
+    [
+      'a second actor',
+      {
+        ...ours,
+        provision: {
+          ...provision,
+          actor: [...(provision.actor ?? []), { role: actor?.role ?? {}, reference: { display: 'x' } }],
+        },
+      },
+    ],
+    [
+      'an actor referring to a stored resource',
+      {
+        ...ours,
+        provision: {
+          ...provision,
+          actor: [{ role: actor?.role ?? {}, reference: { ...actor?.reference, reference: 'Organization/x' } }],
+        },
+      },
+    ],
+    [
+      'another role',
+      {
+        ...ours,
+        provision: {
+          ...provision,
+          actor: [
+            { ...actor, role: { coding: [{ system: 'urn:x', code: 'grantee' }] }, reference: actor?.reference ?? {} },
+          ],
+        },
+      },
+    ],
+    ['a performer', { ...ours, performer: [{ reference: 'Practitioner/x' }] }],
+    ['a Group as patient', { ...ours, patient: { reference: 'Group/g' } }],
+  ];
+
+  it.each(CONSENT_BOTS)('%s: each create is refused; ours is allowed', async (name) => {
+    for (const [, consent] of abuses) {
+      await expectWrite(name, consent, false);
+    }
+    await expectWrite(name, ours, true);
+    await expectWrite(name, encodeConsent({ ...model, patient: undefined }), true);
+  });
+
+  it.each(CONSENT_BOTS)('%s: an update may not re-point a known patient, the source or the key', async (name) => {
+    const stored = { ...ours, id: 'c1', meta: { versionId: '1' } };
+    await expectWrite(name, { ...stored, patient: { reference: 'Patient/victim' } }, false, stored);
+    await expectWrite(name, encodeConsent({ ...model, sourceId: 'fhirsrc_other' }, stored), false, stored);
+    await expectWrite(
+      name,
+      encodeConsent({ ...model, key: { ...model.key, value: 'conn_other' } }, stored),
+      false,
+      stored
+    );
+    const withoutPatient = encodeConsent({ ...model, patient: undefined });
+    // Legitimate: status changes, and an unknown patient becoming known.
+    await expectWrite(
+      name,
+      encodeConsent({ ...model, status: 'inactive', periodEnd: '2026-05-01T00:00:00.000Z' }, stored),
+      true,
+      stored
+    );
+    await expectWrite(name, encodeConsent(model, withoutPatient), true, withoutPatient);
+  });
+});
+
+describe('abuse: a Task with foreign codes, another kind or another patient', () => {
+  const reconnect: Task = {
+    resourceType: 'Task',
+    status: 'requested',
+    intent: 'order',
+    identifier: [{ system: SYSTEM.taskKey, value: 'reconnect/conn_1' }],
+    code: packageCode(CODE.reconnectEhr),
+    for: { reference: 'Patient/p1' },
+    authoredOn: '2026-04-25T00:00:00.000Z',
+  };
+  const records: Task = {
+    ...reconnect,
+    identifier: [{ system: SYSTEM.taskKey, value: 'records-sync/u/s' }],
+    code: packageCode(CODE.recordsSync),
+  };
+
+  it('a second coding, or a Task for a Group, is refused; ours is allowed', async () => {
+    const withExtra = {
+      ...reconnect,
+      code: { coding: [...(reconnect.code?.coding ?? []), { system: 'urn:x', code: 'y' }] },
+    };
+    await expectWrite(FLOW, withExtra, false);
+    await expectWrite(FLOW, { ...reconnect, for: { reference: 'Group/g' } }, false);
+    await expectWrite(
+      SYNC_OK,
+      { ...records, code: { coding: [...(records.code?.coding ?? []), { system: 'urn:x', code: 'y' }] } },
+      false
+    );
+    await expectWrite(FLOW, reconnect, true);
+    await expectWrite(SYNC_OK, records, true);
+  });
+
+  it('an update may not change the kind, the key or a known patient', async () => {
+    const stored = { ...reconnect, id: 't1', meta: { versionId: '1' } };
+    const followUp = { ...stored, code: packageCode(CODE.connectionFollowUp) };
+    await expectWrite(FLOW, followUp, false, stored);
+    await expectWrite(
+      FLOW,
+      { ...stored, identifier: [{ system: SYSTEM.taskKey, value: 'reconnect/conn_2' }] },
+      false,
+      stored
+    );
+    await expectWrite(FLOW, { ...stored, for: { reference: 'Patient/victim' } }, false, stored);
+    await expectWrite(FLOW, { ...stored, status: 'completed' }, true, stored);
+    const unknown = { ...stored, for: undefined };
+    await expectWrite(FLOW, { ...stored }, true, unknown);
+  });
+});
+
+describe('abuse: a marker for another bot’s event type (suppressing its events)', () => {
+  const flowEventMarker = (type: string): Basic =>
+    buildMarker('evt_01JA0B1C2D3E4F5G6H7J8K9M0N', type, '2026-04-25T00:00:00.000Z', undefined);
+
+  it.each([
+    [SYNC_OK, 'patient_flow.completed'],
+    [REFRESH, 'records.sync.completed'],
+    [FLOW, 'connection.token_refresh_failed'],
+    ['medblocks-records-sync-failed', 'records.sync.completed'],
+  ] as const)('%s may not write a marker of type %s', async (name, type) => {
+    await expectWrite(name, flowEventMarker(type), false);
+  });
+
+  it.each(WEBHOOK_BOTS.map((b) => [b.name, b.eventTypes[0]] as const))(
+    '%s may mark its own type %s',
+    async (name, type) => {
+      await expectWrite(name, flowEventMarker(type), true);
+      await expectWrite(name, { ...flowEventMarker(type), subject: { reference: 'Group/g' } }, false);
+    }
+  );
+
+  it('a marker another bot may write (its own type, this event id) does not suppress the event', async () => {
+    const world = new World();
+    const flow = patientFlowCompleted({ connections: [connection({ id: 'conn_m' })] });
+    const syncBot = world.bot(SYNC_OK);
+    await syncBot.medplum.createResource(buildMarker(flow.id, 'records.sync.completed', flow.created_at, undefined));
+    await expect(world.bot(FLOW).deliver(flow)).resolves.toMatchObject({ status: 'processed' });
+    expect((await world.consents()).map((c) => c.identifier?.[0]?.value)).toEqual(['conn_m']);
+    await expect(world.bot(FLOW).deliver(flow)).resolves.toMatchObject({ status: 'processed' });
+  });
+});
+
+describe('every write grant is constrained, every Patient read hides the demographics', () => {
+  it.each(WEBHOOK_BOTS.map((b) => b.name))('%s', (name) => {
+    for (const grant of loadPolicy(name).resource ?? []) {
+      const writes = (grant.interaction ?? []).some((i) => i === 'create' || i === 'update');
+      if (writes) expect(grant.writeConstraint?.length, `${grant.resourceType} writes`).toBeGreaterThan(0);
+      if (grant.resourceType === 'Patient' && grant.interaction?.includes('search')) {
+        // The server hides fields of search results with the grant that allows `read` (AC-8).
+        expect(grant.interaction).toContain('read');
+        expect(grant.hiddenFields?.length).toBeGreaterThan(0);
+      }
+      if (grant.resourceType === 'Patient') expect(grant.interaction).not.toContain('update');
+    }
+  });
+});
