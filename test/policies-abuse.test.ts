@@ -167,7 +167,7 @@ describe('abuse: a Consent with another scope, categories, actor or provision, o
     status: 'active',
     connectionCreatedAt: '2026-04-25T00:00:00.000Z',
     periodEnd: undefined,
-    failureCode: undefined,
+    failureCodes: [],
     lastEvent: { at: '2026-04-25T00:00:00.000Z', eventId: 'evt_1' },
     lastActiveEvent: undefined,
   };
