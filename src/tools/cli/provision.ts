@@ -28,9 +28,13 @@ A read-only preflight runs first and stops with the fix before any change when: 
       description: 'the bots runtime; applied to existing bots only when given (default: see below)',
     },
   },
-  notes: `--runtime default: awslambda on hosted Medplum (*.medplum.com, bots run on AWS Lambda); vmcontext on a self-hosted server (bots run inside the server, which must set vmContextBotsEnabled: true; awslambda there needs the server's AWS setup, else $deploy fails with "Could not load credentials from any providers").
+  notes: `--runtime default: awslambda on hosted Medplum (*.medplum.com), vmcontext on a self-hosted server.
+awslambda: bots run on AWS Lambda; on a self-hosted server it needs the server's AWS setup, else
+$deploy fails with "Could not load credentials from any providers". vmcontext: bots run inside the
+server, which must set vmContextBotsEnabled: true.
 
-Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET (a project-admin ClientApplication), MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL.`,
+Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET
+(a project-admin ClientApplication), MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL.`,
   examples: [
     'npm run provision -- --dry-run',
     'npm run provision',
