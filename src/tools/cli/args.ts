@@ -248,7 +248,12 @@ function formatUsage(spec: CommandSpec): string {
     ['--help', 'print this help'],
   ];
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
-  for (const [left, right] of rows) lines.push(`  ${left.padEnd(width)}${right}`);
+  // Descriptions wrap under themselves, so options stay readable in a 100-column terminal.
+  const indent = ' '.repeat(2 + width);
+  for (const [left, right] of rows) {
+    const wrapped = wrapText(right, Math.max(40, 100 - indent.length)).split('\n');
+    lines.push(`  ${left.padEnd(width)}${wrapped[0] ?? ''}`, ...wrapped.slice(1).map((l) => `${indent}${l}`));
+  }
   return lines.join('\n');
 }
 
