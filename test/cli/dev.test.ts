@@ -132,6 +132,27 @@ describe('it stops with the process that started it', () => {
   }, 40_000);
 });
 
+test('the parent closes the stdin pipe it gave: the emulator exits 0', async () => {
+  const tsxLoader = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
+  const devScript = new URL('../../src/tools/cli/dev.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--import', tsxLoader, devScript, '--port', '0'], {
+    cwd: project.root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  try {
+    await waitFor(() => (/Medplum emulator on/.test(output) ? true : undefined), 25_000);
+    child.stdin.end();
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/stopping the emulator on http:\/\/127\.0\.0\.1:\d+: stdin closed/);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}, 40_000);
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

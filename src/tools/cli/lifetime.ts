@@ -2,7 +2,7 @@
 // npm process's PID used to leave the emulator running with its port bound: npm does not pass
 // SIGTERM on, and between npm and this process sit `sh` and tsx. So besides the usual signals the
 // command stops when a process it was started through is gone (polled once a second), when its
-// terminal hangs up (SIGHUP), or when the parent that gave it a stdin pipe closes the pipe.
+// terminal hangs up (SIGHUP), or when the parent that gave it a stdin pipe (or socket) closes it.
 import { execFileSync } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 
@@ -70,10 +70,12 @@ export function stopWithParent(stop: (reason: string) => void, pollMs = 1000): (
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
 
-  // A pipe (not a terminal, not /dev/null: `npm run dev &` gets /dev/null and must keep running).
+  // A pipe or a socket (node's spawn gives a socket pair) — not a terminal, not /dev/null:
+  // `npm run dev &` gets /dev/null and must keep running.
   let pipe = false;
   try {
-    pipe = fstatSync(0).isFIFO();
+    const stdin = fstatSync(0);
+    pipe = stdin.isFIFO() || stdin.isSocket();
   } catch {
     pipe = false;
   }
