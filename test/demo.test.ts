@@ -21,6 +21,8 @@ test('the demo story meets every expectation', async () => {
   expect(result.ok).toBe(true);
   expect(result.state.auditEvents).toEqual({ total: 9, success: 7, failure: 2 });
   expect(lines.at(-1)).toBe('demo: every step met its expectation');
+  // It built dist/ from bots/ first, so the story ran the current sources (test/cli/prebuild.test.ts).
+  expect(lines[0]).toMatch(/^(built dist\/ from bots\/ \(\d+ ms\)|dist\/ is up to date with bots\/)/);
   // Ids and statuses only: the printout never carries payload fields such as the sync error text.
   expect(lines.join('\n')).not.toMatch(/FHIR server returned|error_message|whsec_/);
 });

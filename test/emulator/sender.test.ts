@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { main as sendCli } from '../../src/tools/cli/send';
 import { recordsSyncFailed, serialise } from '../../src/tools/fixtures/events';
-import { deliver, RETRY_SCHEDULE_MS } from '../../src/tools/sender/sender';
+import { deliver, LOCAL_RETRY_SCHEDULE_MS, RETRY_SCHEDULE_MS } from '../../src/tools/sender/sender';
 import { verifySignature } from '../../src/runtime/medblocks/signature';
 
 const SECRET = 'whsec_sender_test_0123456789abcdef';
@@ -20,7 +20,7 @@ interface Received {
 
 let server: Server;
 let url: string;
-let script: (number | 'hang')[] = [];
+let script: (number | 'hang' | { status: number; body: string })[] = [];
 let received: Received[] = [];
 
 function readAll(req: IncomingMessage): Promise<string> {
@@ -44,6 +44,10 @@ beforeAll(async () => {
       });
       const next = script.shift() ?? 500;
       if (next === 'hang') return; // never answers; closed by closeAllConnections
+      if (typeof next === 'object') {
+        res.writeHead(next.status, { 'content-type': 'application/json' }).end(next.body);
+        return;
+      }
       res.writeHead(next, { 'content-type': 'application/json' }).end('{"ok":false}');
     });
   });
@@ -195,5 +199,115 @@ describe('npm run send', () => {
     expect(received).toHaveLength(2);
     const ids = received.map((r) => (JSON.parse(r.body) as { id: string }).id);
     expect(ids[0]).toBe(ids[1]);
+  });
+});
+
+/** An OperationOutcome as Medplum answers a bot's throw: the thrown message is the only text. */
+function thrown(status: number, message: string): { status: number; body: string } {
+  return {
+    status,
+    body: JSON.stringify({
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: 'invalid', details: { text: message } }],
+    }),
+  };
+}
+
+function ok(body: Record<string, string>): { status: number; body: string } {
+  return { status: 200, body: JSON.stringify(body) };
+}
+
+async function sendCollecting(argv: string[]): Promise<{ code: number; lines: string[] }> {
+  const lines: string[] = [];
+  const io = { print: (l: string) => lines.push(l), printError: (l: string) => lines.push(l) };
+  const code = await sendCli(argv, io);
+  return { code, lines };
+}
+
+describe('npm run send, as a newcomer uses it', () => {
+  const base = () => ['--url', url, '--type', 'records.sync.failed', '--secret', SECRET];
+
+  test('one attempt by default: a failure is reported at once, with how to get retries', async () => {
+    script = [500, 500, 500];
+    const started = performance.now();
+    const { code, lines } = await sendCollecting(base());
+    expect(code).toBe(1);
+    expect(received).toHaveLength(1);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(lines[0]).toMatch(/\(one attempt\)$/);
+    expect(lines.at(-1)).toBe('FAILED 1/1 (Medblocks would retry on its schedule: --medblocks-schedule)');
+  });
+
+  test('--max-attempts without --medblocks-schedule retries seconds apart, not minutes', async () => {
+    script = [503, 200];
+    const { code, lines } = await sendCollecting([...base(), '--max-attempts', '2']);
+    expect(code).toBe(0);
+    expect(received).toHaveLength(2);
+    expect(LOCAL_RETRY_SCHEDULE_MS[1]).toBe(1000);
+    expect(lines.filter((l) => / attempt=/.test(l)).map((l) => /attempt=(\d) (t\+\S+)/.exec(l)?.slice(1))).toEqual([
+      ['1', 't+0s'],
+      ['2', 't+1s'],
+    ]);
+  });
+
+  test('--skew -600 as the docs write it: the signature is ten minutes old', async () => {
+    script = [200];
+    const before = Math.floor(Date.now() / 1000);
+    const { code } = await sendCollecting([...base(), '--skew', '-600']);
+    expect(code).toBe(0);
+    const t = timestampOf(received[0]?.header ?? '');
+    expect(before - 600 - t).toBeLessThanOrEqual(1);
+    expect(t).toBeLessThanOrEqual(before - 599);
+  });
+
+  test("each attempt prints the bot's outcome, parsed from its answer", async () => {
+    script = [
+      ok({ status: 'processed' }),
+      ok({ status: 'duplicate' }),
+      ok({ status: 'stale' }),
+      ok({ status: 'quarantined', event: 'evt_1', type: 'records.sync.failed', reason: 'invalid_payload' }),
+      thrown(400, 'Delivery rejected: signature_mismatch'),
+      thrown(
+        400,
+        'FHIR write failed: server_error (HTTP 503); nothing was marked applied, so a Medblocks retry will complete it'
+      ),
+      { status: 403, body: 'Bot is not configured for public webhook access' },
+    ];
+    const { lines } = await sendCollecting([...base(), '--duplicate', '7']);
+    expect(
+      lines.filter((l) => / attempt=/.test(l)).map((l) => /status=(\d+) outcome=(.*) ms=/.exec(l)?.slice(1))
+    ).toEqual([
+      ['200', 'processed'],
+      ['200', 'duplicate'],
+      ['200', 'stale'],
+      ['200', 'quarantined:invalid_payload'],
+      ['400', 'rejected:signature_mismatch'],
+      ['400', 'failed:server_error'],
+      ['403', 'answer "Bot is not configured for public webhook access"'],
+    ]);
+  });
+
+  test('a refused connection names the port of the URL and the command to start', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) =>
+      probe.close(() => {
+        resolve();
+      })
+    );
+    const { code, lines } = await sendCollecting(['--emulator', `http://127.0.0.1:${String(port)}`]);
+    expect(code).toBe(1);
+    expect(lines.find((l) => / attempt=1 /.test(l))).toMatch(/status=network outcome=connection_refused /);
+    expect(lines).toContain(
+      `connection refused — is \`npm run dev\` running on port ${String(port)}? (start it, or pass --emulator http://127.0.0.1:<its port>)`
+    );
+  });
+
+  test('--help sends nothing', async () => {
+    const { code, lines } = await sendCollecting(['--help', '--url', url]);
+    expect(code).toBe(0);
+    expect(received).toEqual([]);
+    expect(lines.join('\n')).toContain('--medblocks-schedule');
   });
 });

@@ -105,30 +105,77 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(
   return { kind: 'ok', values: values as ParsedOptions<O> };
 }
 
+/** Where a command writes: the console by default; tests pass collectors to run a command in-process. */
+export interface CommandIo {
+  /** Results and help (stdout). */
+  readonly print: (line: string) => void;
+  /** Refusals and failures (stderr). */
+  readonly printError: (line: string) => void;
+}
+
+/** The console, for commands run from `npm run …`. */
+export const CONSOLE_IO: CommandIo = {
+  print: (line) => {
+    console.log(line);
+  },
+  printError: (line) => {
+    console.error(line);
+  },
+};
+
+/** The refusal of a bad command line: what was wrong, the usage, and where the full help is. */
+export function formatRefusal(spec: CommandSpec, message: string, usage = formatUsage(spec)): string {
+  return `${spec.name}: ${message}\n\n${usage}\n\nMore: npm run ${spec.name} -- --help`;
+}
+
 /**
- * Runs a command: parses, prints help or the refusal with the usage, else calls `run` and exits
- * with its code. Errors thrown by `run` print their message only (no stack) and exit 1.
+ * Runs a command: parses, prints help or the refusal with the usage (exit 2), else calls `run`
+ * and returns its exit code. Errors thrown by `run` print their message only (no stack) and
+ * return 1, so a command never dies with a stack trace a newcomer cannot act on.
  */
 export async function runCommand<O extends Record<string, OptionSpec>>(
   spec: CommandSpec<O>,
   argv: readonly string[],
-  run: (options: ParsedOptions<O>) => Promise<number>
+  run: (options: ParsedOptions<O>) => Promise<number>,
+  io: CommandIo = CONSOLE_IO
 ): Promise<number> {
   const parsed = parseCommandLine(spec, argv);
   if (parsed.kind === 'help') {
-    console.log(parsed.text);
+    io.print(parsed.text);
     return 0;
   }
   if (parsed.kind === 'error') {
-    console.error(`${spec.name}: ${parsed.message}\n\n${parsed.usage}\n\nMore: npm run ${spec.name} -- --help`);
+    io.printError(formatRefusal(spec, parsed.message, parsed.usage));
     return EXIT_USAGE;
   }
   try {
     return await run(parsed.values);
   } catch (err) {
-    console.error(`${spec.name}: ${err instanceof Error ? err.message : String(err)}`);
+    io.printError(`${spec.name}: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
+}
+
+/**
+ * True when this module is the script node was started with (`tsx src/tools/cli/x.ts`), so a
+ * command file runs its `main` from `npm run` but not when a test imports it.
+ */
+export function isEntryPoint(moduleUrl: string): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  const name = script.split(/[\\/]/).pop() ?? '';
+  return moduleUrl.endsWith(`/${name}`) || moduleUrl.endsWith(`/${name}.ts`);
+}
+
+/** Ends the process with a command's exit code (1 if it failed unexpectedly), for `npm run …` entry points. */
+export function exitWith(code: Promise<number>): void {
+  code.then(
+    (c) => process.exit(c),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : String(err));
+      process.exit(1);
+    }
+  );
 }
 
 function checkValue(
@@ -195,20 +242,47 @@ function optionLine(name: string, option: OptionSpec): [string, string] {
 }
 
 function formatUsage(spec: CommandSpec): string {
-  const lines = [`usage: npm run ${spec.name} -- [options]`, '', 'options'];
+  const lines = [`Usage: npm run ${spec.name} -- [options]`, '', 'options'];
   const rows: [string, string][] = [
     ...Object.entries(spec.options).map(([n, o]) => optionLine(n, o)),
     ['--help', 'print this help'],
   ];
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
-  for (const [left, right] of rows) lines.push(`  ${left.padEnd(width)}${right}`);
+  // Descriptions wrap under themselves, so options stay readable in a 100-column terminal.
+  const indent = ' '.repeat(2 + width);
+  for (const [left, right] of rows) {
+    const wrapped = wrapText(right, Math.max(40, 100 - indent.length)).split('\n');
+    lines.push(`  ${left.padEnd(width)}${wrapped[0] ?? ''}`, ...wrapped.slice(1).map((l) => `${indent}${l}`));
+  }
   return lines.join('\n');
+}
+
+/** Wraps each paragraph of `text` at `width` columns (help is read in an 80–100 column terminal). */
+export function wrapText(text: string, width = 100): string {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((paragraph) => {
+      const lines: string[] = [];
+      let line = '';
+      for (const word of paragraph.split(' ')) {
+        if (line && line.length + 1 + word.length > width) {
+          lines.push(line);
+          line = word;
+        } else {
+          line = line ? `${line} ${word}` : word;
+        }
+      }
+      lines.push(line);
+      return lines.join('\n');
+    })
+    .join('\n');
 }
 
 /** The full `--help` text. */
 export function formatHelp(spec: CommandSpec): string {
-  const sections = [`npm run ${spec.name}: ${spec.summary}`, formatUsage(spec)];
-  if (spec.notes) sections.push(spec.notes.trimEnd());
+  const sections = [wrapText(`npm run ${spec.name}: ${spec.summary}`), formatUsage(spec)];
+  if (spec.notes) sections.push(wrapText(spec.notes));
   if (spec.examples.length > 0) sections.push(['examples', ...spec.examples.map((e) => `  ${e}`)].join('\n'));
   const codes = Object.entries(spec.exitCodes).map(([code, meaning]) => `  ${code}  ${meaning}`);
   if (!(EXIT_USAGE in spec.exitCodes))

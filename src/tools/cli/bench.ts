@@ -1,10 +1,9 @@
-// `npm run bench [-- --json] [-- --quick]`: FHIR requests per delivery (ours vs the per-resource
+// `npm run bench [-- --json] [--quick]`: FHIR requests per delivery (ours vs the per-resource
 // pattern), CPU for verify + parse + plan, bundle sizes, end-to-end latency through the emulator
 // with simulated FHIR latency, and a mixed load at concurrency 8 with serialisation conflicts
 // modelled — each figure against its budget. Exits 1 when a budget is
 // missed. Everything runs in-process on 127.0.0.1.
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
 import { cpuBudgets, latencyBudgets, loadBudgets, requestBudgets, bundleBudgets, formatReport } from '../bench/report';
 import { LOAD_DEFAULTS, measureLoad } from '../bench/load';
 import type { LoadRow } from '../bench/load';
@@ -17,6 +16,9 @@ import { measureWorldLatency } from '../bench/latency-world';
 import { benchScenarios } from '../bench/scenarios';
 import { indexFhirDefinitions } from '../emulator/definitions';
 import { buildBots } from '../bundling';
+import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';
+import type { CommandIo, CommandSpec } from './args';
+import { buildBeforeRun } from './prebuild';
 
 export interface BenchOptions {
   /** Fewer iterations and deliveries (a smoke run). */
@@ -119,26 +121,46 @@ async function emulatorGrowth(batches: number, size: number): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const args = new Set(process.argv.slice(2));
-  if (args.has('--emulator-growth')) {
-    await emulatorGrowth(4, 25);
-    return;
-  }
-  const json = args.has('--json');
-  const result = await runBench({
-    quick: args.has('--quick'),
-    progress: (line) => {
-      if (!json) console.error(line);
+export const BENCH_SPEC = {
+  name: 'bench',
+  summary:
+    'measures, against budgets: FHIR requests per delivery (ours vs the per-resource pattern), CPU for verify + parse + plan, bundle sizes (it builds dist/ from bots/ first), end-to-end latency through the emulator with simulated FHIR latency, and a mixed load at concurrency 8 with serialisation conflicts modelled. Everything runs in-process on 127.0.0.1; about half a minute (--quick: a few seconds).',
+  options: {
+    quick: { type: 'boolean', description: 'fewer iterations and deliveries (a smoke run)' },
+    json: { type: 'boolean', description: 'the result as JSON on stdout (progress lines are not printed)' },
+    'emulator-growth': {
+      type: 'boolean',
+      description: "instead: how the emulator's own cost per delivery grows with its in-memory store",
     },
-  });
-  console.log(json ? JSON.stringify(result, null, 2) : formatReport(result));
-  process.exitCode = result.budgets.every((b) => b.pass) ? 0 : 1;
+  },
+  examples: ['npm run bench', 'npm run bench -- --quick', 'npm run bench -- --json > bench.json'],
+  exitCodes: { 0: 'every budget met', 1: 'a budget was missed (the report marks it)' },
+} as const satisfies CommandSpec;
+
+/** Runs `npm run bench` in-process; returns the exit code. */
+export function runBenchCommand(argv: readonly string[], io: CommandIo = CONSOLE_IO): Promise<number> {
+  return runCommand(
+    BENCH_SPEC,
+    argv,
+    async (values) => {
+      if (values['emulator-growth']) {
+        await buildBeforeRun();
+        await emulatorGrowth(4, 25);
+        return 0;
+      }
+      const result = await runBench({
+        quick: values.quick,
+        progress: (line) => {
+          if (!values.json) io.printError(line);
+        },
+      });
+      io.print(values.json ? JSON.stringify(result, null, 2) : formatReport(result));
+      return result.budgets.every((b) => b.pass) ? 0 : 1;
+    },
+    io
+  );
 }
 
-if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exit(2);
-  });
+if (isEntryPoint(import.meta.url)) {
+  exitWith(runBenchCommand(process.argv.slice(2)));
 }

@@ -1,7 +1,6 @@
-// `npm run demo`: builds if needed, starts the emulator in-process, plays the story of
+// `npm run demo`: builds dist/ from bots/, starts the emulator in-process, plays the story of
 // ./demo-story through real signed HTTP deliveries, prints what happened and the resulting FHIR
 // state (ids and statuses only), and exits 0 only when every step and every check matched.
-import { basename } from 'node:path';
 import type { AuditEvent, Consent, Identifier, Patient, Task } from '@medplum/fhirtypes';
 import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
@@ -11,7 +10,9 @@ import { deliver } from '../sender/sender';
 import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, demoStory } from '../fixtures/demo-story';
 import type { DemoStep, StepResult } from '../fixtures/demo-story';
 
-import { ensureBuilt } from './dev';
+import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';
+import type { CommandIo, CommandSpec } from './args';
+import { buildBeforeRun, describePrebuild } from './prebuild';
 import { outcomeOfAnswer } from '../../runtime/summary';
 import { textTable } from '../text-table';
 
@@ -45,7 +46,8 @@ export interface DemoOptions {
 /** Plays the whole story against a fresh emulator and returns what happened; always stops the emulator. */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const log = options.log ?? (() => undefined);
-  await ensureBuilt(options.root);
+  // Always build first: a stale dist/ once let a handler changed to throw "pass" the demo.
+  log(describePrebuild(await buildBeforeRun(options.root)));
   const emulator = await startEmulator({ root: options.root });
   try {
     const steps: StepResult[] = [];
@@ -167,16 +169,28 @@ function table(header: string[], rows: string[][], log: (line: string) => void):
   for (const line of textTable(header, rows)) log(line);
 }
 
-if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {
-  runDemo({
-    log: (line) => {
-      console.log(line);
+export const DEMO_SPEC = {
+  name: 'demo',
+  summary:
+    'builds the bots from bots/, starts the Medplum emulator in-process on a free loopback port, plays a story of nine signed deliveries (a new connection, a redelivery, a forged signature, a replayed timestamp, a records sync, a token refresh failure, a late older event, a failed and a recovered sync), prints each step, the FHIR state left behind (ids and statuses only) and the checks, then stops the emulator.',
+  options: {},
+  examples: ['npm run demo', 'npm install && npm run demo   # the first thing to run after a clone'],
+  exitCodes: { 0: 'every step and every check met its expectation', 1: 'a step or a check did not (MISMATCH rows)' },
+} as const satisfies CommandSpec;
+
+/** Runs `npm run demo` in-process; returns the exit code. */
+export function runDemoCommand(argv: readonly string[], io: CommandIo = CONSOLE_IO, root?: string): Promise<number> {
+  return runCommand(
+    DEMO_SPEC,
+    argv,
+    async () => {
+      const result = await runDemo({ log: io.print, root });
+      return result.ok ? 0 : 1;
     },
-  }).then(
-    (result) => process.exit(result.ok ? 0 : 1),
-    (err: unknown) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
-    }
+    io
   );
+}
+
+if (isEntryPoint(import.meta.url)) {
+  exitWith(runDemoCommand(process.argv.slice(2)));
 }

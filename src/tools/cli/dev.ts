@@ -1,22 +1,68 @@
-// `npm run dev`: the emulator on 127.0.0.1:8103 (Medplum's usual port). Builds dist/ first when it
-// is missing, prints every bot's webhook URL and the signing secret configured for it (dev
-// secrets, or the values of environment variables named like the project secrets), then logs one
-// line per webhook run until Ctrl-C.
-import { existsSync, readdirSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
+// `npm run dev`: the emulator on 127.0.0.1:8103 (Medplum's usual port). Builds dist/ from bots/
+// first (so it runs what the sources say now), prints every bot's webhook URL and the signing
+// secret configured for it (dev secrets, or the values of environment variables named like the
+// project secrets) with hints that carry the port in use, then logs one line per delivery (bot,
+// event, outcome, HTTP status, time) until Ctrl-C or until the process that started it ends.
 import { DEFAULT_EMULATOR_HOST, DEFAULT_EMULATOR_PORT } from '../emulator/identity';
 import { configurableSecretNames, discoverBots } from '../emulator/project';
 import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
-import { buildBots } from '../bundling';
+import type { WebhookRun } from '../emulator/webhook';
+import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';
+import type { CommandIo, CommandSpec, ParsedOptions } from './args';
+import { stopWithParent } from './lifetime';
+import { buildBeforeRun, describePrebuild } from './prebuild';
 
-/** Builds the bundles when dist/ has none, so that a fresh clone can run `npm run dev` directly. */
+/** The emulator's URL when `npm run dev` runs with its defaults (what `npm run send` targets). */
+export const DEFAULT_EMULATOR_URL = `http://${DEFAULT_EMULATOR_HOST}:${String(DEFAULT_EMULATOR_PORT)}`;
+
+export const DEV_SPEC = {
+  name: 'dev',
+  summary:
+    "the local Medplum emulator: Medplum's public webhook route over the bots built from bots/ (built first, about a second), an in-memory FHIR store at /fhir/R4, each bot's webhook URL and dev signing secret printed; then one line per delivery until Ctrl-C. Stops when the process that started it ends.",
+  options: {
+    port: {
+      type: 'integer',
+      min: 0,
+      max: 65535,
+      default: DEFAULT_EMULATOR_PORT,
+      valueName: 'PORT',
+      description: 'port on 127.0.0.1 (0 picks a free one)',
+    },
+    'latency-ms': {
+      type: 'number',
+      min: 0,
+      max: 60_000,
+      default: 0,
+      valueName: 'MS',
+      description: 'simulated network latency added to every FHIR request a bot makes',
+    },
+    'fhir-writes': { type: 'boolean', description: 'allow writes through /fhir/R4 (read-only by default)' },
+    json: {
+      type: 'boolean',
+      description: 'print the startup information as one JSON object on stdout (delivery lines go to stderr)',
+    },
+  },
+  examples: [
+    'npm run dev',
+    'npm run dev -- --port 8110',
+    'npm run dev -- --latency-ms 20',
+    'npm run dev -- --fhir-writes --json',
+    'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED=whsec_… npm run dev',
+  ],
+  exitCodes: {
+    0: 'stopped (Ctrl-C, SIGTERM, SIGHUP, or the process that started it ended)',
+    1: 'could not start (port in use, build failed); the message says what to do',
+  },
+  notes:
+    'Every bot signing secret and every setting (src/runtime/settings.ts) can be set as an environment variable of the same name; otherwise predictable dev secrets are used (never reuse them). The bundles are re-read on every run: after changing a bot, `npm run build` applies it without a restart.',
+} as const satisfies CommandSpec;
+
+export type DevOptions = ParsedOptions<typeof DEV_SPEC.options>;
+
+/** Builds dist/ from bots/ (kept under this name for callers that imported it from here). */
 export async function ensureBuilt(root = process.cwd()): Promise<void> {
-  const dist = join(root, 'dist');
-  if (!existsSync(dist) || !readdirSync(dist).some((f) => f.endsWith('.js'))) {
-    await buildBots(root);
-  }
+  await buildBeforeRun(root);
 }
 
 /** Project secrets taken from the environment: every bot signing secret and every setting name. */
@@ -29,7 +75,7 @@ export function secretsFromEnvironment(env: NodeJS.ProcessEnv, root = process.cw
   return out;
 }
 
-/** The startup printout, as text or as one JSON object (`--json`). */
+/** The startup printout, as text or as one JSON object (`--json`); its hints use the URL in use. */
 export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites = false): string {
   const bots = emulator.bots.map((b) => ({
     name: b.name,
@@ -52,48 +98,93 @@ export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites 
       b.secretName ? `  secret   ${b.secretName}=${b.secret ?? ''}` : '  (no signing secret: not a webhook bot)'
     );
   }
-  lines.push('', 'Dev secrets only. Send a delivery: npm run send -- --type records.sync.completed');
+  const target = emulator.url === DEFAULT_EMULATOR_URL ? '' : ` --emulator ${emulator.url}`;
+  lines.push(
+    '',
+    'Dev secrets only (never reuse them).',
+    `Send a delivery:  npm run send -- --type records.sync.completed${target}`,
+    `Look at the data: curl -s '${emulator.fhirUrl}/Task'`,
+    'Changed a bot? npm run build applies it without a restart. Ctrl-C stops.'
+  );
   return lines.join('\n');
 }
 
-async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: 'string' },
-      json: { type: 'boolean' },
-      'latency-ms': { type: 'string' },
-      'fhir-writes': { type: 'boolean' },
-    },
-  });
-  await ensureBuilt();
-  const emulator = await startEmulator({
-    port: values.port ? Number(values.port) : DEFAULT_EMULATOR_PORT,
-    host: DEFAULT_EMULATOR_HOST,
-    latencyMs: values['latency-ms'] ? Number(values['latency-ms']) : 0,
-    fhirWrites: values['fhir-writes'] === true,
-    secrets: secretsFromEnvironment(process.env),
-    // One line per run; on stderr with --json so that stdout stays one JSON object.
-    onRun: (run) => {
-      const line = `${new Date().toISOString()} ${run.bot} → ${run.status} (${run.ms} ms)`;
-      if (values.json) console.error(line);
-      else console.log(line);
-    },
-  });
-  console.log(describe(emulator, values.json === true, values['fhir-writes'] === true));
-  const stop = (): void => {
-    emulator.close().then(
-      () => process.exit(0),
-      () => process.exit(1)
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+/** One line per delivery: time, bot, event id, the bot's outcome, HTTP status, duration. */
+export function formatRun(run: WebhookRun, at = new Date()): string {
+  return [
+    at.toISOString().slice(11, 23),
+    run.bot,
+    run.eventId ?? '-',
+    run.outcome,
+    String(run.status),
+    `${String(run.ms)} ms`,
+  ].join('  ');
 }
 
-if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
+/** What to do when the port is taken, with the port named (EADDRINUSE alone told a newcomer nothing). */
+export function portInUseMessage(port: number): string {
+  const other = port === 8110 ? 8111 : 8110;
+  return `port ${String(port)} is in use — stop the other process (is another \`npm run dev\` running?) or run \`npm run dev -- --port ${String(other)}\``;
+}
+
+export interface DevRunOptions {
+  readonly io?: CommandIo;
+  readonly root?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Resolves when the emulator should stop; by default signals and the end of the parent process. */
+  readonly until?: (emulator: RunningEmulator) => Promise<string>;
+}
+
+/**
+ * Runs `npm run dev` in-process: build, start, print, log deliveries until `until` resolves, then
+ * close. Returns the exit code.
+ */
+export function runDev(argv: readonly string[], options: DevRunOptions = {}): Promise<number> {
+  const io = options.io ?? CONSOLE_IO;
+  return runCommand(
+    DEV_SPEC,
+    argv,
+    async (values) => {
+      const root = options.root ?? process.cwd();
+      const prebuild = await buildBeforeRun(root);
+      (values.json ? io.printError : io.print)(describePrebuild(prebuild));
+      let emulator: RunningEmulator;
+      try {
+        emulator = await startEmulator({
+          port: values.port,
+          host: DEFAULT_EMULATOR_HOST,
+          latencyMs: values['latency-ms'],
+          fhirWrites: values['fhir-writes'],
+          secrets: secretsFromEnvironment(options.env ?? process.env, root),
+          root,
+          // One line per delivery; on stderr with --json so that stdout stays one JSON object.
+          onRun: (run) => {
+            (values.json ? io.printError : io.print)(formatRun(run));
+          },
+        });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+          io.printError(`dev: ${portInUseMessage(values.port)}`);
+          return 1;
+        }
+        throw err;
+      }
+      io.print(describe(emulator, values.json, values['fhir-writes']));
+      const reason = await (options.until ?? untilStopped)(emulator);
+      (values.json ? io.printError : io.print)(`stopping the emulator on ${emulator.url}: ${reason}`);
+      await emulator.close();
+      return 0;
+    },
+    io
+  );
+}
+
+function untilStopped(): Promise<string> {
+  return new Promise((resolve) => {
+    stopWithParent(resolve);
   });
+}
+
+if (isEntryPoint(import.meta.url)) {
+  exitWith(runDev(process.argv.slice(2)));
 }

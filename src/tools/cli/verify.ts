@@ -1,83 +1,129 @@
 // `npm run verify`: checks a provisioned Medplum project end to end — the demo story, with fresh
 // patients and event ids, delivered to the real webhook URLs signed as Medblocks signs, then the
-// resulting FHIR state read back. Exit 0 when every step and check passed, 1 on any mismatch, 2 when
-// it could not run. See docs/going-live.md.
-import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
+// resulting FHIR state read back. It first builds dist/ from bots/ and compares each bot's
+// deployed code with it: verifying code older than the sources would pass or fail for the wrong
+// reason, so it refuses with the fix (`npm run provision`) unless --deployed-as-is. Exit 0 when
+// every step and check passed, 1 on any mismatch, 2 when it could not run. See docs/going-live.md.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ALL_BOTS } from '../../runtime/registry';
 import { readSettings } from '../provision/env';
-import { connectMedplum } from '../provision/medplum';
+import { connectMedplum, readDeployedCode } from '../provision/medplum';
+import type { MedplumSession } from '../provision/medplum';
 import { findTarget } from '../verify/target';
+import type { VerifyTarget } from '../verify/verify';
 import { runVerify } from '../verify/verify';
+import { exitWith, isEntryPoint, runCommand } from './args';
+import type { CommandSpec } from './args';
+import { buildBeforeRun, describePrebuild } from './prebuild';
 
-export const VERIFY_USAGE = `Usage: npm run verify [-- --deadline-ms N]
+export const VERIFY_SPEC = {
+  name: 'verify',
+  summary: `plays the demo story against the provisioned Medplum project of MEDPLUM_CLIENT_ID: nine deliveries (new connection, redelivery, forged signature, replayed timestamp, records sync, token refresh failure, a late older event, a failed and a recovered sync) to each bot's webhook URL, signed as Medblocks signs, with a fresh patient and fresh event ids on every run; checks each answer, then the patient's Consents and Tasks, the dedupe markers and the runs' AuditEvents. Prints a pass/fail table.
 
-Plays the demo story against the provisioned Medplum project of MEDPLUM_CLIENT_ID: nine deliveries
-(new connection, redelivery, forged signature, replayed timestamp, records sync, token refresh failure,
-a late older event, a failed and a recovered sync) to each bot's webhook URL, signed as Medblocks signs,
-with a fresh patient and fresh event ids on every run; checks each answer, then the patient's Consents
-and Tasks, the dedupe markers and the runs' AuditEvents. Prints a pass/fail table.
-Exit code: 0 all passed, 1 a mismatch, 2 could not run.
+It writes what the bots write for one synthetic patient (verify_…); nothing else is changed. First it builds dist/ from bots/ and refuses to run when a deployed bot's code differs from it (run npm run provision first).`,
+  options: {
+    'deadline-ms': {
+      type: 'integer',
+      min: 1,
+      max: 600_000,
+      default: 5000,
+      valueName: 'MS',
+      description: "per delivery (Medblocks' own deadline is 5000)",
+    },
+    'deployed-as-is': {
+      type: 'boolean',
+      description: "verify the deployed code even when it differs from the sources' build",
+    },
+  },
+  notes: `Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET (a project admin, so that it can read the project's secrets and the bots' output). Each bot's signing secret is read from the project secrets, or from the environment under the same name (MEDBLOCKS_WEBHOOK_SECRET_PATIENT_FLOW_COMPLETED, …) when the project's cannot be read.`,
+  examples: ['npm run verify', 'npm run verify -- --deadline-ms 10000', 'npm run verify -- --deployed-as-is'],
+  exitCodes: {
+    0: 'every delivery and check passed',
+    1: 'a mismatch (the table says which, with a hint)',
+    2: 'it could not run: settings, a bot not provisioned, deployed code older than the sources, or a bad command line',
+  },
+} as const satisfies CommandSpec;
 
-It writes what the bots write for one synthetic patient (verify_…); nothing else is changed.
-
-  --deadline-ms N   per delivery (default 5000, Medblocks' own deadline)
-  --help            this text
-
-Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET (a project
-admin, so that it can read the project's secrets and the bots' output). Each bot's signing secret is
-read from the project secrets, or from the environment under the same name
-(MEDBLOCKS_WEBHOOK_SECRET_PATIENT_FLOW_COMPLETED, …) when the project's cannot be read.`;
+/**
+ * The bots whose deployed code is not the fresh build in dist/, each with the fix; empty when all
+ * match. Unreadable deployed code is not counted as stale (it is reported as a note instead).
+ */
+export async function staleDeployments(
+  session: MedplumSession,
+  target: VerifyTarget,
+  root: string
+): Promise<{ stale: string[]; unreadable: string[] }> {
+  const stale: string[] = [];
+  const unreadable: string[] = [];
+  for (const bot of target.bots) {
+    const dist = ALL_BOTS.find((b) => b.name === bot.name)?.dist ?? `dist/${bot.name}.js`;
+    const file = join(root, dist);
+    if (!existsSync(file)) continue;
+    const resource = await session.medplum.readResource('Bot', bot.botId).catch(() => undefined);
+    const deployed = resource ? await readDeployedCode(session.medplum, resource) : undefined;
+    if (deployed === undefined) unreadable.push(bot.name);
+    else if (deployed !== readFileSync(file, 'utf8')) stale.push(bot.name);
+  }
+  return { stale, unreadable };
+}
 
 /** Runs the command and returns its exit code; output goes through `print`. */
-export async function runVerifyCommand(
+export function runVerifyCommand(
   argv: readonly string[],
   io: { print: (line: string) => void; root?: string; env?: NodeJS.ProcessEnv; fetchFn?: typeof fetch }
 ): Promise<number> {
-  try {
-    const root = io.root ?? process.cwd();
-    const { values } = parseArgs({
-      args: [...argv],
-      options: { 'deadline-ms': { type: 'string' }, help: { type: 'boolean', default: false } },
-      strict: true,
-    });
-    if (values.help) {
-      io.print(VERIFY_USAGE);
-      return 0;
-    }
-    const deadlineMs = values['deadline-ms'] === undefined ? undefined : Number(values['deadline-ms']);
-    if (deadlineMs !== undefined && (!Number.isInteger(deadlineMs) || deadlineMs <= 0)) {
-      throw new Error('--deadline-ms must be a positive whole number');
-    }
-    const settings = readSettings(io.env, root);
-    const session = await connectMedplum(settings, io.fetchFn);
-    const { target, problems, notes } = await findTarget(session, settings.lookup);
-    for (const note of notes) io.print(note);
-    if (problems.length > 0) {
-      for (const problem of problems) io.print(`ERROR: ${problem}`);
-      io.print('verify did not run: fix the above first.');
-      return 2;
-    }
-    io.print('');
-    const result = await runVerify({
-      target,
-      log: io.print,
-      ...(io.fetchFn ? { fetch: io.fetchFn } : {}),
-      ...(deadlineMs ? { deadlineMs } : {}),
-    });
-    return result.ok ? 0 : 1;
-  } catch (err) {
-    io.print(`verify failed: ${err instanceof Error ? err.message : 'unknown error'}`);
-    return 2;
-  }
+  return runCommand(
+    VERIFY_SPEC,
+    argv,
+    async (values) => {
+      try {
+        const root = io.root ?? process.cwd();
+        io.print(describePrebuild(await buildBeforeRun(root)));
+        const settings = readSettings(io.env, root);
+        const session = await connectMedplum(settings, io.fetchFn);
+        const { target, problems, notes } = await findTarget(session, settings.lookup);
+        for (const note of notes) io.print(note);
+        if (problems.length > 0) {
+          for (const problem of problems) io.print(`ERROR: ${problem}`);
+          io.print('verify did not run: fix the above first.');
+          return 2;
+        }
+        const { stale, unreadable } = await staleDeployments(session, target, root);
+        if (unreadable.length > 0) {
+          io.print(`note: the deployed code of ${unreadable.join(', ')} could not be read; verifying it as deployed`);
+        }
+        if (stale.length > 0 && !values['deployed-as-is']) {
+          io.print(
+            `ERROR: the deployed code of ${stale.join(', ')} differs from the build of your sources (dist/): run npm run provision first, or npm run verify -- --deployed-as-is to verify what is deployed`
+          );
+          io.print('verify did not run: fix the above first.');
+          return 2;
+        }
+        if (stale.length > 0) io.print(`note: verifying deployed code that differs from dist/: ${stale.join(', ')}`);
+        io.print('');
+        const result = await runVerify({
+          target,
+          log: io.print,
+          ...(io.fetchFn ? { fetch: io.fetchFn } : {}),
+          deadlineMs: values['deadline-ms'],
+        });
+        return result.ok ? 0 : 1;
+      } catch (err) {
+        io.print(`verify failed: ${err instanceof Error ? err.message : 'unknown error'}`);
+        return 2;
+      }
+    },
+    { print: io.print, printError: io.print }
+  );
 }
 
-if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {
-  runVerifyCommand(process.argv.slice(2), {
-    print: (line) => {
-      console.log(line);
-    },
-  }).then(
-    (code) => process.exit(code),
-    () => process.exit(2)
+if (isEntryPoint(import.meta.url)) {
+  exitWith(
+    runVerifyCommand(process.argv.slice(2), {
+      print: (line) => {
+        console.log(line);
+      },
+    })
   );
 }

@@ -25,6 +25,7 @@ import type { SeededBot } from './project';
 import { runInSandbox } from './sandbox';
 import type { BotExecutionResult } from './sandbox';
 import type { EmulatorStore } from './store';
+import { outcomeOfAnswer, outcomeOfConsole } from '../../runtime/summary';
 
 export const MESSAGES = {
   notBot: 'ProjectMembership must be for a Bot resource',
@@ -55,31 +56,72 @@ export interface WebhookContext {
   /** The emulator's own base URL: the bot's MedplumClient talks to `{baseUrl}fhir/R4`. */
   readonly baseUrl: string;
   readonly bots: ReadonlyMap<string, SeededBot>;
-  /** Called after each run, for the dev server's one-line request log. */
-  readonly onRun?: (run: { bot: string; status: number; success: boolean; ms: number }) => void;
+  /** Called after each delivery (bot run or refusal before it), for the dev server's one-line log. */
+  readonly onRun?: (run: WebhookRun) => void;
 }
 
-/** Handles one `POST /webhook/:membershipId`. Never throws. */
+/** One delivery as `npm run dev` logs it: ids and outcomes only, never the payload. */
+export interface WebhookRun {
+  /** The bot's name; for a refusal before any bot ran, `membership <id>`. */
+  readonly bot: string;
+  readonly status: number;
+  readonly success: boolean;
+  readonly ms: number;
+  /**
+   * The bot's outcome from its console summary line (`processed`, `duplicate`, `stale`,
+   * `quarantined:<reason>`, `rejected:<reason>`, `failed:<class>`), else from its answer; for a
+   * refusal by the route itself, `refused:<status>`.
+   */
+  readonly outcome: string;
+  /** The event id from the summary line, when the bot logged one. */
+  readonly eventId?: string;
+}
+
+/** Handles one `POST /webhook/:membershipId` and reports it to `onRun`. Never throws. */
 export async function handleWebhook(ctx: WebhookContext, req: WebhookRequest): Promise<HttpAnswer> {
-  const startTime = new Date().toISOString();
   const started = Date.now();
+  const { answer, run } = await handleWebhookRun(ctx, req);
+  const ms = Date.now() - started;
+  ctx.onRun?.(
+    run
+      ? { ...run, status: answer.status, ms }
+      : {
+          bot: `membership ${req.membershipId}`,
+          status: answer.status,
+          success: false,
+          ms,
+          outcome: `refused:${String(answer.status)}`,
+        }
+  );
+  return answer;
+}
+
+const SUMMARY_EVENT_ID = /^medblocks .*?\bevt=(\S+)/m;
+
+type RunReport = Omit<WebhookRun, 'status' | 'ms'>;
+
+async function handleWebhookRun(
+  ctx: WebhookContext,
+  req: WebhookRequest
+): Promise<{ answer: HttpAnswer; run?: RunReport }> {
+  const startTime = new Date().toISOString();
   const { store } = ctx;
 
   const runAs = await store.repo
     .readResource<ProjectMembership>('ProjectMembership', req.membershipId)
     .catch(() => undefined);
   if (!runAs) {
-    return outcomeAnswer(notFound);
+    return { answer: outcomeAnswer(notFound) };
   }
   if (!runAs.profile.reference?.startsWith('Bot/')) {
-    return textAnswer(403, MESSAGES.notBot);
+    return { answer: textAnswer(403, MESSAGES.notBot) };
   }
   if (!runAs.access && !runAs.accessPolicy) {
-    return textAnswer(403, MESSAGES.noPolicy);
+    return { answer: textAnswer(403, MESSAGES.noPolicy) };
   }
   const bot = (await store.repo.readReference<Bot>({ reference: runAs.profile.reference })) as Bot & { id: string };
   if (!bot.publicWebhook) {
-    return textAnswer(403, MESSAGES.notPublic);
+    return { answer: textAnswer(403, MESSAGES.notPublic) };
   }
 
   const contentType = headerValue(req.headers['content-type']) ?? '';
@@ -87,7 +129,7 @@ export async function handleWebhook(ctx: WebhookContext, req: WebhookRequest): P
   try {
     input = parseBody(req.body, contentType, headerValue(req.headers['content-encoding']), bot.rawBody === true);
   } catch {
-    return outcomeAnswer(badRequest(MESSAGES.unparsable));
+    return { answer: outcomeAnswer(badRequest(MESSAGES.unparsable)) };
   }
 
   const result = await execute(ctx, bot, runAs, input, contentType, req.headers);
@@ -99,8 +141,17 @@ export async function handleWebhook(ctx: WebhookContext, req: WebhookRequest): P
     );
   }
   const answer = answerFor(result, contentType);
-  ctx.onRun?.({ bot: bot.name ?? bot.id, status: answer.status, success: result.success, ms: Date.now() - started });
-  return answer;
+  const body = typeof answer.body === 'string' ? answer.body : '';
+  const eventId = SUMMARY_EVENT_ID.exec(result.logResult)?.[1];
+  return {
+    answer,
+    run: {
+      bot: bot.name ?? bot.id,
+      success: result.success,
+      outcome: outcomeOfConsole(result.logResult) ?? outcomeOfAnswer(answer.status, body),
+      ...(eventId ? { eventId } : {}),
+    },
+  };
 }
 
 async function execute(

@@ -19,6 +19,13 @@ export const RETRY_SCHEDULE_MS: readonly number[] = [
   24 * 3_600_000,
 ];
 
+/**
+ * The sender's own schedule for local work (`npm run send -- --max-attempts N` without
+ * `--medblocks-schedule`): 0, +1 s, +2 s, +4 s … — retries a developer can watch, where Medblocks'
+ * schedule would go quiet for minutes and keep going for 3.6 days.
+ */
+export const LOCAL_RETRY_SCHEDULE_MS: readonly number[] = [0, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000, 8_000, 8_000];
+
 /** Medblocks counts a slower answer as a failure. */
 export const DELIVERY_DEADLINE_MS = 5_000;
 
@@ -58,6 +65,8 @@ export interface AttemptRecord {
   /** HTTP status, or undefined for a timeout or a network error. */
   readonly status: number | undefined;
   readonly error?: 'timeout' | 'network';
+  /** For a network error, the system's code when there is one (`ECONNREFUSED`, `ENOTFOUND`…). */
+  readonly cause?: string;
   readonly ok: boolean;
   readonly durationMs: number;
   readonly responseBody: string;
@@ -126,15 +135,29 @@ async function attempt(
     };
   } catch (err) {
     const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+    const cause = timedOut ? undefined : errorCode(err);
     return {
       ...base,
       status: undefined,
       error: timedOut ? 'timeout' : 'network',
+      ...(cause ? { cause } : {}),
       ok: false,
       durationMs: Math.round(performance.now() - started),
       responseBody: '',
     };
   }
+}
+
+/** The errno-style code of a fetch failure (undici puts it on `cause`, sometimes one level deeper). */
+function errorCode(err: unknown): string | undefined {
+  let current: unknown = err;
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+    const errors = (current as { errors?: unknown }).errors;
+    current = Array.isArray(errors) && errors.length > 0 ? errors[0] : (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** The body and header of one attempt: fresh `t`, optional skew, optional tampering. */
