@@ -163,6 +163,7 @@ describe('abuse: a Consent with another scope, categories, actor or provision, o
   const model: ConsentModel = {
     key: { system: SYSTEM.connectionId, value: 'conn_abuse' },
     sourceId: 'fhirsrc_abuse',
+    sourceName: undefined,
     patient: { reference: 'Patient/p1' },
     status: 'active',
     connectionCreatedAt: '2026-04-25T00:00:00.000Z',
