@@ -12,7 +12,10 @@ import { ALL_BOTS } from '../../runtime/registry';
 import type { BotEntry as DeployedBot } from '../../runtime/registry';
 import type { Runtime } from './plan';
 import type { Settings } from './env';
-import { MedblocksApi } from './medblocks-api';
+import { MedblocksApi, MedblocksApiError } from './medblocks-api';
+import { observeRefusals, refusedEventName } from './medblocks-refusals';
+import type { RefusalLog } from './medblocks-refusals';
+import { reachableFetch } from './reach';
 import {
   call,
   connectMedplum,
@@ -199,8 +202,14 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
   const secretsAfterEnv = mergeSecrets(projectSecrets, fromEnv);
   const webhookBots = bots.filter((b) => b.kind === 'webhook');
   if (settings.medblocksApiKey) {
-    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn);
+    const refusals: RefusalLog = { last: undefined };
+    const medblocksFetch = observeRefusals(
+      reachableFetch('MEDBLOCKS_API_BASE_URL', settings.medblocksBaseUrl, options.fetchFn),
+      refusals
+    );
+    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, medblocksFetch);
     await registerEndpoints(medblocks, webhookBots, outcomes, secretsAfterEnv, {
+      refusals,
       dryRun,
       change,
       warnings,
@@ -240,6 +249,8 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
 }
 
 interface EndpointContext {
+  /** The last Medblocks refusal's type and param (which event name was refused). */
+  readonly refusals: RefusalLog;
   readonly dryRun: boolean;
   readonly change: (target: string, action: string, detail?: string) => void;
   readonly warnings: string[];
@@ -253,7 +264,7 @@ async function registerEndpoints(
   webhookBots: readonly DeployedBot[],
   outcomes: readonly BotOutcome[],
   secrets: readonly ProjectSetting[],
-  { dryRun, change, warnings, secretUpdates }: EndpointContext
+  { refusals, dryRun, change, warnings, secretUpdates }: EndpointContext
 ): Promise<void> {
   const endpoints = await medblocks.listEndpoints();
   const fromMedblocks = (secretName: string, secret: string): void => {
@@ -267,18 +278,36 @@ async function registerEndpoints(
       change(`Medblocks endpoint for ${event}`, 'register', 'once the bot exists');
       continue;
     }
-    const plan = planEndpoint(endpoints, outcome.webhookUrl, event);
+    // The names the bot accepts, the documented one first (the flow event has two: issue 11 item 4).
+    const names: readonly string[] = bot.eventTypes?.length ? bot.eventTypes : [event];
+    const plan = planEndpoint(endpoints, outcome.webhookUrl, names);
     if (plan.action === 'create') {
-      change(`Medblocks endpoint for ${event}`, 'register', `→ ${bot.name}; signing secret stored as ${secretName}`);
-      if (!dryRun) {
-        const created = await medblocks.createEndpoint({
-          url: outcome.webhookUrl,
-          events: [event],
-          description: `Medplum bot ${bot.name}`,
-        });
-        if (created.secret) fromMedblocks(secretName, created.secret);
-        else warnings.push(`Medblocks returned no signing secret for ${event}; set ${secretName} by hand.`);
+      const alternatives = names.slice(1);
+      if (dryRun) {
+        change(
+          `Medblocks endpoint for ${event}`,
+          'register',
+          `→ ${bot.name}; signing secret stored as ${secretName}` +
+            (alternatives.length > 0 ? `; as ${alternatives.join(' or ')} if Medblocks refuses ${event}` : '')
+        );
+        continue;
       }
+      const registered = await createWithFallback(medblocks, refusals, {
+        url: outcome.webhookUrl,
+        names,
+        description: `Medplum bot ${bot.name}`,
+      });
+      const refused = names.slice(0, names.indexOf(registered.event));
+      change(
+        `Medblocks endpoint for ${registered.event}`,
+        'register',
+        `→ ${bot.name}; signing secret stored as ${secretName}` +
+          (refused.length > 0
+            ? `; registered as ${registered.event} because this Medblocks account refused ${refused.join(', ')} as an unknown event type`
+            : '')
+      );
+      if (registered.secret) fromMedblocks(secretName, registered.secret);
+      else warnings.push(`Medblocks returned no signing secret for ${registered.event}; set ${secretName} by hand.`);
       continue;
     }
     if (plan.action === 'enable') {
@@ -295,6 +324,33 @@ async function registerEndpoints(
       }
     }
   }
+}
+
+/**
+ * Registers an endpoint for the first event name Medblocks accepts. Only a refusal of the name
+ * itself (400 invalid_request_error on `events`) moves on to the next name; any other failure,
+ * or the last name refused, is thrown as it came.
+ */
+async function createWithFallback(
+  medblocks: MedblocksApi,
+  refusals: RefusalLog,
+  request: { url: string; names: readonly string[]; description: string }
+): Promise<{ event: string; secret: string | undefined }> {
+  for (const [index, name] of request.names.entries()) {
+    refusals.last = undefined;
+    try {
+      const created = await medblocks.createEndpoint({
+        url: request.url,
+        events: [name],
+        description: request.description,
+      });
+      return { event: name, secret: created.secret };
+    } catch (err) {
+      const another = index < request.names.length - 1;
+      if (!(err instanceof MedblocksApiError) || !refusedEventName(refusals.last) || !another) throw err;
+    }
+  }
+  throw new Error('no event name to register');
 }
 
 interface BotContext {
