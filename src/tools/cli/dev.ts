@@ -39,7 +39,7 @@ export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites 
     secret: b.secret ?? null,
   }));
   if (asJson) {
-    return JSON.stringify({ url: emulator.url, fhirUrl: emulator.fhirUrl, bots });
+    return JSON.stringify({ url: emulator.url, fhirUrl: emulator.fhirUrl, adminClient: emulator.adminClient, bots });
   }
   const lines = [
     `Medplum emulator on ${emulator.url}   FHIR (${fhirWrites ? 'read-write' : 'read-only'}, no auth): ${emulator.fhirUrl}`,
@@ -53,6 +53,11 @@ export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites 
     );
   }
   lines.push('', 'Dev secrets only. Send a delivery: npm run send -- --type records.sync.completed');
+  const { clientId, clientSecret } = emulator.adminClient;
+  lines.push(
+    `Provision and monitor this emulator: MEDPLUM_BASE_URL=${emulator.url}/ MEDPLUM_CLIENT_ID=${clientId} \\`,
+    `  MEDPLUM_CLIENT_SECRET=${clientSecret} npm run provision   (then the same with npm run monitor)`
+  );
   return lines.join('\n');
 }
 
