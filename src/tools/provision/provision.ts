@@ -6,7 +6,8 @@
 // they are never logged or reported.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { AccessPolicy, Bot, ProjectSetting } from '@medplum/fhirtypes';
+import type { AccessPolicy, Bot, CodeSystem, ProjectSetting, StructureDefinition } from '@medplum/fhirtypes';
+import type { MedplumClient } from '@medplum/core';
 import { SETTING_NAMES } from '../../runtime/settings';
 import { ALL_BOTS } from '../../runtime/registry';
 import type { BotEntry as DeployedBot } from '../../runtime/registry';
@@ -16,6 +17,7 @@ import { MedblocksApi, MedblocksApiError } from './medblocks-api';
 import { observeRefusals, refusedEventName } from './medblocks-refusals';
 import type { RefusalLog } from './medblocks-refusals';
 import { reachableFetch } from './reach';
+import { packageDefinitions } from './package-definitions';
 import {
   call,
   connectMedplum,
@@ -181,6 +183,11 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     }
   }
 
+  // 1b. The package's CodeSystem and extension definitions, so that the app can show what its codes mean.
+  for (const definition of packageDefinitions()) {
+    await installDefinition(medplum, definition, dryRun, change);
+  }
+
   // 2. Bots, their settings, memberships and deployed code.
   const outcomes: BotOutcome[] = [];
   for (const bot of bots) {
@@ -246,6 +253,54 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     warnings,
     bots: outcomes,
   };
+}
+
+type PackageDefinition = CodeSystem | StructureDefinition;
+
+/** Key order and server bookkeeping (id, meta) do not count as a difference. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v
+  );
+}
+
+function withoutBookkeeping(resource: PackageDefinition): PackageDefinition {
+  const { id: _id, meta: _meta, ...rest } = resource;
+  return rest;
+}
+
+/** Creates the definition with its canonical URL, or updates it when it differs; nothing otherwise. */
+async function installDefinition(
+  medplum: MedplumClient,
+  desired: PackageDefinition,
+  dryRun: boolean,
+  change: (target: string, action: string, detail?: string) => void
+): Promise<void> {
+  const type = desired.resourceType;
+  const url = desired.url ?? '';
+  const found: PackageDefinition[] = await call('GET', `fhir/R4/${type}?url=${url}`, () =>
+    medplum.searchResources(type, { url })
+  );
+  const existing = found.find((r) => r.url === url);
+  const detail =
+    desired.resourceType === 'CodeSystem'
+      ? `${desired.concept?.length ?? 0} codes with displays and definitions`
+      : desired.title;
+  if (!existing?.id) {
+    change(`${type} ${url}`, 'create', detail);
+    if (!dryRun) await call('POST', `fhir/R4/${type}`, () => medplum.createResource<PackageDefinition>(desired));
+    return;
+  }
+  if (canonical(withoutBookkeeping(existing)) === canonical(desired)) return;
+  change(`${type}/${existing.id}`, 'update', `${url} differs from this version's`);
+  if (!dryRun) {
+    const id = existing.id;
+    await call('PUT', `fhir/R4/${type}/${id}`, () =>
+      medplum.updateResource<PackageDefinition>({ ...desired, id, ...(existing.meta ? { meta: existing.meta } : {}) })
+    );
+  }
 }
 
 interface EndpointContext {
