@@ -86,6 +86,9 @@ describe('the urn:medblocks:code CodeSystem', () => {
       expect(definition.url).toBe(EXTENSION[key]);
       expect(() => validateResource(definition)).not.toThrow();
     }
+    // The validator does refuse a broken one (the checks above are not vacuous).
+    const { kind: _kind, ...withoutKind } = extensionDefinition('failureCode');
+    expect(() => validateResource(withoutKind as StructureDefinition)).toThrow();
   });
 
   it('each extension definition says what its extension carries', () => {
