@@ -104,7 +104,7 @@ describe('npm run provision', () => {
     }
     expect(output).toMatch(/Medplum .* \(server 5\.2\.13-abc1234\)/);
     expect(output).toMatch(
-      /Preflight \(read-only\): Medplum 5\.2\.13-abc1234 \(self-hosted\), Project\/proj-1 "Test" features \[bots\], client is a project admin, runtime vmcontext/
+      /Preflight \(read-only\): Medplum 5\.2\.13-abc1234 at https:\/\/medplum\.test\/ \(self-hosted\), Project\/proj-1 "Test" features \[bots\], client is a project admin, runtime vmcontext/
     );
     expectNoSecrets(output);
   });
@@ -382,9 +382,11 @@ describe('the preflight stops before any change', () => {
       print: (l) => lines.push(l),
     });
     expect(code).toBe(1);
+    // The variable, its value and the cause; nothing written.
     expect(lines.join('\n')).toMatch(
-      /provision failed: Medplum GET \/healthcheck failed: .*Check MEDPLUM_BASE_URL \(now https:\/\/nowhere\.test\/\)/
+      /provision failed: cannot reach MEDPLUM_BASE_URL=https:\/\/nowhere\.test\/: fetch failed: no fake answers/
     );
+    expect(medplum.requests).toEqual([]);
   });
 
   it('when credentials are missing, naming both variables', async () => {

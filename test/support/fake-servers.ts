@@ -357,6 +357,12 @@ function isProject(value: unknown): value is Project {
 export class FakeMedblocks extends FakeService {
   readonly endpoints: (MedblocksEndpoint & { secret: string })[] = [];
   readonly undelivered = new Map<string, MedblocksDelivery[]>();
+  /**
+   * The event types this account knows; undefined: any. An endpoint registered for another is
+   * refused with 400 invalid_request_error on `events`, as the newer Medblocks API refuses
+   * `patient_flow.completed` (issue 11 item 4).
+   */
+  knownEvents: readonly string[] | undefined;
   private n = 0;
 
   constructor(url = MEDBLOCKS_URL) {
@@ -387,6 +393,14 @@ export class FakeMedblocks extends FakeService {
     if (path === '/webhooks' && method === 'GET') return list(this.endpoints.map((e) => this.view(e)));
     if (path === '/webhooks' && method === 'POST') {
       const request = JSON.parse(body) as { url: string; events: string[] };
+      const unknown = request.events.find((e) => this.knownEvents && !this.knownEvents.includes(e));
+      if (unknown) {
+        return json(
+          400,
+          { error: { type: 'invalid_request_error', param: 'events', message: `Unknown event type: ${unknown}` } },
+          'application/json'
+        );
+      }
       const endpoint = {
         id: `wh_${this.endpoints.length + 1}`,
         url: request.url,

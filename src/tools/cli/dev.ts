@@ -85,7 +85,7 @@ export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites 
     secret: b.secret ?? null,
   }));
   if (asJson) {
-    return JSON.stringify({ url: emulator.url, fhirUrl: emulator.fhirUrl, bots });
+    return JSON.stringify({ url: emulator.url, fhirUrl: emulator.fhirUrl, adminClient: emulator.adminClient, bots });
   }
   const lines = [
     `Medplum emulator on ${emulator.url}   FHIR (${fhirWrites ? 'read-write' : 'read-only'}, no auth): ${emulator.fhirUrl}`,
@@ -99,11 +99,14 @@ export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites 
     );
   }
   const target = emulator.url === DEFAULT_EMULATOR_URL ? '' : ` --emulator ${emulator.url}`;
+  const { clientId, clientSecret } = emulator.adminClient;
   lines.push(
     '',
     'Dev secrets only (never reuse them).',
     `Send a delivery:  npm run send -- --type records.sync.completed${target}`,
     `Look at the data: curl -s '${emulator.fhirUrl}/Task'`,
+    `Provision and monitor this emulator: MEDPLUM_BASE_URL=${emulator.url}/ MEDPLUM_CLIENT_ID=${clientId} \\`,
+    `  MEDPLUM_CLIENT_SECRET=${clientSecret} npm run provision   (then the same with npm run monitor)`,
     'Changed a bot? npm run build applies it without a restart. Ctrl-C stops.'
   );
   return lines.join('\n');

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { AccessPolicy, Bot, Practitioner, Project, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
-import { WEBHOOK_BOTS } from '../../runtime/registry';
+import { ALL_BOTS, WEBHOOK_BOTS } from '../../runtime/registry';
 import { SETTING_NAMES } from '../../runtime/settings';
 import { botIdFor, devSecret, EMULATOR_PROJECT_ID, membershipIdFor, stableId } from './identity';
 import type { EmulatorStore } from './store';
@@ -23,6 +23,8 @@ export interface EmulatedBotSpec {
   readonly rawBody?: boolean;
   /** Seconds; bounds synchronous work only, as in vmcontext. */
   readonly timeout?: number;
+  /** `Bot.cronString` of a scheduled bot (the emulator does not run schedules; provision compares it). */
+  readonly cronString?: string;
   /** The project secret holding this bot's Medblocks signing secret, when it has one. */
   readonly secretName?: string;
 }
@@ -49,6 +51,9 @@ export function discoverBots(root = process.cwd()): EmulatedBotSpec[] {
     .map((f) => {
       const name = basename(f, '.js');
       const catalog = WEBHOOK_BOTS.find((b) => b.name === name);
+      // Configured as provisioning configures it, so that `npm run provision` against the emulator
+      // finds nothing to change but the code to deploy.
+      const entry = ALL_BOTS.find((b) => b.name === name);
       return {
         name,
         file: join(dist, f),
@@ -56,6 +61,8 @@ export function discoverBots(root = process.cwd()): EmulatedBotSpec[] {
         publicWebhook: catalog !== undefined,
         rawBody: catalog !== undefined,
         secretName: catalog?.secretName,
+        timeout: entry?.timeoutSeconds,
+        cronString: entry?.schedule,
       };
     });
 }
@@ -130,6 +137,7 @@ export async function seedProject(
       publicWebhook: spec.publicWebhook ?? false,
       rawBody: spec.rawBody ?? false,
       timeout: spec.timeout,
+      cronString: spec.cronString,
       auditEventTrigger: 'always',
       auditEventDestination: ['resource'],
     });

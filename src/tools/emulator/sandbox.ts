@@ -4,6 +4,11 @@
 // is called with a MedplumClient built inside the sandbox. What the real sandbox lacks (the
 // `Buffer`, `crypto`, timer and `atob`/`btoa` globals) is absent here too, so a bundle that
 // relies on them fails locally before it fails in production.
+//
+// Which code runs (webhook.ts, ADM-13): after `$deploy` (e.g. by `npm run provision` against
+// `npm run dev`), the Binary `Bot.executableCode` points at, exactly as a server runs it; a bot the
+// emulator seeded from dist/ and nobody deployed runs its bundle file, re-read on every run. Both go
+// through this same wrapper and globals.
 import { builtinModules, createRequire } from 'node:module';
 import vm from 'node:vm';
 import type * as MedplumCore from '@medplum/core';

@@ -4,9 +4,12 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getStatus, notFound } from '@medplum/core';
+import { getStatus, MEDPLUM_VERSION, notFound, unauthorized } from '@medplum/core';
 import type { AccessPolicy, Bundle } from '@medplum/fhirtypes';
+import { handleAdminRoute, isAdminRoute } from './admin-api';
 import { DEFAULT_EMULATOR_HOST } from './identity';
+import { seedAdminClient, TokenService } from './oauth';
+import type { AdminClient } from './oauth';
 import { discoverBots, projectSecrets, seedProject } from './project';
 import type { EmulatedBotSpec, SeededBot } from './project';
 import { EmulatorStore, FHIR_PATH } from './store';
@@ -55,6 +58,11 @@ export interface RunningEmulator {
   readonly bots: readonly EmulatorBot[];
   /** A membership whose profile is a Practitioner: its webhook URL answers 403. */
   readonly adminMembershipId: string;
+  /**
+   * The project-admin ClientApplication: MEDPLUM_CLIENT_ID / MEDPLUM_CLIENT_SECRET for
+   * `npm run provision` and `npm run monitor` against the emulator (stable across restarts).
+   */
+  readonly adminClient: AdminClient;
   readonly store: EmulatorStore;
   /** Looks a bot up by name; throws when it is not loaded. */
   readonly bot: (name: string) => EmulatorBot;
@@ -83,12 +91,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   });
   const secrets = projectSecrets(specs, options.secrets ?? {});
   const seeded = await seedProject(store, specs, secrets);
+  const adminClient = await seedAdminClient(store);
   const byBotId = new Map<string, SeededBot>(seeded.bots.map((b) => [b.botId, b]));
 
   let baseUrl = '';
+  const tokens = new TokenService(store, () => `${baseUrl}/`);
   const server = createServer((req, res) => {
     const ctx: WebhookContext = { store, baseUrl: `${baseUrl}/`, bots: byBotId, onRun: options.onRun };
-    route(ctx, options.fhirWrites === true, req)
+    route(ctx, tokens, options.fhirWrites === true, req)
       .catch((err: unknown) => {
         console.error('emulator: internal error', err instanceof Error ? err.message : 'unknown');
         return json(500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception' }] });
@@ -124,6 +134,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     fhirUrl: `${baseUrl}/${FHIR_PATH}`,
     bots,
     adminMembershipId: seeded.adminMembershipId,
+    adminClient,
     store,
     bot: (name) => {
       const found = bots.find((b) => b.name === name);
@@ -134,9 +145,37 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   };
 }
 
-async function route(ctx: WebhookContext, fhirWrites: boolean, req: IncomingMessage): Promise<HttpAnswer> {
+/** `{version}-emulator`: a 5.2 version, since the emulator implements Bot.rawBody (WH-3, ADM-13). */
+export const EMULATOR_VERSION = `${MEDPLUM_VERSION.split('-')[0] ?? MEDPLUM_VERSION}-emulator`;
+
+async function route(
+  ctx: WebhookContext,
+  tokens: TokenService,
+  fhirWrites: boolean,
+  req: IncomingMessage
+): Promise<HttpAnswer> {
   const url = new URL(req.url ?? '/', 'http://emulator.local');
   const method = req.method ?? 'GET';
+  if (url.pathname === '/oauth2/token' && method === 'POST') {
+    const body = await readBody(req);
+    if (!body) return tooLarge();
+    return tokens.token(req.headers['content-type'] ?? '', req.headers.authorization, new TextDecoder().decode(body));
+  }
+  const isFhir = url.pathname === `/${FHIR_PATH}` || url.pathname.startsWith(`/${FHIR_PATH}/`);
+  const admin = isAdminRoute(method, url.pathname, req.headers.accept);
+  // Authenticated routes (ADM-8): the admin API and /auth/me always; /fhir/R4 whenever a token is
+  // sent (read-write, as the project admin). /fhir/R4 without a token stays the emulator's
+  // read-only window for people (documented in the ledger's divergences).
+  if (admin || (isFhir && req.headers.authorization !== undefined)) {
+    const login = tokens.authenticate(req.headers.authorization);
+    if (!login) return json(401, unauthorized, 'application/fhir+json');
+    if (admin) {
+      const body = method === 'GET' ? new Uint8Array() : await readBody(req);
+      if (!body) return tooLarge();
+      return handleAdminRoute(ctx.store, login, { method, url, headers: req.headers, body });
+    }
+    return fhirRoute(ctx, true, req, method, url);
+  }
   const webhook = WEBHOOK_ROUTE.exec(url.pathname);
   if (webhook && method === 'POST') {
     const body = await readBody(req);
@@ -149,7 +188,12 @@ async function route(ctx: WebhookContext, fhirWrites: boolean, req: IncomingMess
     return fhirRoute(ctx, fhirWrites, req, method, url);
   }
   if (url.pathname === '/' || url.pathname === '/healthcheck') {
-    return json(200, { ok: true, emulator: 'medblocks-medplum-bots', fhir: `${ctx.baseUrl}${FHIR_PATH}` });
+    return json(200, {
+      ok: true,
+      version: EMULATOR_VERSION,
+      emulator: 'medblocks-medplum-bots',
+      fhir: `${ctx.baseUrl}${FHIR_PATH}`,
+    });
   }
   return json(404, notFound);
 }
@@ -220,6 +264,10 @@ function readBody(req: IncomingMessage): Promise<Uint8Array | undefined> {
     });
     req.on('error', reject);
   });
+}
+
+function tooLarge(): HttpAnswer {
+  return json(413, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'too-costly' }] });
 }
 
 function json(status: number, body: unknown, contentType = 'application/json'): HttpAnswer {

@@ -20,6 +20,7 @@ import type {
   ProjectSetting,
 } from '@medplum/fhirtypes';
 import { createFakeJwt } from '@medplum/mock';
+import { deployedCode } from './admin-api';
 import { botAuditEvent, shouldAudit } from './audit';
 import type { SeededBot } from './project';
 import { runInSandbox } from './sandbox';
@@ -167,8 +168,17 @@ async function execute(
   if (!project.features?.includes('bots')) {
     return { success: false, logResult: MESSAGES.botsDisabled, errorOutcome: badRequest(MESSAGES.botsDisabled) };
   }
+  // As Medplum: the code `$deploy` stored (Bot.executableCode → Binary). A bot seeded from dist/
+  // and never deployed runs its bundle file, re-read on every run so that a rebuild applies at once.
+  const deployed = await deployedCode(store, bot);
+  if (deployed && 'error' in deployed) {
+    return { success: false, logResult: deployed.error, errorOutcome: badRequest(deployed.error) };
+  }
   const seeded = ctx.bots.get(bot.id);
-  const code = seeded?.source.code ?? (seeded?.source.file ? readFileSync(seeded.source.file, 'utf8') : undefined);
+  const code =
+    deployed?.code ??
+    seeded?.source.code ??
+    (seeded?.source.file ? readFileSync(seeded.source.file, 'utf8') : undefined);
   if (code === undefined) {
     return { success: false, logResult: 'No executable code', errorOutcome: badRequest('No executable code') };
   }
@@ -176,7 +186,7 @@ async function execute(
   const view = store.viewFor(policy);
   return runInSandbox({
     code,
-    filename: seeded?.source.file ?? `${bot.name ?? bot.id}.js`,
+    filename: deployed?.filename ?? seeded?.source.file ?? `${bot.name ?? bot.id}.js`,
     timeoutMs: bot.timeout ? bot.timeout * 1000 : undefined,
     fetch: store.fetchFor(ctx.baseUrl, view),
     event: {

@@ -1,12 +1,28 @@
 // Credentials and endpoints, read the way the Medplum CLI reads them: the environment first, then a
 // `.env` file in the working directory. `.env` is parsed by Node's own `util.parseEnv` (the same
 // dotenv dialect as `node --env-file`), so quoting, `export ` and comments behave as users expect.
+//
+// MEDPLUM_BASE_URL has no default (issue 12): the tools change a project, and which server they
+// change must be the user's choice, not a silent fall-back to hosted Medplum. A missing or
+// malformed URL is an error naming the variable and the usual values.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 
-export const DEFAULT_MEDPLUM_BASE_URL = 'https://api.medplum.com/';
+/** Hosted Medplum's API server: one of the two usual values of MEDPLUM_BASE_URL. */
+export const HOSTED_MEDPLUM_BASE_URL = 'https://api.medplum.com/';
+/** `npm run dev` (and a self-hosted server on Medplum's usual port): the other usual value. */
+export const LOCAL_MEDPLUM_BASE_URL = 'http://127.0.0.1:8103/';
+/** Medblocks' API; used when MEDBLOCKS_API_KEY is set and MEDBLOCKS_API_BASE_URL is not. */
 export const DEFAULT_MEDBLOCKS_API_BASE_URL = 'https://app.medblocks.com';
+
+/** A setting that cannot work; the message names the variable and what to set it to. */
+export class SettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettingsError';
+  }
+}
 
 /** Looks a variable up: environment first, then `.env`; trimmed, and blank counts as unset. */
 export type EnvLookup = (name: string) => string | undefined;
@@ -39,17 +55,48 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env, root = process.cwd
   };
 }
 
-/** Environment variables win over `.env`, as with dotenv in the Medplum CLI. */
+/**
+ * Environment variables win over `.env`, as with dotenv in the Medplum CLI. Throws SettingsError
+ * when MEDPLUM_BASE_URL is missing, or either base URL is not an http(s) URL, before any request.
+ */
 export function readSettings(env: NodeJS.ProcessEnv = process.env, root = process.cwd()): Settings {
   const get = loadEnv(env, root);
+  const medplum = get('MEDPLUM_BASE_URL');
+  if (!medplum) {
+    throw new SettingsError(
+      `MEDPLUM_BASE_URL is not set (environment or .env): set it to the Medplum API server the tools should talk to, ` +
+        `e.g. MEDPLUM_BASE_URL=${LOCAL_MEDPLUM_BASE_URL} for \`npm run dev\` (or a self-hosted server on its usual port) ` +
+        `or MEDPLUM_BASE_URL=${HOSTED_MEDPLUM_BASE_URL} for hosted Medplum`
+    );
+  }
   return {
-    medplumBaseUrl: withSlash(get('MEDPLUM_BASE_URL') ?? DEFAULT_MEDPLUM_BASE_URL),
+    medplumBaseUrl: withSlash(
+      httpUrl('MEDPLUM_BASE_URL', medplum, `${LOCAL_MEDPLUM_BASE_URL} or ${HOSTED_MEDPLUM_BASE_URL}`)
+    ),
     clientId: get('MEDPLUM_CLIENT_ID'),
     clientSecret: get('MEDPLUM_CLIENT_SECRET'),
     medblocksApiKey: get('MEDBLOCKS_API_KEY'),
-    medblocksBaseUrl: get('MEDBLOCKS_API_BASE_URL') ?? DEFAULT_MEDBLOCKS_API_BASE_URL,
+    medblocksBaseUrl: httpUrl(
+      'MEDBLOCKS_API_BASE_URL',
+      get('MEDBLOCKS_API_BASE_URL') ?? DEFAULT_MEDBLOCKS_API_BASE_URL,
+      `${DEFAULT_MEDBLOCKS_API_BASE_URL} or http://127.0.0.1:8104 (a local Medblocks)`
+    ),
     lookup: get,
   };
+}
+
+/** The value when it is an absolute http(s) URL; else a SettingsError naming the variable. */
+function httpUrl(variable: string, value: string, examples: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new SettingsError(`${variable}=${value} is not an http(s) URL: use e.g. ${examples}`);
+  }
+  return value;
 }
 
 function withSlash(url: string): string {

@@ -6,6 +6,7 @@
 import { getStatus, MedplumClient, normalizeErrorString, OperationOutcomeError } from '@medplum/core';
 import type { AuditEvent, Bot, OperationOutcome, Project, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
 import type { Settings } from './env';
+import { reachableFetch, UnreachableError } from './reach';
 
 /** A failure the user can fix; its message says how. */
 export class SetupError extends Error {
@@ -36,14 +37,22 @@ const MAX_AUDIT_EVENTS = 20_000;
 /**
  * A MedplumClient for a tool, not a browser: no caching (provisioning reads back what it just
  * wrote) and no `X-Medplum: extended` metadata (resources are compared and written back as read).
+ * A server that does not answer at all is reported as `cannot reach MEDPLUM_BASE_URL=…: <cause>`.
  */
 export function newMedplumClient(baseUrl: string, fetchFn: typeof fetch = fetch): MedplumClient {
-  return new MedplumClient({ baseUrl, fetch: fetchFn, cacheTime: 0, extendedMode: false });
+  return new MedplumClient({
+    baseUrl,
+    fetch: reachableFetch('MEDPLUM_BASE_URL', baseUrl, fetchFn),
+    cacheTime: 0,
+    extendedMode: false,
+  });
 }
 
 /** `Medplum GET /path failed with HTTP 400: <server text>` plus the fix, when one is known. */
 export function medplumFailure(method: string, path: string, err: unknown, fix?: string): SetupError {
   if (err instanceof SetupError) return err;
+  // The server never answered: which server and why is the whole story.
+  if (err instanceof UnreachableError) return new SetupError(err.message);
   const status = err instanceof OperationOutcomeError ? getStatus(err.outcome) : undefined;
   const text = normalizeErrorString(err).slice(0, 300);
   return new SetupError(

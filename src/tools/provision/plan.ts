@@ -134,9 +134,19 @@ export type EndpointPlan =
   | { readonly action: 'enable'; readonly endpoint: MedblocksEndpoint }
   | { readonly action: 'create' };
 
-/** One endpoint per event type: an existing one with the bot's URL and that event is reused (re-enabled if disabled). */
-export function planEndpoint(endpoints: readonly MedblocksEndpoint[], url: string, event: string): EndpointPlan {
-  const matching = endpoints.filter((e) => e.url === url && (e.events.includes(event) || e.events.includes('*')));
+/**
+ * One endpoint per bot: an existing one with the bot's URL subscribed to any of the names of its
+ * event (the flow event has two: `patient_flow.completed`, `patient_session.completed`) is reused,
+ * re-enabled if disabled.
+ */
+export function planEndpoint(
+  endpoints: readonly MedblocksEndpoint[],
+  url: string,
+  events: readonly string[]
+): EndpointPlan {
+  const matching = endpoints.filter(
+    (e) => e.url === url && (e.events.some((name) => events.includes(name)) || e.events.includes('*'))
+  );
   const active = matching.find((e) => e.status === 'active');
   if (active) return { action: 'reuse', endpoint: active };
   const disabled = matching[0];

@@ -143,7 +143,7 @@ export function analysePreflight(facts: ServerFacts, requested: Runtime | undefi
   }
 
   const summary =
-    `Preflight (read-only): Medplum ${facts.version ?? 'version unknown'} (${hosted ? 'hosted' : 'self-hosted'}), ` +
+    `Preflight (read-only): Medplum ${facts.version ?? 'version unknown'} at ${facts.baseUrl} (${hosted ? 'hosted' : 'self-hosted'}), ` +
     `${project}${facts.projectName ? ` "${facts.projectName}"` : ''} features [${facts.features.join(', ')}], ` +
     `client ${facts.admin || facts.superAdmin ? 'is' : 'is NOT'} a project admin, runtime ${runtime} (${runtimeReason}), ` +
     `Bot.rawBody ${rawBody ? 'supported' : rawBodyKnown === false ? 'not supported (server < 5.2)' : 'unknown'}`;

@@ -6,13 +6,18 @@
 // they are never logged or reported.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { AccessPolicy, Bot, ProjectSetting } from '@medplum/fhirtypes';
+import type { AccessPolicy, Bot, CodeSystem, ProjectSetting, StructureDefinition } from '@medplum/fhirtypes';
+import type { MedplumClient } from '@medplum/core';
 import { SETTING_NAMES } from '../../runtime/settings';
 import { ALL_BOTS } from '../../runtime/registry';
 import type { BotEntry as DeployedBot } from '../../runtime/registry';
 import type { Runtime } from './plan';
 import type { Settings } from './env';
-import { MedblocksApi } from './medblocks-api';
+import { MedblocksApi, MedblocksApiError } from './medblocks-api';
+import { observeRefusals, refusedEventName } from './medblocks-refusals';
+import type { RefusalLog } from './medblocks-refusals';
+import { reachableFetch } from './reach';
+import { packageDefinitions } from './package-definitions';
 import {
   call,
   connectMedplum,
@@ -178,6 +183,11 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     }
   }
 
+  // 1b. The package's CodeSystem and extension definitions, so that the app can show what its codes mean.
+  for (const definition of packageDefinitions()) {
+    await installDefinition(medplum, definition, dryRun, change);
+  }
+
   // 2. Bots, their settings, memberships and deployed code.
   const outcomes: BotOutcome[] = [];
   for (const bot of bots) {
@@ -199,8 +209,14 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
   const secretsAfterEnv = mergeSecrets(projectSecrets, fromEnv);
   const webhookBots = bots.filter((b) => b.kind === 'webhook');
   if (settings.medblocksApiKey) {
-    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn);
+    const refusals: RefusalLog = { last: undefined };
+    const medblocksFetch = observeRefusals(
+      reachableFetch('MEDBLOCKS_API_BASE_URL', settings.medblocksBaseUrl, options.fetchFn),
+      refusals
+    );
+    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, medblocksFetch);
     await registerEndpoints(medblocks, webhookBots, outcomes, secretsAfterEnv, {
+      refusals,
       dryRun,
       change,
       warnings,
@@ -239,7 +255,57 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
   };
 }
 
+type PackageDefinition = CodeSystem | StructureDefinition;
+
+/** Key order and server bookkeeping (id, meta) do not count as a difference. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v
+  );
+}
+
+function withoutBookkeeping(resource: PackageDefinition): PackageDefinition {
+  const { id: _id, meta: _meta, ...rest } = resource;
+  return rest;
+}
+
+/** Creates the definition with its canonical URL, or updates it when it differs; nothing otherwise. */
+async function installDefinition(
+  medplum: MedplumClient,
+  desired: PackageDefinition,
+  dryRun: boolean,
+  change: (target: string, action: string, detail?: string) => void
+): Promise<void> {
+  const type = desired.resourceType;
+  const url = desired.url ?? '';
+  const found: PackageDefinition[] = await call('GET', `fhir/R4/${type}?url=${url}`, () =>
+    medplum.searchResources(type, { url })
+  );
+  const existing = found.find((r) => r.url === url);
+  const detail =
+    desired.resourceType === 'CodeSystem'
+      ? `${desired.concept?.length ?? 0} codes with displays and definitions`
+      : desired.title;
+  if (!existing?.id) {
+    change(`${type} ${url}`, 'create', detail);
+    if (!dryRun) await call('POST', `fhir/R4/${type}`, () => medplum.createResource<PackageDefinition>(desired));
+    return;
+  }
+  if (canonical(withoutBookkeeping(existing)) === canonical(desired)) return;
+  change(`${type}/${existing.id}`, 'update', `${url} differs from this version's`);
+  if (!dryRun) {
+    const id = existing.id;
+    await call('PUT', `fhir/R4/${type}/${id}`, () =>
+      medplum.updateResource<PackageDefinition>({ ...desired, id, ...(existing.meta ? { meta: existing.meta } : {}) })
+    );
+  }
+}
+
 interface EndpointContext {
+  /** The last Medblocks refusal's type and param (which event name was refused). */
+  readonly refusals: RefusalLog;
   readonly dryRun: boolean;
   readonly change: (target: string, action: string, detail?: string) => void;
   readonly warnings: string[];
@@ -253,7 +319,7 @@ async function registerEndpoints(
   webhookBots: readonly DeployedBot[],
   outcomes: readonly BotOutcome[],
   secrets: readonly ProjectSetting[],
-  { dryRun, change, warnings, secretUpdates }: EndpointContext
+  { refusals, dryRun, change, warnings, secretUpdates }: EndpointContext
 ): Promise<void> {
   const endpoints = await medblocks.listEndpoints();
   const fromMedblocks = (secretName: string, secret: string): void => {
@@ -267,18 +333,36 @@ async function registerEndpoints(
       change(`Medblocks endpoint for ${event}`, 'register', 'once the bot exists');
       continue;
     }
-    const plan = planEndpoint(endpoints, outcome.webhookUrl, event);
+    // The names the bot accepts, the documented one first (the flow event has two: issue 11 item 4).
+    const names: readonly string[] = bot.eventTypes?.length ? bot.eventTypes : [event];
+    const plan = planEndpoint(endpoints, outcome.webhookUrl, names);
     if (plan.action === 'create') {
-      change(`Medblocks endpoint for ${event}`, 'register', `→ ${bot.name}; signing secret stored as ${secretName}`);
-      if (!dryRun) {
-        const created = await medblocks.createEndpoint({
-          url: outcome.webhookUrl,
-          events: [event],
-          description: `Medplum bot ${bot.name}`,
-        });
-        if (created.secret) fromMedblocks(secretName, created.secret);
-        else warnings.push(`Medblocks returned no signing secret for ${event}; set ${secretName} by hand.`);
+      const alternatives = names.slice(1);
+      if (dryRun) {
+        change(
+          `Medblocks endpoint for ${event}`,
+          'register',
+          `→ ${bot.name}; signing secret stored as ${secretName}` +
+            (alternatives.length > 0 ? `; as ${alternatives.join(' or ')} if Medblocks refuses ${event}` : '')
+        );
+        continue;
       }
+      const registered = await createWithFallback(medblocks, refusals, {
+        url: outcome.webhookUrl,
+        names,
+        description: `Medplum bot ${bot.name}`,
+      });
+      const refused = names.slice(0, names.indexOf(registered.event));
+      change(
+        `Medblocks endpoint for ${registered.event}`,
+        'register',
+        `→ ${bot.name}; signing secret stored as ${secretName}` +
+          (refused.length > 0
+            ? `; registered as ${registered.event} because this Medblocks account refused ${refused.join(', ')} as an unknown event type`
+            : '')
+      );
+      if (registered.secret) fromMedblocks(secretName, registered.secret);
+      else warnings.push(`Medblocks returned no signing secret for ${registered.event}; set ${secretName} by hand.`);
       continue;
     }
     if (plan.action === 'enable') {
@@ -295,6 +379,33 @@ async function registerEndpoints(
       }
     }
   }
+}
+
+/**
+ * Registers an endpoint for the first event name Medblocks accepts. Only a refusal of the name
+ * itself (400 invalid_request_error on `events`) moves on to the next name; any other failure,
+ * or the last name refused, is thrown as it came.
+ */
+async function createWithFallback(
+  medblocks: MedblocksApi,
+  refusals: RefusalLog,
+  request: { url: string; names: readonly string[]; description: string }
+): Promise<{ event: string; secret: string | undefined }> {
+  for (const [index, name] of request.names.entries()) {
+    refusals.last = undefined;
+    try {
+      const created = await medblocks.createEndpoint({
+        url: request.url,
+        events: [name],
+        description: request.description,
+      });
+      return { event: name, secret: created.secret };
+    } catch (err) {
+      const another = index < request.names.length - 1;
+      if (!(err instanceof MedblocksApiError) || !refusedEventName(refusals.last) || !another) throw err;
+    }
+  }
+  throw new Error('no event name to register');
 }
 
 interface BotContext {

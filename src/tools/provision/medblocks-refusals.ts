@@ -1,0 +1,43 @@
+// Medblocks answers a refused request with `{"error": {"type", "code", "message", "param", …}}`.
+// The Medblocks client (./medblocks-api.ts) keeps only the message; provisioning also needs the
+// type and the parameter to tell "this account does not know the event name
+// patient_flow.completed" (400 invalid_request_error on `events`, issue 11 item 4) from any other
+// refusal. `observeRefusals` wraps the client's fetch and remembers the last refusal's fields;
+// the body is never logged (Medblocks' answers can carry signing secrets).
+
+/** The fields of Medblocks' error object that decide what provisioning does next. */
+export interface MedblocksRefusal {
+  readonly status: number;
+  readonly type: string | undefined;
+  readonly param: string | undefined;
+}
+
+export interface RefusalLog {
+  /** The most recent non-2xx answer, or undefined. */
+  last: MedblocksRefusal | undefined;
+}
+
+/** `fetchFn` that records every non-2xx JSON answer's `error.type` and `error.param` in `log`. */
+export function observeRefusals(fetchFn: typeof fetch, log: RefusalLog): typeof fetch {
+  return async (input, init) => {
+    const response = await fetchFn(input, init);
+    if (!response.ok) {
+      let type: string | undefined;
+      let param: string | undefined;
+      try {
+        const body = (await response.clone().json()) as { error?: { type?: unknown; param?: unknown } };
+        type = typeof body.error?.type === 'string' ? body.error.type : undefined;
+        param = typeof body.error?.param === 'string' ? body.error.param : undefined;
+      } catch {
+        // Not JSON: only the status is known.
+      }
+      log.last = { status: response.status, type, param };
+    }
+    return response;
+  };
+}
+
+/** Whether a refusal says the `events` list holds a name this Medblocks account does not know. */
+export function refusedEventName(refusal: MedblocksRefusal | undefined): boolean {
+  return refusal?.status === 400 && refusal.type === 'invalid_request_error' && refusal.param === 'events';
+}

@@ -1,0 +1,269 @@
+// What makes the package's own codes and extensions readable in the Medplum app (issue 12, item 7):
+// a CodeSystem for `urn:medblocks:code` — every code the bots write, with a display and a
+// definition — and one StructureDefinition per extension of EXTENSION, each saying what value it
+// carries. Provisioning installs them like everything else it owns (create, or update when they
+// differ; nothing on a second run). Built from src/runtime/fhir/systems.ts, so a code or an
+// extension added there cannot be forgotten here: the Records below are keyed by systems.ts'
+// own constants (the compiler refuses a missing entry), and test/provision/definitions.test.ts
+// checks every code literal the runtime writes against the CodeSystem.
+import type { CodeSystem, CodeSystemConcept, ElementDefinition, StructureDefinition } from '@medplum/fhirtypes';
+import type { CODE } from '../../runtime/fhir/systems';
+import { CODE_DISPLAY, EXTENSION, SYSTEM } from '../../runtime/fhir/systems';
+
+/** The definition of one code: what a person reading it in the app should understand. */
+export interface CodeDefinition {
+  readonly display: string;
+  readonly definition: string;
+}
+
+/**
+ * Codes agreed for the quarantine work (issue 11: the dead-letter Task) that systems.ts may not
+ * list yet; once it does, CODE_DISPLAY's display is used and must match.
+ */
+export const DEAD_LETTER_CODE = 'webhook-dead-letter';
+
+/** Task.code (and the marker's Basic.code): what kind of record it is. */
+const RECORD_CODES: Readonly<Record<(typeof CODE)[keyof typeof CODE] | typeof DEAD_LETTER_CODE, string>> = {
+  'reconnect-ehr':
+    'Ask the patient to reconnect an EHR: Medblocks could not refresh the connection, so no new records arrive from it until the patient signs in to the EHR portal again.',
+  'connection-follow-up':
+    'The patient finished a Medblocks flow without connecting any EHR: follow up with them so that they connect one.',
+  'records-sync': 'The outcome of the newest records sync from one EHR for a patient.',
+  'webhook-event':
+    'Marks a Medblocks event as applied, so that a repeated delivery of the same event changes nothing (removed by the marker sweeper after the retention period).',
+  'webhook-dead-letter':
+    'A verified Medblocks event that could not be applied as it was (quarantined). It is resolved (status completed) when a later delivery of the same event applies it; search Task?code=urn:medblocks:code|webhook-dead-letter&status=failed.',
+};
+
+/** Task.businessStatus: where the work stands, in words a care team member acts on. */
+export const BUSINESS_STATUS: Readonly<Record<string, CodeDefinition>> = {
+  'awaiting-patient': {
+    display: 'Waiting for the patient to reconnect',
+    definition:
+      'The EHR connection stopped refreshing and the patient has not reconnected it yet: contact the patient.',
+  },
+  reconnected: {
+    display: 'Reconnected by the patient',
+    definition: 'The patient connected the EHR again after the refresh failure; nothing left to do.',
+  },
+  'no-connection': {
+    display: 'No EHR connected',
+    definition: 'The patient finished the flow without connecting any EHR: follow up with them.',
+  },
+  connected: {
+    display: 'EHR connected later',
+    definition: 'An EHR was connected after the flow ended without one; nothing left to do.',
+  },
+  synced: {
+    display: 'Synced',
+    definition: 'The newest records sync from this EHR completed without errors.',
+  },
+  'synced-with-errors': {
+    display: 'Synced with errors',
+    definition: 'The newest records sync completed, but some records could not be fetched; see the Task output.',
+  },
+  'sync-failed': {
+    display: 'Sync failed',
+    definition: 'The newest records sync from this EHR failed: check the EHR connection in Medblocks.',
+  },
+  quarantined: {
+    display: 'Quarantined',
+    definition:
+      'The event was verified but could not be applied as it was; it stays quarantined until a redelivery applies it (npm run redeliver).',
+  },
+  'applied-after-redelivery': {
+    display: 'Applied after redelivery',
+    definition: 'A later delivery of the quarantined event applied it; nothing left to do.',
+  },
+};
+
+/** Task.input / Task.output types. */
+export const PARAMETER_CODES: Readonly<Record<string, CodeDefinition>> = {
+  'fhir-source': { display: 'EHR', definition: 'The Medblocks EHR source (fhirsrc_…) the Task is about.' },
+  'patient-flow': { display: 'Patient flow', definition: 'The Medblocks patient flow (pf_…) that ended.' },
+  'failure-code': {
+    display: 'Failure code',
+    definition: "Medblocks' failure_code of a failed EHR authorization, kept verbatim.",
+  },
+  total: { display: 'Records', definition: 'How many records the sync fetched.' },
+  errors: { display: 'Records with errors', definition: 'How many records the sync could not fetch.' },
+  'duration-ms': { display: 'Sync duration (ms)', definition: 'How long the sync took, in milliseconds.' },
+  'new-consent': { display: 'New consent', definition: 'The Consent of the connection that replaced the failed one.' },
+  'event-type': { display: 'Event type', definition: 'The Medblocks event type of the quarantined event.' },
+  reason: {
+    display: 'Reason',
+    definition: 'Why the event was quarantined (invalid_payload, patient_not_found, invalid_resource).',
+  },
+  'field-path': { display: 'Field', definition: 'The path of the field that made the event unusable, when known.' },
+};
+
+/**
+ * Medblocks `failure_code`s seen so far. They are Medblocks' own and unbounded (no list is
+ * published); the follow-up Task carries them verbatim under this system, so the CodeSystem is a
+ * `fragment`: these are listed for their displays, others may appear.
+ */
+export const KNOWN_FAILURE_CODES: Readonly<Record<string, CodeDefinition>> = {
+  access_denied: {
+    display: 'Access denied by the EHR',
+    definition: 'Medblocks failure_code: the EHR refused the authorization.',
+  },
+  user_denied: {
+    display: 'Patient declined',
+    definition: 'Medblocks failure_code: the patient declined to share their records.',
+  },
+  oauth_callback_failed: {
+    display: 'EHR sign-in failed',
+    definition: 'Medblocks failure_code: the sign-in with the EHR did not complete.',
+  },
+};
+
+function recordConcepts(): CodeSystemConcept[] {
+  return Object.entries(RECORD_CODES).map(([code, definition]) => ({
+    code,
+    display: code in CODE_DISPLAY ? CODE_DISPLAY[code as keyof typeof CODE_DISPLAY] : 'Quarantined webhook event',
+    definition,
+  }));
+}
+
+function concepts(table: Readonly<Record<string, CodeDefinition>>): CodeSystemConcept[] {
+  return Object.entries(table).map(([code, { display, definition }]) => ({ code, display, definition }));
+}
+
+/** The CodeSystem for `urn:medblocks:code`. */
+export function medblocksCodeSystem(): CodeSystem {
+  return {
+    resourceType: 'CodeSystem',
+    url: SYSTEM.code,
+    name: 'MedblocksMedplumBotsCodes',
+    title: 'Medblocks Connect bots: codes',
+    status: 'active',
+    description:
+      'Codes the Medblocks Connect bots write: Task kinds, Task business statuses, Task input and output types. Medblocks failure codes pass through verbatim under this system; the known ones are listed.',
+    caseSensitive: true,
+    content: 'fragment',
+    concept: [
+      ...recordConcepts(),
+      ...concepts(BUSINESS_STATUS),
+      ...concepts(PARAMETER_CODES),
+      ...concepts(KNOWN_FAILURE_CODES),
+    ],
+  };
+}
+
+/** Every code the CodeSystem defines. */
+export function definedCodes(): Set<string> {
+  return new Set((medblocksCodeSystem().concept ?? []).map((c) => c.code));
+}
+
+type ExtensionKey = keyof typeof EXTENSION;
+
+interface ExtensionSpec {
+  readonly name: string;
+  readonly title: string;
+  readonly description: string;
+  /** Where it appears (StructureDefinition.context). */
+  readonly context: readonly string[];
+  /** `stamp`: the event id (string) and its created_at (instant), as stamp.ts writes them; else a value type. */
+  readonly value: 'stamp' | 'code';
+}
+
+/** One entry per extension of systems.ts (the Record type makes a missing one a compile error). */
+const EXTENSIONS: Readonly<Record<ExtensionKey, ExtensionSpec>> = {
+  lastEvent: {
+    name: 'LastAppliedEvent',
+    title: 'Last applied Medblocks event',
+    description:
+      'The newest Medblocks event applied to this resource (event id and its created_at): an older event arriving later changes nothing.',
+    context: ['Consent', 'Task'],
+    value: 'stamp',
+  },
+  lastActiveEvent: {
+    name: 'LastActiveEvent',
+    title: 'Last event reporting the connection active',
+    description: 'The newest Medblocks event that reported this connection active (used to tell a reconnect).',
+    context: ['Consent'],
+    value: 'stamp',
+  },
+  lastRefreshFailedEvent: {
+    name: 'LastRefreshFailedEvent',
+    title: 'Last token refresh failure',
+    description: "The newest Medblocks event that reported this connection's token refresh failure.",
+    context: ['Task'],
+    value: 'stamp',
+  },
+  triggerEvent: {
+    name: 'TriggerEvent',
+    title: 'Flow event without a connection',
+    description: 'The Medblocks flow event that ended without an active connection and opened this follow-up.',
+    context: ['Task'],
+    value: 'stamp',
+  },
+  failureCode: {
+    name: 'FailureCode',
+    title: 'Medblocks failure code',
+    description: "Medblocks' failure_code for this connection, verbatim (an opaque code).",
+    context: ['Consent'],
+    value: 'code',
+  },
+};
+
+function element(path: string, rest: Omit<ElementDefinition, 'id' | 'path'> = {}, id = path): ElementDefinition {
+  return { id, path, ...rest };
+}
+
+function stampElements(): ElementDefinition[] {
+  const part = (slice: string, type: string, short: string): ElementDefinition[] => [
+    element('Extension.extension', { sliceName: slice, min: 1, max: '1', short }, `Extension.extension:${slice}`),
+    element('Extension.extension.url', { fixedUri: slice }, `Extension.extension:${slice}.url`),
+    element(
+      'Extension.extension.value[x]',
+      { min: 1, type: [{ code: type }] },
+      `Extension.extension:${slice}.value[x]`
+    ),
+  ];
+  return [
+    element('Extension.extension', {
+      min: 2,
+      slicing: { discriminator: [{ type: 'value', path: 'url' }], rules: 'open' },
+    }),
+    ...part('eventId', 'string', 'Medblocks event id (evt_…)'),
+    ...part('createdAt', 'instant', "The event's created_at"),
+  ];
+}
+
+/** The StructureDefinition of one extension: a simple extension profile with the value it carries. */
+export function extensionDefinition(key: ExtensionKey): StructureDefinition {
+  const spec = EXTENSIONS[key];
+  const url = EXTENSION[key];
+  const value =
+    spec.value === 'stamp'
+      ? [...stampElements(), element('Extension.url', { fixedUri: url }), element('Extension.value[x]', { max: '0' })]
+      : [
+          element('Extension.extension', { max: '0' }),
+          element('Extension.url', { fixedUri: url }),
+          element('Extension.value[x]', { min: 1, type: [{ code: spec.value }] }),
+        ];
+  return {
+    resourceType: 'StructureDefinition',
+    url,
+    name: spec.name,
+    title: spec.title,
+    status: 'active',
+    description: spec.description,
+    fhirVersion: '4.0.1',
+    kind: 'complex-type',
+    abstract: false,
+    context: spec.context.map((expression) => ({ type: 'element', expression })),
+    type: 'Extension',
+    baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Extension',
+    derivation: 'constraint',
+    differential: {
+      element: [element('Extension', { short: spec.title, definition: spec.description, max: '1' }), ...value],
+    },
+  };
+}
+
+/** Every definition provisioning installs, CodeSystem first. */
+export function packageDefinitions(): (CodeSystem | StructureDefinition)[] {
+  return [medblocksCodeSystem(), ...(Object.keys(EXTENSIONS) as ExtensionKey[]).map(extensionDefinition)];
+}

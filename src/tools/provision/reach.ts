@@ -1,0 +1,63 @@
+// What a tool says when a server does not answer at all. Node's fetch fails with a bare
+// `TypeError: fetch failed` whose cause (ECONNREFUSED, ENOTFOUND, a timeout…) sits in `err.cause`;
+// printed as is, the user learns neither which server nor why. `reachableFetch` wraps a fetch so
+// that such a failure reads `cannot reach MEDPLUM_BASE_URL=http://127.0.0.1:8103/: connection
+// refused`, naming the variable to check, its value and the cause. Answers (any HTTP status) pass
+// through untouched.
+
+/** A network failure of one of the tools' servers; the message names the variable, URL and cause. */
+export class UnreachableError extends Error {
+  constructor(variable: string, url: string, cause: unknown) {
+    super(`cannot reach ${variable}=${url}: ${describeNetworkError(cause)}`, { cause });
+    this.name = 'UnreachableError';
+  }
+}
+
+const CAUSES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused (nothing listens on that port: is the server running?)',
+  ENOTFOUND: 'host not found (check the host name)',
+  EAI_AGAIN: 'host name lookup failed (check the host name and the network)',
+  ECONNRESET: 'connection reset by the server',
+  ETIMEDOUT: 'connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  CERT_HAS_EXPIRED: 'the server’s TLS certificate has expired',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the server’s TLS certificate is self-signed',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS handshake failed (an http:// server addressed as https://?)',
+};
+
+/** The innermost cause of a fetch failure in a few words: `connection refused`, `host not found`, … */
+export function describeNetworkError(err: unknown): string {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5; depth++) {
+    const code = propertyOf(current, 'code');
+    if (typeof code === 'string' && CAUSES[code]) return CAUSES[code];
+    const next = propertyOf(current, 'cause');
+    if (next === undefined) break;
+    current = next;
+  }
+  if (current instanceof Error && current.name === 'TimeoutError') return 'no answer before the timeout';
+  const code = propertyOf(current, 'code');
+  const message = current instanceof Error ? current.message : 'network error';
+  return typeof code === 'string' ? `${message} (${code})` : message;
+}
+
+function propertyOf(value: unknown, key: 'code' | 'cause'): unknown {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+/**
+ * `fetchFn` whose network failures for URLs under `baseUrl` throw UnreachableError. Aborts the
+ * caller asked for stay AbortErrors, so clients' own timeouts and retries work as before.
+ */
+export function reachableFetch(variable: string, baseUrl: string, fetchFn: typeof fetch = fetch): typeof fetch {
+  return async (input, init) => {
+    try {
+      return await fetchFn(input, init);
+    } catch (err) {
+      if (err instanceof Error && err.name === 'AbortError') throw err;
+      throw new UnreachableError(variable, baseUrl, err);
+    }
+  };
+}

@@ -1,0 +1,111 @@
+// Both names of the flow event (issue 11 item 4): provision registers the documented
+// `patient_flow.completed`; an account whose API refuses it gets `patient_session.completed`, and
+// provision says which; an endpoint subscribed under either name is the flow bot's.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { REGISTRY } from '../../src/runtime/registry';
+import { runProvision } from '../../src/tools/cli/provision';
+import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
+import { fakeEnv, makeRoot } from '../support/provision-root';
+
+const FLOW = REGISTRY['medblocks-patient-flow-completed'];
+const NEWER_API_EVENTS = [
+  'patient_session.completed',
+  'connection.token_refresh_failed',
+  'records.sync.completed',
+  'records.sync.failed',
+];
+
+let medplum: FakeMedplum;
+let medblocks: FakeMedblocks;
+let root: string;
+let cleanup: () => void;
+
+beforeEach(() => {
+  medplum = new FakeMedplum();
+  medblocks = new FakeMedblocks();
+  ({ root, cleanup } = makeRoot());
+});
+
+afterEach(() => {
+  cleanup();
+});
+
+async function run(args: string[] = []): Promise<{ code: number; output: string }> {
+  const lines: string[] = [];
+  const code = await runProvision(args, {
+    root,
+    env: fakeEnv(medplum.url, medblocks.url),
+    fetchFn: fakeFetch(medplum, medblocks),
+    print: (l) => lines.push(l),
+  });
+  return { code, output: lines.join('\n') };
+}
+
+async function flowWebhookUrl(): Promise<string> {
+  const bot = await medplum.bot(FLOW.name);
+  return `${medplum.url}webhook/${(await medplum.membership(bot.id)).id}`;
+}
+
+describe('the flow event name', () => {
+  it('registers patient_flow.completed where Medblocks knows it, without a fallback note', async () => {
+    const { code, output } = await run();
+    expect(code).toBe(0);
+    const url = await flowWebhookUrl();
+    expect(medblocks.endpoints.filter((e) => e.url === url).map((e) => e.events)).toEqual([['patient_flow.completed']]);
+    expect(output).not.toMatch(/registered as patient_session\.completed/);
+  });
+
+  it('falls back to patient_session.completed when Medblocks refuses the name, says so, and stays idempotent', async () => {
+    medblocks.knownEvents = NEWER_API_EVENTS;
+    const first = await run();
+    expect(first.code).toBe(0);
+    const url = await flowWebhookUrl();
+    const flowEndpoints = medblocks.endpoints.filter((e) => e.url === url);
+    expect(flowEndpoints.map((e) => e.events)).toEqual([['patient_session.completed']]);
+    expect(first.output).toMatch(
+      /register +Medblocks endpoint for patient_session\.completed .*registered as patient_session\.completed because this Medblocks account refused patient_flow\.completed as an unknown event type/
+    );
+    // Its signing secret went to the flow bot's project secret.
+    const secret = (await medplum.secrets()).find((s) => s.name === FLOW.secretName);
+    expect(secret?.valueString).toBe(flowEndpoints[0]?.secret);
+
+    // The endpoint under the newer name counts as the flow bot's: nothing to do the second time.
+    const second = await run();
+    expect(second.output).toContain('No changes: everything was already provisioned.');
+    expect(medblocks.endpoints.filter((e) => e.url === url)).toHaveLength(1);
+  });
+
+  it('a dry run names the fallback it would use', async () => {
+    await run();
+    medblocks.endpoints.length = 0;
+    const { output } = await run(['--dry-run']);
+    expect(output).toMatch(
+      /would register +Medblocks endpoint for patient_flow\.completed .*as patient_session\.completed if Medblocks refuses patient_flow\.completed/
+    );
+  });
+
+  it('does not fall back on any other refusal', async () => {
+    // An account that knows neither name: the second refusal is reported, nothing else is tried.
+    medblocks.knownEvents = ['records.sync.completed'];
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toMatch(/Medblocks POST \/webhooks failed with HTTP 400: Unknown event type/);
+    const posted = medblocks.requests.filter((r) => r.method === 'POST' && r.path === '/webhooks');
+    // patient_flow.completed, then patient_session.completed: two attempts for the flow bot, none after.
+    expect(posted.map((r) => (JSON.parse(r.body) as { events: string[] }).events[0])).toEqual([
+      'patient_flow.completed',
+      'patient_session.completed',
+    ]);
+  });
+
+  it('reuses an endpoint someone registered under patient_session.completed', async () => {
+    await run();
+    const url = await flowWebhookUrl();
+    const endpoint = medblocks.endpoints.find((e) => e.url === url);
+    if (!endpoint) throw new Error('no flow endpoint');
+    Object.assign(endpoint, { events: ['patient_session.completed'] });
+    const { output } = await run();
+    expect(output).toContain('No changes: everything was already provisioned.');
+    expect(medblocks.endpoints.filter((e) => e.url === url)).toHaveLength(1);
+  });
+});
