@@ -22,6 +22,11 @@ export interface LocalMedblocksOptions {
   readonly now?: () => number;
   /** Names returned by `GET /sources/{id}`; a small fake table by default. */
   readonly sources?: Readonly<Record<string, string>>;
+  /**
+   * A fixed secret for an endpoint URL, so the local Medblocks can be wired to a receiver whose
+   * secret is already set (the emulator's dev secrets); a random `whsec_` otherwise.
+   */
+  readonly secretForUrl?: (url: string) => string | undefined;
 }
 
 export interface LocalEndpoint {
@@ -291,6 +296,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
           updated_at: t,
           secret: `whsec_${randomBytes(24).toString('hex')}`,
         };
+        endpoint.secret = options.secretForUrl?.(endpoint.url) ?? endpoint.secret;
         endpoints.set(endpoint.id, endpoint);
         return [200, { ...publicEndpoint(endpoint), secret: endpoint.secret }];
       }
