@@ -109,8 +109,13 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
       if (spec.kind !== 'webhook') continue;
       const url = urls[spec.name];
       const event = spec.medblocksEvent;
+      // The flow event has two names (issue 11 item 4): an endpoint under either is the flow bot's.
+      const names: readonly string[] =
+        event === 'patient_flow.completed' || event === 'patient_session.completed'
+          ? ['patient_flow.completed', 'patient_session.completed']
+          : [event];
       const endpoint = url
-        ? all.find((e) => e.url === url && (e.events.includes(event) || e.events.includes('*')))
+        ? all.find((e) => e.url === url && e.events.some((n) => n === '*' || names.includes(n)))
         : undefined;
       const undelivered = endpoint ? await medblocks.undeliveredEvents(endpoint.id) : [];
       endpoints.push(endpointStatus(spec, endpoint, undelivered));

@@ -10,6 +10,8 @@ const MEDBLOCKS_API_VERSION = '2026-04-25';
 
 export class MedblocksApiError extends Error {
   readonly status: number | undefined;
+  /** Medblocks' `Retry-After` (seconds) on a 429, so callers can wait exactly as long as asked. */
+  retryAfterSeconds: number | undefined;
   constructor(method: string, path: string, status: number | undefined, detail?: string) {
     super(
       `Medblocks ${method} ${path} failed${status ? ` with HTTP ${status}` : ''}${detail ? `: ${detail}` : ''}` +
@@ -37,6 +39,7 @@ export interface MedblocksDelivery {
   readonly next_attempt_at?: string | null;
   readonly delivered_at?: string | null;
   readonly last_status_code?: number | null;
+  readonly last_redelivered_at?: string | null;
   readonly created_at?: string;
 }
 
@@ -89,7 +92,12 @@ export class MedblocksApi {
       );
     }
     const text = await response.text();
-    if (!response.ok) throw new MedblocksApiError(method, url.pathname, response.status, errorDetail(text));
+    if (!response.ok) {
+      const error = new MedblocksApiError(method, url.pathname, response.status, errorDetail(text));
+      const retryAfter = Number(response.headers.get('retry-after'));
+      if (Number.isFinite(retryAfter) && retryAfter > 0) error.retryAfterSeconds = retryAfter;
+      throw error;
+    }
     return (text ? JSON.parse(text) : {}) as T;
   }
 
@@ -132,5 +140,23 @@ export class MedblocksApi {
 
   undeliveredEvents(id: string): Promise<MedblocksDelivery[]> {
     return this.list<MedblocksDelivery>(`/webhooks/${encodeURIComponent(id)}/events`, { delivered: 'false' });
+  }
+
+  /** Delivery records of one endpoint, filtered on delivery (redeliver looks for `delivered=false`). */
+  listEvents(id: string, delivered?: boolean): Promise<MedblocksDelivery[]> {
+    return this.list<MedblocksDelivery>(
+      `/webhooks/${encodeURIComponent(id)}/events`,
+      delivered === undefined ? {} : { delivered: String(delivered) }
+    );
+  }
+
+  /** One more attempt now; Medblocks allows one per minute per event (429 with Retry-After). */
+  redeliver(eventId: string): Promise<MedblocksDelivery> {
+    return this.call(`/events/${encodeURIComponent(eventId)}/redeliver`, { method: 'POST' });
+  }
+
+  /** The EHR source's display name, for the Organization the sources sync keeps. */
+  getSource(id: string): Promise<{ id: string; name?: string }> {
+    return this.call(`/sources/${encodeURIComponent(id)}`);
   }
 }

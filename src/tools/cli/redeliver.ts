@@ -1,0 +1,75 @@
+// `npm run redeliver`: asks Medblocks to deliver again what it could not deliver to this project's
+// endpoints, and (with --quarantined) what the bots quarantined. See src/tools/redeliver/.
+import { parseWindow } from '../monitor/analyse';
+import { readSettings } from '../provision/env';
+import { MedblocksApi } from '../provision/medblocks-api';
+import { connectMedplum } from '../provision/medplum';
+import { redeliver } from '../redeliver/redeliver';
+import { runCommand, type CommandSpec } from './args';
+
+export const REDELIVER_SPEC = {
+  name: 'redeliver',
+  summary:
+    'Redelivers the events Medblocks did not deliver to the project endpoints (and quarantined dead-letters), one per event per minute.',
+  options: {
+    since: { type: 'string', valueName: 'W', description: 'only events created in this window (30m, 24h, 7d)' },
+    type: { type: 'string', valueName: 'TYPE', description: 'only this event type' },
+    'status-code': {
+      type: 'integer',
+      valueName: 'N',
+      min: 100,
+      max: 599,
+      description: 'only events whose last answer had this status',
+    },
+    event: { type: 'string', valueName: 'EVT', description: 'only this event id (evt_…)' },
+    quarantined: { type: 'boolean', description: 'only events the bots quarantined (dead-letter Tasks in Medplum)' },
+    'dry-run': { type: 'boolean', description: 'print the plan, change nothing' },
+    force: { type: 'boolean', description: 'also events Medblocks is still retrying' },
+    reenable: { type: 'boolean', description: 're-enable disabled endpoints first (PATCH status active)' },
+  },
+  examples: [
+    'npm run redeliver -- --dry-run',
+    'npm run redeliver -- --quarantined',
+    'npm run redeliver -- --reenable --since 7d',
+  ],
+  exitCodes: {
+    0: 'every planned event delivered (or dry run)',
+    1: 'some still failing or an error',
+    2: 'bad command line',
+  },
+  notes:
+    'Settings (environment or .env): MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL; MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET for quarantined events.',
+} as const satisfies CommandSpec;
+
+/** Runs the command and returns its exit code. */
+export async function runRedeliver(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return runCommand(REDELIVER_SPEC, argv, async (o) => {
+    const settings = readSettings(env);
+    if (!settings.medblocksApiKey) throw new Error('MEDBLOCKS_API_KEY must be set (environment or .env)');
+    const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey);
+    const medplum = settings.clientId && settings.clientSecret ? (await connectMedplum(settings)).medplum : undefined;
+    if (o.quarantined && !medplum) throw new Error('--quarantined needs MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET');
+    const summary = await redeliver({
+      api,
+      medplum,
+      filters: {
+        sinceMs: o.since ? Date.now() - parseWindow(o.since) : undefined,
+        type: o.type,
+        statusCode: o['status-code'],
+        event: o.event,
+        quarantinedOnly: o.quarantined,
+      },
+      dryRun: o['dry-run'],
+      force: o.force,
+      reenable: o.reenable,
+      print: (line) => {
+        console.log(line);
+      },
+    });
+    return summary.stillFailing.length > 0 ? 1 : 0;
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
+  process.exitCode = await runRedeliver(process.argv.slice(2));
+}

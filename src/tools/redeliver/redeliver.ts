@@ -1,0 +1,181 @@
+// Finds what Medblocks did not deliver to this project's endpoints (and, given a Medplum client,
+// what the bots quarantined as dead-letters) and asks Medblocks to deliver it once more, within
+// Medblocks' limit of one redelivery per event per minute. Only ids, types and status codes are
+// printed: never payload values.
+import type { MedplumClient } from '@medplum/core';
+import type { Task } from '@medplum/fhirtypes';
+import {
+  MedblocksApiError,
+  type MedblocksApi,
+  type MedblocksDelivery,
+  type MedblocksEndpoint,
+} from '../provision/medblocks-api';
+
+/** Event types the bots consume; the flow event under either of its names. */
+export const PROJECT_EVENT_TYPES: readonly string[] = [
+  'patient_flow.completed',
+  'patient_session.completed',
+  'connection.token_refresh_failed',
+  'records.sync.completed',
+  'records.sync.failed',
+];
+
+export const DEAD_LETTER_SEARCH = 'code=urn:medblocks:code|webhook-dead-letter&status=failed';
+const DEAD_LETTER_SYSTEM = 'urn:medblocks:dead-letter';
+/** Longest single wait on a Retry-After, and how many 429s per event before giving up. */
+const MAX_WAIT_MS = 65_000;
+const MAX_RATE_LIMITED = 3;
+
+export interface RedeliverFilters {
+  readonly sinceMs?: number;
+  readonly type?: string;
+  readonly statusCode?: number;
+  readonly event?: string;
+  readonly quarantinedOnly?: boolean;
+}
+
+export interface RedeliverOptions {
+  readonly api: MedblocksApi;
+  readonly medplum?: MedplumClient;
+  readonly filters?: RedeliverFilters;
+  readonly dryRun?: boolean;
+  readonly force?: boolean;
+  readonly reenable?: boolean;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly print: (line: string) => void;
+}
+
+export interface PlannedEvent {
+  readonly id: string;
+  readonly type: string;
+  readonly endpointId?: string;
+  readonly lastStatusCode: number | null;
+  readonly source: 'undelivered' | 'quarantined';
+}
+
+export interface RedeliverSummary {
+  readonly planned: PlannedEvent[];
+  readonly skipped: { id: string; reason: string }[];
+  readonly redelivered: number;
+  readonly deliveredNow: number;
+  readonly stillFailing: { id: string; status: number | null }[];
+}
+
+/** An endpoint is ours when it is subscribed to one of the bots' event types (either flow name). */
+export function isProjectEndpoint(endpoint: MedblocksEndpoint): boolean {
+  return endpoint.events.some((e) => e === '*' || PROJECT_EVENT_TYPES.includes(e));
+}
+
+/** Open dead-letter Tasks as event ids, for `--quarantined`. */
+export async function quarantinedEvents(medplum: MedplumClient): Promise<{ id: string; type: string }[]> {
+  const tasks = await medplum.searchResources('Task', `${DEAD_LETTER_SEARCH}&_count=1000`);
+  return tasks.flatMap((task: Task) => {
+    const id = task.identifier?.find((i) => i.system === DEAD_LETTER_SYSTEM)?.value;
+    if (!id?.startsWith('evt_')) return [];
+    const type = task.input?.find((i) => i.type.text === 'event type' || i.type.coding?.[0]?.code === 'event-type');
+    return [{ id, type: type?.valueString ?? 'unknown' }];
+  });
+}
+
+/** Plans, then (unless a dry run) redelivers each event, one progress line each, and summarises. */
+export async function redeliver(options: RedeliverOptions): Promise<RedeliverSummary> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const f = options.filters ?? {};
+  const endpoints = (await options.api.listEndpoints()).filter(isProjectEndpoint);
+  const skipped: { id: string; reason: string }[] = [];
+  const planned = new Map<string, PlannedEvent>();
+  const disabled = endpoints.filter((e) => e.status === 'disabled');
+
+  if (!f.quarantinedOnly) {
+    for (const endpoint of endpoints) {
+      const events: MedblocksDelivery[] = await options.api.listEvents(endpoint.id, false);
+      for (const e of events) {
+        if (f.type && e.type !== f.type) continue;
+        if (f.event && e.id !== f.event) continue;
+        if (f.statusCode !== undefined && e.last_status_code !== f.statusCode) continue;
+        if (f.sinceMs !== undefined && e.created_at && Date.parse(e.created_at) < f.sinceMs) continue;
+        if (!options.force && e.next_attempt_at && Date.parse(e.next_attempt_at) > now()) {
+          skipped.push({ id: e.id, reason: `Medblocks retries it at ${e.next_attempt_at} (--force to redeliver now)` });
+          continue;
+        }
+        planned.set(e.id, {
+          id: e.id,
+          type: e.type,
+          endpointId: endpoint.id,
+          lastStatusCode: e.last_status_code ?? null,
+          source: 'undelivered',
+        });
+      }
+    }
+  }
+  if (options.medplum && (f.quarantinedOnly || f.event === undefined || f.event.startsWith('evt_'))) {
+    for (const q of await quarantinedEvents(options.medplum)) {
+      if (f.type && q.type !== f.type) continue;
+      if (f.event && q.id !== f.event) continue;
+      if (!planned.has(q.id)) planned.set(q.id, { id: q.id, type: q.type, lastStatusCode: 200, source: 'quarantined' });
+    }
+  }
+
+  const list = [...planned.values()];
+  for (const s of skipped) options.print(`skip  ${s.id}: ${s.reason}`);
+  if (options.dryRun) {
+    for (const e of disabled)
+      options.print(
+        `plan  endpoint ${e.id} is disabled${options.reenable ? ': would re-enable' : ' (--reenable to re-enable it)'}`
+      );
+    for (const e of list)
+      options.print(`plan  ${e.id} ${e.type} (${e.source}, last status ${e.lastStatusCode ?? 'none'})`);
+    options.print(`Dry run: ${list.length} event(s) would be redelivered, ${skipped.length} skipped.`);
+    return { planned: list, skipped, redelivered: 0, deliveredNow: 0, stillFailing: [] };
+  }
+  if (options.reenable) {
+    for (const e of disabled) {
+      await options.api.updateEndpoint(e.id, { status: 'active' });
+      options.print(`re-enabled endpoint ${e.id}`);
+    }
+  } else if (disabled.length > 0) {
+    options.print(`warning: ${disabled.length} endpoint(s) disabled; Medblocks will not deliver to them (--reenable)`);
+  }
+
+  let redelivered = 0;
+  let deliveredNow = 0;
+  const stillFailing: { id: string; status: number | null }[] = [];
+  for (const [index, e] of list.entries()) {
+    let result: MedblocksDelivery | undefined;
+    for (let tries = 0; tries <= MAX_RATE_LIMITED; tries++) {
+      try {
+        result = await options.api.redeliver(e.id);
+        break;
+      } catch (err) {
+        if (err instanceof MedblocksApiError && err.status === 429 && tries < MAX_RATE_LIMITED) {
+          const waitMs = Math.min((err.retryAfterSeconds ?? 60) * 1000, MAX_WAIT_MS);
+          options.print(
+            `wait  ${e.id}: Medblocks allows one redelivery a minute; retrying in ${Math.ceil(waitMs / 1000)} s`
+          );
+          await sleep(waitMs);
+          continue;
+        }
+        const status = err instanceof MedblocksApiError ? (err.status ?? null) : null;
+        options.print(`[${index + 1}/${list.length}] ${e.id} ${e.type}: redelivery refused (${status ?? 'network'})`);
+        stillFailing.push({ id: e.id, status });
+        break;
+      }
+    }
+    if (!result) continue;
+    redelivered++;
+    const code = result.last_status_code ?? null;
+    const ok = code !== null && code >= 200 && code < 300;
+    if (ok) deliveredNow++;
+    else stillFailing.push({ id: e.id, status: code });
+    options.print(
+      `[${index + 1}/${list.length}] ${e.id} ${e.type}: ${ok ? 'delivered' : 'still failing'} (${code ?? 'no answer'})`
+    );
+  }
+  const codes = stillFailing.map((s) => `${s.id}=${s.status ?? 'none'}`).join(', ');
+  options.print(
+    `Redelivered ${redelivered}, delivered now ${deliveredNow}, still failing ${stillFailing.length}${codes ? `: ${codes}` : ''}, skipped ${skipped.length}.`
+  );
+  return { planned: list, skipped, redelivered, deliveredNow, stillFailing };
+}
