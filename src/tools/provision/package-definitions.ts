@@ -7,8 +7,15 @@
 // own constants (the compiler refuses a missing entry), and test/provision/definitions.test.ts
 // checks every code literal the runtime writes against the CodeSystem.
 import type { CodeSystem, CodeSystemConcept, ElementDefinition, StructureDefinition } from '@medplum/fhirtypes';
-import type { CODE } from '../../runtime/fhir/systems';
-import { CODE_DISPLAY, EXTENSION, SYSTEM } from '../../runtime/fhir/systems';
+import type { BusinessStatusCode } from '../../runtime/fhir/systems';
+import {
+  BUSINESS_STATUS_DISPLAY,
+  CODE,
+  CODE_DISPLAY,
+  EXTENSION,
+  failureCodeDisplay,
+  SYSTEM,
+} from '../../runtime/fhir/systems';
 
 /** The definition of one code: what a person reading it in the app should understand. */
 export interface CodeDefinition {
@@ -16,14 +23,14 @@ export interface CodeDefinition {
   readonly definition: string;
 }
 
-/**
- * Codes agreed for the quarantine work (issue 11: the dead-letter Task) that systems.ts may not
- * list yet; once it does, CODE_DISPLAY's display is used and must match.
- */
-export const DEAD_LETTER_CODE = 'webhook-dead-letter';
+type RecordCode = Exclude<
+  (typeof CODE)[keyof typeof CODE],
+  typeof CODE.quarantined | typeof CODE.appliedAfterRedelivery
+>;
+type StatusCode = BusinessStatusCode | typeof CODE.quarantined | typeof CODE.appliedAfterRedelivery;
 
 /** Task.code (and the marker's Basic.code): what kind of record it is. */
-const RECORD_CODES: Readonly<Record<(typeof CODE)[keyof typeof CODE] | typeof DEAD_LETTER_CODE, string>> = {
+const RECORD_CODES: Readonly<Record<RecordCode, string>> = {
   'reconnect-ehr':
     'Ask the patient to reconnect an EHR: Medblocks could not refresh the connection, so no new records arrive from it until the patient signs in to the EHR portal again.',
   'connection-follow-up':
@@ -35,47 +42,35 @@ const RECORD_CODES: Readonly<Record<(typeof CODE)[keyof typeof CODE] | typeof DE
     'A verified Medblocks event that could not be applied as it was (quarantined). It is resolved (status completed) when a later delivery of the same event applies it; search Task?code=urn:medblocks:code|webhook-dead-letter&status=failed.',
 };
 
-/** Task.businessStatus: where the work stands, in words a care team member acts on. */
-export const BUSINESS_STATUS: Readonly<Record<string, CodeDefinition>> = {
-  'awaiting-patient': {
-    display: 'Waiting for the patient to reconnect',
-    definition:
-      'The EHR connection stopped refreshing and the patient has not reconnected it yet: contact the patient.',
-  },
-  reconnected: {
-    display: 'Reconnected by the patient',
-    definition: 'The patient connected the EHR again after the refresh failure; nothing left to do.',
-  },
-  'no-connection': {
-    display: 'No EHR connected',
-    definition: 'The patient finished the flow without connecting any EHR: follow up with them.',
-  },
-  connected: {
-    display: 'EHR connected later',
-    definition: 'An EHR was connected after the flow ended without one; nothing left to do.',
-  },
-  synced: {
-    display: 'Synced',
-    definition: 'The newest records sync from this EHR completed without errors.',
-  },
-  'synced-with-errors': {
-    display: 'Synced with errors',
-    definition: 'The newest records sync completed, but some records could not be fetched; see the Task output.',
-  },
-  'sync-failed': {
-    display: 'Sync failed',
-    definition: 'The newest records sync from this EHR failed: check the EHR connection in Medblocks.',
-  },
-  quarantined: {
-    display: 'Quarantined',
-    definition:
-      'The event was verified but could not be applied as it was; it stays quarantined until a redelivery applies it (npm run redeliver).',
-  },
-  'applied-after-redelivery': {
-    display: 'Applied after redelivery',
-    definition: 'A later delivery of the quarantined event applied it; nothing left to do.',
-  },
+/** What each Task.businessStatus means for a care team member; the displays are the runtime's own. */
+const STATUS_DEFINITIONS: Readonly<Record<StatusCode, string>> = {
+  'awaiting-patient':
+    'The EHR connection stopped refreshing and the patient has not reconnected it yet: contact the patient.',
+  reconnected: 'The patient connected the EHR again after the refresh failure; nothing left to do.',
+  'no-connection': 'The patient finished the flow without connecting any EHR: follow up with them.',
+  connected: 'An EHR was connected after the flow ended without one; nothing left to do.',
+  synced: 'The newest records sync from this EHR completed without errors.',
+  'synced-with-errors':
+    'The newest records sync completed, but some records could not be fetched; see the Task output.',
+  'sync-failed': 'The newest records sync from this EHR failed: check the EHR connection in Medblocks.',
+  quarantined:
+    'The event was verified but could not be applied as it was; it stays quarantined until a redelivery applies it (npm run redeliver).',
+  'applied-after-redelivery': 'A later delivery of the quarantined event applied it; nothing left to do.',
 };
+
+function statusDisplay(code: StatusCode): string {
+  return code === CODE.quarantined || code === CODE.appliedAfterRedelivery
+    ? CODE_DISPLAY[code]
+    : BUSINESS_STATUS_DISPLAY[code];
+}
+
+/** Task.businessStatus: where the work stands, in words a care team member acts on. */
+export const BUSINESS_STATUS: Readonly<Record<string, CodeDefinition>> = Object.fromEntries(
+  (Object.entries(STATUS_DEFINITIONS) as [StatusCode, string][]).map(([code, definition]) => [
+    code,
+    { display: statusDisplay(code), definition },
+  ])
+);
 
 /** Task.input / Task.output types. */
 export const PARAMETER_CODES: Readonly<Record<string, CodeDefinition>> = {
@@ -104,15 +99,15 @@ export const PARAMETER_CODES: Readonly<Record<string, CodeDefinition>> = {
  */
 export const KNOWN_FAILURE_CODES: Readonly<Record<string, CodeDefinition>> = {
   access_denied: {
-    display: 'Access denied by the EHR',
+    display: failureCodeDisplay('access_denied'),
     definition: 'Medblocks failure_code: the EHR refused the authorization.',
   },
   user_denied: {
-    display: 'Patient declined',
+    display: failureCodeDisplay('user_denied'),
     definition: 'Medblocks failure_code: the patient declined to share their records.',
   },
   oauth_callback_failed: {
-    display: 'EHR sign-in failed',
+    display: failureCodeDisplay('oauth_callback_failed'),
     definition: 'Medblocks failure_code: the sign-in with the EHR did not complete.',
   },
 };
@@ -120,7 +115,7 @@ export const KNOWN_FAILURE_CODES: Readonly<Record<string, CodeDefinition>> = {
 function recordConcepts(): CodeSystemConcept[] {
   return Object.entries(RECORD_CODES).map(([code, definition]) => ({
     code,
-    display: code in CODE_DISPLAY ? CODE_DISPLAY[code as keyof typeof CODE_DISPLAY] : 'Quarantined webhook event',
+    display: CODE_DISPLAY[code as RecordCode],
     definition,
   }));
 }
