@@ -63,7 +63,7 @@ describe('MEDPLUM_BASE_URL and MEDBLOCKS_API_BASE_URL', () => {
       print: (l) => lines.push(l),
     });
     expect(code).toBe(1);
-    expect(lines.join('\n')).toMatch(/^provision failed: MEDPLUM_BASE_URL is not set/);
+    expect(lines).toContainEqual(expect.stringMatching(/^provision failed: MEDPLUM_BASE_URL is not set/));
     expect(medplum.requests).toEqual([]);
   });
 

@@ -74,6 +74,10 @@ export const BUSINESS_STATUS: Readonly<Record<string, CodeDefinition>> = Object.
 
 /** Task.input / Task.output types. */
 export const PARAMETER_CODES: Readonly<Record<string, CodeDefinition>> = {
+  'ehr-name': {
+    display: 'EHR name',
+    definition: 'The name of the EHR, from the Organization carrying its fhirsrc identifier, as the Task texts use it.',
+  },
   'fhir-source': { display: 'EHR', definition: 'The Medblocks EHR source (fhirsrc_…) the Task is about.' },
   'patient-flow': { display: 'Patient flow', definition: 'The Medblocks patient flow (pf_…) that ended.' },
   'failure-code': {
