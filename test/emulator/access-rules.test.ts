@@ -1,5 +1,5 @@
 // The server's access rules, one test each, written from what a real Medplum server does (its
-// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-10), not from this package's
+// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-11), not from this package's
 // policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
 import { OperationOutcomeError, parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
@@ -369,5 +369,44 @@ describe('AC-10 writeConstraint', () => {
         parseSearchRequest('Task?identifier=urn:test:key|ours')
       )
     ).resolves.toMatchObject({ resource: { status: 'completed' } });
+  });
+});
+
+describe('AC-11 vread and history', () => {
+  const secret = { description: 'secret note' };
+
+  it('`read` is not enough: vread and history need their own interactions (observed on 5.1.29: 403)', async () => {
+    const stored = await base.updateResource({ ...ours, ...secret });
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['search', 'read'],
+      hiddenFields: ['description'],
+    });
+    await expect(repo.readVersion('Task', ours.id, stored.meta?.versionId ?? '')).rejects.toThrow('Forbidden');
+    await expect(repo.readHistory('Task', ours.id)).rejects.toThrow('Forbidden');
+  });
+
+  it('they read first (AC-2): without `read` 403, outside the criteria 404', async () => {
+    const noRead = view({ resourceType: 'Task', criteria: OURS, interaction: ['search', 'vread', 'history'] });
+    await expect(noRead.readHistory('Task', ours.id)).rejects.toThrow('Forbidden');
+    const all = view({ resourceType: 'Task', criteria: OURS, interaction: ['read', 'vread', 'history'] });
+    await expect(all.readHistory('Task', theirs.id)).rejects.toThrow('Not found');
+    await expect(all.readVersion('Task', theirs.id, theirs.meta?.versionId ?? '')).rejects.toThrow('Not found');
+  });
+
+  it('granted, every version loses the hidden fields of the grant that allows `read` on it', async () => {
+    const stored = await base.updateResource({ ...ours, ...secret });
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['read', 'vread', 'history'],
+      hiddenFields: ['description'],
+    });
+    const version = await repo.readVersion<Task>('Task', ours.id, stored.meta?.versionId ?? '');
+    expect(version.description).toBeUndefined();
+    const history = await repo.readHistory<Task>('Task', ours.id);
+    expect(history.entry?.map((e) => e.resource?.description)).toEqual([undefined, undefined]);
+    expect(history.entry?.map((e) => e.resource?.id)).toEqual([ours.id, ours.id]);
   });
 });
