@@ -288,6 +288,28 @@ describe('AC-10 writeConstraint', () => {
     }
   });
 
+  it('a choice element named with its type matches any type: only `ofType` confines it (observed on 5.1.29)', async () => {
+    const byName = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [fhirpath('%after.input.all(valueString.exists())')],
+    });
+    const byType = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [fhirpath('%after.input.value.ofType(Reference).empty()')],
+    });
+    const reference = { input: [{ type: { text: 'x' }, valueReference: { reference: 'Patient/p1' } }] };
+    // `valueString` evaluates to the valueReference: the server created such a Task (201), as here.
+    await expect(byName.createResource(task('a', reference))).resolves.toMatchObject(reference);
+    await expect(byType.createResource(task('b', reference))).rejects.toThrow('Forbidden');
+    await expect(
+      byType.createResource(task('c', { input: [{ type: { text: 'x' }, valueString: 'y' }] }))
+    ).resolves.toBeDefined();
+  });
+
   it('an expression that fails to evaluate is a 400 with the FHIRPath error, not a 403 (observed on 5.1.29)', async () => {
     const repo = view({
       resourceType: 'Task',
