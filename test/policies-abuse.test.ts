@@ -5,11 +5,13 @@
 // (`withAccessPolicy`, which the bot tests and `npm run dev` use). Each case also shows the
 // legitimate write still allowed, so a policy that refuses everything cannot pass. Every case
 // here failed against the policies before this change (SECURITY.md, "What a compromised bot can do").
-import { satisfiedAccessPolicy } from '@medplum/core';
+import { accessPolicySupportsInteraction, satisfiedAccessPolicy } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
-import type { AccessPolicy, Basic, Consent, Patient, Resource, Task } from '@medplum/fhirtypes';
+import type { AccessPolicy, Basic, Consent, Organization, Patient, Resource, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { encodeConsent } from '../src/runtime/fhir/consent';
+import { buildDeadLetter, resolveDeadLetter } from '../src/runtime/fhir/dead-letter';
+import type { DeadLetterReport } from '../src/runtime/fhir/dead-letter';
 import type { ConsentModel } from '../src/runtime/fhir/consent';
 import { buildMarker } from '../src/runtime/fhir/marker';
 import { buildPatient } from '../src/runtime/fhir/patient';
@@ -365,6 +367,139 @@ describe('abuse: a marker for another bot’s event type (suppressing its events
     await expect(world.bot(FLOW).deliver(flow)).resolves.toMatchObject({ status: 'processed' });
     expect((await world.consents()).map((c) => c.identifier?.[0]?.value)).toEqual(['conn_m']);
     await expect(world.bot(FLOW).deliver(flow)).resolves.toMatchObject({ status: 'processed' });
+  });
+});
+
+describe('abuse: the dead-letter grant (an ops Task, never a chart entry)', () => {
+  const report: DeadLetterReport = {
+    key: 'evt_01JA0B1C2D3E4F5G6H7J8K9DLQ',
+    type: 'records.sync.completed',
+    reason: 'invalid_payload',
+    path: 'data.object.total',
+    seenAt: '2026-04-25T00:00:00.000Z',
+  };
+  const ours = buildDeadLetter(report);
+  const stored = { ...ours, id: 'dl1', meta: { versionId: '1' } };
+  const resolved = { ...resolveDeadLetter(stored, '2026-04-26T00:00:00.000Z'), meta: { versionId: '2' } };
+  const code = ours.code?.coding ?? [];
+  const abuses: [string, Task][] = [
+    ['a Task for a Patient (into the chart)', { ...ours, for: { reference: 'Patient/p1' } }],
+    ['a focus', { ...ours, focus: { reference: 'Patient/p1' } }],
+    ['a basedOn', { ...ours, basedOn: [{ reference: 'ServiceRequest/s1' }] }],
+    ['a second coding', { ...ours, code: { ...ours.code, coding: [...code, { system: 'urn:x', code: 'y' }] } }],
+    ['another code of ours', { ...ours, code: { coding: [{ ...code[0], code: 'reconnect-ehr' }] } }],
+    ['an output', { ...ours, output: [{ type: { text: 'x' }, valueReference: { reference: 'Patient/p1' } }] }],
+    ['status in-progress', { ...ours, status: 'in-progress' }],
+    ['status requested', { ...ours, status: 'requested' }],
+    ['intent plan', { ...ours, intent: 'plan' }],
+    [
+      'another businessStatus',
+      { ...ours, businessStatus: { coding: [{ system: SYSTEM.code, code: 'resolved-by-hand' }] } },
+    ],
+    [
+      'a second businessStatus coding',
+      {
+        ...ours,
+        businessStatus: { coding: [...(ours.businessStatus?.coding ?? []), { system: 'urn:x', code: 'quarantined' }] },
+      },
+    ],
+    ['no businessStatus', { ...ours, businessStatus: undefined }],
+    [
+      'a second identifier',
+      { ...ours, identifier: [...(ours.identifier ?? []), { system: SYSTEM.taskKey, value: 'reconnect/conn_1' }] },
+    ],
+  ];
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s: each create is refused; its own dead-letter is allowed',
+    async (name) => {
+      for (const [what, task] of abuses) {
+        await expectWrite(name, task, false).catch((err: unknown) => {
+          throw new Error(`${what}: ${String(err)}`);
+        });
+      }
+      await expectWrite(name, ours, true);
+      await expectWrite(
+        name,
+        buildDeadLetter({ ...report, key: 'sha256-00ff', type: 'unknown', path: undefined }),
+        true
+      );
+    }
+  );
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s: an update may not change the identifier or add a patient, an output or another state; resolve and re-open are allowed',
+    async (name) => {
+      await expectWrite(
+        name,
+        { ...stored, identifier: [{ system: SYSTEM.deadLetter, value: 'evt_other' }] },
+        false,
+        stored
+      );
+      await expectWrite(name, { ...resolved, for: { reference: 'Patient/p1' } }, false, stored);
+      await expectWrite(name, { ...resolved, output: [{ type: { text: 'x' }, valueString: 'y' }] }, false, stored);
+      await expectWrite(name, { ...stored, status: 'in-progress' }, false, stored);
+      await expectWrite(
+        name,
+        { ...resolved, businessStatus: { coding: [{ system: SYSTEM.code, code: 'ignored' }] } },
+        false,
+        stored
+      );
+      // The bots' own writes: resolved by a later successful delivery, re-opened by a later quarantine,
+      // and a repeated quarantine moving lastModified.
+      await expectWrite(name, resolveDeadLetter(stored, '2026-04-26T00:00:00.000Z'), true, stored);
+      await expectWrite(
+        name,
+        buildDeadLetter({ ...report, seenAt: '2026-04-27T00:00:00.000Z' }, resolved),
+        true,
+        resolved
+      );
+      await expectWrite(name, buildDeadLetter({ ...report, seenAt: '2026-04-27T00:00:00.000Z' }, stored), true, stored);
+    }
+  );
+});
+
+describe('the Organization grant: search only (the EHR names), nothing else', () => {
+  const source: Organization = {
+    resourceType: 'Organization',
+    identifier: [{ system: SYSTEM.fhirSourceId, value: 'fhirsrc_abuse' }],
+    name: 'Example EHR',
+  };
+  const other: Organization = {
+    resourceType: 'Organization',
+    identifier: [{ system: 'http://hl7.org/fhir/sid/us-npi', value: '1234567893' }],
+    name: 'A clinic',
+  };
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))('%s', async (name) => {
+    const policy = loadPolicy(name);
+    // Medplum's own evaluation: search is the one interaction on the type.
+    expect(
+      (['search', 'read', 'create', 'update', 'delete', 'history', 'vread'] as const).filter((i) =>
+        accessPolicySupportsInteraction(policy, i, 'Organization')
+      )
+    ).toEqual(['search']);
+    expect(satisfiedAccessPolicy(source, 'search', policy)).toBeDefined();
+    expect(satisfiedAccessPolicy(other, 'search', policy)).toBeUndefined();
+    for (const interaction of ['read', 'create', 'update', 'delete'] as const) {
+      expect(satisfiedAccessPolicy(source, interaction, policy)).toBeUndefined();
+    }
+
+    // The emulator: a search finds only the sources (shown whole: a search-only grant hides nothing, AC-8) …
+    const base = new MemoryRepository();
+    const ours = await base.createResource(source);
+    const theirs = await base.createResource(other);
+    const repo = withAccessPolicy(base, policy);
+    const found = (await repo.search({ resourceType: 'Organization' })).entry?.map((e) => e.resource) ?? [];
+    expect(found).toEqual([ours]);
+    // … and every other interaction is refused, ours or not.
+    for (const target of [ours, theirs]) {
+      await expect(repo.readResource('Organization', target.id)).rejects.toThrow(/Forbidden/);
+      await expect(repo.updateResource({ ...target, name: 'Renamed' })).rejects.toThrow(/Forbidden/);
+      await expect(repo.deleteResource('Organization', target.id)).rejects.toThrow(/Forbidden/);
+    }
+    await expectWrite(name, source, false);
+    await expectWrite(name, { ...source, name: 'Renamed' }, false, source);
   });
 });
 

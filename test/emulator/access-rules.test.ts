@@ -1,5 +1,5 @@
 // The server's access rules, one test each, written from what a real Medplum server does (its
-// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-10), not from this package's
+// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-11), not from this package's
 // policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
 import { OperationOutcomeError, parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
@@ -288,6 +288,28 @@ describe('AC-10 writeConstraint', () => {
     }
   });
 
+  it('a choice element named with its type matches any type: only `ofType` confines it (observed on 5.1.29)', async () => {
+    const byName = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [fhirpath('%after.input.all(valueString.exists())')],
+    });
+    const byType = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [fhirpath('%after.input.value.ofType(Reference).empty()')],
+    });
+    const reference = { input: [{ type: { text: 'x' }, valueReference: { reference: 'Patient/p1' } }] };
+    // `valueString` evaluates to the valueReference: the server created such a Task (201), as here.
+    await expect(byName.createResource(task('a', reference))).resolves.toMatchObject(reference);
+    await expect(byType.createResource(task('b', reference))).rejects.toThrow('Forbidden');
+    await expect(
+      byType.createResource(task('c', { input: [{ type: { text: 'x' }, valueString: 'y' }] }))
+    ).resolves.toBeDefined();
+  });
+
   it('an expression that fails to evaluate is a 400 with the FHIRPath error, not a 403 (observed on 5.1.29)', async () => {
     const repo = view({
       resourceType: 'Task',
@@ -369,5 +391,44 @@ describe('AC-10 writeConstraint', () => {
         parseSearchRequest('Task?identifier=urn:test:key|ours')
       )
     ).resolves.toMatchObject({ resource: { status: 'completed' } });
+  });
+});
+
+describe('AC-11 vread and history', () => {
+  const secret = { description: 'secret note' };
+
+  it('`read` is not enough: vread and history need their own interactions (observed on 5.1.29: 403)', async () => {
+    const stored = await base.updateResource({ ...ours, ...secret });
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['search', 'read'],
+      hiddenFields: ['description'],
+    });
+    await expect(repo.readVersion('Task', ours.id, stored.meta?.versionId ?? '')).rejects.toThrow('Forbidden');
+    await expect(repo.readHistory('Task', ours.id)).rejects.toThrow('Forbidden');
+  });
+
+  it('they read first (AC-2): without `read` 403, outside the criteria 404', async () => {
+    const noRead = view({ resourceType: 'Task', criteria: OURS, interaction: ['search', 'vread', 'history'] });
+    await expect(noRead.readHistory('Task', ours.id)).rejects.toThrow('Forbidden');
+    const all = view({ resourceType: 'Task', criteria: OURS, interaction: ['read', 'vread', 'history'] });
+    await expect(all.readHistory('Task', theirs.id)).rejects.toThrow('Not found');
+    await expect(all.readVersion('Task', theirs.id, theirs.meta?.versionId ?? '')).rejects.toThrow('Not found');
+  });
+
+  it('granted, every version loses the hidden fields of the grant that allows `read` on it', async () => {
+    const stored = await base.updateResource({ ...ours, ...secret });
+    const repo = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['read', 'vread', 'history'],
+      hiddenFields: ['description'],
+    });
+    const version = await repo.readVersion<Task>('Task', ours.id, stored.meta?.versionId ?? '');
+    expect(version.description).toBeUndefined();
+    const history = await repo.readHistory<Task>('Task', ours.id);
+    expect(history.entry?.map((e) => e.resource?.description)).toEqual([undefined, undefined]);
+    expect(history.entry?.map((e) => e.resource?.id)).toEqual([ours.id, ours.id]);
   });
 });

@@ -2,7 +2,7 @@
 // does not. This wrapper applies the server's rules, in the server's order, with @medplum/core's own
 // evaluation (`satisfiedAccessPolicy`, `accessPolicySupportsInteraction`), so that the bot tests and
 // the emulator refuse every request a real project refuses. Each rule is an entry of the fidelity
-// ledger (docs/fidelity-ledger.md, ids AC-1…AC-10) with its source, and is pinned by
+// ledger (docs/fidelity-ledger.md, ids AC-1…AC-11) with its source, and is pinned by
 // test/emulator/access-rules.test.ts. The rules are written from the server, not from our policies:
 //
 //   AC-1 search   the type must grant `search`; results the criteria exclude are left out.
@@ -23,6 +23,9 @@
 //                 have every `writeConstraint` evaluate to exactly `true` (FHIRPath over `%before`,
 //                 `%after`), else 403 (400 when the expression fails to evaluate); an update that
 //                 changes nothing is answered with the existing resource without this check.
+//   AC-11 vread, history  read first (AC-2), then the resource must satisfy a `vread` (resp. `history`)
+//                 grant, else 403 — `read` alone does not allow them; every version handed back loses
+//                 its hidden fields (AC-8).
 import {
   accessPolicySupportsInteraction,
   allOk,
@@ -266,6 +269,20 @@ export function withAccessPolicy(
     },
     async readResource(resourceType: string, id: string): Promise<Resource> {
       return hideFields(await readChecked(resourceType, id));
+    },
+    /** AC-11: the server's `readVersion` — read first (AC-2), then `vread` on the resource, then AC-8. */
+    async readVersion(resourceType: string, id: string, versionId: string): Promise<Resource> {
+      require(await readChecked(resourceType, id), 'vread');
+      return hideFields(await repo.readVersion(resourceType, id, versionId));
+    },
+    /** AC-11: the server's `readHistory` — read first (AC-2), then `history`, then AC-8 on every version. */
+    async readHistory(resourceType: string, id: string): Promise<Bundle> {
+      require(await readChecked(resourceType, id), 'history');
+      const bundle = await repo.readHistory(resourceType, id);
+      return {
+        ...bundle,
+        entry: bundle.entry?.map((e) => (e.resource ? { ...e, resource: hideFields(e.resource) } : e)),
+      };
     },
     async createResource(resource: Resource, options?: CreateResourceOptions, update?: boolean): Promise<Resource> {
       // MemoryRepository.updateResource re-enters createResource with update=true; that path was checked as an update.
