@@ -67,14 +67,18 @@ export function isProjectEndpoint(endpoint: MedblocksEndpoint): boolean {
   return endpoint.events.some((e) => e === '*' || PROJECT_EVENT_TYPES.includes(e));
 }
 
+/** The event type a dead-letter Task names (its `event-type` input, written by the bots). */
+export function deadLetterEventType(task: Task): string {
+  return task.input?.find((i) => i.type.text === 'event-type')?.valueString ?? 'unknown';
+}
+
 /** Open dead-letter Tasks as event ids, for `--quarantined`. */
 export async function quarantinedEvents(medplum: MedplumClient): Promise<{ id: string; type: string }[]> {
   const tasks = await medplum.searchResources('Task', `${DEAD_LETTER_SEARCH}&_count=1000`);
   return tasks.flatMap((task: Task) => {
     const id = task.identifier?.find((i) => i.system === DEAD_LETTER_SYSTEM)?.value;
     if (!id?.startsWith('evt_')) return [];
-    const type = task.input?.find((i) => i.type.text === 'event type' || i.type.coding?.[0]?.code === 'event-type');
-    return [{ id, type: type?.valueString ?? 'unknown' }];
+    return [{ id, type: deadLetterEventType(task) }];
   });
 }
 
