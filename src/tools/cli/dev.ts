@@ -140,7 +140,8 @@ export function describe(
       'Provision, monitor and redeliver against this dev (export these in another terminal):',
       `  export ${medplumEnv} \\`,
       `    MEDBLOCKS_API_BASE_URL=${medblocks.url} MEDBLOCKS_API_KEY=${medblocks.apiKey}`,
-      '  npm run provision && npm run monitor && npm run redeliver -- --quarantined'
+      '  npm run provision && npm run monitor && npm run redeliver -- --quarantined',
+      `Emit an event through it: POST ${medblocks.url}/_local/events (docs/ops-tools-locally.md)`
     );
   } else {
     lines.push(
