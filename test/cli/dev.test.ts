@@ -106,6 +106,10 @@ describe('npm run dev', () => {
           `export MEDPLUM_BASE_URL=${emulator.url}/ MEDPLUM_CLIENT_ID=${emulator.adminClient.clientId} MEDPLUM_CLIENT_SECRET=`
         );
         expect(banner).toContain('npm run provision && npm run monitor && npm run redeliver -- --quarantined');
+        expect(JSON.parse(describeEmulator(emulator, true, false, medblocks))).toMatchObject({
+          url: emulator.url,
+          medblocks: { url: medblocks.url, apiKey: DEV_MEDBLOCKS_API_KEY },
+        });
         const api = new MedblocksApi(medblocks.url, DEV_MEDBLOCKS_API_KEY);
         expect(await api.listEndpoints()).toEqual([]);
         const endpoint = await api.createEndpoint({
