@@ -17,12 +17,35 @@ test('the demo story meets every expectation', async () => {
     '200 stale',
     '200 processed',
     '200 processed',
+    // The quarantine story, through the local Medblocks: quarantined, fixed, redelivered, applied.
+    '200 quarantined:patient_not_found',
+    'undefined Patient created',
+    '200 processed',
+  ]);
+  expect(result.steps.slice(9).map((s) => s.title)).toEqual([
+    'unknown patient, creation off: quarantined',
+    'the fix: the operator creates the Patient',
+    'npm run redeliver -- --quarantined: applied',
+  ]);
+  expect(result.checks.map((c) => c.check)).toEqual(
+    expect.arrayContaining([
+      'dead-letter Task (quarantined, then applied)',
+      'records-sync Task of the redelivered event',
+    ])
+  );
+  expect(result.state.tasks.filter((t) => t.code === 'webhook-dead-letter')).toEqual([
+    expect.objectContaining({ status: 'completed', businessStatus: 'applied-after-redelivery' }),
   ]);
   expect(result.ok).toBe(true);
-  expect(result.state.auditEvents).toEqual({ total: 9, success: 7, failure: 2 });
+  expect(result.state.auditEvents).toEqual({ total: 11, success: 9, failure: 2 });
+  expect(lines).toContainEqual(
+    expect.stringMatching(
+      /^12 +npm run redeliver -- --quarantined: applied +records\.sync\.completed +200 processed +200 +processed +ok$/
+    )
+  );
   expect(lines.at(-1)).toBe('demo: every step met its expectation');
   // It built dist/ from bots/ first, so the story ran the current sources (test/cli/prebuild.test.ts).
   expect(lines[0]).toMatch(/^(built dist\/ from bots\/ \(\d+ ms\)|dist\/ is up to date with bots\/)/);
   // Ids and statuses only: the printout never carries payload fields such as the sync error text.
-  expect(lines.join('\n')).not.toMatch(/FHIR server returned|error_message|whsec_/);
+  expect(lines.join('\n')).not.toMatch(/FHIR server returned|error_message|whsec_|demo_patient_0002/);
 });

@@ -6,10 +6,19 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { CommandIo } from '../../src/tools/cli/args';
-import { describe as describeEmulator, formatRun, portInUseMessage, runDev } from '../../src/tools/cli/dev';
+import {
+  describe as describeEmulator,
+  formatRun,
+  medblocksPortInUseMessage,
+  portInUseMessage,
+  runDev,
+} from '../../src/tools/cli/dev';
+import { recordsSyncCompleted } from '../../src/tools/fixtures/events';
+import { DEV_MEDBLOCKS_API_KEY } from '../../src/tools/medblocks-local/wire';
+import { MedblocksApi } from '../../src/tools/provision/medblocks-api';
 import { watchedAncestors } from '../../src/tools/cli/lifetime';
 import { startEmulator } from '../../src/tools/emulator/server';
-import { makeTinyProject } from '../support/tiny-project';
+import { makeTinyProject, TINY_BOT } from '../support/tiny-project';
 import type { TinyProject } from '../support/tiny-project';
 
 let project: TinyProject;
@@ -59,6 +68,68 @@ describe('npm run dev', () => {
     } finally {
       await emulator.close();
     }
+  });
+
+  test('a busy local Medblocks port (the emulator’s + 1): exit 1 naming it, the emulator’s port released', async () => {
+    const { blocker, port } = await busyPortAfterAFreeOne();
+    try {
+      const { io, lines } = collect();
+      const code = await runDev(['--port', String(port - 1)], { io, root: project.root, env: {} });
+      expect(code).toBe(1);
+      expect(lines.at(-1)).toBe(`dev: ${medblocksPortInUseMessage(port, port - 1)}`);
+      expect(lines.at(-1)).toMatch(
+        new RegExp(
+          `^dev: port ${String(port)} \\(the local Medblocks, the emulator's port \\+ 1\\) is in use — .*--port 81[12]0\`$`
+        )
+      );
+      expect(lines.join('\n')).not.toMatch(/EADDRINUSE|\n\s+at /);
+      const again = createServer();
+      await new Promise<void>((resolve) => again.listen(port - 1, '127.0.0.1', resolve));
+      again.close();
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('starts the local Medblocks with the dev key, prints the settings for provision/monitor/redeliver, delivers to the emulator', async () => {
+    const { io, lines } = collect();
+    let delivered: number | null | undefined;
+    const code = await runDev(['--port', '0'], {
+      io,
+      root: project.root,
+      env: {},
+      until: async (emulator, medblocks) => {
+        const banner = lines.join('\n');
+        expect(banner).toContain(`Local Medblocks on ${medblocks.url}`);
+        expect(banner).toContain(`MEDBLOCKS_API_BASE_URL=${medblocks.url} MEDBLOCKS_API_KEY=${DEV_MEDBLOCKS_API_KEY}`);
+        expect(banner).toContain(
+          `export MEDPLUM_BASE_URL=${emulator.url}/ MEDPLUM_CLIENT_ID=${emulator.adminClient.clientId} MEDPLUM_CLIENT_SECRET=`
+        );
+        expect(banner).toContain('npm run provision && npm run monitor && npm run redeliver -- --quarantined');
+        expect(JSON.parse(describeEmulator(emulator, true, false, medblocks))).toMatchObject({
+          url: emulator.url,
+          medblocks: { url: medblocks.url, apiKey: DEV_MEDBLOCKS_API_KEY },
+        });
+        const api = new MedblocksApi(medblocks.url, DEV_MEDBLOCKS_API_KEY);
+        expect(await api.listEndpoints()).toEqual([]);
+        const endpoint = await api.createEndpoint({
+          url: emulator.bot(TINY_BOT).webhookUrl,
+          events: ['records.sync.completed'],
+          description: 'dev test',
+        });
+        medblocks.emit(recordsSyncCompleted());
+        await medblocks.idle();
+        delivered = (await api.listEvents(endpoint.id, true))[0]?.last_status_code;
+        return 'test done';
+      },
+    });
+    expect(code).toBe(0);
+    expect(delivered).toBe(200);
+    expect(
+      lines.some((l) => new RegExp(`  ${TINY_BOT}  \\S+  \\S+  200  `).test(l)),
+      'the delivery line'
+    ).toBe(true);
+    expect(lines.at(-1)).toMatch(/^stopping the emulator on \S+ and the local Medblocks on \S+: test done$/);
   });
 
   test('one line per delivery: time, bot, event, outcome, status, duration', () => {
@@ -118,14 +189,21 @@ describe('it stops with the process that started it', () => {
     const closed = new Promise<void>((resolve) => parent.stdout.on('close', resolve));
     try {
       const url = await waitFor(() => /Medplum emulator on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1], 25_000);
+      const medblocksUrl = await waitFor(() => /MEDBLOCKS_API_BASE_URL=(\S+)/.exec(output)?.[1], 5_000);
       const childPid = Number(/child (\d+)/.exec(output)?.[1]);
       expect((await fetch(`${url}/healthcheck`)).status).toBe(200);
+      expect((await fetch(`${medblocksUrl}/webhooks`)).status, 'the local Medblocks answers (401 without a key)').toBe(
+        401
+      );
 
       parent.kill('SIGKILL');
       await waitFor(() => (isAlive(childPid) ? undefined : true), 8_000);
       await closed; // every holder of the pipe is gone
-      expect(output).toMatch(/stopping the emulator on http:\/\/127\.0\.0\.1:\d+: parent process (\d+ )?ended/);
+      expect(output).toMatch(
+        /stopping the emulator on http:\/\/127\.0\.0\.1:\d+ and the local Medblocks on http:\/\/127\.0\.0\.1:\d+: parent process (\d+ )?ended/
+      );
       await expect(fetch(`${url}/healthcheck`)).rejects.toThrow();
+      await expect(fetch(`${medblocksUrl}/webhooks`)).rejects.toThrow();
     } finally {
       parent.kill('SIGKILL');
     }
@@ -147,7 +225,9 @@ test('the parent closes the stdin pipe it gave: the emulator exits 0', async () 
     await waitFor(() => (/Medplum emulator on/.test(output) ? true : undefined), 25_000);
     child.stdin.end();
     expect(await exited).toBe(0);
-    expect(output).toMatch(/stopping the emulator on http:\/\/127\.0\.0\.1:\d+: stdin closed/);
+    expect(output).toMatch(
+      /stopping the emulator on http:\/\/127\.0\.0\.1:\d+ and the local Medblocks on http:\/\/127\.0\.0\.1:\d+: stdin closed/
+    );
   } finally {
     child.kill('SIGKILL');
   }
@@ -170,4 +250,32 @@ async function waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promis
     if (Date.now() > deadline) throw new Error('timed out waiting');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A busy port whose predecessor is free, so that `--port <busy - 1>` gets past the emulator. */
+async function busyPortAfterAFreeOne(): Promise<{ blocker: ReturnType<typeof createServer>; port: number }> {
+  for (let tries = 0; tries < 20; tries++) {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    const probe = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      probe.once('error', () => {
+        resolve(false);
+      });
+      probe.listen(port - 1, '127.0.0.1', () => {
+        resolve(true);
+      });
+    });
+    if (free) {
+      await new Promise<void>((resolve) =>
+        probe.close(() => {
+          resolve();
+        })
+      );
+      return { blocker, port };
+    }
+    blocker.close();
+  }
+  throw new Error('no free port pair found');
 }

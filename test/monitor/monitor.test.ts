@@ -2,6 +2,7 @@ import type { AuditEvent, Bot } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
+import { buildDeadLetter, resolveDeadLetter } from '../../src/runtime/fhir/dead-letter';
 import { percentile, runStats } from '../../src/tools/monitor/analyse';
 import { outcomeOfConsole as parseOutcome } from '../../src/runtime/summary';
 import type { MonitorReport } from '../../src/tools/monitor/monitor';
@@ -145,6 +146,39 @@ describe('npm run monitor', () => {
     );
     expect(issues['medblocks-marker-sweeper']).toEqual(['bot missing: run npm run provision']);
     expect(issues['medblocks-records-sync-completed']).toEqual([]);
+  });
+
+  it('counts open dead-letter Tasks per event type, hints at redeliver --quarantined, and exits 1', async () => {
+    const seenAt = '2026-08-01T11:00:00.000Z';
+    const dl = (key: string, type: string) =>
+      buildDeadLetter({ key, type, reason: 'patient_not_found', path: 'data.object.patient_id', seenAt });
+    await medplum.put(dl('evt_Q1', 'records.sync.completed'));
+    await medplum.put(dl('evt_Q2', 'records.sync.completed'));
+    await medplum.put(dl('evt_Q3', 'patient_flow.completed'));
+    const done = await medplum.put(dl('evt_Q4', 'records.sync.failed'));
+    await medplum.put(resolveDeadLetter(done, seenAt)); // applied after redelivery: not counted
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toContain(
+      [
+        'Quarantined events (open dead-letter Tasks): 3',
+        '        2 × records.sync.completed',
+        '        1 × patient_flow.completed',
+        '! 3 quarantined events: fix the cause (README Troubleshooting), then npm run redeliver -- --quarantined',
+      ].join('\n')
+    );
+    const json = JSON.parse((await run(['--json'])).output) as MonitorReport;
+    expect(json.quarantined).toEqual({
+      total: 3,
+      more: false,
+      byType: { 'records.sync.completed': 2, 'patient_flow.completed': 1 },
+    });
+  });
+
+  it('no open dead-letter: says none and stays all good', async () => {
+    const { code, output } = await run();
+    expect(code).toBe(0);
+    expect(output).toContain('Quarantined events (open dead-letter Tasks): none.');
   });
 
   it('exits 2 with a message when it cannot check', async () => {

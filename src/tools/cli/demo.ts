@@ -1,13 +1,20 @@
 // `npm run demo`: builds dist/ from bots/, starts the emulator in-process, plays the story of
-// ./demo-story through real signed HTTP deliveries, prints what happened and the resulting FHIR
-// state (ids and statuses only), and exits 0 only when every step and every check matched.
-import type { AuditEvent, Consent, Identifier, Patient, Task } from '@medplum/fhirtypes';
+// ./demo-story through real signed HTTP deliveries, then the quarantine story through an in-process
+// local Medblocks (a poison event quarantined, the cause fixed, `npm run redeliver -- --quarantined`,
+// applied), prints what happened and the resulting FHIR state (ids and statuses only), and exits 0
+// only when every step and every check matched.
+import type { AuditEvent, Consent, Identifier, Patient, Project, Task } from '@medplum/fhirtypes';
 import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
 import { SYSTEM } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
-import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, demoStory } from '../fixtures/demo-story';
+import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, DEMO_SOURCE_A, demoStory } from '../fixtures/demo-story';
+import { recordsSyncCompleted } from '../fixtures/events';
+import { startLocalMedblocksFor, subscribeEmulatorBots } from '../medblocks-local/wire';
+import { MedblocksApi } from '../provision/medblocks-api';
+import { redeliver } from '../redeliver/redeliver';
+import { SETTING_NAMES } from '../../runtime/settings';
 import type { DemoStep, StepResult } from '../fixtures/demo-story';
 
 import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';
@@ -25,8 +32,10 @@ export interface CheckResult {
 
 export interface DemoState {
   readonly patients: { id: string }[];
+  /** The Patient the operator created in the quarantine story. */
+  readonly createdByOperator: { id: string }[];
   readonly consents: { id: string; key: string; status: string }[];
-  readonly tasks: { id: string; code: string; status: string; businessStatus: string }[];
+  readonly tasks: { id: string; code: string; status: string; businessStatus: string; for: string }[];
   readonly auditEvents: { total: number; success: number; failure: number };
 }
 
@@ -55,8 +64,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     for (const [index, step] of story.entries()) {
       steps.push(await play(emulator, index + 1, step));
     }
+    steps.push(...(await playQuarantine(emulator, steps.length + 1)));
     const state = await readState(emulator);
-    const checks = checkState(state, story.length, story.filter((s) => s.expectedStatus !== 200).length);
+    const deliveries = story.length + QUARANTINE_DELIVERIES;
+    const checks = checkState(state, deliveries, story.filter((s) => s.expectedStatus !== 200).length);
     const result = { ok: steps.every((s) => s.ok) && checks.every((c) => c.ok), steps, checks, state };
     report(result, log);
     return result;
@@ -87,20 +98,125 @@ async function play(emulator: RunningEmulator, number: number, step: DemoStep): 
   };
 }
 
+/** The patient of the quarantine story: Medplum does not know it when its sync arrives. */
+export const DEMO_UNKNOWN_PATIENT_ID = 'demo_patient_0002';
+/** Deliveries the quarantine story makes (the poison one, then its redelivery): one AuditEvent each. */
+const QUARANTINE_DELIVERIES = 2;
+
+/**
+ * The quarantine story, through a local Medblocks as in production: with creation of unknown
+ * patients turned off, a sync for a patient Medplum does not know is answered 200 quarantined (so
+ * Medblocks keeps the endpoint enabled) and kept as an open dead-letter Task; the operator creates
+ * the Patient; `npm run redeliver -- --quarantined` has Medblocks deliver it again, and it is
+ * applied. The retry clock is scaled so the story takes milliseconds.
+ */
+async function playQuarantine(emulator: RunningEmulator, first: number): Promise<StepResult[]> {
+  const admin = emulator.store.client();
+  const medblocks = await startLocalMedblocksFor(emulator, { timeScale: 1e6 });
+  try {
+    const endpoints = await subscribeEmulatorBots(medblocks, emulator);
+    const endpoint = endpoints.find((e) => e.description === 'medblocks-records-sync-completed');
+    const api = new MedblocksApi(medblocks.url, medblocks.apiKey);
+    const event = recordsSyncCompleted(
+      { patient_id: DEMO_UNKNOWN_PATIENT_ID, connection_id: DEMO_SOURCE_A },
+      { created_at: '2026-05-23T09:00:00.000Z' }
+    );
+    const lastDelivery = async (): Promise<{ status: number | undefined; outcome: string }> => {
+      const record = endpoint ? (await api.listEvents(endpoint.id, true)).find((r) => r.id === event.id) : undefined;
+      const status = record?.last_status_code ?? undefined;
+      return { status, outcome: outcomeOfAnswer(status, record?.last_response_body ?? '') };
+    };
+    const step = (
+      offset: number,
+      title: string,
+      eventType: string,
+      expected: [number | undefined, string],
+      actual: { status: number | undefined; outcome: string }
+    ): StepResult => ({
+      step: first + offset,
+      title,
+      eventType,
+      expected: `${expected[0] === undefined ? '-' : String(expected[0])} ${expected[1]}`,
+      status: actual.status,
+      outcome: actual.outcome,
+      ok: actual.status === expected[0] && actual.outcome === expected[1],
+    });
+
+    await setProjectSecret(emulator, SETTING_NAMES.createMissingPatients, 'false');
+    medblocks.emit(event);
+    await medblocks.idle();
+    const quarantined = await lastDelivery();
+    // The answer alone is not the point: the event must also wait as an open dead-letter.
+    const open = (await emulator.store.all<Task>('Task', `identifier=${SYSTEM.deadLetter}|${event.id}`)).filter(
+      (t) => t.status === 'failed'
+    );
+    const poisoned = step(
+      0,
+      'unknown patient, creation off: quarantined',
+      event.type,
+      [200, 'quarantined:patient_not_found'],
+      {
+        ...quarantined,
+        outcome: open.length === 1 ? quarantined.outcome : `${quarantined.outcome} (no open dead-letter)`,
+      }
+    );
+
+    const patient = await admin.createResource<Patient>({
+      resourceType: 'Patient',
+      identifier: [{ system: SYSTEM.patientId, value: DEMO_UNKNOWN_PATIENT_ID }],
+    });
+    const fixed = step(1, 'the fix: the operator creates the Patient', '-', [undefined, 'Patient created'], {
+      status: undefined,
+      outcome: patient.id ? 'Patient created' : 'not created',
+    });
+
+    const summary = await redeliver({
+      api,
+      medplum: admin,
+      filters: { quarantinedOnly: true },
+      print: () => undefined,
+    });
+    const redelivered = await lastDelivery();
+    const applied = step(2, 'npm run redeliver -- --quarantined: applied', event.type, [200, 'processed'], {
+      ...redelivered,
+      outcome: summary.redelivered === 1 ? redelivered.outcome : `redelivered ${String(summary.redelivered)}`,
+    });
+    return [poisoned, fixed, applied];
+  } finally {
+    await medblocks.close();
+  }
+}
+
+/** Sets one project secret (a setting) as an operator would in the Medplum app. */
+async function setProjectSecret(emulator: RunningEmulator, name: string, value: string): Promise<void> {
+  const [project] = await emulator.store.all<Project>('Project');
+  if (!project) throw new Error('the emulator has no Project');
+  const secret = (project.secret ?? []).filter((s) => s.name !== name);
+  await emulator.store
+    .client()
+    .updateResource<Project>({ ...project, secret: [...secret, { name, valueString: value }] });
+}
+
 async function readState(emulator: RunningEmulator): Promise<DemoState> {
   const store = emulator.store;
   const patients = await store.all<Patient>('Patient', `identifier=${SYSTEM.patientId}|${DEMO_PATIENT_ID}`);
+  const createdByOperator = await store.all<Patient>(
+    'Patient',
+    `identifier=${SYSTEM.patientId}|${DEMO_UNKNOWN_PATIENT_ID}`
+  );
   const consents = await store.all<Consent>('Consent');
   const tasks = await store.all<Task>('Task');
   const audits = await store.all<AuditEvent>('AuditEvent');
   return {
     patients: patients.map((p) => ({ id: p.id })),
+    createdByOperator: createdByOperator.map((p) => ({ id: p.id })),
     consents: consents.map((c) => ({ id: c.id, key: identifierValue(c.identifier), status: c.status })),
     tasks: tasks.map((t) => ({
       id: t.id,
       code: t.code?.coding?.[0]?.code ?? '-',
       status: t.status,
       businessStatus: t.businessStatus?.text ?? t.businessStatus?.coding?.[0]?.code ?? '-',
+      for: t.for?.reference ?? '-',
     })),
     auditEvents: {
       total: audits.length,
@@ -118,10 +234,15 @@ function identifierValue(identifiers: Identifier[] | undefined): string {
 function checkState(state: DemoState, runs: number, failures: number): CheckResult[] {
   const consentA = state.consents.find((c) => c.key === DEMO_CONNECTION_A);
   const others = state.consents.filter((c) => c.key !== DEMO_CONNECTION_A);
-  const task = (code: string): string =>
+  const task = (code: string, patients: readonly { id: string }[] = state.patients): string =>
     state.tasks
-      .filter((t) => t.code === code)
+      .filter((t) => t.code === code && patients.some((p) => t.for === `Patient/${p.id}`))
       .map((t) => t.status)
+      .join(',') || 'none';
+  const deadLetters =
+    state.tasks
+      .filter((t) => t.code === 'webhook-dead-letter')
+      .map((t) => `${t.status}/${t.businessStatus}`)
       .join(',') || 'none';
   const checks: [string, string, string][] = [
     ['one Patient for the patient id', '1', String(state.patients.length)],
@@ -130,6 +251,8 @@ function checkState(state: DemoState, runs: number, failures: number): CheckResu
     ['EHR B attempt Consent', 'rejected', others.map((c) => c.status).join(',') || 'none'],
     ['reconnect-ehr Task', 'requested', task('reconnect-ehr')],
     ['records-sync Task (failed, then recovered)', 'completed', task('records-sync')],
+    ['dead-letter Task (quarantined, then applied)', 'completed/applied-after-redelivery', deadLetters],
+    ['records-sync Task of the redelivered event', 'completed', task('records-sync', state.createdByOperator)],
     ['AuditEvents (one per run)', String(runs), String(state.auditEvents.total)],
     ['AuditEvents with outcome 4', String(failures), String(state.auditEvents.failure)],
   ];
@@ -150,6 +273,7 @@ function report(result: DemoResult, log: (line: string) => void): void {
   log('');
   log('FHIR state');
   for (const p of result.state.patients) log(`  Patient/${p.id}`);
+  for (const p of result.state.createdByOperator) log(`  Patient/${p.id}  (created by the operator)`);
   for (const c of result.state.consents) log(`  Consent/${c.id}  ${c.key}  status=${c.status}`);
   for (const t of result.state.tasks)
     log(`  Task/${t.id}  ${t.code}  status=${t.status}  business=${t.businessStatus}`);
@@ -172,7 +296,7 @@ function table(header: string[], rows: string[][], log: (line: string) => void):
 export const DEMO_SPEC = {
   name: 'demo',
   summary:
-    'builds the bots from bots/, starts the Medplum emulator in-process on a free loopback port, plays a story of nine signed deliveries (a new connection, a redelivery, a forged signature, a replayed timestamp, a records sync, a token refresh failure, a late older event, a failed and a recovered sync), prints each step, the FHIR state left behind (ids and statuses only) and the checks, then stops the emulator.',
+    'builds the bots from bots/, starts the Medplum emulator in-process on a free loopback port, plays a story of nine signed deliveries (a new connection, a redelivery, a forged signature, a replayed timestamp, a records sync, a token refresh failure, a late older event, a failed and a recovered sync), then through an in-process local Medblocks a quarantine (a sync for an unknown patient with creation off, the Patient created, npm run redeliver -- --quarantined, applied), prints each step, the FHIR state left behind (ids and statuses only) and the checks, then stops the emulator.',
   options: {},
   examples: ['npm run demo', 'npm install && npm run demo   # the first thing to run after a clone'],
   exitCodes: { 0: 'every step and every check met its expectation', 1: 'a step or a check did not (MISMATCH rows)' },

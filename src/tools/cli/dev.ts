@@ -3,11 +3,16 @@
 // secret configured for it (dev secrets, or the values of environment variables named like the
 // project secrets) with hints that carry the port in use, then logs one line per delivery (bot,
 // event, outcome, HTTP status, time) until Ctrl-C or until the process that started it ends.
+// Beside it, on the next port, a local Medblocks (endpoint API, deliveries, redelivery) with a dev
+// API key, so that `npm run provision`, `npm run monitor` and `npm run redeliver` can be tried
+// against dev by hand without a Medblocks account.
 import { DEFAULT_EMULATOR_HOST, DEFAULT_EMULATOR_PORT } from '../emulator/identity';
 import { configurableSecretNames, discoverBots } from '../emulator/project';
 import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
 import type { WebhookRun } from '../emulator/webhook';
+import type { RunningLocalMedblocks } from '../medblocks-local/server';
+import { DEV_MEDBLOCKS_API_KEY, startLocalMedblocksFor } from '../medblocks-local/wire';
 import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';
 import type { CommandIo, CommandSpec, ParsedOptions } from './args';
 import { stopWithParent } from './lifetime';
@@ -19,7 +24,7 @@ export const DEFAULT_EMULATOR_URL = `http://${DEFAULT_EMULATOR_HOST}:${String(DE
 export const DEV_SPEC = {
   name: 'dev',
   summary:
-    "the local Medplum emulator: Medplum's public webhook route over the bots built from bots/ (built first, about a second), an in-memory FHIR store at /fhir/R4, each bot's webhook URL and dev signing secret printed; then one line per delivery until Ctrl-C. Stops when the process that started it ends.",
+    "the local Medplum emulator: Medplum's public webhook route over the bots built from bots/ (built first, about a second), an in-memory FHIR store at /fhir/R4, each bot's webhook URL and dev signing secret printed; beside it, on the next port, a local Medblocks (endpoint API, deliveries, redelivery) with a dev API key; then one line per delivery until Ctrl-C. Stops when the process that started it ends.",
   options: {
     port: {
       type: 'integer',
@@ -27,7 +32,7 @@ export const DEV_SPEC = {
       max: 65535,
       default: DEFAULT_EMULATOR_PORT,
       valueName: 'PORT',
-      description: 'port on 127.0.0.1 (0 picks a free one)',
+      description: 'port on 127.0.0.1 (0 picks a free one); the local Medblocks takes the next one',
     },
     'latency-ms': {
       type: 'number',
@@ -52,7 +57,7 @@ export const DEV_SPEC = {
   ],
   exitCodes: {
     0: 'stopped (Ctrl-C, SIGTERM, SIGHUP, or the process that started it ended)',
-    1: 'could not start (port in use, build failed); the message says what to do',
+    1: 'could not start (a port in use, build failed); the message says what to do',
   },
   notes:
     'Every bot signing secret and every setting (src/runtime/settings.ts) can be set as an environment variable of the same name; otherwise predictable dev secrets are used (never reuse them). The bundles are re-read on every run: after changing a bot, `npm run build` applies it without a restart.',
@@ -75,8 +80,24 @@ export function secretsFromEnvironment(env: NodeJS.ProcessEnv, root = process.cw
   return out;
 }
 
-/** The startup printout, as text or as one JSON object (`--json`); its hints use the URL in use. */
-export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites = false): string {
+/** Where the local Medblocks of `npm run dev` listens, for the banner. */
+export interface DevMedblocks {
+  readonly url: string;
+  readonly apiKey: string;
+}
+
+/** The local Medblocks' port: the emulator's + 1 (8104 by default); 0 stays 0 (a free one). */
+export function medblocksPort(emulatorPort: number): number {
+  return emulatorPort === 0 ? 0 : emulatorPort + 1;
+}
+
+/** The startup printout, as text or as one JSON object (`--json`); its hints use the URLs in use. */
+export function describe(
+  emulator: RunningEmulator,
+  asJson: boolean,
+  fhirWrites = false,
+  medblocks?: DevMedblocks
+): string {
   const bots = emulator.bots.map((b) => ({
     name: b.name,
     webhookUrl: b.webhookUrl,
@@ -85,7 +106,13 @@ export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites 
     secret: b.secret ?? null,
   }));
   if (asJson) {
-    return JSON.stringify({ url: emulator.url, fhirUrl: emulator.fhirUrl, adminClient: emulator.adminClient, bots });
+    return JSON.stringify({
+      url: emulator.url,
+      fhirUrl: emulator.fhirUrl,
+      adminClient: emulator.adminClient,
+      bots,
+      ...(medblocks ? { medblocks: { url: medblocks.url, apiKey: medblocks.apiKey } } : {}),
+    });
   }
   const lines = [
     `Medplum emulator on ${emulator.url}   FHIR (${fhirWrites ? 'read-write' : 'read-only'}, no auth): ${emulator.fhirUrl}`,
@@ -100,15 +127,29 @@ export function describe(emulator: RunningEmulator, asJson: boolean, fhirWrites 
   }
   const target = emulator.url === DEFAULT_EMULATOR_URL ? '' : ` --emulator ${emulator.url}`;
   const { clientId, clientSecret } = emulator.adminClient;
+  lines.push('', 'Dev secrets only (never reuse them).');
   lines.push(
-    '',
-    'Dev secrets only (never reuse them).',
     `Send a delivery:  npm run send -- --type records.sync.completed${target}`,
-    `Look at the data: curl -s '${emulator.fhirUrl}/Task'`,
-    `Provision and monitor this emulator: MEDPLUM_BASE_URL=${emulator.url}/ MEDPLUM_CLIENT_ID=${clientId} \\`,
-    `  MEDPLUM_CLIENT_SECRET=${clientSecret} npm run provision   (then the same with npm run monitor)`,
-    'Changed a bot? npm run build applies it without a restart. Ctrl-C stops.'
+    `Look at the data: curl -s '${emulator.fhirUrl}/Task'`
   );
+  const medplumEnv = `MEDPLUM_BASE_URL=${emulator.url}/ MEDPLUM_CLIENT_ID=${clientId} MEDPLUM_CLIENT_SECRET=${clientSecret}`;
+  if (medblocks) {
+    lines.push(
+      '',
+      `Local Medblocks on ${medblocks.url}   (endpoint API, deliveries, redelivery; in memory)`,
+      'Provision, monitor and redeliver against this dev (export these in another terminal):',
+      `  export ${medplumEnv} \\`,
+      `    MEDBLOCKS_API_BASE_URL=${medblocks.url} MEDBLOCKS_API_KEY=${medblocks.apiKey}`,
+      '  npm run provision && npm run monitor && npm run redeliver -- --quarantined',
+      `Emit an event through it: POST ${medblocks.url}/_local/events (docs/ops-tools-locally.md)`
+    );
+  } else {
+    lines.push(
+      `Provision and monitor this emulator: ${medplumEnv} \\`,
+      '  npm run provision   (then the same with npm run monitor)'
+    );
+  }
+  lines.push('', 'Changed a bot? npm run build applies it without a restart. Ctrl-C stops.');
   return lines.join('\n');
 }
 
@@ -130,12 +171,18 @@ export function portInUseMessage(port: number): string {
   return `port ${String(port)} is in use — stop the other process (is another \`npm run dev\` running?) or run \`npm run dev -- --port ${String(other)}\``;
 }
 
+/** The same for the local Medblocks' port (the emulator's + 1); the suggested --port moves both. */
+export function medblocksPortInUseMessage(port: number, emulatorPort: number): string {
+  const other = emulatorPort === 8110 ? 8120 : 8110;
+  return `port ${String(port)} (the local Medblocks, the emulator's port + 1) is in use — stop the other process (is another \`npm run dev\` running?) or run \`npm run dev -- --port ${String(other)}\``;
+}
+
 export interface DevRunOptions {
   readonly io?: CommandIo;
   readonly root?: string;
   readonly env?: NodeJS.ProcessEnv;
-  /** Resolves when the emulator should stop; by default signals and the end of the parent process. */
-  readonly until?: (emulator: RunningEmulator) => Promise<string>;
+  /** Resolves when dev should stop; by default signals and the end of the parent process. */
+  readonly until?: (emulator: RunningEmulator, medblocks: RunningLocalMedblocks) => Promise<string>;
 }
 
 /**
@@ -172,10 +219,32 @@ export function runDev(argv: readonly string[], options: DevRunOptions = {}): Pr
         }
         throw err;
       }
-      io.print(describe(emulator, values.json, values['fhir-writes']));
-      const reason = await (options.until ?? untilStopped)(emulator);
-      (values.json ? io.printError : io.print)(`stopping the emulator on ${emulator.url}: ${reason}`);
-      await emulator.close();
+      let medblocks: RunningLocalMedblocks;
+      const mbPort = medblocksPort(values.port);
+      try {
+        medblocks = await startLocalMedblocksFor(emulator, {
+          port: mbPort,
+          host: DEFAULT_EMULATOR_HOST,
+          apiKey: DEV_MEDBLOCKS_API_KEY,
+        });
+      } catch (err) {
+        await emulator.close();
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+          io.printError(`dev: ${medblocksPortInUseMessage(mbPort, values.port)}`);
+          return 1;
+        }
+        throw err;
+      }
+      io.print(describe(emulator, values.json, values['fhir-writes'], medblocks));
+      try {
+        const reason = await (options.until ?? untilStopped)(emulator, medblocks);
+        (values.json ? io.printError : io.print)(
+          `stopping the emulator on ${emulator.url} and the local Medblocks on ${medblocks.url}: ${reason}`
+        );
+      } finally {
+        await medblocks.close();
+        await emulator.close();
+      }
       return 0;
     },
     io

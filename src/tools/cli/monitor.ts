@@ -10,7 +10,7 @@ import type { CommandSpec } from './args';
 export const MONITOR_SPEC = {
   name: 'monitor',
   summary:
-    'per bot: runs, failures by reason, p50/p95 duration and configuration drift; with MEDBLOCKS_API_KEY, Medblocks endpoints that are disabled and their undelivered events. Read-only.',
+    'per bot: runs, failures by reason, p50/p95 duration and configuration drift; with MEDBLOCKS_API_KEY, Medblocks endpoints that are disabled and their undelivered events; open dead-letter Tasks (quarantined events) per event type. Read-only.',
   options: {
     since: { type: 'string', default: '24h', valueName: 'W', description: 'the window: 30m, 24h, 7d' },
     json: { type: 'boolean', description: 'the report as JSON' },
@@ -27,7 +27,7 @@ export const MONITOR_SPEC = {
   examples: ['npm run monitor', 'npm run monitor -- --since 7d --max-failures 3', 'npm run monitor -- --json'],
   exitCodes: {
     0: 'all good (warnings such as the parsed-body fallback on Medplum < 5.2 included)',
-    1: 'needs attention',
+    1: 'needs attention (an issue, failures over the limit, a disabled endpoint, or quarantined events)',
     2: 'could not check (settings, server), or a bad command line',
   },
 } as const satisfies CommandSpec;

@@ -34,7 +34,7 @@ export const REDELIVER_SPEC = {
   ],
   exitCodes: {
     0: 'every planned event delivered (or dry run)',
-    1: 'some still failing or an error',
+    1: 'some still failing, quarantined again (the cause is not fixed yet), or an error',
     2: 'bad command line',
   },
   notes:
@@ -42,32 +42,41 @@ export const REDELIVER_SPEC = {
 } as const satisfies CommandSpec;
 
 /** Runs the command and returns its exit code. */
-export async function runRedeliver(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  return runCommand(REDELIVER_SPEC, argv, async (o) => {
-    const settings = readSettings(env);
-    if (!settings.medblocksApiKey) throw new Error('MEDBLOCKS_API_KEY must be set (environment or .env)');
-    const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey);
-    const medplum = settings.clientId && settings.clientSecret ? (await connectMedplum(settings)).medplum : undefined;
-    if (o.quarantined && !medplum) throw new Error('--quarantined needs MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET');
-    const summary = await redeliver({
-      api,
-      medplum,
-      filters: {
-        sinceMs: o.since ? Date.now() - parseWindow(o.since) : undefined,
-        type: o.type,
-        statusCode: o['status-code'],
-        event: o.event,
-        quarantinedOnly: o.quarantined,
-      },
-      dryRun: o['dry-run'],
-      force: o.force,
-      reenable: o.reenable,
-      print: (line) => {
-        console.log(line);
-      },
-    });
-    return summary.stillFailing.length > 0 ? 1 : 0;
-  });
+export async function runRedeliver(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  print: (line: string) => void = (line) => {
+    console.log(line);
+  }
+): Promise<number> {
+  return runCommand(
+    REDELIVER_SPEC,
+    argv,
+    async (o) => {
+      const settings = readSettings(env);
+      if (!settings.medblocksApiKey) throw new Error('MEDBLOCKS_API_KEY must be set (environment or .env)');
+      const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey);
+      const medplum = settings.clientId && settings.clientSecret ? (await connectMedplum(settings)).medplum : undefined;
+      if (o.quarantined && !medplum) throw new Error('--quarantined needs MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET');
+      const summary = await redeliver({
+        api,
+        medplum,
+        filters: {
+          sinceMs: o.since ? Date.now() - parseWindow(o.since) : undefined,
+          type: o.type,
+          statusCode: o['status-code'],
+          event: o.event,
+          quarantinedOnly: o.quarantined,
+        },
+        dryRun: o['dry-run'],
+        force: o.force,
+        reenable: o.reenable,
+        print,
+      });
+      return summary.stillFailing.length > 0 || summary.quarantinedAgain.length > 0 ? 1 : 0;
+    },
+    { print, printError: print }
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {

@@ -3,6 +3,7 @@
 // Medplum through MedplumClient (../provision/medplum.ts).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { MedplumClient } from '@medplum/core';
 import type { AccessPolicy } from '@medplum/fhirtypes';
 import { SETTING_NAMES } from '../../runtime/settings';
 import { ALL_BOTS } from '../../runtime/registry';
@@ -12,6 +13,7 @@ import { MedblocksApi } from '../provision/medblocks-api';
 import { auditEvents, call, connectMedplum, membershipOf, readProject, SetupError } from '../provision/medplum';
 import { byExactName, supportsRawBody, webhookUrl } from '../provision/plan';
 import { secretIsTrue } from '../provision/preflight';
+import { DEAD_LETTER_SEARCH, deadLetterEventType } from '../redeliver/redeliver';
 import { driftIssues, endpointStatus, runStats } from './analyse';
 import type { EndpointStatus, RunStats } from './analyse';
 
@@ -42,7 +44,36 @@ export interface MonitorReport {
   readonly bots: readonly BotReport[];
   /** Undefined when MEDBLOCKS_API_KEY is not set. */
   readonly endpoints: readonly EndpointStatus[] | undefined;
+  /** Open dead-letter Tasks (quarantined events not applied yet), in total and per event type. */
+  readonly quarantined: QuarantinedCount;
   readonly attention: boolean;
+}
+
+export interface QuarantinedCount {
+  readonly total: number;
+  /** True when the search hit its page size: the total is a lower bound. */
+  readonly more: boolean;
+  readonly byType: Readonly<Record<string, number>>;
+}
+
+/** One page of dead-letters is plenty to count: more than this open at once is its own alarm. */
+const DEAD_LETTER_PAGE = 1000;
+
+/**
+ * Counts the open dead-letters with one search. Quarantined events are answered 200, so Medblocks
+ * and the AuditEvents call them successes: without this count they stay invisible until someone
+ * opens the Medplum app.
+ */
+export async function countQuarantined(medplum: MedplumClient): Promise<QuarantinedCount> {
+  const tasks = await call('GET', 'fhir/R4/Task', () =>
+    medplum.searchResources('Task', `${DEAD_LETTER_SEARCH}&_count=${String(DEAD_LETTER_PAGE)}`)
+  );
+  const byType: Record<string, number> = {};
+  for (const task of tasks) {
+    const type = deadLetterEventType(task);
+    byType[type] = (byType[type] ?? 0) + 1;
+  }
+  return { total: tasks.length, more: tasks.length >= DEAD_LETTER_PAGE, byType };
 }
 
 /** Builds the report; `attention` is what the exit code reflects. */
@@ -122,11 +153,21 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
     }
   }
 
+  const quarantined = await countQuarantined(medplum);
   const attention =
+    quarantined.total > 0 ||
     projectIssues.length > 0 ||
     reports.some((r) => r.issues.length > 0) ||
     (endpoints ?? []).some((e) => e.issues.length > 0);
-  return { since, medplumVersion: session.version, projectIssues, bots: reports, endpoints, attention };
+  return {
+    since,
+    medplumVersion: session.version,
+    projectIssues,
+    bots: reports,
+    endpoints,
+    quarantined,
+    attention,
+  };
 }
 
 function status(bot: BotReport): string {
@@ -169,7 +210,22 @@ export function formatMonitorReport(report: MonitorReport): string[] {
   } else {
     lines.push('', 'Medblocks endpoints: not checked (set MEDBLOCKS_API_KEY).');
   }
+  lines.push('', ...formatQuarantined(report.quarantined));
   const warned = report.bots.some((b) => b.warnings.length > 0);
   lines.push('', report.attention ? 'Needs attention.' : warned ? 'All good (see ~ warnings).' : 'All good.');
+  return lines;
+}
+
+/** The dead-letter lines: a count per event type and what to do about them. */
+export function formatQuarantined(q: QuarantinedCount): string[] {
+  if (q.total === 0) return ['Quarantined events (open dead-letter Tasks): none.'];
+  const n = `${String(q.total)}${q.more ? '+' : ''}`;
+  const lines = [`Quarantined events (open dead-letter Tasks): ${n}`];
+  for (const [type, count] of Object.entries(q.byType).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) {
+    lines.push(`    ${String(count).padStart(5)} × ${type}`);
+  }
+  lines.push(
+    `! ${n} quarantined event${q.total === 1 ? '' : 's'}: fix the cause (README Troubleshooting), then npm run redeliver -- --quarantined`
+  );
   return lines;
 }

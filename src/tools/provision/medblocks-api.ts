@@ -39,6 +39,8 @@ export interface MedblocksDelivery {
   readonly next_attempt_at?: string | null;
   readonly delivered_at?: string | null;
   readonly last_status_code?: number | null;
+  /** The first 4 KB of the receiver's answer: the bots answer ids, a status and a reason only. */
+  readonly last_response_body?: string | null;
   readonly last_redelivered_at?: string | null;
   readonly created_at?: string;
 }

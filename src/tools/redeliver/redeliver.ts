@@ -60,11 +60,32 @@ export interface RedeliverSummary {
   readonly redelivered: number;
   readonly deliveredNow: number;
   readonly stillFailing: { id: string; status: number | null }[];
+  /**
+   * Delivered (200) but quarantined once more: the cause is not fixed yet. Medblocks calls it a
+   * success, so without this the run would report it "delivered" while its dead-letter stays open.
+   */
+  readonly quarantinedAgain: string[];
+}
+
+/** Whether the bot's answer (`last_response_body`) says it quarantined the event. */
+export function answeredQuarantined(body: string | null | undefined): boolean {
+  if (!body) return false;
+  try {
+    const parsed = JSON.parse(body) as { status?: unknown };
+    return parsed.status === 'quarantined';
+  } catch {
+    return false;
+  }
 }
 
 /** An endpoint is ours when it is subscribed to one of the bots' event types (either flow name). */
 export function isProjectEndpoint(endpoint: MedblocksEndpoint): boolean {
   return endpoint.events.some((e) => e === '*' || PROJECT_EVENT_TYPES.includes(e));
+}
+
+/** The event type a dead-letter Task names (its `event-type` input, written by the bots). */
+export function deadLetterEventType(task: Task): string {
+  return task.input?.find((i) => i.type.text === 'event-type')?.valueString ?? 'unknown';
 }
 
 /** Open dead-letter Tasks as event ids, for `--quarantined`. */
@@ -73,8 +94,7 @@ export async function quarantinedEvents(medplum: MedplumClient): Promise<{ id: s
   return tasks.flatMap((task: Task) => {
     const id = task.identifier?.find((i) => i.system === DEAD_LETTER_SYSTEM)?.value;
     if (!id?.startsWith('evt_')) return [];
-    const type = task.input?.find((i) => i.type.text === 'event type' || i.type.coding?.[0]?.code === 'event-type');
-    return [{ id, type: type?.valueString ?? 'unknown' }];
+    return [{ id, type: deadLetterEventType(task) }];
   });
 }
 
@@ -128,7 +148,7 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
     for (const e of list)
       options.print(`plan  ${e.id} ${e.type} (${e.source}, last status ${e.lastStatusCode ?? 'none'})`);
     options.print(`Dry run: ${list.length} event(s) would be redelivered, ${skipped.length} skipped.`);
-    return { planned: list, skipped, redelivered: 0, deliveredNow: 0, stillFailing: [] };
+    return { planned: list, skipped, redelivered: 0, deliveredNow: 0, stillFailing: [], quarantinedAgain: [] };
   }
   if (options.reenable) {
     for (const e of disabled) {
@@ -142,6 +162,7 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
   let redelivered = 0;
   let deliveredNow = 0;
   const stillFailing: { id: string; status: number | null }[] = [];
+  const quarantinedAgain: string[] = [];
   for (const [index, e] of list.entries()) {
     let result: MedblocksDelivery | undefined;
     for (let tries = 0; tries <= MAX_RATE_LIMITED; tries++) {
@@ -167,15 +188,17 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
     redelivered++;
     const code = result.last_status_code ?? null;
     const ok = code !== null && code >= 200 && code < 300;
-    if (ok) deliveredNow++;
+    const again = ok && answeredQuarantined(result.last_response_body);
+    if (again) quarantinedAgain.push(e.id);
+    else if (ok) deliveredNow++;
     else stillFailing.push({ id: e.id, status: code });
-    options.print(
-      `[${index + 1}/${list.length}] ${e.id} ${e.type}: ${ok ? 'delivered' : 'still failing'} (${code ?? 'no answer'})`
-    );
+    const what = again ? 'quarantined again, the cause is not fixed yet' : ok ? 'delivered' : 'still failing';
+    options.print(`[${index + 1}/${list.length}] ${e.id} ${e.type}: ${what} (${code ?? 'no answer'})`);
   }
   const codes = stillFailing.map((s) => `${s.id}=${s.status ?? 'none'}`).join(', ');
+  const againText = quarantinedAgain.length > 0 ? `, quarantined again ${quarantinedAgain.length}` : '';
   options.print(
-    `Redelivered ${redelivered}, delivered now ${deliveredNow}, still failing ${stillFailing.length}${codes ? `: ${codes}` : ''}, skipped ${skipped.length}.`
+    `Redelivered ${redelivered}, delivered now ${deliveredNow}${againText}, still failing ${stillFailing.length}${codes ? `: ${codes}` : ''}, skipped ${skipped.length}.`
   );
-  return { planned: list, skipped, redelivered, deliveredNow, stillFailing };
+  return { planned: list, skipped, redelivered, deliveredNow, stillFailing, quarantinedAgain };
 }
