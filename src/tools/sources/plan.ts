@@ -58,7 +58,9 @@ export type SourceAction =
     }
   | { readonly kind: 'unchanged'; readonly sourceId: string; readonly name: string; readonly organizationId: string }
   | { readonly kind: 'not-found'; readonly sourceId: string }
-  | { readonly kind: 'unnamed'; readonly sourceId: string };
+  | { readonly kind: 'unnamed'; readonly sourceId: string }
+  /** The Organization carries several sources' identifiers: someone merged them on purpose. */
+  | { readonly kind: 'shared'; readonly sourceId: string; readonly organizationId: string };
 
 /** The Organizations that carry a source's identifier, by source id. */
 export function organizationsBySource(
@@ -81,7 +83,8 @@ export function organizationsBySource(
  * every Organization already carrying the source's identifier is updated when its name differs
  * (two Organizations for one source would otherwise show whichever the server lists first); a
  * source Medblocks does not know, or does not name, leaves its Organizations alone: a name set by
- * hand beats no name.
+ * hand beats no name. An Organization carrying several sources is left alone too: giving it each
+ * source's name in turn would rewrite it on every run.
  */
 export function planSources(
   sourceIds: readonly string[],
@@ -101,7 +104,9 @@ export function planSources(
       continue;
     }
     for (const organization of organizations) {
-      if (organization.name === lookup.name) {
+      if (sourceCount(organization) > 1) {
+        actions.push({ kind: 'shared', sourceId, organizationId: organization.id });
+      } else if (organization.name === lookup.name) {
         actions.push({ kind: 'unchanged', sourceId, name: lookup.name, organizationId: organization.id });
       } else {
         actions.push({
@@ -115,6 +120,12 @@ export function planSources(
     }
   }
   return actions;
+}
+
+function sourceCount(organization: Organization): number {
+  return new Set(
+    (organization.identifier ?? []).flatMap((i) => (i.system === SYSTEM.fhirSourceId && i.value ? [i.value] : []))
+  ).size;
 }
 
 /** The Organization a `create` writes: the identifier the bots search for and the name they show. */
@@ -138,6 +149,7 @@ export interface SourcesCounts {
   readonly unchanged: number;
   readonly notFound: number;
   readonly unnamed: number;
+  readonly shared: number;
 }
 
 export function countActions(actions: readonly SourceAction[]): SourcesCounts {
@@ -148,6 +160,7 @@ export function countActions(actions: readonly SourceAction[]): SourcesCounts {
     unchanged: count('unchanged'),
     notFound: count('not-found'),
     unnamed: count('unnamed'),
+    shared: count('shared'),
   };
 }
 
@@ -157,6 +170,7 @@ const WHAT: Readonly<Record<SourceAction['kind'], { done: string; planned: strin
   unchanged: { done: 'unchanged', planned: 'unchanged' },
   'not-found': { done: 'not found at Medblocks', planned: 'not found at Medblocks' },
   unnamed: { done: 'no usable name at Medblocks', planned: 'no usable name at Medblocks' },
+  shared: { done: 'left as is (names several sources)', planned: 'left as is (names several sources)' },
 };
 
 /**
@@ -178,7 +192,7 @@ export function formatSources(
   const rows = actions.map((a) => {
     const what = options.dryRun ? WHAT[a.kind].planned : WHAT[a.kind].done;
     const organization =
-      a.kind === 'update' || a.kind === 'unchanged'
+      a.kind === 'update' || a.kind === 'unchanged' || a.kind === 'shared'
         ? `Organization/${a.organizationId}`
         : a.kind === 'create'
           ? options.created?.get(a.sourceId)
@@ -199,6 +213,7 @@ export function formatSources(
   lines.push(
     `${verb}created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}, not found at Medblocks ${c.notFound}` +
       (c.unnamed > 0 ? `, no usable name ${c.unnamed}` : '') +
+      (c.shared > 0 ? `, left as is ${c.shared}` : '') +
       '.'
   );
   if (c.created + c.updated === 0) {
