@@ -37,6 +37,8 @@ export interface SourcesOptions {
   readonly api: MedblocksApi;
   readonly dryRun: boolean;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Consents per page and the most pages read; tests make them small to exercise paging. */
+  readonly paging?: { readonly pageSize: number; readonly maxPages: number };
   /** Progress and warnings (a 429 wait, a truncated read); the result is formatted by the caller. */
   readonly print: (line: string) => void;
 }
@@ -53,10 +55,11 @@ export interface SourcesResult {
 /** Reads, plans and (unless a dry run) applies. Throws on any failure but a source Medblocks does not know. */
 export async function syncSources(options: SourcesOptions): Promise<SourcesResult> {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const { consents, truncated } = await readBotConsents(options.medplum);
+  const paging = options.paging ?? { pageSize: PAGE_SIZE, maxPages: MAX_PAGES };
+  const { consents, truncated } = await readBotConsents(options.medplum, paging.pageSize, paging.maxPages);
   if (truncated) {
     options.print(
-      `warning: read the first ${consents.length} Consents only (${MAX_PAGES} pages); sources named only on later ones are not listed`
+      `warning: read the first ${consents.length} Consents only (${paging.maxPages} pages); sources named only on later ones may be missing`
     );
   }
   const sourceIds = sourceIdsOf(consents);
@@ -81,12 +84,14 @@ export async function syncSources(options: SourcesOptions): Promise<SourcesResul
 }
 
 /** Every bot Consent, page by page: the server's `next` link, else `_offset` while pages come back full. */
-async function readBotConsents(medplum: MedplumClient): Promise<{ consents: Consent[]; truncated: boolean }> {
+async function readBotConsents(
+  medplum: MedplumClient,
+  pageSize: number,
+  maxPages: number
+): Promise<{ consents: Consent[]; truncated: boolean }> {
   const consents: Consent[] = [];
-  let url: string | undefined = medplum
-    .fhirSearchUrl('Consent', `${BOT_CONSENTS_QUERY}&_count=${PAGE_SIZE}`)
-    .toString();
-  for (let page = 0; page < MAX_PAGES && url; page++) {
+  let url: string | undefined = medplum.fhirSearchUrl('Consent', `${BOT_CONSENTS_QUERY}&_count=${pageSize}`).toString();
+  for (let page = 0; page < maxPages && url; page++) {
     const pageUrl: string = url;
     const bundle = await call(
       'GET',
@@ -100,11 +105,11 @@ async function readBotConsents(medplum: MedplumClient): Promise<{ consents: Cons
     // A server without next links (the emulator) pages by offset; an empty or short page ends it.
     url =
       next ??
-      (found.length === PAGE_SIZE
+      (found.length === pageSize
         ? medplum
             .fhirSearchUrl(
               'Consent',
-              `${BOT_CONSENTS_QUERY}&_count=${PAGE_SIZE}&_offset=${String((page + 1) * PAGE_SIZE)}`
+              `${BOT_CONSENTS_QUERY}&_count=${pageSize}&_offset=${String((page + 1) * pageSize)}`
             )
             .toString()
         : undefined);
