@@ -9,7 +9,9 @@ import { runDemoCommand } from '../../src/tools/cli/demo';
 import { runDev } from '../../src/tools/cli/dev';
 import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
+import { runRedeliver } from '../../src/tools/cli/redeliver';
 import { main as runSend } from '../../src/tools/cli/send';
+import { runSources } from '../../src/tools/cli/sources';
 import { runVerifyCommand } from '../../src/tools/cli/verify';
 
 type Runner = (argv: readonly string[], io: CommandIo) => Promise<number>;
@@ -27,6 +29,8 @@ const COMMANDS: Record<string, Runner> = {
   provision: (argv, io) => runProvision(argv, { print: io.print, env: {} }),
   verify: (argv, io) => runVerifyCommand(argv, { print: io.print, env: {} }),
   monitor: (argv, io) => runMonitor(argv, { print: io.print, env: {} }),
+  redeliver: (argv, io) => runRedeliver(argv, {}, io.print),
+  sources: (argv, io) => runSources(argv, { print: io.print, env: {} }),
   bench: (argv, io) => runBenchCommand(argv, io),
 };
 
@@ -39,6 +43,8 @@ const BAD: Record<string, [string[], RegExp]> = {
   provision: [['--runtime', 'lambda'], /--runtime must be one of awslambda, vmcontext/],
   verify: [['--deadline-ms', '0'], /--deadline-ms must be at least 1/],
   monitor: [['--max-failures', '-1'], /--max-failures must be at least 0 \(got -1\)/],
+  redeliver: [['--status-code', '99'], /--status-code must be at least 100 \(got 99\)/],
+  sources: [['--dry-run=yes'], /Option '--dry-run' does not take an argument/],
   bench: [['--quick=yes'], /Option '--quick' does not take an argument/],
 };
 

@@ -59,6 +59,9 @@ describe('provision and monitor against the emulator', () => {
 
     const second = await runProvision();
     expect(second).toContain('No changes: everything was already provisioned.');
+    expect(second.at(-1)).toBe(
+      'Next: once events have arrived, `npm run sources` names the EHRs in Tasks and Consents.'
+    );
     // The webhook URLs provision reports are the emulator's.
     for (const bot of emulator.bots.filter((b) => WEBHOOK_BOTS.some((w) => w.name === b.name))) {
       expect(second.join('\n')).toContain(bot.webhookUrl);

@@ -528,6 +528,10 @@ export function formatReport(report: ProvisionReport): string[] {
     const where = bot.webhookUrl ?? (bot.kind === 'cron' ? 'scheduled (no webhook)' : 'not created yet');
     lines.push(`  ${bot.name.padEnd(44)} ${bot.id ? `Bot/${bot.id}` : '-'}  ${where}`);
   }
+  // The bots name an EHR only once an Organization carries its name; nothing else creates those.
+  if (!report.dryRun) {
+    lines.push('', 'Next: once events have arrived, `npm run sources` names the EHRs in Tasks and Consents.');
+  }
   return lines;
 }
 

@@ -1,0 +1,229 @@
+// `npm run sources`, the pure part: which EHR sources the project uses (read off the Consents the
+// bots write), and what to do with each source's Organization given the name Medblocks returns.
+// No I/O here, so that every decision (create, update, leave alone, cannot name) is tested without
+// a server; ./sources.ts does the reading and writing.
+import type { Consent, Organization } from '@medplum/fhirtypes';
+import { SYSTEM } from '../../runtime/fhir/systems';
+import { isCleanText } from '../../runtime/medblocks/events';
+import { textTable } from '../text-table';
+
+/**
+ * What a source id must look like before it goes into a Medblocks URL or a FHIR identifier: the
+ * bots store whatever Medblocks sent, and a Consent edited by hand may carry anything.
+ */
+const SOURCE_ID = /^fhirsrc_[A-Za-z0-9]{1,64}$/;
+
+/** The longest name kept; the bots read names the same way (src/runtime/store/read.ts). */
+const MAX_NAME_LENGTH = 120;
+
+/** The sources named on Consents, deduplicated and sorted (so the output and the calls are stable). */
+export function sourceIdsOf(consents: readonly Consent[]): string[] {
+  const ids = new Set<string>();
+  for (const consent of consents) {
+    for (const actor of consent.provision?.actor ?? []) {
+      const identifier = actor.reference.identifier;
+      if (identifier?.system === SYSTEM.fhirSourceId && identifier.value && SOURCE_ID.test(identifier.value)) {
+        ids.add(identifier.value);
+      }
+    }
+  }
+  return [...ids].sort();
+}
+
+/**
+ * The name as the bots will show it: whitespace collapsed, bounded, and undefined when blank or
+ * unclean. Normalising here, as the bots' reader does, means an Organization is never rewritten
+ * for a difference nobody sees, and never given a name the bots would then ignore.
+ */
+export function usableName(name: string | undefined): string | undefined {
+  const clean = name?.replace(/\s+/g, ' ').trim().slice(0, MAX_NAME_LENGTH);
+  return clean && isCleanText(clean) ? clean : undefined;
+}
+
+/** What Medblocks said about one source. */
+export type SourceLookup =
+  | { readonly kind: 'named'; readonly name: string }
+  | { readonly kind: 'not-found' }
+  /** Medblocks knows the source but returned no usable name. */
+  | { readonly kind: 'unnamed' };
+
+export type SourceAction =
+  | { readonly kind: 'create'; readonly sourceId: string; readonly name: string }
+  | {
+      readonly kind: 'update';
+      readonly sourceId: string;
+      readonly name: string;
+      readonly organizationId: string;
+      readonly previousName: string | undefined;
+    }
+  | { readonly kind: 'unchanged'; readonly sourceId: string; readonly name: string; readonly organizationId: string }
+  | { readonly kind: 'not-found'; readonly sourceId: string }
+  | { readonly kind: 'unnamed'; readonly sourceId: string }
+  /** The Organization carries several sources' identifiers: someone merged them on purpose. */
+  | { readonly kind: 'shared'; readonly sourceId: string; readonly organizationId: string };
+
+/** The Organizations that carry a source's identifier, by source id. */
+export function organizationsBySource(
+  organizations: readonly Organization[]
+): Map<string, (Organization & { id: string })[]> {
+  const out = new Map<string, (Organization & { id: string })[]>();
+  for (const organization of organizations) {
+    if (!organization.id) continue;
+    const withId = organization as Organization & { id: string };
+    const values = new Set(
+      (organization.identifier ?? []).flatMap((i) => (i.system === SYSTEM.fhirSourceId && i.value ? [i.value] : []))
+    );
+    for (const value of values) out.set(value, [...(out.get(value) ?? []), withId]);
+  }
+  return out;
+}
+
+/**
+ * One action per source and per existing Organization. A source with no Organization is created;
+ * every Organization already carrying the source's identifier is updated when its name differs
+ * (two Organizations for one source would otherwise show whichever the server lists first); a
+ * source Medblocks does not know, or does not name, leaves its Organizations alone: a name set by
+ * hand beats no name. An Organization carrying several sources is left alone too: giving it each
+ * source's name in turn would rewrite it on every run.
+ */
+export function planSources(
+  sourceIds: readonly string[],
+  lookups: ReadonlyMap<string, SourceLookup>,
+  existing: ReadonlyMap<string, readonly (Organization & { id: string })[]>
+): SourceAction[] {
+  const actions: SourceAction[] = [];
+  for (const sourceId of sourceIds) {
+    const lookup = lookups.get(sourceId) ?? { kind: 'not-found' };
+    if (lookup.kind !== 'named') {
+      actions.push({ kind: lookup.kind, sourceId });
+      continue;
+    }
+    const organizations = existing.get(sourceId) ?? [];
+    if (organizations.length === 0) {
+      actions.push({ kind: 'create', sourceId, name: lookup.name });
+      continue;
+    }
+    for (const organization of organizations) {
+      if (sourceCount(organization) > 1) {
+        actions.push({ kind: 'shared', sourceId, organizationId: organization.id });
+      } else if (organization.name === lookup.name) {
+        actions.push({ kind: 'unchanged', sourceId, name: lookup.name, organizationId: organization.id });
+      } else {
+        actions.push({
+          kind: 'update',
+          sourceId,
+          name: lookup.name,
+          organizationId: organization.id,
+          previousName: organization.name,
+        });
+      }
+    }
+  }
+  return actions;
+}
+
+function sourceCount(organization: Organization): number {
+  return new Set(
+    (organization.identifier ?? []).flatMap((i) => (i.system === SYSTEM.fhirSourceId && i.value ? [i.value] : []))
+  ).size;
+}
+
+/** The Organization a `create` writes: the identifier the bots search for and the name they show. */
+export function newOrganization(sourceId: string, name: string): Organization {
+  return {
+    resourceType: 'Organization',
+    active: true,
+    identifier: [{ system: SYSTEM.fhirSourceId, value: sourceId }],
+    name,
+  };
+}
+
+/** The conditional-create query: at most one Organization per source even when two runs overlap. */
+export function organizationQuery(sourceId: string): string {
+  return `identifier=${encodeURIComponent(`${SYSTEM.fhirSourceId}|${sourceId}`)}`;
+}
+
+export interface SourcesCounts {
+  readonly created: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly notFound: number;
+  readonly unnamed: number;
+  readonly shared: number;
+}
+
+export function countActions(actions: readonly SourceAction[]): SourcesCounts {
+  const count = (kind: SourceAction['kind']): number => actions.filter((a) => a.kind === kind).length;
+  return {
+    created: count('create'),
+    updated: count('update'),
+    unchanged: count('unchanged'),
+    notFound: count('not-found'),
+    unnamed: count('unnamed'),
+    shared: count('shared'),
+  };
+}
+
+const WHAT: Readonly<Record<SourceAction['kind'], { done: string; planned: string }>> = {
+  create: { done: 'created', planned: 'would create' },
+  update: { done: 'updated', planned: 'would update' },
+  unchanged: { done: 'unchanged', planned: 'unchanged' },
+  'not-found': { done: 'not found at Medblocks', planned: 'not found at Medblocks' },
+  unnamed: { done: 'no usable name at Medblocks', planned: 'no usable name at Medblocks' },
+  shared: { done: 'left as is (names several sources)', planned: 'left as is (names several sources)' },
+};
+
+/**
+ * The table and the summary line. Source ids and EHR names only: neither is about a patient.
+ * `created` gives the ids of the Organizations just created, by source id.
+ */
+export function formatSources(
+  actions: readonly SourceAction[],
+  options: { readonly dryRun: boolean; readonly consents: number; readonly created?: ReadonlyMap<string, string> }
+): string[] {
+  const lines: string[] = [];
+  const sources = new Set(actions.map((a) => a.sourceId)).size;
+  lines.push(`${sources} EHR source(s) on ${options.consents} Consent(s).`);
+  if (actions.length === 0) {
+    lines.push('No Consent names an EHR source yet: nothing to name.');
+    return lines;
+  }
+  if (options.dryRun) lines.push('Dry run: nothing was changed.');
+  const rows = actions.map((a) => {
+    const what = options.dryRun ? WHAT[a.kind].planned : WHAT[a.kind].done;
+    const organization =
+      a.kind === 'update' || a.kind === 'unchanged' || a.kind === 'shared'
+        ? `Organization/${a.organizationId}`
+        : a.kind === 'create'
+          ? options.created?.get(a.sourceId)
+            ? `Organization/${options.created.get(a.sourceId) ?? ''}`
+            : '(new)'
+          : '-';
+    const name =
+      a.kind === 'update' && a.previousName !== undefined
+        ? `${a.name} (was ${usableName(a.previousName) ?? 'blank'})`
+        : a.kind === 'create' || a.kind === 'update' || a.kind === 'unchanged'
+          ? a.name
+          : '-';
+    return [a.sourceId, what, organization, name];
+  });
+  lines.push(...textTable(['source', 'action', 'organization', 'name'], rows));
+  const c = countActions(actions);
+  const verb = options.dryRun ? 'planned: ' : '';
+  lines.push(
+    `${verb}created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}, not found at Medblocks ${c.notFound}` +
+      (c.unnamed > 0 ? `, no usable name ${c.unnamed}` : '') +
+      (c.shared > 0 ? `, left as is ${c.shared}` : '') +
+      '.'
+  );
+  if (c.created + c.updated === 0) {
+    lines.push('No changes: every source Medblocks names already has its Organization with that name.');
+  }
+  if (c.notFound > 0) {
+    lines.push(
+      'Sources not found at Medblocks keep their Organization (if any) as it is; check that MEDBLOCKS_API_KEY ' +
+        'belongs to the account (sandbox or live) the bots receive events from.'
+    );
+  }
+  return lines;
+}

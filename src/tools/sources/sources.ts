@@ -1,0 +1,188 @@
+// `npm run sources`, the I/O part: reads the source ids off the bots' Consents in Medplum, asks
+// Medblocks for each source's name, and creates or updates the Organizations the bots read EHR
+// names from (src/runtime/store/read.ts). Decisions are ./plan.ts's. Only source ids and EHR
+// names are printed: Consents are read for their source reference and nothing else is kept.
+import type { MedplumClient } from '@medplum/core';
+import type { Bundle, Consent, Organization } from '@medplum/fhirtypes';
+import { SYSTEM } from '../../runtime/fhir/systems';
+import { MedblocksApiError, type MedblocksApi } from '../provision/medblocks-api';
+import { call } from '../provision/medplum';
+import {
+  newOrganization,
+  organizationQuery,
+  organizationsBySource,
+  planSources,
+  sourceIdsOf,
+  usableName,
+  type SourceAction,
+  type SourceLookup,
+} from './plan';
+
+/** Medplum's largest page; with MAX_PAGES, at most 50,000 Consents are read (a warning says when more exist). */
+const PAGE_SIZE = 1000;
+const MAX_PAGES = 50;
+/** Source ids per Organization search, so the URL stays short whatever the number of sources. */
+const IDS_PER_SEARCH = 50;
+/** As redeliver: the longest single wait on a Retry-After, and how many 429s per source before giving up. */
+const MAX_WAIT_MS = 65_000;
+const MAX_RATE_LIMITED = 3;
+
+/** Only the bots' Consents: those keyed by a Medblocks connection or a failed authorization attempt. */
+export const BOT_CONSENTS_QUERY = `identifier=${encodeURIComponent(
+  `${SYSTEM.connectionId}|,${SYSTEM.connectionAttempt}|`
+)}`;
+
+export interface SourcesOptions {
+  readonly medplum: MedplumClient;
+  readonly api: MedblocksApi;
+  readonly dryRun: boolean;
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Consents per page and the most pages read; tests make them small to exercise paging. */
+  readonly paging?: { readonly pageSize: number; readonly maxPages: number };
+  /** Progress and warnings (a 429 wait, a truncated read); the result is formatted by the caller. */
+  readonly print: (line: string) => void;
+}
+
+export interface SourcesResult {
+  readonly consents: number;
+  readonly actions: SourceAction[];
+  /** Ids of the Organizations created, by source id (empty on a dry run). */
+  readonly created: Map<string, string>;
+  /** True when MAX_PAGES stopped the Consent read: sources on the Consents not read are missing. */
+  readonly truncated: boolean;
+}
+
+/** Reads, plans and (unless a dry run) applies. Throws on any failure but a source Medblocks does not know. */
+export async function syncSources(options: SourcesOptions): Promise<SourcesResult> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const paging = options.paging ?? { pageSize: PAGE_SIZE, maxPages: MAX_PAGES };
+  const { consents, truncated } = await readBotConsents(options.medplum, paging.pageSize, paging.maxPages);
+  if (truncated) {
+    options.print(
+      `warning: read the first ${consents.length} Consents only (${paging.maxPages} pages); sources named only on later ones may be missing`
+    );
+  }
+  const sourceIds = sourceIdsOf(consents);
+  const lookups = new Map<string, SourceLookup>();
+  for (const id of sourceIds) lookups.set(id, await lookUp(options.api, id, sleep, options.print));
+  const organizations = await readOrganizations(options.medplum, sourceIds);
+  const existing = organizationsBySource(organizations);
+  const actions = planSources(sourceIds, lookups, existing);
+  const created = new Map<string, string>();
+  if (!options.dryRun) {
+    const byId = new Map(organizations.flatMap((o) => (o.id ? [[o.id, o] as const] : [])));
+    for (const action of actions) {
+      if (action.kind === 'create') {
+        created.set(action.sourceId, await create(options.medplum, action.sourceId, action.name));
+      } else if (action.kind === 'update') {
+        const current = byId.get(action.organizationId);
+        if (current) await update(options.medplum, current, action.name);
+      }
+    }
+  }
+  return { consents: consents.length, actions, created, truncated };
+}
+
+/** Every bot Consent, page by page: the server's `next` link, else `_offset` while pages come back full. */
+async function readBotConsents(
+  medplum: MedplumClient,
+  pageSize: number,
+  maxPages: number
+): Promise<{ consents: Consent[]; truncated: boolean }> {
+  const consents: Consent[] = [];
+  let url: string | undefined = medplum.fhirSearchUrl('Consent', `${BOT_CONSENTS_QUERY}&_count=${pageSize}`).toString();
+  for (let page = 0; page < maxPages && url; page++) {
+    const pageUrl: string = url;
+    const bundle = await call(
+      'GET',
+      'fhir/R4/Consent?identifier=…',
+      () => medplum.get<Bundle<Consent>>(pageUrl),
+      fix()
+    );
+    const found = (bundle.entry ?? []).flatMap((e) => (e.resource?.resourceType === 'Consent' ? [e.resource] : []));
+    consents.push(...found);
+    const next = bundle.link?.find((l) => l.relation === 'next')?.url;
+    // A server without next links (the emulator) pages by offset; an empty or short page ends it.
+    url =
+      next ??
+      (found.length === pageSize
+        ? medplum
+            .fhirSearchUrl(
+              'Consent',
+              `${BOT_CONSENTS_QUERY}&_count=${pageSize}&_offset=${String((page + 1) * pageSize)}`
+            )
+            .toString()
+        : undefined);
+  }
+  return { consents, truncated: url !== undefined };
+}
+
+async function readOrganizations(medplum: MedplumClient, sourceIds: readonly string[]): Promise<Organization[]> {
+  const out: Organization[] = [];
+  for (let i = 0; i < sourceIds.length; i += IDS_PER_SEARCH) {
+    const tokens = sourceIds
+      .slice(i, i + IDS_PER_SEARCH)
+      .map((id) => `${SYSTEM.fhirSourceId}|${id}`)
+      .join(',');
+    const query = `identifier=${encodeURIComponent(tokens)}&_count=${PAGE_SIZE}`;
+    out.push(
+      ...(await call(
+        'GET',
+        'fhir/R4/Organization?identifier=…',
+        () => medplum.searchResources('Organization', query),
+        fix()
+      ))
+    );
+  }
+  return out;
+}
+
+/** Medblocks' name for a source; a 429 waits as long as Retry-After asks, a bounded number of times. */
+async function lookUp(
+  api: MedblocksApi,
+  sourceId: string,
+  sleep: (ms: number) => Promise<void>,
+  print: (line: string) => void
+): Promise<SourceLookup> {
+  for (let tries = 0; ; tries++) {
+    try {
+      const source = await api.getSource(sourceId);
+      const name = usableName(source.name);
+      return name ? { kind: 'named', name } : { kind: 'unnamed' };
+    } catch (err) {
+      if (err instanceof MedblocksApiError && err.status === 404) return { kind: 'not-found' };
+      if (err instanceof MedblocksApiError && err.status === 429 && tries < MAX_RATE_LIMITED) {
+        const waitMs = Math.min((err.retryAfterSeconds ?? 60) * 1000, MAX_WAIT_MS);
+        print(`wait  ${sourceId}: Medblocks asked to slow down; retrying in ${String(Math.ceil(waitMs / 1000))} s`);
+        await sleep(waitMs);
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+async function create(medplum: MedplumClient, sourceId: string, name: string): Promise<string> {
+  const stored = await call(
+    'POST',
+    'fhir/R4/Organization (If-None-Exist)',
+    () => medplum.createResourceIfNoneExist(newOrganization(sourceId, name), organizationQuery(sourceId)),
+    fix()
+  );
+  // Another run created it between our read and this write: it still gets the name.
+  if (stored.name !== name) await update(medplum, stored, name);
+  return stored.id;
+}
+
+async function update(medplum: MedplumClient, organization: Organization, name: string): Promise<void> {
+  await call(
+    'PUT',
+    `fhir/R4/Organization/${organization.id ?? ''}`,
+    () => medplum.updateResource({ ...organization, name }),
+    fix()
+  );
+}
+
+function fix(): string {
+  return 'The client needs read access to Consent and write access to Organization (a project-admin ClientApplication has both)';
+}

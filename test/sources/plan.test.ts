@@ -1,0 +1,153 @@
+// `npm run sources`, the pure part: which sources the Consents name, and what each Organization needs.
+import type { Consent, Organization } from '@medplum/fhirtypes';
+import { describe, expect, it } from 'vitest';
+import {
+  countActions,
+  formatSources,
+  newOrganization,
+  organizationQuery,
+  organizationsBySource,
+  planSources,
+  sourceIdsOf,
+  usableName,
+  type SourceLookup,
+} from '../../src/tools/sources/plan';
+
+const SYSTEM = 'urn:medblocks:fhir-source-id';
+const A = 'fhirsrc_AAAA';
+const B = 'fhirsrc_BBBB';
+const C = 'fhirsrc_CCCC';
+
+function consent(...actors: { system?: string; value?: string }[]): Consent {
+  return {
+    resourceType: 'Consent',
+    status: 'active',
+    scope: { text: 'patient-privacy' },
+    category: [{ text: 'x' }],
+    provision: { actor: actors.map((identifier) => ({ role: { text: 'custodian' }, reference: { identifier } })) },
+  };
+}
+
+function org(id: string, name: string | undefined, ...values: string[]): Organization & { id: string } {
+  return {
+    resourceType: 'Organization',
+    id,
+    ...(name === undefined ? {} : { name }),
+    identifier: values.map((value) => ({ system: SYSTEM, value })),
+  };
+}
+
+describe('sourceIdsOf', () => {
+  it('collects the fhir-source-id actors, unique and sorted, and ignores other systems and odd values', () => {
+    const ids = sourceIdsOf([
+      consent({ system: SYSTEM, value: B }),
+      consent({ system: SYSTEM, value: A }, { system: SYSTEM, value: B }),
+      consent({ system: 'urn:other', value: C }),
+      consent({ system: SYSTEM, value: 'fhirsrc_../../webhooks' }),
+      consent({ system: SYSTEM, value: 'conn_123' }),
+      consent({ system: SYSTEM }),
+      { resourceType: 'Consent', status: 'active', scope: { text: 's' }, category: [{ text: 'c' }] },
+    ]);
+    expect(ids).toEqual([A, B]);
+  });
+});
+
+describe('usableName', () => {
+  it('normalises as the bots read names, and refuses blank or unclean ones', () => {
+    expect(usableName('  Epic \n MyChart ')).toBe('Epic MyChart');
+    expect(usableName('x'.repeat(200))).toHaveLength(120);
+    expect(usableName('   ')).toBeUndefined();
+    expect(usableName(undefined)).toBeUndefined();
+    expect(usableName('Epic\u0000')).toBeUndefined();
+  });
+});
+
+describe('planSources', () => {
+  const lookups = new Map<string, SourceLookup>([
+    [A, { kind: 'named', name: 'Epic MyChart' }],
+    [B, { kind: 'named', name: 'Cerner' }],
+    [C, { kind: 'not-found' }],
+  ]);
+
+  it('creates what is missing, updates a changed name, leaves an equal name, reports unknown sources', () => {
+    const existing = organizationsBySource([org('o1', 'Cerner (old)', B)]);
+    const actions = planSources([A, B, C], lookups, existing);
+    expect(actions).toEqual([
+      { kind: 'create', sourceId: A, name: 'Epic MyChart' },
+      { kind: 'update', sourceId: B, name: 'Cerner', organizationId: 'o1', previousName: 'Cerner (old)' },
+      { kind: 'not-found', sourceId: C },
+    ]);
+    expect(countActions(actions)).toEqual({ created: 1, updated: 1, unchanged: 0, notFound: 1, unnamed: 0, shared: 0 });
+  });
+
+  it('is idempotent: once applied, the same inputs plan nothing but unchanged', () => {
+    const existing = organizationsBySource([org('o1', 'Epic MyChart', A), org('o2', 'Cerner', B)]);
+    const actions = planSources([A, B], lookups, existing);
+    expect(actions.map((a) => a.kind)).toEqual(['unchanged', 'unchanged']);
+    const text = formatSources(actions, { dryRun: false, consents: 2 }).join('\n');
+    expect(text).toContain('created 0, updated 0, unchanged 2, not found at Medblocks 0.');
+    expect(text).toContain('No changes:');
+  });
+
+  it('updates a name that differs only in whitespace (the bots would show the normalised one anyway)', () => {
+    const existing = organizationsBySource([org('o1', 'Epic  MyChart ', A)]);
+    expect(planSources([A], lookups, existing)[0]?.kind).toBe('update');
+  });
+
+  it('names every Organization of a source; leaves one that carries two sources (no flip-flop)', () => {
+    const existing = organizationsBySource([
+      org('o1', 'Epic MyChart', A),
+      org('o2', undefined, A),
+      org('o3', 'X', A, B),
+    ]);
+    const actions = planSources([A, B], lookups, existing);
+    expect(actions.map((a) => [a.kind, 'organizationId' in a ? a.organizationId : '-'])).toEqual([
+      ['unchanged', 'o1'],
+      ['update', 'o2'],
+      ['shared', 'o3'],
+      ['shared', 'o3'],
+    ]);
+    expect(formatSources(actions, { dryRun: false, consents: 1 }).at(-1)).toBe(
+      'created 0, updated 1, unchanged 1, not found at Medblocks 0, left as is 2.'
+    );
+  });
+
+  it('leaves the Organization of a source Medblocks does not know or does not name', () => {
+    const existing = organizationsBySource([org('o1', 'Named by hand', C)]);
+    const actions = planSources([C, A], new Map([[A, { kind: 'unnamed' }]]), existing);
+    expect(actions).toEqual([
+      { kind: 'not-found', sourceId: C },
+      { kind: 'unnamed', sourceId: A },
+    ]);
+  });
+});
+
+describe('what is written and printed', () => {
+  it('a new Organization carries the identifier the bots search for; the conditional query matches it', () => {
+    expect(newOrganization(A, 'Epic MyChart')).toEqual({
+      resourceType: 'Organization',
+      active: true,
+      identifier: [{ system: SYSTEM, value: A }],
+      name: 'Epic MyChart',
+    });
+    expect(decodeURIComponent(organizationQuery(A))).toBe(`identifier=${SYSTEM}|${A}`);
+  });
+
+  it('a dry run says so and uses the conditional mood; the table lists every source', () => {
+    const actions = planSources([A, C], new Map([[A, { kind: 'named', name: 'Epic MyChart' }]]), new Map());
+    const lines = formatSources(actions, { dryRun: true, consents: 3 });
+    expect(lines[0]).toBe('2 EHR source(s) on 3 Consent(s).');
+    expect(lines).toContain('Dry run: nothing was changed.');
+    const text = lines.join('\n');
+    expect(text).toMatch(new RegExp(`${A} +would create +\\(new\\) +Epic MyChart`));
+    expect(text).toMatch(new RegExp(`${C} +not found at Medblocks +-`));
+    expect(text).toContain('planned: created 1, updated 0, unchanged 0, not found at Medblocks 1.');
+  });
+
+  it('no sources: says there is nothing to name', () => {
+    expect(formatSources([], { dryRun: false, consents: 0 })).toEqual([
+      '0 EHR source(s) on 0 Consent(s).',
+      'No Consent names an EHR source yet: nothing to name.',
+    ]);
+  });
+});
