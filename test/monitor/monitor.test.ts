@@ -164,7 +164,7 @@ describe('npm run monitor', () => {
         'Quarantined events (open dead-letter Tasks): 3',
         '        2 × records.sync.completed',
         '        1 × patient_flow.completed',
-        '! 3 quarantined events: fix the cause (README Troubleshooting), then npm run redeliver -- --quarantined',
+        '! 3 quarantined events: fix the cause (README "When something goes wrong"), then npm run redeliver -- --quarantined',
       ].join('\n')
     );
     const json = JSON.parse((await run(['--json'])).output) as MonitorReport;

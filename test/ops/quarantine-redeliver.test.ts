@@ -120,7 +120,7 @@ describe('poison event → quarantined → fix → redeliver --quarantined → a
       const report: string[] = [];
       expect(await runMonitor([], { print: (l) => report.push(l), env: s.env, root: built.root })).toBe(1);
       expect(report.join('\n')).toContain(
-        '! 1 quarantined event: fix the cause (README Troubleshooting), then npm run redeliver -- --quarantined'
+        '! 1 quarantined event: fix the cause (README "When something goes wrong"), then npm run redeliver -- --quarantined'
       );
 
       // Redelivered before the fix: quarantined again, and the command says so (exit 1).

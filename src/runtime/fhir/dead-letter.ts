@@ -47,7 +47,7 @@ export function buildDeadLetter(report: DeadLetterReport, existing?: Stored<Task
     description:
       `Medblocks event ${report.key} (${report.type}) was quarantined: ${why}. ` +
       'It was answered 200 so that Medblocks keeps the endpoint enabled, and it is not applied. ' +
-      'Fix the cause (README "Troubleshooting"), then redeliver it: npm run redeliver -- --quarantined',
+      'Fix the cause (README "When something goes wrong"), then redeliver it: npm run redeliver -- --quarantined',
     authoredOn: earliest(existing?.authoredOn, report.seenAt),
     lastModified: report.seenAt,
     input: inputs(report),

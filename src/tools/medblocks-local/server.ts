@@ -1,8 +1,8 @@
 // A local stand-in for the Medblocks endpoint-management API and its webhook deliveries, so that
 // provision, monitor, redeliver and sources can be exercised without a Medblocks account, and so
 // that delivery faults (retries, auto-disable, the redelivery limit) can be tested in milliseconds.
-// Facts follow /work/shared/reference/medblocks-webhooks.md; the signing and the retry schedule
-// are the sender's (one implementation of Medblocks' delivery rules).
+// Facts follow Medblocks' published webhook and endpoint-API contract; the signing and the retry
+// schedule are the sender's (one implementation of Medblocks' delivery rules).
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -225,7 +225,7 @@ export function formatQuarantined(q: QuarantinedCount): string[] {
     lines.push(`    ${String(count).padStart(5)} × ${type}`);
   }
   lines.push(
-    `! ${n} quarantined event${q.total === 1 ? '' : 's'}: fix the cause (README Troubleshooting), then npm run redeliver -- --quarantined`
+    `! ${n} quarantined event${q.total === 1 ? '' : 's'}: fix the cause (README "When something goes wrong"), then npm run redeliver -- --quarantined`
   );
   return lines;
 }

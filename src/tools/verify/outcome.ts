@@ -74,7 +74,7 @@ export function hintFor(
       return 'The webhook URL did not answer: check MEDPLUM_BASE_URL and that the server is reachable from here.';
     default:
       if (outcome.startsWith('quarantined:')) {
-        // The failure table's own advice (README "Troubleshooting"), plus where the record is.
+        // The failure table's own advice (README "When something goes wrong"), plus where the record is.
         const reason = outcome.slice('quarantined:'.length);
         const advice = isFailureReason(reason) ? `${FAILURES[reason].whatToDo} ` : '';
         return `${advice}The dead-letter: Task?code=urn:medblocks:code|webhook-dead-letter&status=failed.`;
