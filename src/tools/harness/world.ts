@@ -30,6 +30,7 @@ import type { WebhookBotName } from '../../runtime/registry';
 import { createWebhookBot } from '../../runtime/webhook-bot';
 import type { BotAnswer, MedplumBotHandler, PipelineOptions } from '../../runtime/webhook-bot';
 import { withAccessPolicy } from '../emulator/access-policy-repository';
+import { indexFhirDefinitions } from '../emulator/definitions';
 import type { PolicyDecision } from '../emulator/access-policy-repository';
 import { ProjectFhirRouter, TransactionalRepository } from '../emulator/project-fhir';
 import type { ProjectFeature } from '../emulator/project-fhir';
@@ -111,6 +112,9 @@ export class World {
   readonly admin: MockClient;
 
   constructor(options: WorldOptions = {}) {
+    // Without the indexed definitions, identifier searches match nothing and write constraints on
+    // choice types are refused: a World outside vitest's setup must not quietly model another server.
+    indexFhirDefinitions();
     this.secrets = options.secrets ?? {};
     const features = options.features ?? ['bots'];
     this.router = new ProjectFhirRouter(() => features);
