@@ -203,6 +203,8 @@ const ehrName = fc.oneof(fc.constantFrom('Epic MyChart', 'Cerner | Oracle Health
 describe('genuine events at the edges', () => {
   it(`are never refused, and every resource written passes validateResource (${RUNS} sequences)`, async () => {
     let delivered = 0;
+    let refused = 0;
+    let validated = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.array(edgeEvent, { minLength: 1, maxLength: 6 }),
@@ -220,12 +222,14 @@ describe('genuine events at the edges', () => {
             const parsed = parseMedblocksEvent(JSON.parse(JSON.stringify(event)));
             expect(parsed.ok ? [] : parsed.problems).toEqual([]);
             const answer = await world.bot(botForEvent(event)).deliver(event, { signedAt: NOW, now: NOW });
+            if (!['processed', 'duplicate', 'stale'].includes(answer.status)) refused++;
             expect(['processed', 'duplicate', 'stale']).toContain(answer.status);
             delivered++;
           }
           for (const type of STATE_TYPES) {
             for (const resource of await world.all(type)) {
               expect(validateResource(resource)).toEqual([]);
+              validated++;
             }
           }
         }
@@ -233,6 +237,10 @@ describe('genuine events at the edges', () => {
       { numRuns: RUNS }
     );
     expect(delivered).toBeGreaterThanOrEqual(RUNS);
-    if (process.env.FUZZ_EDGE_REPORT) console.log(`edge fuzz: ${RUNS} sequences, ${delivered} deliveries, 0 refused`);
+    if (process.env.FUZZ_EDGE_REPORT) {
+      console.log(
+        `edge fuzz: ${RUNS} sequences, ${delivered} deliveries, ${refused} refused, ${validated} resources passed validateResource`
+      );
+    }
   }, 600_000);
 });
