@@ -16,7 +16,7 @@ import type { ConsentModel } from '../src/runtime/fhir/consent';
 import { buildMarker } from '../src/runtime/fhir/marker';
 import { buildPatient } from '../src/runtime/fhir/patient';
 import { CODE, packageCode, SYSTEM } from '../src/runtime/fhir/systems';
-import { WEBHOOK_BOTS } from '../src/runtime/registry';
+import { REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
 import type { WebhookBotName } from '../src/runtime/registry';
 import { satisfiesWriteConstraints, withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
 import { patientFlowCompleted, connection, recordsSyncCompleted } from '../src/tools/fixtures/events';
@@ -371,49 +371,66 @@ describe('abuse: a marker for another bot’s event type (suppressing its events
 });
 
 describe('abuse: the dead-letter grant (an ops Task, never a chart entry)', () => {
-  const report: DeadLetterReport = {
-    key: 'evt_01JA0B1C2D3E4F5G6H7J8K9DLQ',
-    type: 'records.sync.completed',
-    reason: 'invalid_payload',
-    path: 'data.object.total',
-    seenAt: '2026-04-25T00:00:00.000Z',
+  /** A dead-letter as the named bot writes it: of its own event type. */
+  function fixture(name: WebhookBotName) {
+    const report: DeadLetterReport = {
+      key: 'evt_01JA0B1C2D3E4F5G6H7J8K9DLQ',
+      type: REGISTRY[name].eventTypes[0],
+      reason: 'invalid_payload',
+      path: 'data.object.total',
+      seenAt: '2026-04-25T00:00:00.000Z',
+    };
+    const ours = buildDeadLetter(report);
+    const stored = { ...ours, id: 'dl1', meta: { versionId: '1' } };
+    const resolved = { ...resolveDeadLetter(stored, '2026-04-26T00:00:00.000Z'), meta: { versionId: '2' } };
+    return { report, ours, stored, resolved };
+  }
+  /** Another webhook bot than the named one. */
+  const otherThan = (name: WebhookBotName): WebhookBotName => (name === SYNC_OK ? FLOW : SYNC_OK);
+
+  const abusesOf = (ours: Task): [string, Task][] => {
+    const code = ours.code?.coding ?? [];
+    return [
+      ['a Task for a Patient (into the chart)', { ...ours, for: { reference: 'Patient/p1' } }],
+      ['a focus', { ...ours, focus: { reference: 'Patient/p1' } }],
+      ['a basedOn', { ...ours, basedOn: [{ reference: 'ServiceRequest/s1' }] }],
+      ['a second coding', { ...ours, code: { ...ours.code, coding: [...code, { system: 'urn:x', code: 'y' }] } }],
+      ['another code of ours', { ...ours, code: { coding: [{ ...code[0], code: 'reconnect-ehr' }] } }],
+      ['an output', { ...ours, output: [{ type: { text: 'x' }, valueReference: { reference: 'Patient/p1' } }] }],
+      ['status in-progress', { ...ours, status: 'in-progress' }],
+      ['status requested', { ...ours, status: 'requested' }],
+      ['intent plan', { ...ours, intent: 'plan' }],
+      [
+        'another businessStatus',
+        { ...ours, businessStatus: { coding: [{ system: SYSTEM.code, code: 'resolved-by-hand' }] } },
+      ],
+      [
+        'a second businessStatus coding',
+        {
+          ...ours,
+          businessStatus: {
+            coding: [...(ours.businessStatus?.coding ?? []), { system: 'urn:x', code: 'quarantined' }],
+          },
+        },
+      ],
+      ['no businessStatus', { ...ours, businessStatus: undefined }],
+      [
+        'a second identifier',
+        { ...ours, identifier: [...(ours.identifier ?? []), { system: SYSTEM.taskKey, value: 'reconnect/conn_1' }] },
+      ],
+      ['no event-type input', { ...ours, input: ours.input?.filter((i) => i.type.text !== 'event-type') }],
+      [
+        'a second event-type input',
+        { ...ours, input: [...(ours.input ?? []), { type: { text: 'event-type' }, valueString: 'unknown' }] },
+      ],
+    ];
   };
-  const ours = buildDeadLetter(report);
-  const stored = { ...ours, id: 'dl1', meta: { versionId: '1' } };
-  const resolved = { ...resolveDeadLetter(stored, '2026-04-26T00:00:00.000Z'), meta: { versionId: '2' } };
-  const code = ours.code?.coding ?? [];
-  const abuses: [string, Task][] = [
-    ['a Task for a Patient (into the chart)', { ...ours, for: { reference: 'Patient/p1' } }],
-    ['a focus', { ...ours, focus: { reference: 'Patient/p1' } }],
-    ['a basedOn', { ...ours, basedOn: [{ reference: 'ServiceRequest/s1' }] }],
-    ['a second coding', { ...ours, code: { ...ours.code, coding: [...code, { system: 'urn:x', code: 'y' }] } }],
-    ['another code of ours', { ...ours, code: { coding: [{ ...code[0], code: 'reconnect-ehr' }] } }],
-    ['an output', { ...ours, output: [{ type: { text: 'x' }, valueReference: { reference: 'Patient/p1' } }] }],
-    ['status in-progress', { ...ours, status: 'in-progress' }],
-    ['status requested', { ...ours, status: 'requested' }],
-    ['intent plan', { ...ours, intent: 'plan' }],
-    [
-      'another businessStatus',
-      { ...ours, businessStatus: { coding: [{ system: SYSTEM.code, code: 'resolved-by-hand' }] } },
-    ],
-    [
-      'a second businessStatus coding',
-      {
-        ...ours,
-        businessStatus: { coding: [...(ours.businessStatus?.coding ?? []), { system: 'urn:x', code: 'quarantined' }] },
-      },
-    ],
-    ['no businessStatus', { ...ours, businessStatus: undefined }],
-    [
-      'a second identifier',
-      { ...ours, identifier: [...(ours.identifier ?? []), { system: SYSTEM.taskKey, value: 'reconnect/conn_1' }] },
-    ],
-  ];
 
   it.each(WEBHOOK_BOTS.map((b) => b.name))(
     '%s: each create is refused; its own dead-letter is allowed',
     async (name) => {
-      for (const [what, task] of abuses) {
+      const { report, ours } = fixture(name);
+      for (const [what, task] of abusesOf(ours)) {
         await expectWrite(name, task, false).catch((err: unknown) => {
           throw new Error(`${what}: ${String(err)}`);
         });
@@ -430,6 +447,7 @@ describe('abuse: the dead-letter grant (an ops Task, never a chart entry)', () =
   it.each(WEBHOOK_BOTS.map((b) => b.name))(
     '%s: an update may not change the identifier or add a patient, an output or another state; resolve and re-open are allowed',
     async (name) => {
+      const { report, stored, resolved } = fixture(name);
       await expectWrite(
         name,
         { ...stored, identifier: [{ system: SYSTEM.deadLetter, value: 'evt_other' }] },
@@ -455,6 +473,24 @@ describe('abuse: the dead-letter grant (an ops Task, never a chart entry)', () =
         resolved
       );
       await expectWrite(name, buildDeadLetter({ ...report, seenAt: '2026-04-27T00:00:00.000Z' }, stored), true, stored);
+    }
+  );
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s: another bot’s dead-letter can be neither created, resolved, re-opened nor re-typed',
+    async (name) => {
+      const other = fixture(otherThan(name));
+      const own = fixture(name);
+      await expectWrite(name, other.ours, false);
+      await expectWrite(name, resolveDeadLetter(other.stored, '2026-04-26T00:00:00.000Z'), false, other.stored);
+      await expectWrite(
+        name,
+        buildDeadLetter({ ...other.report, seenAt: '2026-04-27T00:00:00.000Z' }, other.resolved),
+        false,
+        other.resolved
+      );
+      // Re-typing another bot's dead-letter as one's own is refused on the stored version.
+      await expectWrite(name, { ...own.stored, id: other.stored.id }, false, other.stored);
     }
   );
 });
