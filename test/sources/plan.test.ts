@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   countActions,
   formatSources,
+  isVerifySource,
   newOrganization,
   organizationQuery,
   organizationsBySource,
@@ -77,7 +78,15 @@ describe('planSources', () => {
       { kind: 'update', sourceId: B, name: 'Cerner', organizationId: 'o1', previousName: 'Cerner (old)' },
       { kind: 'not-found', sourceId: C },
     ]);
-    expect(countActions(actions)).toEqual({ created: 1, updated: 1, unchanged: 0, notFound: 1, unnamed: 0, shared: 0 });
+    expect(countActions(actions)).toEqual({
+      created: 1,
+      updated: 1,
+      unchanged: 0,
+      notFound: 1,
+      unnamed: 0,
+      shared: 0,
+      verifySources: 0,
+    });
   });
 
   it('is idempotent: once applied, the same inputs plan nothing but unchanged', () => {
@@ -119,6 +128,32 @@ describe('planSources', () => {
       { kind: 'not-found', sourceId: C },
       { kind: 'unnamed', sourceId: A },
     ]);
+  });
+});
+
+describe('npm run verify’s made-up sources', () => {
+  it('are skipped, not counted as unknown to Medblocks, and do not trigger the wrong-account hint', () => {
+    const verifySource = 'fhirsrc_verifyA01kqtest';
+    expect(isVerifySource(verifySource)).toBe(true);
+    expect(isVerifySource(A)).toBe(false);
+    const actions = planSources(
+      [verifySource, A],
+      new Map<string, SourceLookup>([
+        [verifySource, { kind: 'verify-source' }],
+        [A, { kind: 'named', name: 'Epic MyChart' }],
+      ]),
+      new Map()
+    );
+    expect(actions).toEqual([
+      { kind: 'verify-source', sourceId: verifySource },
+      { kind: 'create', sourceId: A, name: 'Epic MyChart' },
+    ]);
+    const lines = formatSources(actions, { dryRun: false, consents: 2 });
+    expect(lines.join('\n')).toMatch(new RegExp(`${verifySource} +npm run verify’s test source, skipped +-`));
+    expect(lines).toContain(
+      "created 1, updated 0, unchanged 0, not found at Medblocks 0, verify's test sources skipped 1."
+    );
+    expect(lines.join('\n')).not.toContain('MEDBLOCKS_API_KEY');
   });
 });
 

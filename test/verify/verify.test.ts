@@ -47,6 +47,10 @@ describe('npm run verify, against the emulator', () => {
       expect(result.checks.filter((c) => !c.ok)).toEqual([]);
       expect(result.ok).toBe(true);
       expect(lines.at(-1)).toMatch(/^verify: PASS — 9 deliveries and 10 checks as expected \(patient verify_/);
+      // The forged and the replayed step: monitor will count them, and verify says so.
+      expect(lines.at(-3)).toBe(
+        'note: the 2 refused deliveries above were forged or replayed on purpose; npm run monitor counts them as failed runs until they leave its --since window (24h by default).'
+      );
       expect(lines.join('\n')).not.toMatch(/whsec_|FHIR server returned|error_message/);
     }
   });

@@ -521,7 +521,13 @@ export function formatReport(report: ProvisionReport): string[] {
   } else {
     for (const c of report.changes)
       lines.push(`  ${c.action.padEnd(26)} ${c.target}${c.detail ? `  (${c.detail})` : ''}`);
-    lines.push(`${report.changes.length} change(s)${report.dryRun ? ' planned' : ' applied'}.`);
+    const newBots = report.changes.filter((c) => c.action === 'would create' && c.target.startsWith('Bot ')).length;
+    lines.push(
+      `${report.changes.length} change(s)${report.dryRun ? ' planned' : ' applied'}.` +
+        (newBots > 0
+          ? ` The run itself lists more: each new bot is then also configured and deployed, a line each.`
+          : '')
+    );
   }
   lines.push('');
   for (const bot of report.bots) {

@@ -5,6 +5,7 @@
 import type { Consent, Organization } from '@medplum/fhirtypes';
 import { SYSTEM } from '../../runtime/fhir/systems';
 import { isCleanText } from '../../runtime/medblocks/events';
+import { VERIFY_SOURCE_PREFIX } from '../verify/story';
 import { textTable } from '../text-table';
 
 /**
@@ -45,7 +46,9 @@ export type SourceLookup =
   | { readonly kind: 'named'; readonly name: string }
   | { readonly kind: 'not-found' }
   /** Medblocks knows the source but returned no usable name. */
-  | { readonly kind: 'unnamed' };
+  | { readonly kind: 'unnamed' }
+  /** One of `npm run verify`'s made-up sources: not asked about, left alone. */
+  | { readonly kind: 'verify-source' };
 
 export type SourceAction =
   | { readonly kind: 'create'; readonly sourceId: string; readonly name: string }
@@ -59,6 +62,7 @@ export type SourceAction =
   | { readonly kind: 'unchanged'; readonly sourceId: string; readonly name: string; readonly organizationId: string }
   | { readonly kind: 'not-found'; readonly sourceId: string }
   | { readonly kind: 'unnamed'; readonly sourceId: string }
+  | { readonly kind: 'verify-source'; readonly sourceId: string }
   /** The Organization carries several sources' identifiers: someone merged them on purpose. */
   | { readonly kind: 'shared'; readonly sourceId: string; readonly organizationId: string };
 
@@ -150,6 +154,7 @@ export interface SourcesCounts {
   readonly notFound: number;
   readonly unnamed: number;
   readonly shared: number;
+  readonly verifySources: number;
 }
 
 export function countActions(actions: readonly SourceAction[]): SourcesCounts {
@@ -161,6 +166,7 @@ export function countActions(actions: readonly SourceAction[]): SourcesCounts {
     notFound: count('not-found'),
     unnamed: count('unnamed'),
     shared: count('shared'),
+    verifySources: count('verify-source'),
   };
 }
 
@@ -171,7 +177,13 @@ const WHAT: Readonly<Record<SourceAction['kind'], { done: string; planned: strin
   'not-found': { done: 'not found at Medblocks', planned: 'not found at Medblocks' },
   unnamed: { done: 'no usable name at Medblocks', planned: 'no usable name at Medblocks' },
   shared: { done: 'left as is (names several sources)', planned: 'left as is (names several sources)' },
+  'verify-source': { done: 'npm run verify’s test source, skipped', planned: 'npm run verify’s test source, skipped' },
 };
+
+/** Whether a source id is one `npm run verify` made up: Medblocks never knew it, so it is not looked up. */
+export function isVerifySource(sourceId: string): boolean {
+  return sourceId.startsWith(VERIFY_SOURCE_PREFIX);
+}
 
 /**
  * The table and the summary line. Source ids and EHR names only: neither is about a patient.
@@ -214,6 +226,7 @@ export function formatSources(
     `${verb}created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}, not found at Medblocks ${c.notFound}` +
       (c.unnamed > 0 ? `, no usable name ${c.unnamed}` : '') +
       (c.shared > 0 ? `, left as is ${c.shared}` : '') +
+      (c.verifySources > 0 ? `, verify's test sources skipped ${c.verifySources}` : '') +
       '.'
   );
   if (c.created + c.updated === 0) {

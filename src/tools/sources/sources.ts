@@ -11,6 +11,7 @@ import {
   newOrganization,
   organizationQuery,
   organizationsBySource,
+  isVerifySource,
   planSources,
   sourceIdsOf,
   usableName,
@@ -64,7 +65,12 @@ export async function syncSources(options: SourcesOptions): Promise<SourcesResul
   }
   const sourceIds = sourceIdsOf(consents);
   const lookups = new Map<string, SourceLookup>();
-  for (const id of sourceIds) lookups.set(id, await lookUp(options.api, id, sleep, options.print));
+  for (const id of sourceIds) {
+    lookups.set(
+      id,
+      isVerifySource(id) ? { kind: 'verify-source' } : await lookUp(options.api, id, sleep, options.print)
+    );
+  }
   const organizations = await readOrganizations(options.medplum, sourceIds);
   const existing = organizationsBySource(organizations);
   const actions = planSources(sourceIds, lookups, existing);

@@ -18,6 +18,9 @@ export function freshUlid(now: number = Date.now(), random: () => number = () =>
   return ulidAt(now, random());
 }
 
+/** Verify's made-up EHR sources start so; `npm run sources` leaves them alone (Medblocks never knew them). */
+export const VERIFY_SOURCE_PREFIX = 'fhirsrc_verify';
+
 /**
  * The story with fresh ids. The same event keeps the same (new) id wherever it appears, so that the
  * redelivery step is still a duplicate of the first delivery and the forged and replayed steps
@@ -29,8 +32,8 @@ export function freshStory(now: number = Date.now(), random?: () => number): Fre
     // An underscore makes it an invalid FHIR id, so the bots create the Patient by identifier
     // instead of looking for `Patient/<patient_id>`.
     patientId: `verify_${tag}`,
-    sourceA: `fhirsrc_verifyA${tag}`,
-    sourceB: `fhirsrc_verifyB${tag}`,
+    sourceA: `${VERIFY_SOURCE_PREFIX}A${tag}`,
+    sourceB: `${VERIFY_SOURCE_PREFIX}B${tag}`,
     connectionA: `conn_${freshUlid(now, random)}`,
   };
   const renamed = new Map<string, string>();

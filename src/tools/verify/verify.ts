@@ -276,6 +276,14 @@ function report(result: VerifyResult, log: (line: string) => void): void {
     log('');
     for (const hint of result.hints) log(`hint: ${hint}`);
   }
+  const refusedOnPurpose = result.steps.filter((s) => s.ok && s.outcome.startsWith('rejected:')).length;
+  if (refusedOnPurpose > 0) {
+    log('');
+    log(
+      `note: the ${String(refusedOnPurpose)} refused deliveries above were forged or replayed on purpose; npm run monitor ` +
+        'counts them as failed runs until they leave its --since window (24h by default).'
+    );
+  }
   const failed = result.steps.filter((s) => !s.ok).length + result.checks.filter((c) => !c.ok).length;
   log('');
   log(
