@@ -79,6 +79,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export const DEFAULT_SOURCES: Readonly<Record<string, string>> = {
   fhirsrc_02Zh2bnvRoWQJYgOAkI0Twcc: 'Epic on FHIR (sandbox)',
+  fhirsrc_0a9Ea55aR4u7HaWMyFBN8wcc: 'NextGen Patient Portal (sandbox)',
   fhirsrc_03Cerner0000000000000000: 'Oracle Health (Cerner) sandbox',
   fhirsrc_04Athena0000000000000000: 'athenahealth Preview',
 };
