@@ -17,6 +17,8 @@ import { buildMarker } from '../src/runtime/fhir/marker';
 import { buildPatient } from '../src/runtime/fhir/patient';
 import { CODE, packageCode, SYSTEM } from '../src/runtime/fhir/systems';
 import { REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
+import { EVENT_TYPES } from '../src/runtime/medblocks/events';
+import { UNKNOWN_EVENT_TYPE } from '../src/runtime/receive';
 import type { WebhookBotName } from '../src/runtime/registry';
 import { satisfiesWriteConstraints, withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
 import { patientFlowCompleted, connection, recordsSyncCompleted } from '../src/tools/fixtures/events';
@@ -491,6 +493,48 @@ describe('abuse: the dead-letter grant (an ops Task, never a chart entry)', () =
       );
       // Re-typing another bot's dead-letter as one's own is refused on the stored version.
       await expectWrite(name, { ...own.stored, id: other.stored.id }, false, other.stored);
+    }
+  );
+
+  // Every event type a Medblocks delivery may carry, for every bot: the policy must allow exactly the
+  // bot's own types and `unknown` (a body without a usable type). A type missing from a bot's list
+  // would turn each of its quarantines into a 403, retried by Medblocks until it disables the endpoint.
+  const matrix = WEBHOOK_BOTS.flatMap((bot) =>
+    [...EVENT_TYPES, UNKNOWN_EVENT_TYPE].map((type) => ({
+      bot: bot.name,
+      type,
+      allowed: type === UNKNOWN_EVENT_TYPE || (bot.eventTypes as readonly string[]).includes(type),
+    }))
+  );
+  it.each(matrix)('$bot, a dead-letter of type $type: create, resolve and re-open allowed: $allowed', async (row) => {
+    const report: DeadLetterReport = { ...fixture(row.bot).report, type: row.type };
+    const stored = { ...buildDeadLetter(report), id: 'dl1', meta: { versionId: '1' } };
+    const resolved = { ...resolveDeadLetter(stored, '2026-04-26T00:00:00.000Z'), meta: { versionId: '2' } };
+    await expectWrite(row.bot, buildDeadLetter(report), row.allowed);
+    await expectWrite(row.bot, resolveDeadLetter(stored, '2026-04-26T00:00:00.000Z'), row.allowed, stored);
+    await expectWrite(
+      row.bot,
+      buildDeadLetter({ ...report, seenAt: '2026-04-27T00:00:00.000Z' }, resolved),
+      row.allowed,
+      resolved
+    );
+  });
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s: an event-type input without a value is refused by the policy, and first by the validator (AC-12)',
+    async (name) => {
+      const { ours, stored } = fixture(name);
+      const untyped = (task: Task): Task => ({
+        ...task,
+        input: task.input?.map((i) => (i.type.text === 'event-type' ? { type: i.type } : i)),
+      });
+      const policy = loadPolicy(name);
+      expect(medplumAllows(policy, 'create', untyped(ours))).toBe(false);
+      expect(medplumAllows(policy, 'update', stored, untyped(stored))).toBe(false);
+      // Task.input.value[x] is required: the server answers 400 before its policy check, as the emulator does.
+      await expect(withAccessPolicy(new MemoryRepository(), policy).createResource(untyped(ours))).rejects.toThrow(
+        'Missing required property'
+      );
     }
   );
 });

@@ -1,5 +1,5 @@
 // The server's access rules, one test each, written from what a real Medplum server does (its
-// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-11), not from this package's
+// repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-12), not from this package's
 // policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
 import { OperationOutcomeError, parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
@@ -430,5 +430,40 @@ describe('AC-11 vread and history', () => {
     const history = await repo.readHistory<Task>('Task', ours.id);
     expect(history.entry?.map((e) => e.resource?.description)).toEqual([undefined, undefined]);
     expect(history.entry?.map((e) => e.resource?.id)).toEqual([ours.id, ours.id]);
+  });
+});
+
+describe('AC-12 validation comes before the write check', () => {
+  const invalid = task('bad', { input: [{ type: { text: 'event-type' } }] });
+
+  it('an invalid resource the policy would refuse is a 400 with the validator’s issue (observed on 5.1.29)', async () => {
+    const constrained = view({
+      resourceType: 'Task',
+      criteria: OURS,
+      interaction: ['create'],
+      writeConstraint: [{ language: 'text/fhirpath', expression: '%after.input.value.count() = 1' }],
+    });
+    const outsideCriteria = view({
+      resourceType: 'Task',
+      criteria: 'Task?identifier=urn:other|',
+      interaction: ['create'],
+    });
+    for (const repo of [constrained, outsideCriteria]) {
+      const refusal = await repo.createResource(invalid).then(
+        () => undefined,
+        (err: unknown) => err
+      );
+      expect(refusal).toBeInstanceOf(OperationOutcomeError);
+      expect((refusal as OperationOutcomeError).outcome.issue[0]).toMatchObject({
+        code: 'structure',
+        details: { text: 'Missing required property' },
+        expression: ['Task.input[0].value[x]'],
+      });
+    }
+  });
+
+  it('without any grant for the interaction on the type, it is 403 before validation', async () => {
+    const readOnly = view({ resourceType: 'Task', interaction: ['read'] });
+    await expect(readOnly.createResource(invalid)).rejects.toThrow('Forbidden');
   });
 });

@@ -203,7 +203,6 @@ const ehrName = fc.oneof(fc.constantFrom('Epic MyChart', 'Cerner | Oracle Health
 describe('genuine events at the edges', () => {
   it(`are never refused, and every resource written passes validateResource (${RUNS} sequences)`, async () => {
     let delivered = 0;
-    let refused = 0;
     let validated = 0;
     await fc.assert(
       fc.asyncProperty(
@@ -222,7 +221,6 @@ describe('genuine events at the edges', () => {
             const parsed = parseMedblocksEvent(JSON.parse(JSON.stringify(event)));
             expect(parsed.ok ? [] : parsed.problems).toEqual([]);
             const answer = await world.bot(botForEvent(event)).deliver(event, { signedAt: NOW, now: NOW });
-            if (!['processed', 'duplicate', 'stale'].includes(answer.status)) refused++;
             expect(['processed', 'duplicate', 'stale']).toContain(answer.status);
             delivered++;
           }
@@ -239,7 +237,7 @@ describe('genuine events at the edges', () => {
     expect(delivered).toBeGreaterThanOrEqual(RUNS);
     if (process.env.FUZZ_EDGE_REPORT) {
       console.log(
-        `edge fuzz: ${RUNS} sequences, ${delivered} deliveries, ${refused} refused, ${validated} resources passed validateResource`
+        `edge fuzz: ${RUNS} sequences, ${delivered} deliveries all accepted, ${validated} resources passed validateResource`
       );
     }
   }, 600_000);

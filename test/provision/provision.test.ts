@@ -221,7 +221,7 @@ describe('npm run provision', () => {
     expect(output).toMatch(/would create\s+Bot "medblocks-records-sync-failed"\s+\(vmcontext/);
     // The real run lists more lines than the plan (a new bot's configure and deploy): it says so.
     expect(output).toMatch(
-      /\d+ change\(s\) planned\. The run itself lists more: each new bot is then also configured and deployed, a line each\./
+      /\d+ change\(s\) planned\. The run itself lists more: each new bot is then also configured and deployed, and each new bundle deployed, a line each\./
     );
     expect(medplum.writes()).toEqual([]);
     expect(medblocks.writes()).toEqual([]);

@@ -136,6 +136,7 @@ describe('npm run verify’s made-up sources', () => {
     const verifySource = 'fhirsrc_verifyA01kqtest';
     expect(isVerifySource(verifySource)).toBe(true);
     expect(isVerifySource(A)).toBe(false);
+    expect(isVerifySource('fhirsrc_verify_something_else')).toBe(false);
     const actions = planSources(
       [verifySource, A],
       new Map<string, SourceLookup>([
@@ -149,7 +150,7 @@ describe('npm run verify’s made-up sources', () => {
       { kind: 'create', sourceId: A, name: 'Epic MyChart' },
     ]);
     const lines = formatSources(actions, { dryRun: false, consents: 2 });
-    expect(lines.join('\n')).toMatch(new RegExp(`${verifySource} +npm run verify’s test source, skipped +-`));
+    expect(lines.join('\n')).toMatch(new RegExp(`${verifySource} +npm run verify's test source, skipped +-`));
     expect(lines).toContain(
       "created 1, updated 0, unchanged 0, not found at Medblocks 0, verify's test sources skipped 1."
     );

@@ -2,7 +2,7 @@
 // over a fresh, empty in-memory store per delivery), with a fixed delay awaited before every FHIR
 // request through the World's fault hook. No HTTP, no vm sandbox, no store growth: what is left is
 // the bot's own work plus the simulated round trips. Both implementations run under the same
-// type-only policy: evaluating our write constraints is the server's CPU (about half of a delivery's
+// type-only policy (no criteria, hidden fields or constraints): evaluating our policy is the server's CPU (about half of a delivery's
 // 3 ms on the World), and the constraints themselves are pinned by the policy tests.
 import { performance } from 'node:perf_hooks';
 import type { AccessPolicy } from '@medplum/fhirtypes';

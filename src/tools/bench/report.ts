@@ -228,7 +228,7 @@ export function formatReport(result: BenchResult): string {
   );
   out.push('');
   out.push(
-    `Bot-isolated: the same deliveries on the test World — MockClient, a fresh empty store per delivery, ${String(result.fhirLatencyMs)} ms awaited before each FHIR request, a type-only access policy for both (checking constraints is the server's CPU); no HTTP, no sandbox, no emulator`
+    `Bot-isolated: the same deliveries on the test World — MockClient, a fresh empty store per delivery, ${String(result.fhirLatencyMs)} ms awaited before each FHIR request, a type-only access policy for both (no criteria, hidden fields or constraints: checking them is the server's CPU); no HTTP, no sandbox, no emulator`
   );
   out.push(
     table(

@@ -29,7 +29,8 @@ export const DEV_SPEC = {
     port: {
       type: 'integer',
       min: 0,
-      max: 65535,
+      // The local Medblocks takes the next port.
+      max: 65534,
       default: DEFAULT_EMULATOR_PORT,
       valueName: 'PORT',
       description: 'port on 127.0.0.1 (0 picks a free one); the local Medblocks takes the next one',

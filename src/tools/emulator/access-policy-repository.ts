@@ -2,7 +2,7 @@
 // does not. This wrapper applies the server's rules, in the server's order, with @medplum/core's own
 // evaluation (`satisfiedAccessPolicy`, `accessPolicySupportsInteraction`), so that the bot tests and
 // the emulator refuse every request a real project refuses. Each rule is an entry of the fidelity
-// ledger (docs/fidelity-ledger.md, ids AC-1…AC-11) with its source, and is pinned by
+// ledger (docs/fidelity-ledger.md, ids AC-1…AC-12) with its source, and is pinned by
 // test/emulator/access-rules.test.ts. The rules are written from the server, not from our policies:
 //
 //   AC-1 search   the type must grant `search`; results the criteria exclude are left out.
@@ -26,6 +26,7 @@
 //   AC-11 vread, history  read first (AC-2), then the resource must satisfy a `vread` (resp. `history`)
 //                 grant, else 403 — `read` alone does not allow them; every version handed back loses
 //                 its hidden fields (AC-8).
+import { validateWrite } from './validation';
 import {
   accessPolicySupportsInteraction,
   allOk,
@@ -205,9 +206,15 @@ export function withAccessPolicy(
 
   /** AC-3/AC-4 on the new version, then AC-10: the grant the new version satisfies must hold its constraints. */
   function requireWritable(before: Resource | undefined, after: Resource, interaction: 'create' | 'update'): void {
-    const grant = require(after, interaction);
-    if (!satisfiesWriteConstraints(grant, before, after)) {
-      onDecision({ resourceType: after.resourceType, interaction, grantIndex: undefined });
+    const grant = grantFor(after, interaction);
+    if (!grant || !satisfiesWriteConstraints(grant, before, after)) {
+      // AC-12: the server validates the new version before its criteria and constraint check, so an
+      // invalid resource is a 400 even where the policy refuses it — unless no grant allows the
+      // interaction on the type at all (checked first, 403).
+      if (accessPolicySupportsInteraction(policy, interaction, after.resourceType)) {
+        validateWrite(after);
+      }
+      if (grant) onDecision({ resourceType: after.resourceType, interaction, grantIndex: undefined });
       throw new OperationOutcomeError(forbidden);
     }
   }

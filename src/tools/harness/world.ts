@@ -112,8 +112,8 @@ export class World {
   readonly admin: MockClient;
 
   constructor(options: WorldOptions = {}) {
-    // Without the indexed definitions, identifier searches match nothing and write constraints on
-    // choice types are refused: a World outside vitest's setup must not quietly model another server.
+    // Without the indexed definitions, identifier searches match nothing (so a bot's conditional
+    // create is refused): a World outside vitest's setup must not quietly model another server.
     indexFhirDefinitions();
     this.secrets = options.secrets ?? {};
     const features = options.features ?? ['bots'];

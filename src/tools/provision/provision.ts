@@ -521,11 +521,13 @@ export function formatReport(report: ProvisionReport): string[] {
   } else {
     for (const c of report.changes)
       lines.push(`  ${c.action.padEnd(26)} ${c.target}${c.detail ? `  (${c.detail})` : ''}`);
-    const newBots = report.changes.filter((c) => c.action === 'would create' && c.target.startsWith('Bot ')).length;
+    const newBots = report.changes.filter(
+      (c) => (c.action === 'would create' && c.target.startsWith('Bot ')) || c.action === 'would build'
+    ).length;
     lines.push(
       `${report.changes.length} change(s)${report.dryRun ? ' planned' : ' applied'}.` +
         (newBots > 0
-          ? ` The run itself lists more: each new bot is then also configured and deployed, a line each.`
+          ? ` The run itself lists more: each new bot is then also configured and deployed, and each new bundle deployed, a line each.`
           : '')
     );
   }

@@ -177,12 +177,14 @@ const WHAT: Readonly<Record<SourceAction['kind'], { done: string; planned: strin
   'not-found': { done: 'not found at Medblocks', planned: 'not found at Medblocks' },
   unnamed: { done: 'no usable name at Medblocks', planned: 'no usable name at Medblocks' },
   shared: { done: 'left as is (names several sources)', planned: 'left as is (names several sources)' },
-  'verify-source': { done: 'npm run verify’s test source, skipped', planned: 'npm run verify’s test source, skipped' },
+  'verify-source': { done: "npm run verify's test source, skipped", planned: "npm run verify's test source, skipped" },
 };
 
 /** Whether a source id is one `npm run verify` made up: Medblocks never knew it, so it is not looked up. */
 export function isVerifySource(sourceId: string): boolean {
-  return sourceId.startsWith(VERIFY_SOURCE_PREFIX);
+  return (
+    sourceId.startsWith(VERIFY_SOURCE_PREFIX) && /^[AB][0-9a-z]+$/.test(sourceId.slice(VERIFY_SOURCE_PREFIX.length))
+  );
 }
 
 /**

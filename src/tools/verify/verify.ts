@@ -280,7 +280,7 @@ function report(result: VerifyResult, log: (line: string) => void): void {
   if (refusedOnPurpose > 0) {
     log('');
     log(
-      `note: the ${String(refusedOnPurpose)} refused deliveries above were forged or replayed on purpose; npm run monitor ` +
+      `note: the ${String(refusedOnPurpose)} refused ${refusedOnPurpose === 1 ? 'delivery above was' : 'deliveries above were'} forged or replayed on purpose; npm run monitor ` +
         'counts them as failed runs until they leave its --since window (24h by default).'
     );
   }
