@@ -167,6 +167,16 @@ export function isEntryPoint(moduleUrl: string): boolean {
   return moduleUrl.endsWith(`/${name}`) || moduleUrl.endsWith(`/${name}.ts`);
 }
 
+/** The terminal printer the ops commands' entry points hand to their `run…` function (tests pass their own). */
+export function printToConsole(line: string): void {
+  console.log(line);
+}
+
+/** A command's one-line failure, `<command> failed: <message>`: messages say what to do; anything else is not echoed. */
+export function failureLine(command: string, err: unknown): string {
+  return `${command} failed: ${err instanceof Error ? err.message : 'unknown error'}`;
+}
+
 /** Ends the process with a command's exit code (1 if it failed unexpectedly), for `npm run …` entry points. */
 export function exitWith(code: Promise<number>): void {
   code.then(

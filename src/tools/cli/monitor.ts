@@ -4,7 +4,7 @@
 import { parseWindow } from '../monitor/analyse';
 import { formatMonitorReport, monitor } from '../monitor/monitor';
 import { readSettings } from '../provision/env';
-import { EXIT_USAGE, exitWith, formatRefusal, isEntryPoint, runCommand } from './args';
+import { EXIT_USAGE, exitWith, failureLine, formatRefusal, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
 
 export const MONITOR_SPEC = {
@@ -68,7 +68,7 @@ export function runMonitor(
         else for (const line of formatMonitorReport(report)) io.print(line);
         return report.attention ? 1 : 0;
       } catch (err) {
-        io.print(`monitor failed: ${err instanceof Error ? err.message : 'unknown error'}`);
+        io.print(failureLine('monitor', err));
         return 2;
       }
     },
@@ -77,11 +77,5 @@ export function runMonitor(
 }
 
 if (isEntryPoint(import.meta.url)) {
-  exitWith(
-    runMonitor(process.argv.slice(2), {
-      print: (line) => {
-        console.log(line);
-      },
-    })
-  );
+  exitWith(runMonitor(process.argv.slice(2), { print: printToConsole }));
 }

@@ -5,7 +5,7 @@ import type { Runtime } from '../provision/plan';
 import { readSettings } from '../provision/env';
 import { PreflightError } from '../provision/preflight';
 import { formatPreflight, formatPreflightFailure, formatReport, provision } from '../provision/provision';
-import { exitWith, isEntryPoint, runCommand } from './args';
+import { exitWith, failureLine, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
 import { buildBeforeRun, describePrebuild } from './prebuild';
 
@@ -77,7 +77,7 @@ export function runProvision(
           for (const line of formatPreflightFailure(err.preflight)) io.print(line);
           return 1;
         }
-        io.print(`provision failed: ${err instanceof Error ? err.message : 'unknown error'}`);
+        io.print(failureLine('provision', err));
         return 1;
       }
     },
@@ -86,11 +86,5 @@ export function runProvision(
 }
 
 if (isEntryPoint(import.meta.url)) {
-  exitWith(
-    runProvision(process.argv.slice(2), {
-      print: (line) => {
-        console.log(line);
-      },
-    })
-  );
+  exitWith(runProvision(process.argv.slice(2), { print: printToConsole }));
 }

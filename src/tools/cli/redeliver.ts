@@ -5,7 +5,7 @@ import { readSettings } from '../provision/env';
 import { MedblocksApi } from '../provision/medblocks-api';
 import { connectMedplum } from '../provision/medplum';
 import { redeliver } from '../redeliver/redeliver';
-import { runCommand, type CommandSpec } from './args';
+import { printToConsole, runCommand, type CommandSpec } from './args';
 
 export const REDELIVER_SPEC = {
   name: 'redeliver',
@@ -45,9 +45,7 @@ export const REDELIVER_SPEC = {
 export async function runRedeliver(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
-  print: (line: string) => void = (line) => {
-    console.log(line);
-  }
+  print: (line: string) => void = printToConsole
 ): Promise<number> {
   return runCommand(
     REDELIVER_SPEC,

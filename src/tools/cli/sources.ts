@@ -7,7 +7,7 @@ import { MedblocksApi } from '../provision/medblocks-api';
 import { connectMedplum } from '../provision/medplum';
 import { formatSources } from '../sources/plan';
 import { syncSources } from '../sources/sources';
-import { exitWith, isEntryPoint, runCommand } from './args';
+import { exitWith, failureLine, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
 
 export const SOURCES_SPEC = {
@@ -59,7 +59,7 @@ export function runSources(
           io.print(line);
         return 0;
       } catch (err) {
-        io.print(`sources failed: ${err instanceof Error ? err.message : 'unknown error'}`);
+        io.print(failureLine('sources', err));
         return 1;
       }
     },
@@ -68,11 +68,5 @@ export function runSources(
 }
 
 if (isEntryPoint(import.meta.url)) {
-  exitWith(
-    runSources(process.argv.slice(2), {
-      print: (line) => {
-        console.log(line);
-      },
-    })
-  );
+  exitWith(runSources(process.argv.slice(2), { print: printToConsole }));
 }

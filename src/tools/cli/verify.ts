@@ -13,7 +13,7 @@ import type { MedplumSession } from '../provision/medplum';
 import { findTarget } from '../verify/target';
 import type { VerifyTarget } from '../verify/verify';
 import { runVerify } from '../verify/verify';
-import { exitWith, isEntryPoint, runCommand } from './args';
+import { exitWith, failureLine, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
 import { buildBeforeRun, describePrebuild } from './prebuild';
 
@@ -110,7 +110,7 @@ export function runVerifyCommand(
         });
         return result.ok ? 0 : 1;
       } catch (err) {
-        io.print(`verify failed: ${err instanceof Error ? err.message : 'unknown error'}`);
+        io.print(failureLine('verify', err));
         return 2;
       }
     },
@@ -119,11 +119,5 @@ export function runVerifyCommand(
 }
 
 if (isEntryPoint(import.meta.url)) {
-  exitWith(
-    runVerifyCommand(process.argv.slice(2), {
-      print: (line) => {
-        console.log(line);
-      },
-    })
-  );
+  exitWith(runVerifyCommand(process.argv.slice(2), { print: printToConsole }));
 }
