@@ -26,7 +26,8 @@
 //   AC-11 vread, history  read first (AC-2), then the resource must satisfy a `vread` (resp. `history`)
 //                 grant, else 403 — `read` alone does not allow them; every version handed back loses
 //                 its hidden fields (AC-8).
-import { validateWrite } from './validation';
+//   AC-12 validation  a write some grant allows on its type is validated (VAL-1, 400) before the
+//                 criteria and constraint check of AC-3/AC-4/AC-10.
 import {
   accessPolicySupportsInteraction,
   allOk,
@@ -57,6 +58,7 @@ import type {
   Resource,
   ResourceType,
 } from '@medplum/fhirtypes';
+import { validateWrite } from './validation';
 
 export interface PolicyDecision {
   readonly resourceType: string;
@@ -204,7 +206,7 @@ export function withAccessPolicy(
     return copy;
   }
 
-  /** AC-3/AC-4 on the new version, then AC-10: the grant the new version satisfies must hold its constraints. */
+  /** AC-3/AC-4 on the new version, then AC-10: the grant the new version satisfies must hold its constraints (AC-12 first). */
   function requireWritable(before: Resource | undefined, after: Resource, interaction: 'create' | 'update'): void {
     const grant = grantFor(after, interaction);
     if (!grant || !satisfiesWriteConstraints(grant, before, after)) {
