@@ -19,8 +19,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { BotEvent, MedplumClient } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
-import { ClassifiedFailure, FAILURES, outcomeOfFailure } from './failures';
-import type { FailureReason, PermanentReason } from './failures';
+import { ClassifiedFailure, ESCALATE_AFTER_MS, FAILURES, outcomeOfFailure } from './failures';
+import type { FailureReason, PermanentReason, TransientReason } from './failures';
 import { isOpenDeadLetter, resolveDeadLetter } from './fhir/dead-letter';
 import { DeliveryRejectedError, InvalidPayloadError, receiveDelivery } from './receive';
 import type { EventStamp } from './fhir/stamp';
@@ -76,6 +76,8 @@ export interface QuarantinedAnswer {
   readonly reason: PermanentReason;
   /** The field path at fault (`data.object.total`), never its value. */
   readonly path?: string;
+  /** For `retries_exhausted`: the transient failure that kept recurring. */
+  readonly cause?: TransientReason;
 }
 
 /** The whole answer Medblocks stores in its dashboard: no PHI, no payload values. */
@@ -102,6 +104,8 @@ interface Progress {
   /** The event's id and type once they are safe to log (verified). */
   eventId: string;
   type: string;
+  /** The verified event's `created_at`: how long Medblocks has been retrying it. */
+  createdAt: string | undefined;
   /** The dead-letter found by the last read batch, or 'unknown' before any read. */
   deadLetter: (Task & { id: string }) | undefined | 'unknown';
 }
@@ -112,6 +116,9 @@ export function createWebhookBot<T extends EventType>(
   options: PipelineOptions = {}
 ): MedplumBotHandler {
   const now = options.now ?? Date.now;
+  // A method call on `console`, never `console.log` passed around: the console Medplum's vmcontext
+  // gives a bot is an object whose `log` reads `this` (server `util/console.ts`), so a detached
+  // `console.log` throws there — and every delivery that logs a note then fails (issue 18).
   const log =
     options.log ??
     ((line: string) => {
@@ -120,24 +127,26 @@ export function createWebhookBot<T extends EventType>(
   return async (medplum, botEvent) => {
     const started = now();
     const counter: RequestCounter = { requests: 0 };
-    const seen: Progress = { eventId: '-', type: '-', deadLetter: 'unknown' };
+    const seen: Progress = { eventId: '-', type: '-', createdAt: undefined, deadLetter: 'unknown' };
     const summarise = (outcome: string): void => {
       const { eventId, type } = seen;
       log(formatDeliverySummary({ eventId, type, outcome, fhirRequests: counter.requests, ms: now() - started }));
     };
     let failure: unknown;
     try {
-      const outcome = await deliver(medplum, botEvent, bot, options, counter, seen);
+      const outcome = await deliver(medplum, botEvent, bot, options, log, counter, seen);
       summarise(outcome);
       return { status: outcome, event: seen.eventId, type: seen.type };
     } catch (err) {
       failure = err;
     }
     const reason = reasonOf(failure);
-    if (isPermanent(reason) && failure instanceof ClassifiedFailure) {
+    const cause = persistingCause(reason, seen.createdAt, now());
+    if ((isPermanent(reason) && failure instanceof ClassifiedFailure) || cause) {
+      const quarantined = cause ? 'retries_exhausted' : (reason as PermanentReason);
       try {
-        const answer = await quarantine(medplum, failure, reason, seen, counter, now);
-        summarise(outcomeOfFailure(reason));
+        const answer = await quarantine(medplum, failure, { reason: quarantined, cause }, seen, counter, now);
+        summarise(cause ? `${outcomeOfFailure(quarantined)} cause=${cause}` : outcomeOfFailure(quarantined));
         return answer;
       } catch (err) {
         failure = err; // the dead-letter could not be written: fail, so that Medblocks retries
@@ -162,6 +171,7 @@ async function deliver<T extends EventType>(
   botEvent: BotEvent,
   bot: WebhookBot<T>,
   options: PipelineOptions,
+  log: (line: string) => void,
   counter: RequestCounter,
   seen: Progress
 ): Promise<AppliedOutcome> {
@@ -173,15 +183,24 @@ async function deliver<T extends EventType>(
   const { event, settings } = receiveDelivery(botEvent, bot, { now }); // verify
   seen.eventId = event.id;
   seen.type = event.type;
-  for (const note of unknownValueNotes(event)) (options.log ?? console.log)(note); // statuses Medblocks added
+  seen.createdAt = event.created_at;
+  // Values Medblocks added since this package was written are applied as the mapping says and named here.
+  // Through `log`, never a detached `console.log`: Medplum's vmcontext console needs its `this`.
+  for (const note of unknownValueNotes(event)) log(note);
   const stamp: EventStamp = { at: event.created_at, eventId: event.id };
   const context = { stamp, settings, newUuid: options.newUuid ?? randomUUID };
 
   for (let attempt = 1; ; attempt++) {
-    const state = await readState(medplum, bot.handler.reads(event), counter); // read
+    const reads = { ...bot.handler.reads(event), deadLetterTypes: [...bot.eventTypes, 'unknown'] };
+    const state = await readState(medplum, reads, counter); // read
     seen.deadLetter = state.deadLetter;
     // Only a marker naming this event's type counts: each bot's policy lets it write markers of its own types only.
-    if (state.marker?.code.text === event.type) return 'duplicate';
+    if (state.marker?.code.text === event.type) {
+      // Applied before, yet quarantined since (e.g. a replay of a poison body): close the dead-letter,
+      // else monitor flags an applied event forever. Best effort: a lost race leaves it to the next.
+      await writePlan(medplum, resolvedDeadLetter(state.deadLetter, now()), counter);
+      return 'duplicate';
+    }
     const plan = bot.handler.plan(event, state, context); // plan
     const writes = [...plan.writes, ...resolvedDeadLetter(state.deadLetter, now())];
     const written = await writePlan(medplum, writes, counter); // write
@@ -209,26 +228,50 @@ function resolvedDeadLetter(deadLetter: (Task & { id: string }) | undefined, at:
 /** Records the dead-letter and builds the 2xx answer; throws (a transient failure) when the record cannot be written. */
 async function quarantine(
   medplum: MedplumClient,
-  failure: ClassifiedFailure,
-  reason: PermanentReason,
+  failure: unknown,
+  why: { readonly reason: PermanentReason; readonly cause: TransientReason | undefined },
   seen: Progress,
   counter: RequestCounter,
   now: () => number
 ): Promise<QuarantinedAnswer> {
+  const { reason, cause } = why;
   if (failure instanceof InvalidPayloadError) {
     // Verified but unreadable: its key and type are the ones safe to log (an id only when well-formed).
     seen.eventId = failure.key;
     seen.type = failure.type;
   }
-  const path = failure.path;
+  // A recurring failure's path is not the event's fault: only a permanent failure names one.
+  const path = !cause && failure instanceof ClassifiedFailure ? failure.path : undefined;
   await recordDeadLetter(
     medplum,
-    { key: seen.eventId, type: seen.type, reason, path, seenAt: new Date(now()).toISOString() },
+    { key: seen.eventId, type: seen.type, reason, path, cause, seenAt: new Date(now()).toISOString() },
     seen.deadLetter,
     counter
   );
-  const answer: QuarantinedAnswer = { status: 'quarantined', event: seen.eventId, type: seen.type, reason };
-  return path ? { ...answer, path } : answer;
+  return {
+    status: 'quarantined',
+    event: seen.eventId,
+    type: seen.type,
+    reason,
+    ...(path ? { path } : {}),
+    ...(cause ? { cause } : {}),
+  };
+}
+
+/**
+ * The transient failure to quarantine instead of answering non-2xx: one of a verified event that
+ * Medblocks has been retrying for ESCALATE_AFTER_MS (measured from its `created_at`), so that no
+ * bug of ours, missing grant or persistent conflict can fail its last attempts and get the whole
+ * endpoint disabled. Rejections (forged, misrouted) never escalate: they are loud on purpose.
+ */
+export function persistingCause(
+  reason: FailureReason,
+  createdAt: string | undefined,
+  at: number
+): TransientReason | undefined {
+  if (FAILURES[reason].failureClass !== 'transient' || createdAt === undefined) return undefined;
+  const age = at - Date.parse(createdAt);
+  return age >= ESCALATE_AFTER_MS ? (reason as TransientReason) : undefined;
 }
 
 /** The failure-table reason of anything thrown; unknown errors are `internal` and never echoed. */

@@ -1,0 +1,79 @@
+// Test what ships (issue 18): the bundles in dist/, started as Medplum's vmcontext starts them —
+// the emulator's sandbox, whose console is an object with methods that read `this` like the
+// server's `util/console.ts`, and no options of ours (no injected log, clock or sleep). Every
+// behaviour that depends on how a bot is started is pinned here against the built bundle: the
+// fast World tests inject a log sink and so cannot see a bundle that calls a detached
+// `console.log`, which answered every delivery carrying an unknown connection status 400 and
+// got the endpoint disabled.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { AuditEvent, Consent } from '@medplum/fhirtypes';
+import { botIdFor } from '../../src/tools/emulator/identity';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { connection, patientFlowCompleted, tokenRefreshFailed } from '../../src/tools/fixtures/events';
+import type { PatientFlowConnection } from '../../src/runtime/medblocks/events';
+import { buildIntoTempRoot, sendSigned } from './support';
+import type { BuiltRoot } from './support';
+
+const FLOW_BOT = 'medblocks-patient-flow-completed';
+const REFRESH_BOT = 'medblocks-connection-token-refresh-failed';
+
+let built: BuiltRoot;
+let emulator: RunningEmulator;
+
+beforeAll(async () => {
+  built = await buildIntoTempRoot();
+  emulator = await startEmulator({ root: built.root });
+}, 120_000);
+
+afterAll(async () => {
+  await emulator.close();
+  built.cleanup();
+});
+
+async function lastAuditOf(botName: string): Promise<AuditEvent | undefined> {
+  return (await emulator.store.all<AuditEvent>('AuditEvent', `entity=Bot/${botIdFor(botName)}`)).at(-1);
+}
+
+/** A status Medblocks may add after this package was written: typed as the event allows any string. */
+function withStatus(status: string): PatientFlowConnection {
+  return connection({ status });
+}
+
+describe('the shipped flow bundle, in the vmcontext sandbox', () => {
+  // Each of these answered `400 … internal error` from the bundle before the fix.
+  for (const status of ['revoked', 'pending', 'Active', '', 'a status with spaces']) {
+    test(`a connection with status ${JSON.stringify(status)} is applied: 200 processed, the note logged by name`, async () => {
+      const event = patientFlowCompleted({ connections: [withStatus(status)] });
+      const answer = await sendSigned(emulator.bot(FLOW_BOT), event);
+      expect(answer.status, answer.text).toBe(200);
+      expect(JSON.parse(answer.text)).toMatchObject({ status: 'processed', event: event.id });
+      const audit = await lastAuditOf(FLOW_BOT);
+      expect(audit?.outcome).toBe('0');
+      expect(audit?.outcomeDesc).toContain(`medblocks evt=${event.id} note=unknown_connection_status`);
+      expect(audit?.outcomeDesc).toContain('outcome=processed');
+    });
+  }
+
+  test('a patient_session.completed with an unknown status is applied as the mapping says: that connection changes nothing', async () => {
+    const event = patientFlowCompleted({ connections: [withStatus('revoked')] }, { type: 'patient_session.completed' });
+    const answer = await sendSigned(emulator.bot(FLOW_BOT), event);
+    expect(answer.status, answer.text).toBe(200);
+    expect(JSON.parse(answer.text)).toMatchObject({ status: 'processed', type: 'patient_session.completed' });
+    const id = event.data.object.connections[0]?.id ?? '';
+    const consents = (await emulator.store.all<Consent>('Consent')).filter((c) =>
+      c.identifier?.some((i) => i.system === 'urn:medblocks:connection-id' && i.value === id)
+    );
+    expect(consents).toHaveLength(0);
+  });
+});
+
+describe('the shipped token-refresh bundle, in the vmcontext sandbox', () => {
+  test('a connection.token_refresh_failed with status revoked is applied: 200 processed', async () => {
+    const event = tokenRefreshFailed({ id: connection().id ?? 'conn_x', status: 'revoked' });
+    const answer = await sendSigned(emulator.bot(REFRESH_BOT), event);
+    expect(answer.status, answer.text).toBe(200);
+    expect(JSON.parse(answer.text)).toMatchObject({ status: 'processed', event: event.id });
+    expect((await lastAuditOf(REFRESH_BOT))?.outcomeDesc).toContain('note=unknown_connection_status status=revoked');
+  });
+});
