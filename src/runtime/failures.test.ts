@@ -17,7 +17,12 @@ describe('the failure table', () => {
       'body_too_large',
       'unexpected_event_type',
     ]);
-    expect(byClass('permanent')).toEqual(['invalid_payload', 'patient_not_found', 'invalid_resource']);
+    expect(byClass('permanent')).toEqual([
+      'invalid_payload',
+      'patient_not_found',
+      'retries_exhausted',
+      'invalid_resource',
+    ]);
     expect(byClass('transient')).toEqual([
       'conflict',
       'server_error',

@@ -11,8 +11,19 @@
 //    retry completes the work.
 //  - permanent: a genuine event that cannot be applied as it is. Retrying would only get the endpoint
 //    disabled, so it is answered 2xx `quarantined` and kept as a dead-letter Task until redelivered.
+//    A transient failure of a verified event becomes permanent (`retries_exhausted`) once the event
+//    is older than ESCALATE_AFTER_MS: whatever fails after verification, no event can disable it.
 
 export type FailureClass = 'rejected' | 'transient' | 'permanent';
+
+/**
+ * When a verified event's transient failure is quarantined instead of answered non-2xx. Medblocks
+ * attempts an event at 0, +1 m, +5 m, +30 m, +2 h, +12 h, +24 h, +24 h, +24 h from its creation
+ * (about 3.6 days), then disables the endpoint. At 24 h the first six attempts (14.6 h of outages,
+ * deploys and conflicts) have failed; the seventh (38.6 h) is quarantined, leaving two more attempts
+ * (62.6 h, 86.6 h) in case the dead-letter itself cannot be written at the seventh.
+ */
+export const ESCALATE_AFTER_MS = 24 * 60 * 60 * 1000;
 
 export interface FailureRow {
   readonly failureClass: FailureClass;
@@ -129,6 +140,13 @@ export const FAILURES = {
     meaning: 'No Patient matches the event’s patient_id and MEDBLOCKS_CREATE_MISSING_PATIENTS is false.',
     whatToDo:
       'Create the Patient (identifier urn:medblocks:patient-id) or set MEDBLOCKS_CREATE_MISSING_PATIENTS=true, then `npm run redeliver -- --quarantined`.',
+  },
+  retries_exhausted: {
+    ...PERMANENT,
+    meaning:
+      'A genuine event kept failing (the dead-letter names the cause) for 24 h of Medblocks’ retries; quarantined before the endpoint’s last attempts could fail and disable it.',
+    whatToDo:
+      'Fix the cause named in the dead-letter Task (a bug: report it with the event id), then `npm run redeliver -- --quarantined`.',
   },
   invalid_resource: {
     ...PERMANENT,

@@ -4,7 +4,7 @@
 // value, and no `for`: the patient may be unknown, and an ops record does not belong in a chart.
 // Pure builders; the write is store/dead-letter.ts.
 import type { Task, TaskInput } from '@medplum/fhirtypes';
-import type { PermanentReason } from '../failures';
+import type { PermanentReason, TransientReason } from '../failures';
 import { CODE, CODE_DISPLAY, packageCode, SYSTEM, token } from './systems';
 
 export interface DeadLetterReport {
@@ -15,6 +15,8 @@ export interface DeadLetterReport {
   readonly reason: PermanentReason;
   /** A field path such as `data.object.total`; undefined when the whole body is the problem. */
   readonly path: string | undefined;
+  /** For `retries_exhausted`: the transient failure that kept recurring. */
+  readonly cause?: TransientReason;
   /** When this delivery saw it (ISO). */
   readonly seenAt: string;
 }
@@ -34,7 +36,7 @@ export function deadLetterQuery(key: string): string {
  * `lastModified` moved and the current reason — re-opened if a later delivery had resolved it.
  */
 export function buildDeadLetter(report: DeadLetterReport, existing?: Stored<Task>): Task {
-  const why = report.path ? `${report.reason} at ${report.path}` : report.reason;
+  const why = whyText(report);
   const task: Task = {
     resourceType: 'Task',
     identifier: [{ system: SYSTEM.deadLetter, value: report.key }],
@@ -53,6 +55,11 @@ export function buildDeadLetter(report: DeadLetterReport, existing?: Stored<Task
     input: inputs(report),
   };
   return existing ? { ...task, id: existing.id } : task;
+}
+
+/** The event type a dead-letter names (its `event-type` input); each bot's policy confines it to its own. */
+export function deadLetterEventType(task: Task): string | undefined {
+  return task.input?.find((i) => i.type.text === 'event-type')?.valueString;
 }
 
 /** Whether a dead-letter still waits for a successful delivery. */
@@ -79,7 +86,14 @@ function inputs(report: DeadLetterReport): TaskInput[] {
     { type: { text: 'reason' }, valueString: report.reason },
   ];
   if (report.path) out.push({ type: { text: 'field-path' }, valueString: report.path });
+  if (report.cause) out.push({ type: { text: 'cause' }, valueString: report.cause });
   return out;
+}
+
+function whyText(report: DeadLetterReport): string {
+  const at = report.path ? ` at ${report.path}` : '';
+  const cause = report.cause ? ` (cause: ${report.cause})` : '';
+  return `${report.reason}${at}${cause}`;
 }
 
 function businessStatus(code: typeof CODE.quarantined | typeof CODE.appliedAfterRedelivery): Task['businessStatus'] {
