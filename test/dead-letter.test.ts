@@ -99,8 +99,56 @@ describe('the dead-letter write converges under races', () => {
     const { event, rawBody } = poison();
     await world.bot(BOT).deliver(event, { rawBody });
     const bot = world.bot(BOT, { faults: (r) => (deadLetterWrite(r, 'PUT') ? { status: 412 } : undefined) });
-    await expect(bot.deliver(event, { rawBody })).rejects.toThrow(/^FHIR dead-letter failed: conflict \(HTTP 409\)/);
+    const retry = Date.parse(event.created_at) + 3_600_000; // a retry an hour later: worth an update
+    await expect(bot.deliver(event, { rawBody, signedAt: retry, now: retry })).rejects.toThrow(
+      /^FHIR dead-letter failed: conflict \(HTTP 409\)/
+    );
     expect(bot.logs.at(-1)).toMatch(/ outcome=failed:conflict /);
     expect(await deadLetters(world)).toHaveLength(1);
+  });
+});
+
+describe('dead-letters another bot cannot turn against this one (issue 18 item 4)', () => {
+  it('another event type’s dead-letter carrying this event’s id does not fail its genuine delivery', async () => {
+    const world = new World();
+    const event = recordsSyncCompleted();
+    // What a compromised records-sync-failed bot may write: a dead-letter of its own type, with this id.
+    await world.admin.createResource(
+      buildDeadLetter({
+        key: event.id,
+        type: 'records.sync.failed',
+        reason: 'invalid_payload',
+        path: undefined,
+        seenAt: event.created_at,
+      })
+    );
+    expect((await world.bot(BOT).deliver(event)).status).toBe('processed');
+    const [foreign] = await deadLetters(world);
+    expect(foreign?.status, 'left as it was: not this bot’s to close').toBe('failed');
+  });
+
+  it('replays inside the signature window that change nothing write nothing: one version', async () => {
+    const world = new World();
+    const { event, rawBody } = poison();
+    const bot = world.bot(BOT);
+    for (let replay = 0; replay < 5; replay++) {
+      expect((await bot.deliver(event, { rawBody })).status).toBe('quarantined');
+    }
+    const [deadLetter, ...others] = await deadLetters(world);
+    expect(others).toHaveLength(0);
+    expect(deadLetter?.meta?.versionId).toBeDefined();
+    const history = await world.admin.readHistory('Task', deadLetter?.id ?? '');
+    expect(history.entry).toHaveLength(1);
+  });
+
+  it('a dead-letter whose event was applied meanwhile is closed by the next delivery of it (a duplicate)', async () => {
+    const world = new World();
+    const { event, rawBody } = poison();
+    expect((await world.bot(BOT).deliver(event)).status).toBe('processed');
+    // A captured poison body with the same id, replayed later: quarantined although already applied.
+    expect((await world.bot(BOT).deliver(event, { rawBody })).status).toBe('quarantined');
+    expect((await deadLetters(world))[0]?.status).toBe('failed');
+    expect((await world.bot(BOT).deliver(event)).status).toBe('duplicate');
+    expect((await deadLetters(world))[0]?.status).toBe('completed');
   });
 });

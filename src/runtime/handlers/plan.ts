@@ -22,6 +22,12 @@ export interface ReadRequest {
   readonly taskKeys: readonly string[];
   /** EHR sources (`fhirsrc_…`) whose names the Consents and Tasks may show (issue 12 item 7). */
   readonly sourceIds?: readonly string[];
+  /**
+   * The event types whose dead-letters this bot may write (its own, and `unknown`). Another bot's
+   * dead-letter carrying this event's id is not this delivery's: its policy refuses to touch it, so
+   * finding it must not fail the delivery (issue 18).
+   */
+  readonly deadLetterTypes?: readonly string[];
 }
 
 export interface DeliveryState {

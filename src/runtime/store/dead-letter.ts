@@ -13,6 +13,12 @@ import type { RequestCounter } from './write';
 type Stored<T> = T & { id: string };
 
 /** Three rounds cover a create lost to a racer followed by an update lost to another. */
+/**
+ * A captured delivery can be replayed only while its signature is fresh (300 s by default), and
+ * Medblocks' own retries repeat what the dead-letter already says: an open dead-letter with the same
+ * reason last written within this window is left as it is.
+ */
+const REPLAY_WINDOW_MS = 300_000;
 const MAX_ROUNDS = 3;
 
 /**
@@ -26,6 +32,9 @@ export async function recordDeadLetter(
   counter: RequestCounter
 ): Promise<void> {
   let existing = known === 'unknown' ? await findDeadLetter(medplum, report.key, counter) : known;
+  // A replay (or retry) that changes nothing writes nothing: a captured poison delivery replayed
+  // inside the signature window must not rewrite its dead-letter once per replay.
+  if (existing && unchangedBy(report, existing)) return;
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const task = buildDeadLetter(report, existing);
     const entry: BundleEntry = existing
@@ -49,6 +58,19 @@ export async function recordDeadLetter(
     }
   }
   throw new FhirFailureError('conflict', 409, 'dead-letter');
+}
+
+/** Whether the dead-letter is open, already says what this quarantine would write, and was written just now. */
+function unchangedBy(report: DeadLetterReport, existing: Stored<Task>): boolean {
+  const next = buildDeadLetter(report, existing);
+  const sinceWritten = Date.parse(report.seenAt) - Date.parse(existing.lastModified ?? '');
+  return (
+    existing.status === 'failed' &&
+    sinceWritten >= 0 &&
+    sinceWritten < REPLAY_WINDOW_MS &&
+    existing.statusReason?.text === next.statusReason?.text &&
+    JSON.stringify(existing.input) === JSON.stringify(next.input)
+  );
 }
 
 /** The dead-letter of one event, if any. */

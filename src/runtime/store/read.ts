@@ -4,7 +4,7 @@
 // request count never grows with the number of connections in a flow.
 import type { MedplumClient } from '@medplum/core';
 import type { Basic, Bundle, BundleEntry, Consent, Organization, Patient, Task } from '@medplum/fhirtypes';
-import { deadLetterQuery } from '../fhir/dead-letter';
+import { deadLetterEventType, deadLetterQuery } from '../fhir/dead-letter';
 import { markerQuery } from '../fhir/marker';
 import { isFhirId } from '../fhir/patient';
 import { SYSTEM, token } from '../fhir/systems';
@@ -17,6 +17,8 @@ const PATIENT_RECORDS = '_revinclude=Consent:patient&_revinclude=Task:patient';
 const CONSENT_PATIENT_RECORDS =
   '_include=Consent:patient&_revinclude:iterate=Consent:patient&_revinclude:iterate=Task:patient';
 const MAX_MATCHES = 200;
+/** Dead-letters sharing one event id (one per bot at most, as each policy confines them to its types). */
+const MAX_DEAD_LETTERS = 20;
 
 type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks' | 'sources' | 'deadLetter';
 
@@ -46,7 +48,7 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
     searches.push(['sources', `Organization?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
   // The event's dead-letter, if an earlier delivery quarantined it: success resolves it in the write batch.
-  searches.push(['deadLetter', `Task?${deadLetterQuery(request.eventId)}&_count=1`]);
+  searches.push(['deadLetter', `Task?${deadLetterQuery(request.eventId)}&_count=${MAX_DEAD_LETTERS}`]);
   return {
     bundle: {
       resourceType: 'Bundle',
@@ -72,10 +74,16 @@ export async function readState(
     const status = statusOfError(err);
     throw FhirFailureError.of(status, 'read');
   }
-  return parseReadResponse(response, slots);
+  return parseReadResponse(response, slots, request.deadLetterTypes);
 }
 
-export function parseReadResponse(response: Bundle | null | undefined, slots: readonly Slot[]): DeliveryState {
+export function parseReadResponse(
+  response: Bundle | null | undefined,
+  slots: readonly Slot[],
+  deadLetterTypes?: readonly string[]
+): DeliveryState {
+  const isOwnDeadLetter = (task: Task): boolean =>
+    deadLetterTypes === undefined || deadLetterTypes.includes(deadLetterEventType(task) ?? 'unknown');
   if (response?.resourceType !== 'Bundle') {
     // A proxy page or an empty body where a batch-response was due: a server-side failure.
     throw new FhirFailureError('server_error', undefined, 'read');
@@ -112,7 +120,7 @@ export function parseReadResponse(response: Bundle | null | undefined, slots: re
           break;
         case 'Task':
           if (slot === 'deadLetter') {
-            if (isMatch) deadLetter ??= resource as Task & { id: string };
+            if (isMatch && isOwnDeadLetter(resource)) deadLetter ??= resource as Task & { id: string };
             break;
           }
           tasks.set(resource.id, resource as Task & { id: string });
