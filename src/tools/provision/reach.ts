@@ -48,16 +48,53 @@ function propertyOf(value: unknown, key: 'code' | 'cause'): unknown {
 }
 
 /**
- * `fetchFn` whose network failures for URLs under `baseUrl` throw UnreachableError. Aborts the
- * caller asked for stay AbortErrors, so clients' own timeouts and retries work as before.
+ * How long a tool waits for one answer from Medplum before it says so. A server that accepts the
+ * connection and never answers would otherwise keep `monitor` or `provision` silent forever.
  */
-export function reachableFetch(variable: string, baseUrl: string, fetchFn: typeof fetch = fetch): typeof fetch {
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/** No answer in time: names the variable, the URL, the request and the bound. */
+export class NoAnswerError extends Error {
+  constructor(variable: string, url: string, waitingFor: string, timeoutMs: number) {
+    super(
+      `no answer from ${variable}=${url} within ${String(Math.round(timeoutMs / 1000))} s (waiting for ${waitingFor})`
+    );
+    this.name = 'NoAnswerError';
+  }
+}
+
+/**
+ * `fetchFn` whose network failures for URLs under `baseUrl` throw UnreachableError, and whose
+ * requests give up after `timeoutMs` with NoAnswerError. Aborts the caller asked for stay
+ * AbortErrors, so clients' own timeouts and retries work as before.
+ */
+export function reachableFetch(
+  variable: string,
+  baseUrl: string,
+  fetchFn: typeof fetch = fetch,
+  timeoutMs: number = REQUEST_TIMEOUT_MS
+): typeof fetch {
   return async (input, init) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
     try {
-      return await fetchFn(input, init);
+      return await fetchFn(input, { ...init, signal });
     } catch (err) {
+      if (timeout.aborted && !init?.signal?.aborted) {
+        throw new NoAnswerError(variable, baseUrl, `${init?.method ?? 'GET'} ${pathOf(input)}`, timeoutMs);
+      }
       if (err instanceof Error && err.name === 'AbortError') throw err;
       throw new UnreachableError(variable, baseUrl, err);
     }
   };
+}
+
+/** The path of a request, never its query (which may carry identifiers). */
+function pathOf(input: string | URL | Request): string {
+  const href = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  try {
+    return new URL(href).pathname;
+  } catch {
+    return '(request)';
+  }
 }
