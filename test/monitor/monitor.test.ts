@@ -154,7 +154,16 @@ describe('npm run monitor', () => {
       buildDeadLetter({ key, type, reason: 'patient_not_found', path: 'data.object.patient_id', seenAt });
     await medplum.put(dl('evt_Q1', 'records.sync.completed'));
     await medplum.put(dl('evt_Q2', 'records.sync.completed'));
-    await medplum.put(dl('evt_Q3', 'patient_flow.completed'));
+    await medplum.put(
+      buildDeadLetter({
+        key: 'evt_Q3',
+        type: 'patient_flow.completed',
+        reason: 'retries_exhausted',
+        path: undefined,
+        cause: 'internal',
+        seenAt,
+      })
+    );
     const done = await medplum.put(dl('evt_Q4', 'records.sync.failed'));
     await medplum.put(resolveDeadLetter(done, seenAt)); // applied after redelivery: not counted
     const { code, output } = await run();
@@ -164,6 +173,7 @@ describe('npm run monitor', () => {
         'Quarantined events (open dead-letter Tasks): 3',
         '        2 × records.sync.completed',
         '        1 × patient_flow.completed',
+        '    by reason: 2 × patient_not_found, 1 × retries_exhausted (cause: internal)',
         '! 3 quarantined events: fix the cause (README "When something goes wrong"), then npm run redeliver -- --quarantined',
       ].join('\n')
     );
@@ -172,6 +182,7 @@ describe('npm run monitor', () => {
       total: 3,
       more: false,
       byType: { 'records.sync.completed': 2, 'patient_flow.completed': 1 },
+      byReason: { patient_not_found: 2, 'retries_exhausted (cause: internal)': 1 },
     });
   });
 

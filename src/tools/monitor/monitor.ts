@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MedplumClient } from '@medplum/core';
-import type { AccessPolicy } from '@medplum/fhirtypes';
+import type { AccessPolicy, Task } from '@medplum/fhirtypes';
 import { SETTING_NAMES } from '../../runtime/settings';
 import { ALL_BOTS } from '../../runtime/registry';
 import type { BotEntry as DeployedBot } from '../../runtime/registry';
@@ -54,6 +54,11 @@ export interface QuarantinedCount {
   /** True when the search hit its page size: the total is a lower bound. */
   readonly more: boolean;
   readonly byType: Readonly<Record<string, number>>;
+  /**
+   * Per reason; a recurring failure quarantined after 24 h of retries is its own class,
+   * `retries_exhausted (cause: <reason>)`: a bug or a missing grant to fix, not a payload.
+   */
+  readonly byReason: Readonly<Record<string, number>>;
 }
 
 /** One page of dead-letters is plenty to count: more than this open at once is its own alarm. */
@@ -69,11 +74,22 @@ export async function countQuarantined(medplum: MedplumClient): Promise<Quaranti
     medplum.searchResources('Task', `${DEAD_LETTER_SEARCH}&_count=${String(DEAD_LETTER_PAGE)}`)
   );
   const byType: Record<string, number> = {};
+  const byReason: Record<string, number> = {};
   for (const task of tasks) {
     const type = deadLetterEventType(task);
     byType[type] = (byType[type] ?? 0) + 1;
+    const reason = deadLetterReasonClass(task);
+    byReason[reason] = (byReason[reason] ?? 0) + 1;
   }
-  return { total: tasks.length, more: tasks.length >= DEAD_LETTER_PAGE, byType };
+  return { total: tasks.length, more: tasks.length >= DEAD_LETTER_PAGE, byType, byReason };
+}
+
+/** `reason`, or `retries_exhausted (cause: …)`, from the dead-letter's inputs; cleaned, as it came from Medplum. */
+function deadLetterReasonClass(task: Task): string {
+  const input = (name: string) => task.input?.find((i) => i.type.text === name)?.valueString;
+  const clean = (text: string | undefined) => (text && /^[a-z_]{1,40}$/.test(text) ? text : 'unknown');
+  const cause = input('cause');
+  return `${clean(input('reason'))}${cause ? ` (cause: ${clean(cause)})` : ''}`;
 }
 
 /** Builds the report; `attention` is what the exit code reflects. */
@@ -224,6 +240,8 @@ export function formatQuarantined(q: QuarantinedCount): string[] {
   for (const [type, count] of Object.entries(q.byType).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) {
     lines.push(`    ${String(count).padStart(5)} × ${type}`);
   }
+  const reasons = Object.entries(q.byReason).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  lines.push(`    by reason: ${reasons.map(([reason, count]) => `${String(count)} × ${reason}`).join(', ')}`);
   lines.push(
     `! ${n} quarantined event${q.total === 1 ? '' : 's'}: fix the cause (README "When something goes wrong"), then npm run redeliver -- --quarantined`
   );

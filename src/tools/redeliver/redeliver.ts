@@ -4,6 +4,7 @@
 // printed: never payload values.
 import type { MedplumClient } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
+import { deadLetterEventType as eventTypeOfDeadLetter } from '../../runtime/fhir/dead-letter';
 import {
   MedblocksApiError,
   type MedblocksApi,
@@ -83,9 +84,9 @@ export function isProjectEndpoint(endpoint: MedblocksEndpoint): boolean {
   return endpoint.events.some((e) => e === '*' || PROJECT_EVENT_TYPES.includes(e));
 }
 
-/** The event type a dead-letter Task names (its `event-type` input, written by the bots). */
+/** The event type a dead-letter Task names (its `event-type` input, written by the bots), or `unknown`. */
 export function deadLetterEventType(task: Task): string {
-  return task.input?.find((i) => i.type.text === 'event-type')?.valueString ?? 'unknown';
+  return eventTypeOfDeadLetter(task) ?? 'unknown';
 }
 
 /** Open dead-letter Tasks as event ids, for `--quarantined`. */
