@@ -5,6 +5,7 @@
 import type { Bundle, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { buildDeadLetter } from '../src/runtime/fhir/dead-letter';
+import { quarantinedEvents } from '../src/tools/redeliver/redeliver';
 import { recordsSyncCompleted, serialise } from '../src/tools/fixtures/events';
 import { World } from '../src/tools/harness/world';
 import type { SentRequest } from '../src/tools/harness/world';
@@ -150,5 +151,42 @@ describe('dead-letters another bot cannot turn against this one (issue 18 item 4
     expect((await deadLetters(world))[0]?.status).toBe('failed');
     expect((await world.bot(BOT).deliver(event)).status).toBe('duplicate');
     expect((await deadLetters(world))[0]?.status).toBe('completed');
+  });
+});
+
+describe('redeliver --quarantined finds every open dead-letter', () => {
+  it('pages through all of them, not just the first page', async () => {
+    const world = new World();
+    const seenAt = '2026-08-01T11:00:00.000Z';
+    for (let n = 0; n < 7; n++) {
+      await world.admin.createResource(
+        buildDeadLetter({
+          key: `evt_PAGE${String(n)}`,
+          type: 'records.sync.completed',
+          reason: 'patient_not_found',
+          path: undefined,
+          seenAt,
+        })
+      );
+    }
+    const found = await quarantinedEvents(world.admin, 3);
+    expect(found.map((q) => q.id).sort()).toEqual([0, 1, 2, 3, 4, 5, 6].map((n) => `evt_PAGE${String(n)}`));
+  });
+
+  it('stops with an error past its page bound rather than redeliver part of the backlog', async () => {
+    const world = new World();
+    const seenAt = '2026-08-01T11:00:00.000Z';
+    for (let n = 0; n < 11; n++) {
+      await world.admin.createResource(
+        buildDeadLetter({
+          key: `evt_MANY${String(n)}`,
+          type: 'records.sync.completed',
+          reason: 'patient_not_found',
+          path: undefined,
+          seenAt,
+        })
+      );
+    }
+    await expect(quarantinedEvents(world.admin, 1)).rejects.toThrow(/more than 10 open dead-letters/);
   });
 });

@@ -127,6 +127,7 @@ describe('poison event → quarantined → fix → redeliver --quarantined → a
       const early: string[] = [];
       expect(await runRedeliver(['--quarantined'], s.env, (l) => early.push(l))).toBe(1);
       expect(early).toEqual([
+        'found 1 open dead-letter(s) in Medplum',
         `[1/1] ${event.id} records.sync.completed: quarantined again, the cause is not fixed yet (200)`,
         'Redelivered 1, delivered now 0, quarantined again 1, still failing 0, skipped 0.',
       ]);
@@ -138,6 +139,7 @@ describe('poison event → quarantined → fix → redeliver --quarantined → a
       const lines: string[] = [];
       const code = await runRedeliver(['--quarantined'], s.env, (l) => lines.push(l));
       expect(lines).toEqual([
+        'found 1 open dead-letter(s) in Medplum',
         `[1/1] ${event.id} records.sync.completed: delivered (200)`,
         'Redelivered 1, delivered now 1, still failing 0, skipped 0.',
       ]);

@@ -89,14 +89,34 @@ export function deadLetterEventType(task: Task): string {
   return eventTypeOfDeadLetter(task) ?? 'unknown';
 }
 
-/** Open dead-letter Tasks as event ids, for `--quarantined`. */
-export async function quarantinedEvents(medplum: MedplumClient): Promise<{ id: string; type: string }[]> {
-  const tasks = await medplum.searchResources('Task', `${DEAD_LETTER_SEARCH}&_count=1000`);
-  return tasks.flatMap((task: Task) => {
-    const id = task.identifier?.find((i) => i.system === DEAD_LETTER_SYSTEM)?.value;
-    if (!id?.startsWith('evt_')) return [];
-    return [{ id, type: deadLetterEventType(task) }];
-  });
+/** Pages of open dead-letters read at most: 10 × 1,000, far past any backlog worth one run. */
+const MAX_DEAD_LETTER_PAGES = 10;
+
+/**
+ * Open dead-letter Tasks as event ids, for `--quarantined`: every page of them (one page of 1,000
+ * once planned 533 of 534 redeliverable events, silently). Pages by `_offset`, which both Medplum
+ * and the models serve; nothing changes them while they are read. Past the page bound it stops
+ * with an error rather than redeliver part of the backlog without saying so.
+ */
+export async function quarantinedEvents(
+  medplum: MedplumClient,
+  pageSize = 1000
+): Promise<{ id: string; type: string }[]> {
+  const out: { id: string; type: string }[] = [];
+  for (let page = 0; ; page++) {
+    if (page >= MAX_DEAD_LETTER_PAGES) {
+      throw new Error(
+        `more than ${String(MAX_DEAD_LETTER_PAGES * pageSize)} open dead-letters: redeliver them by type (--type) or fix the cause first`
+      );
+    }
+    const query = `${DEAD_LETTER_SEARCH}&_count=${String(pageSize)}&_offset=${String(page * pageSize)}`;
+    const tasks = await medplum.searchResources('Task', query, { cache: 'no-cache' });
+    for (const task of tasks) {
+      const id = task.identifier?.find((i) => i.system === DEAD_LETTER_SYSTEM)?.value;
+      if (id?.startsWith('evt_')) out.push({ id, type: deadLetterEventType(task) });
+    }
+    if (tasks.length < pageSize) return out;
+  }
 }
 
 /** Plans, then (unless a dry run) redelivers each event, one progress line each, and summarises. */
@@ -132,7 +152,9 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
     }
   }
   if (options.medplum && (f.quarantinedOnly || f.event === undefined || f.event.startsWith('evt_'))) {
-    for (const q of await quarantinedEvents(options.medplum)) {
+    const quarantined = await quarantinedEvents(options.medplum);
+    options.print(`found ${String(quarantined.length)} open dead-letter(s) in Medplum`);
+    for (const q of quarantined) {
       if (f.type && q.type !== f.type) continue;
       if (f.event && q.id !== f.event) continue;
       if (!planned.has(q.id)) planned.set(q.id, { id: q.id, type: q.type, lastStatusCode: 200, source: 'quarantined' });
