@@ -11,7 +11,8 @@
 // the answer: rejected and transient failures throw with nothing marked applied (Medplum answers
 // 400 and Medblocks' retry completes the work); a permanent one — a genuine event that cannot be
 // applied as it is — is quarantined: recorded as a dead-letter Task (store/dead-letter.ts) and
-// answered 200, so that no single event can get the endpoint disabled. A later successful delivery
+// answered 200, so that no single event can get the endpoint disabled; so is a transient failure of
+// an event Medblocks has retried for 24 h (`retries_exhausted`). A later successful delivery
 // of the same event resolves its dead-letter in its write batch. The one summary line, the answer
 // and the thrown message carry ids, types, reasons and field paths only: console output becomes
 // AuditEvent.outcomeDesc, and answers reach an unauthenticated caller and Medblocks' dashboard.
@@ -197,8 +198,9 @@ async function deliver<T extends EventType>(
     // Only a marker naming this event's type counts: each bot's policy lets it write markers of its own types only.
     if (state.marker?.code.text === event.type) {
       // Applied before, yet quarantined since (e.g. a replay of a poison body): close the dead-letter,
-      // else monitor flags an applied event forever. Best effort: a lost race leaves it to the next.
-      await writePlan(medplum, resolvedDeadLetter(state.deadLetter, now()), counter);
+      // else monitor flags an applied event forever. Best effort: the event is applied whatever this
+      // write answers, and a lost race or refusal leaves the dead-letter to the next delivery.
+      await writePlan(medplum, resolvedDeadLetter(state.deadLetter, now()), counter).catch(() => undefined);
       return 'duplicate';
     }
     const plan = bot.handler.plan(event, state, context); // plan
