@@ -154,39 +154,34 @@ describe('dead-letters another bot cannot turn against this one (issue 18 item 4
   });
 });
 
+/** `count` open dead-letters with ids `evt_<prefix>0…`, written as an admin. */
+async function openDeadLetters(world: World, prefix: string, count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, (_, n) => `evt_${prefix}${String(n)}`);
+  for (const key of ids) {
+    await world.admin.createResource(
+      buildDeadLetter({
+        key,
+        type: 'records.sync.completed',
+        reason: 'patient_not_found',
+        path: undefined,
+        seenAt: '2026-08-01T11:00:00.000Z',
+      })
+    );
+  }
+  return ids;
+}
+
 describe('redeliver --quarantined finds every open dead-letter', () => {
   it('pages through all of them, not just the first page', async () => {
     const world = new World();
-    const seenAt = '2026-08-01T11:00:00.000Z';
-    for (let n = 0; n < 7; n++) {
-      await world.admin.createResource(
-        buildDeadLetter({
-          key: `evt_PAGE${String(n)}`,
-          type: 'records.sync.completed',
-          reason: 'patient_not_found',
-          path: undefined,
-          seenAt,
-        })
-      );
-    }
+    const ids = await openDeadLetters(world, 'PAGE', 7);
     const found = await quarantinedEvents(world.admin, 3);
-    expect(found.map((q) => q.id).sort()).toEqual([0, 1, 2, 3, 4, 5, 6].map((n) => `evt_PAGE${String(n)}`));
+    expect(found.map((q) => q.id).sort()).toEqual(ids);
   });
 
   it('stops with an error past its page bound rather than redeliver part of the backlog', async () => {
     const world = new World();
-    const seenAt = '2026-08-01T11:00:00.000Z';
-    for (let n = 0; n < 11; n++) {
-      await world.admin.createResource(
-        buildDeadLetter({
-          key: `evt_MANY${String(n)}`,
-          type: 'records.sync.completed',
-          reason: 'patient_not_found',
-          path: undefined,
-          seenAt,
-        })
-      );
-    }
+    await openDeadLetters(world, 'MANY', 11);
     await expect(quarantinedEvents(world.admin, 1)).rejects.toThrow(/more than 10 open dead-letters/);
   });
 });
