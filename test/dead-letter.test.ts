@@ -47,6 +47,7 @@ describe('the dead-letter write converges under races', () => {
     const seenAt = Date.parse(event.created_at);
     const racer = buildDeadLetter({
       key: event.id,
+      owner: BOT,
       type: event.type,
       reason: 'invalid_payload',
       path: 'data.object.total',
@@ -117,6 +118,7 @@ describe('dead-letters another bot cannot turn against this one (issue 18 item 4
     await world.admin.createResource(
       buildDeadLetter({
         key: event.id,
+        owner: 'medblocks-records-sync-failed',
         type: 'records.sync.failed',
         reason: 'invalid_payload',
         path: undefined,
@@ -126,6 +128,37 @@ describe('dead-letters another bot cannot turn against this one (issue 18 item 4
     expect((await world.bot(BOT).deliver(event)).status).toBe('processed');
     const [foreign] = await deadLetters(world);
     expect(foreign?.status, 'left as it was: not this bot’s to close').toBe('failed');
+  });
+
+  it('another bot’s dead-letter with this event’s id does not stop this bot quarantining it: each owns its own', async () => {
+    const world = new World();
+    const { event, rawBody } = poison();
+    const FOREIGN = 'medblocks-records-sync-failed';
+    await world.admin.createResource(
+      buildDeadLetter({
+        key: event.id,
+        owner: FOREIGN,
+        type: 'records.sync.failed',
+        reason: 'invalid_payload',
+        path: undefined,
+        seenAt: event.created_at,
+      })
+    );
+    // Before, the create's If-None-Exist matched the foreign Task, the update it planned was refused
+    // (403, access_denied) and every delivery was answered non-2xx until the endpoint was disabled.
+    expect((await world.bot(BOT).deliver(event, { rawBody })).status).toBe('quarantined');
+    const owners = (await deadLetters(world)).map((t) => [t.groupIdentifier?.value, t.status]).sort();
+    expect(owners).toEqual([
+      [BOT, 'failed'],
+      [FOREIGN, 'failed'],
+    ]);
+    // The cause fixed: this bot closes its own and leaves the foreign one as it was.
+    expect((await world.bot(BOT).deliver(event)).status).toBe('processed');
+    const after = (await deadLetters(world)).map((t) => [t.groupIdentifier?.value, t.status]).sort();
+    expect(after).toEqual([
+      [BOT, 'completed'],
+      [FOREIGN, 'failed'],
+    ]);
   });
 
   it('replays inside the signature window that change nothing write nothing: one version', async () => {
@@ -161,6 +194,7 @@ async function openDeadLetters(world: World, prefix: string, count: number): Pro
     await world.admin.createResource(
       buildDeadLetter({
         key,
+        owner: BOT,
         type: 'records.sync.completed',
         reason: 'patient_not_found',
         path: undefined,

@@ -146,7 +146,7 @@ export function createWebhookBot<T extends EventType>(
     if ((isPermanent(reason) && failure instanceof ClassifiedFailure) || cause) {
       const quarantined = cause ? 'retries_exhausted' : (reason as PermanentReason);
       try {
-        const answer = await quarantine(medplum, failure, { reason: quarantined, cause }, seen, counter, now);
+        const answer = await quarantine(medplum, bot.name, failure, { reason: quarantined, cause }, seen, counter, now);
         summarise(cause ? `${outcomeOfFailure(quarantined)} cause=${cause}` : outcomeOfFailure(quarantined));
         return answer;
       } catch (err) {
@@ -192,7 +192,7 @@ async function deliver<T extends EventType>(
   const context = { stamp, settings, newUuid: options.newUuid ?? randomUUID };
 
   for (let attempt = 1; ; attempt++) {
-    const reads = { ...bot.handler.reads(event), deadLetterTypes: [...bot.eventTypes, 'unknown'] };
+    const reads = { ...bot.handler.reads(event), deadLetterOwner: bot.name };
     const state = await readState(medplum, reads, counter); // read
     seen.deadLetter = state.deadLetter;
     // Only a marker naming this event's type counts: each bot's policy lets it write markers of its own types only.
@@ -230,6 +230,7 @@ function resolvedDeadLetter(deadLetter: (Task & { id: string }) | undefined, at:
 /** Records the dead-letter and builds the 2xx answer; throws (a transient failure) when the record cannot be written. */
 async function quarantine(
   medplum: MedplumClient,
+  owner: string,
   failure: unknown,
   why: { readonly reason: PermanentReason; readonly cause: TransientReason | undefined },
   seen: Progress,
@@ -246,7 +247,7 @@ async function quarantine(
   const path = !cause && failure instanceof ClassifiedFailure ? failure.path : undefined;
   await recordDeadLetter(
     medplum,
-    { key: seen.eventId, type: seen.type, reason, path, cause, seenAt: new Date(now()).toISOString() },
+    { key: seen.eventId, owner, type: seen.type, reason, path, cause, seenAt: new Date(now()).toISOString() },
     seen.deadLetter,
     counter
   );

@@ -151,12 +151,20 @@ describe('npm run monitor', () => {
   it('counts open dead-letter Tasks per event type, hints at redeliver --quarantined, and exits 1', async () => {
     const seenAt = '2026-08-01T11:00:00.000Z';
     const dl = (key: string, type: string) =>
-      buildDeadLetter({ key, type, reason: 'patient_not_found', path: 'data.object.patient_id', seenAt });
+      buildDeadLetter({
+        key,
+        owner: 'medblocks-records-sync-completed',
+        type,
+        reason: 'patient_not_found',
+        path: 'data.object.patient_id',
+        seenAt,
+      });
     await medplum.put(dl('evt_Q1', 'records.sync.completed'));
     await medplum.put(dl('evt_Q2', 'records.sync.completed'));
     await medplum.put(
       buildDeadLetter({
         key: 'evt_Q3',
+        owner: 'medblocks-patient-flow-completed',
         type: 'patient_flow.completed',
         reason: 'retries_exhausted',
         path: undefined,

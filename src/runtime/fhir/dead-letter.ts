@@ -10,6 +10,8 @@ import { CODE, CODE_DISPLAY, packageCode, SYSTEM, token } from './systems';
 export interface DeadLetterReport {
   /** The event id, or `sha256-<hex>` of a body without a usable id. */
   readonly key: string;
+  /** The bot that quarantined it (its registry name): the dead-letter's owner. */
+  readonly owner: string;
   /** An event type this package knows, or `unknown`. */
   readonly type: string;
   readonly reason: PermanentReason;
@@ -23,12 +25,22 @@ export interface DeadLetterReport {
 
 type Stored<T> = T & { id: string };
 
-/** The search for one event's dead-letter, confined to the dead-letter code like the bots' policy grant. */
-export function deadLetterQuery(key: string): string {
+/**
+ * The search for one bot's dead-letter of one event, confined like that bot's policy grant (the
+ * dead-letter code and its owner): a dead-letter another bot wrote with the same event id, even a
+ * compromised one, is never found, so it can never be planned for an update this bot may not make.
+ */
+export function deadLetterQuery(key: string, owner: string): string {
   return (
     `identifier=${encodeURIComponent(token(SYSTEM.deadLetter, key))}` +
-    `&code=${encodeURIComponent(token(SYSTEM.code, CODE.webhookDeadLetter))}`
+    `&code=${encodeURIComponent(token(SYSTEM.code, CODE.webhookDeadLetter))}` +
+    `&group-identifier=${encodeURIComponent(token(SYSTEM.deadLetterOwner, owner))}`
   );
+}
+
+/** Whether a dead-letter belongs to this bot (its `groupIdentifier`); the search already asks for no other. */
+export function isOwnedBy(task: Task, owner: string): boolean {
+  return task.groupIdentifier?.system === SYSTEM.deadLetterOwner && task.groupIdentifier.value === owner;
 }
 
 /**
@@ -40,6 +52,7 @@ export function buildDeadLetter(report: DeadLetterReport, existing?: Stored<Task
   const task: Task = {
     resourceType: 'Task',
     identifier: [{ system: SYSTEM.deadLetter, value: report.key }],
+    groupIdentifier: { system: SYSTEM.deadLetterOwner, value: report.owner },
     status: 'failed',
     intent: 'order',
     priority: 'urgent',

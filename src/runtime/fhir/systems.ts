@@ -15,6 +15,11 @@ export const SYSTEM = {
   code: 'urn:medblocks:code',
   /** A quarantined event's dead-letter Task: the value is the event id, or `sha256-<hex>` of a body without a usable id. */
   deadLetter: 'urn:medblocks:dead-letter',
+  /**
+   * A dead-letter's owner (`Task.groupIdentifier`, the value a bot name): each bot's policy confines
+   * its dead-letter searches and writes to its own, so one bot's dead-letters never reach another.
+   */
+  deadLetterOwner: 'urn:medblocks:dead-letter-owner',
 } as const;
 
 /** Absolute base of the extensions this package defines; listed in the README. */

@@ -23,11 +23,11 @@ export interface ReadRequest {
   /** EHR sources (`fhirsrc_…`) whose names the Consents and Tasks may show (issue 12 item 7). */
   readonly sourceIds?: readonly string[];
   /**
-   * The event types whose dead-letters this bot may write (its own, and `unknown`). Another bot's
-   * dead-letter carrying this event's id is not this delivery's: its policy refuses to touch it, so
-   * finding it must not fail the delivery (issue 18).
+   * The bot whose dead-letter of this event to look for (its registry name; the pipeline sets it).
+   * Another bot's dead-letter carrying this event's id is not this delivery's: its policy refuses to
+   * touch it, so it is never searched for (issue 18). Absent, no dead-letter is read.
    */
-  readonly deadLetterTypes?: readonly string[];
+  readonly deadLetterOwner?: string;
 }
 
 export interface DeliveryState {

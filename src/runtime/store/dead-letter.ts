@@ -5,20 +5,20 @@
 // pipeline then answers non-2xx so that Medblocks retries — a quarantine is never lost silently.
 import type { MedplumClient } from '@medplum/core';
 import type { Bundle, BundleEntry, Task } from '@medplum/fhirtypes';
-import { buildDeadLetter, deadLetterQuery } from '../fhir/dead-letter';
+import { buildDeadLetter, deadLetterQuery, isOwnedBy } from '../fhir/dead-letter';
 import type { DeadLetterReport } from '../fhir/dead-letter';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 import type { RequestCounter } from './write';
 
 type Stored<T> = T & { id: string };
 
-/** Three rounds cover a create lost to a racer followed by an update lost to another. */
 /**
  * A captured delivery can be replayed only while its signature is fresh (300 s by default), and
  * Medblocks' own retries repeat what the dead-letter already says: an open dead-letter with the same
  * reason last written within this window is left as it is.
  */
 const REPLAY_WINDOW_MS = 300_000;
+/** Three rounds cover a create lost to a racer followed by an update lost to another. */
 const MAX_ROUNDS = 3;
 
 /**
@@ -31,7 +31,7 @@ export async function recordDeadLetter(
   known: Stored<Task> | undefined | 'unknown',
   counter: RequestCounter
 ): Promise<void> {
-  let existing = known === 'unknown' ? await findDeadLetter(medplum, report.key, counter) : known;
+  let existing = known === 'unknown' ? await findDeadLetter(medplum, report, counter) : known;
   // A replay (or retry) that changes nothing writes nothing: a captured poison delivery replayed
   // inside the signature window must not rewrite its dead-letter once per replay.
   if (existing && unchangedBy(report, existing)) return;
@@ -46,13 +46,13 @@ export async function recordDeadLetter(
             ifMatch: existing.meta?.versionId ? `W/"${existing.meta.versionId}"` : undefined,
           },
         }
-      : { resource: task, request: { method: 'POST', url: 'Task', ifNoneExist: deadLetterQuery(report.key) } };
+      : { resource: task, request: { method: 'POST', url: 'Task', ifNoneExist: deadLetterQuery(report.key, report.owner) } };
     const { status, resource } = await sendOne(medplum, entry, counter);
     if (status === 201 || (existing && status === 200)) return;
     if (status === 200 && resource?.id) {
       existing = resource as Stored<Task>; // a racing delivery created it first: update that one
     } else if (status === 200 || status === 409 || status === 412) {
-      existing = await findDeadLetter(medplum, report.key, counter); // lost a race: re-read
+      existing = await findDeadLetter(medplum, report, counter); // lost a race: re-read
     } else {
       throw FhirFailureError.of(status, 'dead-letter');
     }
@@ -73,16 +73,18 @@ function unchangedBy(report: DeadLetterReport, existing: Stored<Task>): boolean 
   );
 }
 
-/** The dead-letter of one event, if any. */
+/** This bot's dead-letter of one event, if any. */
 export async function findDeadLetter(
   medplum: MedplumClient,
-  key: string,
+  { key, owner }: Pick<DeadLetterReport, 'key' | 'owner'>,
   counter: RequestCounter
 ): Promise<Stored<Task> | undefined> {
   counter.requests++;
   try {
-    const [found] = await medplum.searchResources('Task', `${deadLetterQuery(key)}&_count=1`, { cache: 'no-cache' });
-    return found;
+    const found = await medplum.searchResources('Task', `${deadLetterQuery(key, owner)}&_count=1`, {
+      cache: 'no-cache',
+    });
+    return found.find((task) => isOwnedBy(task, owner));
   } catch (err) {
     throw FhirFailureError.of(statusOfError(err), 'dead-letter');
   }

@@ -4,7 +4,7 @@
 // request count never grows with the number of connections in a flow.
 import type { MedplumClient } from '@medplum/core';
 import type { Basic, Bundle, BundleEntry, Consent, Organization, Patient, Task } from '@medplum/fhirtypes';
-import { deadLetterEventType, deadLetterQuery } from '../fhir/dead-letter';
+import { deadLetterQuery, isOwnedBy } from '../fhir/dead-letter';
 import { markerQuery } from '../fhir/marker';
 import { isFhirId } from '../fhir/patient';
 import { SYSTEM, token } from '../fhir/systems';
@@ -17,9 +17,6 @@ const PATIENT_RECORDS = '_revinclude=Consent:patient&_revinclude=Task:patient';
 const CONSENT_PATIENT_RECORDS =
   '_include=Consent:patient&_revinclude:iterate=Consent:patient&_revinclude:iterate=Task:patient';
 const MAX_MATCHES = 200;
-/** Dead-letters sharing one event id (one per bot at most, as each policy confines them to its types). */
-const MAX_DEAD_LETTERS = 20;
-
 type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks' | 'sources' | 'deadLetter';
 
 /** The searches of one delivery, in a fixed order; pure so that tests can assert the exact URLs. */
@@ -47,8 +44,10 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
     const tokens = request.sourceIds.map((id) => encodeURIComponent(token(SYSTEM.fhirSourceId, id))).join(',');
     searches.push(['sources', `Organization?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
-  // The event's dead-letter, if an earlier delivery quarantined it: success resolves it in the write batch.
-  searches.push(['deadLetter', `Task?${deadLetterQuery(request.eventId)}&_count=${MAX_DEAD_LETTERS}`]);
+  // This bot's dead-letter of the event, if an earlier delivery quarantined it: success resolves it in the write batch.
+  if (request.deadLetterOwner !== undefined) {
+    searches.push(['deadLetter', `Task?${deadLetterQuery(request.eventId, request.deadLetterOwner)}&_count=1`]);
+  }
   return {
     bundle: {
       resourceType: 'Bundle',
@@ -74,16 +73,16 @@ export async function readState(
     const status = statusOfError(err);
     throw FhirFailureError.of(status, 'read');
   }
-  return parseReadResponse(response, slots, request.deadLetterTypes);
+  return parseReadResponse(response, slots, request.deadLetterOwner);
 }
 
 export function parseReadResponse(
   response: Bundle | null | undefined,
   slots: readonly Slot[],
-  deadLetterTypes?: readonly string[]
+  deadLetterOwner?: string
 ): DeliveryState {
-  const isOwnDeadLetter = (task: Task): boolean =>
-    deadLetterTypes === undefined || deadLetterTypes.includes(deadLetterEventType(task) ?? 'unknown');
+  // The search asks for this bot's dead-letters only; a server that answers others anyway is not believed.
+  const isOwnDeadLetter = (task: Task): boolean => deadLetterOwner !== undefined && isOwnedBy(task, deadLetterOwner);
   if (response?.resourceType !== 'Bundle') {
     // A proxy page or an empty body where a batch-response was due: a server-side failure.
     throw new FhirFailureError('server_error', undefined, 'read');
