@@ -118,7 +118,7 @@ describe('ADM-9 /auth/me', () => {
     const text = await answer.text();
     expect(text).not.toContain(emulator.adminClient.clientSecret);
     const me = JSON.parse(text) as { project: Project; membership: ProjectMembership };
-    expect(me.project.features).toEqual(['bots']);
+    expect(me.project.features).toEqual(['bots', 'cron']);
     expect(me.membership).toMatchObject({
       admin: true,
       profile: { reference: `ClientApplication/${emulator.adminClient.clientId}` },

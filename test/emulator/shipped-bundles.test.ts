@@ -12,6 +12,9 @@ import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
 import { connection, patientFlowCompleted, tokenRefreshFailed } from '../../src/tools/fixtures/events';
 import type { PatientFlowConnection } from '../../src/runtime/medblocks/events';
+import { readSettings } from '../../src/tools/provision/env';
+import { connectMedplum } from '../../src/tools/provision/medplum';
+import { probeVmContext, VM_CONTEXT_DISABLED } from '../../src/tools/provision/runtime-probe';
 import { buildIntoTempRoot, sendSigned } from './support';
 import type { BuiltRoot } from './support';
 
@@ -75,5 +78,55 @@ describe('the shipped token-refresh bundle, in the vmcontext sandbox', () => {
     expect(answer.status, answer.text).toBe(200);
     expect(JSON.parse(answer.text)).toMatchObject({ status: 'processed', event: event.id });
     expect((await lastAuditOf(REFRESH_BOT))?.outcomeDesc).toContain('note=unknown_connection_status status=revoked');
+  });
+});
+
+describe('a server with vmContextBotsEnabled off (WH-6)', () => {
+  test('accepts the bots but fails every run before loading them, and provision’s probe reads that from the AuditEvents', async () => {
+    const off = await startEmulator({ root: built.root, vmContextBotsEnabled: false });
+    try {
+      const answer = await sendSigned(off.bot(FLOW_BOT), patientFlowCompleted());
+      expect(answer.status).toBe(400);
+      expect(answer.text).toContain(VM_CONTEXT_DISABLED);
+
+      const { medplum } = await connectMedplum(
+        readSettings(
+          {
+            MEDPLUM_BASE_URL: `${off.url}/`,
+            MEDPLUM_CLIENT_ID: off.adminClient.clientId,
+            MEDPLUM_CLIENT_SECRET: off.adminClient.clientSecret,
+          },
+          built.root
+        )
+      );
+      const probe = await probeVmContext(medplum, [
+        { name: FLOW_BOT, id: botIdFor(FLOW_BOT) },
+        { name: REFRESH_BOT, id: botIdFor(REFRESH_BOT) },
+      ]);
+      expect(probe.refused.map((r) => r.name)).toEqual([FLOW_BOT]);
+      expect(probe.unknown).toEqual([REFRESH_BOT]);
+      expect(probe.ran).toEqual([]);
+    } finally {
+      await off.close();
+    }
+  });
+
+  test('on a server with it on, a bot that has run is seen to have run', async () => {
+    await sendSigned(emulator.bot(REFRESH_BOT), tokenRefreshFailed({ id: 'conn_probe', status: 'error' }));
+    const { medplum } = await connectMedplum(
+      readSettings(
+        {
+          MEDPLUM_BASE_URL: `${emulator.url}/`,
+          MEDPLUM_CLIENT_ID: emulator.adminClient.clientId,
+          MEDPLUM_CLIENT_SECRET: emulator.adminClient.clientSecret,
+        },
+        built.root
+      )
+    );
+    expect(await probeVmContext(medplum, [{ name: REFRESH_BOT, id: botIdFor(REFRESH_BOT) }])).toEqual({
+      refused: [],
+      ran: [REFRESH_BOT],
+      unknown: [],
+    });
   });
 });

@@ -11,7 +11,7 @@ const FACTS: ServerFacts = {
   version: '5.2.13-abc1234',
   projectId: 'p1',
   projectName: 'Staging',
-  features: ['bots'],
+  features: ['bots', 'cron'],
   clientId: 'c1',
   admin: true,
   superAdmin: false,
@@ -84,5 +84,16 @@ describe('$deploy refusals come with their fix', () => {
     expect(deployFix('Bots not enabled')).toMatch(/bots.*super admin/);
     expect(deployFix('Could not load credentials from any providers')).toMatch(/--runtime vmcontext/);
     expect(deployFix('Something else')).toBeUndefined();
+  });
+
+  it('warns, without stopping, when the project cannot schedule the sweeper, naming the super-admin fix and the reload', () => {
+    const noCron = analysePreflight({ ...FACTS, features: ['bots'] }, undefined);
+    expect(noCron.errors).toEqual([]);
+    expect(noCron.warnings).toHaveLength(1);
+    expect(noCron.warnings[0]).toMatch(/does not have the "cron" feature.*medblocks-marker-sweeper will never run/);
+    expect(noCron.warnings[0]).toMatch(/grow without bound/);
+    expect(noCron.warnings[0]).toContain('POST http://localhost:8103/admin/super/reloadcron');
+    // Nothing scheduled is being provisioned: nothing to warn about.
+    expect(analysePreflight({ ...FACTS, features: ['bots'] }, undefined, []).warnings).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AccessPolicy, Bot, ProjectMembership } from '@medplum/fhirtypes';
+import type { AccessPolicy, AuditEvent, Bot, ProjectMembership } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WEBHOOK_BOTS } from '../../src/runtime/registry';
 import { runProvision } from '../../src/tools/cli/provision';
@@ -104,7 +104,7 @@ describe('npm run provision', () => {
     }
     expect(output).toMatch(/Medplum .* \(server 5\.2\.13-abc1234\)/);
     expect(output).toMatch(
-      /Preflight \(read-only\): Medplum 5\.2\.13-abc1234 at https:\/\/medplum\.test\/ \(self-hosted\), Project\/proj-1 "Test" features \[bots\], client is a project admin, runtime vmcontext/
+      /Preflight \(read-only\): Medplum 5\.2\.13-abc1234 at https:\/\/medplum\.test\/ \(self-hosted\), Project\/proj-1 "Test" features \[bots, cron\], client is a project admin, runtime vmcontext/
     );
     expectNoSecrets(output);
   });
@@ -143,6 +143,28 @@ describe('npm run provision', () => {
     expect(medblocks.requests.slice(medblocksCount).filter((r) => r.method !== 'GET')).toEqual([]);
     expect(readFileSync(join(root, 'medplum.config.json'), 'utf8')).toBe(configBefore);
     expectNoSecrets(output);
+  });
+
+  it('on vmcontext, says it cannot see vmContextBotsEnabled before any run, and warns once a run shows it off', async () => {
+    const first = await run();
+    expect(first.output).toMatch(/NOTE: .*medblocks-patient-flow-completed.* run on vmcontext.*cannot tell/);
+    const flow = await medplum.bot('medblocks-patient-flow-completed');
+    await medplum.repo.createResource<AuditEvent>({
+      resourceType: 'AuditEvent',
+      type: { code: 'execute' },
+      recorded: new Date().toISOString(),
+      source: { observer: { reference: `Bot/${flow.id}` } },
+      agent: [{ requestor: false }],
+      entity: [{ what: { reference: `Bot/${flow.id}` } }],
+      outcome: '4',
+      outcomeDesc: 'VM Context bots not enabled on this server',
+    });
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect(second.output).toMatch(
+      /WARNING: This server does not run vmcontext bots: the newest run of medblocks-patient-flow-completed \(AuditEvent\/[\w-]+/
+    );
+    expect(second.output).not.toMatch(/NOTE: medblocks-patient-flow-completed/);
   });
 
   it('repairs a drifted setup and reports each repair', async () => {

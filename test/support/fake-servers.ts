@@ -113,7 +113,8 @@ export class FakeMedplum extends FakeService {
         resourceType: 'Project',
         id: PROJECT_ID,
         name: 'Test',
-        features: ['bots'],
+        // `cron` as well: a project set up for these bots can schedule the sweeper.
+        features: ['bots', 'cron'],
         secret: [],
       });
       await this.repo.createResource<ClientApplication>({ resourceType: 'ClientApplication', id: CLIENT_ID });

@@ -40,8 +40,11 @@ import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { Mutex } from './mutex';
 import { validateWrite, withServerIdentifierSearch } from './validation';
 
-/** The project features the emulator models (`Project.features`). */
-export type ProjectFeature = 'bots' | 'transaction-bundles';
+/**
+ * The project features the emulator models (`Project.features`). `cron` is carried only so that
+ * provision's preflight sees a project that can schedule the sweeper; the emulator runs no schedules.
+ */
+export type ProjectFeature = 'bots' | 'cron' | 'transaction-bundles';
 
 /** A FhirRouter that hands the bundle processor what Medplum's server derives from the project. */
 export class ProjectFhirRouter extends FhirRouter {

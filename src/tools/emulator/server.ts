@@ -26,8 +26,13 @@ export interface EmulatorOptions {
   readonly latencyMs?: number;
   /** Simulated database time of a SERIALIZABLE transaction, in milliseconds (see StoreOptions). */
   readonly transactionMs?: number;
-  /** `Project.features` of the emulated project; default `['bots']`. */
+  /** `Project.features` of the emulated project; default `['bots', 'cron']`. */
   readonly features?: StoreOptions['features'];
+  /**
+   * The server setting `vmContextBotsEnabled`; default true. Off, every vmcontext run fails as on
+   * such a server (WH-6), which `$deploy` does not check.
+   */
+  readonly vmContextBotsEnabled?: boolean;
   /** Project secrets (signing secrets and settings); bot signing secrets not given get dev values. */
   readonly secrets?: Record<string, string>;
   /** The bots to load; every `dist/*.js` with its `access-policies/<name>.json` by default. */
@@ -97,7 +102,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   let baseUrl = '';
   const tokens = new TokenService(store, () => `${baseUrl}/`);
   const server = createServer((req, res) => {
-    const ctx: WebhookContext = { store, baseUrl: `${baseUrl}/`, bots: byBotId, onRun: options.onRun };
+    const ctx: WebhookContext = {
+      store,
+      baseUrl: `${baseUrl}/`,
+      bots: byBotId,
+      onRun: options.onRun,
+      vmContextBotsEnabled: options.vmContextBotsEnabled,
+    };
     route(ctx, tokens, options.fhirWrites === true, req)
       .catch((err: unknown) => {
         console.error('emulator: internal error', err instanceof Error ? err.message : 'unknown');

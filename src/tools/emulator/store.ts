@@ -28,7 +28,10 @@ export interface StoreOptions {
    * in-memory store does not spend. Concurrent ones touching the same types within it conflict (TX-4).
    */
   readonly transactionMs?: number;
-  /** `Project.features`; default `['bots']`, as a project made for bots has (no `transaction-bundles`). */
+  /**
+   * `Project.features`; default `['bots', 'cron']`, as a project made for these bots has (`cron` for
+   * the sweeper's schedule), without `transaction-bundles`.
+   */
   readonly features?: readonly ProjectFeature[];
   /** Jitter for the server's transaction retry backoff (tests fix it). */
   readonly random?: () => number;
@@ -58,7 +61,7 @@ export class EmulatorStore {
   constructor(options: StoreOptions = {}) {
     indexFhirDefinitions();
     this.latencyMs = Math.max(0, options.latencyMs ?? 0);
-    this.features = options.features ?? ['bots'];
+    this.features = options.features ?? ['bots', 'cron'];
     this.conflicts = new SerializableConflicts(Math.max(0, options.transactionMs ?? 0), undefined, options.random);
     this.repo = new TransactionalRepository(this.conflicts);
     this.router = new ProjectFhirRouter(() => this.features);

@@ -34,6 +34,8 @@ export const MESSAGES = {
   notPublic: 'Bot is not configured for public webhook access',
   unparsable: 'Content could not be parsed',
   botsDisabled: 'Bots not enabled',
+  /** `runInVmContext`'s whole log when the server setting is off (packages/server/src/bots/vmcontext.ts). */
+  vmContextDisabled: 'VM Context bots not enabled on this server',
 } as const;
 
 /** Medplum's default JSON body limit is far above this; anything larger is not a Medblocks delivery. */
@@ -59,6 +61,8 @@ export interface WebhookContext {
   readonly bots: ReadonlyMap<string, SeededBot>;
   /** Called after each delivery (bot run or refusal before it), for the dev server's one-line log. */
   readonly onRun?: (run: WebhookRun) => void;
+  /** The server setting `vmContextBotsEnabled`; undefined counts as on (the emulator exists to run bots). */
+  readonly vmContextBotsEnabled?: boolean;
 }
 
 /** One delivery as `npm run dev` logs it: ids and outcomes only, never the payload. */
@@ -167,6 +171,14 @@ async function execute(
   const project = await store.repo.readReference<Project>(runAs.project);
   if (!project.features?.includes('bots')) {
     return { success: false, logResult: MESSAGES.botsDisabled, errorOutcome: badRequest(MESSAGES.botsDisabled) };
+  }
+  // As Medplum's runInVmContext: the server setting is read on every run, before the code is loaded.
+  if (ctx.vmContextBotsEnabled === false && bot.runtimeVersion === 'vmcontext') {
+    return {
+      success: false,
+      logResult: MESSAGES.vmContextDisabled,
+      errorOutcome: badRequest(MESSAGES.vmContextDisabled),
+    };
   }
   // As Medplum: the code `$deploy` stored (Bot.executableCode → Binary). A bot seeded from dist/
   // and never deployed runs its bundle file, re-read on every run so that a rebuild applies at once.

@@ -1,8 +1,10 @@
 // The read-only preflight provisioning runs before it changes anything (issue 9, item 7): every
 // trap that used to leave a half-provisioned project on a real server is checked here first —
 // the `bots` feature, a usable runtime, the server version and Bot.rawBody, a project-admin
-// client — and each problem is stated with the variable or setting that fixes it.
+// client — and each problem is stated with the variable or setting that fixes it. A missing `cron`
+// feature is only a warning: the webhook bots work without it, the scheduled sweeper does not.
 import type { ProjectSetting } from '@medplum/fhirtypes';
+import { ALL_BOTS } from '../../runtime/registry';
 import { SETTING_NAMES } from '../../runtime/settings';
 import type { Runtime } from './plan';
 import { supportsRawBody } from './plan';
@@ -14,7 +16,10 @@ export interface ServerFacts {
   readonly version: string | undefined;
   readonly projectId: string;
   readonly projectName: string | undefined;
-  /** `Project.features`; `bots` is required for `$deploy` and for every run. */
+  /**
+   * `Project.features`; `bots` is required for `$deploy` and for every run, `cron` for any schedule
+   * (Medplum's cron worker registers none for a project without it).
+   */
   readonly features: readonly string[];
   readonly clientId: string;
   /** The client's ProjectMembership.admin. */
@@ -84,8 +89,38 @@ export function parsedBodyExplanation(version: string | undefined, fallbackOn: b
   return `${head} Every delivery is refused with body_not_raw. Upgrade Medplum to 5.2 or later, then run provision again. Stopgap: set the project secret ${SETTING_NAMES.allowParsedBody}=true (or put it in the environment and run provision, which stores it): the bots then verify against JSON.stringify of the parsed body. ${limits}`;
 }
 
-/** Pure: what the facts mean for provisioning. */
-export function analysePreflight(facts: ServerFacts, requested: Runtime | undefined): Preflight {
+/** The scheduled bots provisioning deploys by default: the ones a project without `cron` never runs. */
+const SCHEDULED_BOTS: readonly string[] = ALL_BOTS.filter((b) => b.kind === 'cron').map((b) => b.name);
+
+/**
+ * What provisioning prints when the project lacks `cron`. Medplum's cron worker
+ * (packages/server/src/workers/cron.ts `addCronJobs`) returns without scheduling anything for such a
+ * project, and registers a schedule only when a Bot is saved with a cron string different from its
+ * previous version's: adding the feature later does not schedule a sweeper that already exists, so
+ * the fix names the super admin's reload (`POST /admin/super/reloadcron`, packages/server/src/admin/super.ts).
+ */
+export function cronMissingExplanation(project: string, baseUrl: string, scheduledBots: readonly string[]): string {
+  const bots = scheduledBots.join(', ');
+  return (
+    `${project} does not have the "cron" feature: Medplum schedules no bot in it (its cron worker logs "Cron not enabled" and registers nothing), ` +
+    `so ${bots} will never run and the delivery markers (Basic resources, one per event) grow without bound. ` +
+    'The webhook bots do not need it, so provisioning goes on. ' +
+    `Fix: a super admin adds "cron" to ${project}'s features (Medplum app → Projects → the project → Edit → Features, as a super admin; ` +
+    "a project admin's edit of Project.features is answered 200 and silently ignored). " +
+    `If ${bots} already existed before that, its schedule is registered only once reloaded: as a super admin, ` +
+    `POST ${baseUrl}admin/super/reloadcron with the header "Prefer: respond-async". Run provision again: this warning is then gone.`
+  );
+}
+
+/**
+ * Pure: what the facts mean for provisioning. `scheduledBots` are the cron bots being provisioned
+ * (by default the registry's), named in the warning when the project cannot schedule them.
+ */
+export function analysePreflight(
+  facts: ServerFacts,
+  requested: Runtime | undefined,
+  scheduledBots: readonly string[] = SCHEDULED_BOTS
+): Preflight {
   const errors: string[] = [];
   const warnings: string[] = [];
   const hosted = isHostedMedplum(facts.baseUrl);
@@ -110,6 +145,9 @@ export function analysePreflight(facts: ServerFacts, requested: Runtime | undefi
     errors.push(
       `${project} does not have the "bots" feature: every $deploy would fail with "Bots not enabled" and no bot could run. Ask a super admin to add "bots" to ${project}'s features (Medplum app → Projects → the project, as a super admin). A project admin cannot change Project.features: the server answers 200 and silently ignores the edit.`
     );
+  }
+  if (scheduledBots.length > 0 && !facts.features.includes('cron')) {
+    warnings.push(cronMissingExplanation(project, facts.baseUrl, scheduledBots));
   }
 
   let runtime: Runtime;

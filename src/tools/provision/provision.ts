@@ -47,6 +47,7 @@ import {
 } from './plan';
 import type { MedplumConfig } from './plan';
 import { analysePreflight, PreflightError } from './preflight';
+import { probeVmContext, vmContextFindings } from './runtime-probe';
 import type { Preflight } from './preflight';
 
 export const CONFIG_FILE = 'medplum.config.json';
@@ -87,6 +88,8 @@ export interface ProvisionReport {
   readonly changes: readonly Change[];
   /** Found while provisioning; the preflight's own are in `preflight.warnings`. */
   readonly warnings: readonly string[];
+  /** What provisioning could not check and how to check it by hand (the vmcontext setting before any run). */
+  readonly notes: readonly string[];
   readonly bots: readonly BotOutcome[];
 }
 
@@ -194,6 +197,16 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     outcomes.push(await provisionBot(session, bot, policyIds[bot.name], { options, preflight, change, warnings }));
   }
 
+  // 2b. A server with vmContextBotsEnabled off accepts every $deploy and fails every run: read the
+  // bots' newest runs for that refusal (read-only; advice, never a reason to fail provisioning).
+  const notes: string[] = [];
+  if (!dryRun && preflight.runtime === 'vmcontext') {
+    const deployed = outcomes.flatMap((o) => (o.id ? [{ name: o.name, id: o.id }] : []));
+    const findings = vmContextFindings(await probeVmContext(medplum, deployed));
+    warnings.push(...findings.warnings);
+    notes.push(...findings.notes);
+  }
+
   // 3. medplum.config.json, so that `npx medplum bot deploy 'medblocks-*'` finds every bot.
   const configPath = join(root, CONFIG_FILE);
   const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as MedplumConfig) : {};
@@ -251,6 +264,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     preflight,
     changes,
     warnings,
+    notes,
     bots: outcomes,
   };
 }
@@ -536,6 +550,7 @@ export function formatReport(report: ProvisionReport): string[] {
     const where = bot.webhookUrl ?? (bot.kind === 'cron' ? 'scheduled (no webhook)' : 'not created yet');
     lines.push(`  ${bot.name.padEnd(44)} ${bot.id ? `Bot/${bot.id}` : '-'}  ${where}`);
   }
+  for (const note of report.notes) lines.push('', `NOTE: ${note}`);
   // The bots name an EHR only once an Organization carries its name; nothing else creates those.
   if (!report.dryRun) {
     lines.push('', 'Next: once events have arrived, `npm run sources` names the EHRs in Tasks and Consents.');
