@@ -304,6 +304,7 @@ describe('abuse: a Task with foreign codes, another kind or another patient', ()
   };
   const records: Task = {
     ...reconnect,
+    status: 'completed',
     identifier: [{ system: SYSTEM.taskKey, value: 'records-sync/u/s' }],
     code: packageCode(CODE.recordsSync),
   };
@@ -603,5 +604,207 @@ describe('every write grant is constrained, every Patient read hides the demogra
       }
       if (grant.resourceType === 'Patient') expect(grant.interaction).not.toContain('update');
     }
+  });
+});
+
+// The bypasses issue 18 found (evaluated with @medplum/core and confirmed in the emulator), each now
+// refused. The resources start from what the bots really write (a World delivery), so that the
+// legitimate write is shown allowed beside every abuse.
+describe('abuse: text smuggled where the grants looked away', () => {
+  const PHI = [{ url: 'http://example.org/smuggled', valueString: 'Jane Doe, 1970-01-01' }];
+  const containedPatient: Patient = { resourceType: 'Patient', name: [{ family: 'Doe' }], birthDate: '1970-01-01' };
+  /** What a bot writes, without the server's id and meta: the legitimate create. */
+  const asCreate = <T extends Resource>(resource: T): T => ({ ...resource, id: undefined, meta: undefined });
+
+  async function written(): Promise<{ consent: Consent; reconnect: Task; sync: Task }> {
+    const world = new World();
+    await world
+      .bot(FLOW)
+      .deliver(patientFlowCompleted({ connections: [connection({ id: 'conn_b', status: 'refresh_failed' })] }));
+    await world.bot(SYNC_OK).deliver(recordsSyncCompleted({ patient_id: 'user_b' }));
+    const tasks = await world.tasks();
+    const consent = (await world.consents())[0];
+    const reconnect = tasks.find((t) => t.code?.coding?.[0]?.code === CODE.reconnectEhr);
+    const sync = tasks.find((t) => t.code?.coding?.[0]?.code === CODE.recordsSync);
+    if (!consent || !reconnect || !sync) throw new Error('the World wrote less than expected');
+    return { consent, reconnect, sync };
+  }
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s: a Patient carries nothing but our identifier, not even in primitive extensions or meta',
+    async (name) => {
+      const ours = buildPatient('user_7');
+      const id = ours.identifier?.[0] ?? {};
+      const abuses: [string, Patient][] = [
+        ['identifier._value extension', { ...ours, identifier: [{ ...id, _value: { extension: PHI } } as typeof id] }],
+        [
+          'identifier._system extension',
+          { ...ours, identifier: [{ ...id, _system: { extension: PHI } } as typeof id] },
+        ],
+        ['identifier._value id', { ...ours, identifier: [{ ...id, _value: { id: 'Jane-Doe' } } as typeof id] }],
+        ['identifier.id', { ...ours, identifier: [{ ...id, id: 'Jane-Doe' }] }],
+        ['meta.tag', { ...ours, meta: { tag: [{ system: 'urn:x', code: 'Jane Doe' }] } }],
+        ['meta.security', { ...ours, meta: { security: [{ system: 'urn:x', code: 'Jane Doe' }] } }],
+        ['meta.profile', { ...ours, meta: { profile: ['http://example.org/Jane-Doe'] } }],
+        ['_birthDate without a value', { ...ours, _birthDate: { extension: PHI } } as Patient],
+      ];
+      for (const [what, patient] of abuses) {
+        await expectWrite(name, patient, false).catch((err: unknown) => {
+          throw new Error(`${what}: ${String(err)}`);
+        });
+      }
+      await expectWrite(name, ours, true);
+      // A patient id FHIR's string type refuses is written encoded, under its own system (item 6).
+      await expectWrite(name, buildPatient('user\u00a07'), true);
+    }
+  );
+
+  it.each(CONSENT_BOTS)(
+    '%s: a Consent carries no modifierExtension, contained resource, foreign extension or verification',
+    async (name) => {
+      const { consent } = await written();
+      const ours = asCreate(consent);
+      const provision = ours.provision ?? {};
+      const abuses: [string, Consent][] = [
+        ['modifierExtension', { ...ours, modifierExtension: PHI }],
+        ['provision.modifierExtension', { ...ours, provision: { ...provision, modifierExtension: PHI } }],
+        ['provision.extension', { ...ours, provision: { ...provision, extension: PHI } }],
+        ['a contained Patient', { ...ours, contained: [containedPatient] }],
+        ['a foreign extension', { ...ours, extension: [...(ours.extension ?? []), ...PHI] }],
+        [
+          'text in our stamp',
+          {
+            ...ours,
+            extension: ours.extension?.map((e) => ({
+              ...e,
+              extension: e.extension?.map((x) => (x.url === 'createdAt' ? { url: x.url, valueString: 'Jane Doe' } : x)),
+            })),
+          },
+        ],
+        ['verification', { ...ours, verification: [{ verified: true, verifiedWith: { display: 'Jane Doe' } }] }],
+        [
+          'a second identifier',
+          { ...ours, identifier: [...(ours.identifier ?? []), { system: 'urn:x', value: 'Jane Doe' }] },
+        ],
+        ['meta.tag', { ...ours, meta: { tag: [{ code: 'Jane Doe' }] } }],
+        [
+          'a narrative',
+          { ...ours, text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">Jane Doe</div>' } },
+        ],
+      ];
+      for (const [what, abuse] of abuses) {
+        await expectWrite(name, abuse, false).catch((err: unknown) => {
+          throw new Error(`${what}: ${String(err)}`);
+        });
+      }
+      await expectWrite(name, ours, true);
+      // What someone else added to the stored Consent is kept by the bot's update, not refused.
+      const annotated = {
+        ...consent,
+        extension: [...(consent.extension ?? []), ...PHI],
+        meta: { ...consent.meta, tag: [{ code: 'vip' }] },
+      };
+      await expectWrite(name, { ...annotated, status: 'inactive' }, true, annotated);
+      await expectWrite(name, { ...consent, contained: [containedPatient] }, false, consent);
+    }
+  );
+
+  it('a records-sync Task cannot be hidden, re-pointed, owned by text or carry a contained Patient', async () => {
+    const { sync } = await written();
+    const ours = asCreate(sync);
+    for (const name of [SYNC_OK, 'medblocks-records-sync-failed'] as const) {
+      const abuses: [string, Task][] = [
+        ['entered-in-error', { ...ours, status: 'entered-in-error' }],
+        ['cancelled', { ...ours, status: 'cancelled' }],
+        ['a focus on another Patient', { ...ours, focus: { reference: 'Patient/victim' } }],
+        ['an owner with a display', { ...ours, owner: { reference: 'Practitioner/p1', display: 'Jane Doe' } }],
+        ['an owner that is not a reference', { ...ours, owner: { display: 'Jane Doe' } }],
+        ['a contained Patient', { ...ours, contained: [containedPatient] }],
+        [
+          'a second identifier',
+          { ...ours, identifier: [...(ours.identifier ?? []), { system: 'urn:x', value: 'Jane Doe' }] },
+        ],
+        ['a note', { ...ours, note: [{ text: 'Jane Doe' }] }],
+        ['a modifierExtension', { ...ours, modifierExtension: PHI }],
+        ['a foreign extension', { ...ours, extension: [...(ours.extension ?? []), ...PHI] }],
+        ['a display on for', { ...ours, for: { ...ours.for, display: 'Jane Doe' } }],
+      ];
+      for (const [what, abuse] of abuses) {
+        await expectWrite(name, abuse, false).catch((err: unknown) => {
+          throw new Error(`${name}, ${what}: ${String(err)}`);
+        });
+      }
+      await expectWrite(name, ours, true);
+      // The configured owner (MEDBLOCKS_TASK_OWNER) is a bare reference: allowed.
+      await expectWrite(name, { ...ours, owner: { reference: 'Practitioner/p1' } }, true);
+      // Staff's note and reassignment on the stored Task are kept by the bot's next update.
+      const staffed = {
+        ...sync,
+        note: [{ text: 'called the patient' }],
+        owner: { reference: 'Practitioner/p2', display: 'Dr Who' },
+      };
+      await expectWrite(name, { ...staffed, status: 'failed' }, true, staffed);
+      await expectWrite(name, { ...staffed, note: [{ text: 'Jane Doe' }] }, false, staffed);
+    }
+  });
+
+  it('a reconnect Task may focus its Consent only', async () => {
+    const { reconnect } = await written();
+    const ours = asCreate(reconnect);
+    await expectWrite(FLOW, ours, true);
+    await expectWrite(FLOW, { ...ours, focus: { reference: 'Patient/victim' } }, false);
+    await expectWrite(FLOW, { ...ours, focus: { ...ours.focus, display: 'Jane Doe' } }, false);
+    await expectWrite(FLOW, { ...ours, status: 'entered-in-error' }, false);
+  });
+
+  it.each(WEBHOOK_BOTS.map((b) => b.name))(
+    '%s: a dead-letter carries no contained resource or modifierExtension',
+    async (name) => {
+      const ours = buildDeadLetter({
+        key: 'evt_01JA0B1C2D3E4F5G6H7J8K9DLQ',
+        owner: name,
+        type: REGISTRY[name].eventTypes[0],
+        reason: 'invalid_payload',
+        path: undefined,
+        seenAt: '2026-04-25T00:00:00.000Z',
+      });
+      await expectWrite(name, { ...ours, contained: [containedPatient] }, false);
+      await expectWrite(name, { ...ours, modifierExtension: PHI }, false);
+      await expectWrite(name, { ...ours, extension: PHI }, false);
+      await expectWrite(name, { ...ours, note: [{ text: 'Jane Doe' }] }, false);
+      await expectWrite(name, ours, true);
+    }
+  );
+
+  it.each(WEBHOOK_BOTS.map((b) => [b.name, b.eventTypes[0]] as const))(
+    '%s: a marker carries no extension and no date the sweeper would never reach',
+    async (name, type) => {
+      const ours = buildMarker('evt_01JA0B1C2D3E4F5G6H7J8K9M0N', type, '2026-04-25T00:00:00.000Z', undefined);
+      await expectWrite(name, { ...ours, extension: PHI }, false);
+      await expectWrite(name, { ...ours, modifierExtension: PHI }, false);
+      await expectWrite(name, { ...ours, created: '9999-12-31' }, false);
+      await expectWrite(name, { ...ours, created: undefined }, false);
+      await expectWrite(
+        name,
+        { ...ours, code: { ...ours.code, text: type, _text: { extension: PHI } } as Basic['code'] },
+        false
+      );
+      await expectWrite(name, ours, true);
+    }
+  );
+
+  it('an event stamped ahead of the clock is marked on the day it is applied, so the policy allows it', () => {
+    const marker = buildMarker(
+      'evt_1',
+      'records.sync.completed',
+      '2026-12-04T00:00:01.000Z',
+      undefined,
+      '2026-12-03T23:59:59.000Z'
+    );
+    expect(marker.created).toBe('2026-12-03');
+    expect(
+      buildMarker('evt_1', 'records.sync.completed', '2026-04-25T00:00:00.000Z', undefined, '2026-12-03T00:00:00.000Z')
+        .created
+    ).toBe('2026-04-25');
   });
 });

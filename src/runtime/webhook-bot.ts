@@ -208,7 +208,13 @@ async function deliver<T extends EventType>(
     const written = await writePlan(medplum, writes, counter); // write
     const conflict: WriteConflict | undefined =
       written.conflicts[0] ??
-      (await markApplied(medplum, event, resolveSubject(plan.markerSubject, written.created), counter)); // mark
+      (await markApplied(
+        medplum,
+        event,
+        resolveSubject(plan.markerSubject, written.created),
+        counter,
+        new Date(now()).toISOString()
+      )); // mark
     if (!conflict) return plan.stale ? 'stale' : 'processed';
 
     // Lost a race: back off with jitter (so that racing deliveries spread out), then start over from read.

@@ -11,12 +11,20 @@
 import type { Basic, Reference } from '@medplum/fhirtypes';
 import { CODE, CODE_DISPLAY, SYSTEM, token } from './systems';
 
+/**
+ * `created` is the event's UTC date, but never after the day it is applied (`appliedAt`): each bot's
+ * policy refuses a marker dated after the server's today, so that no marker escapes the sweeper by
+ * a date in the future, and an event stamped a little ahead of our clock is still marked.
+ */
 export function buildMarker(
   eventId: string,
   eventType: string,
   eventCreatedAt: string,
-  subject: Reference | undefined
+  subject: Reference | undefined,
+  appliedAt: string = eventCreatedAt
 ): Basic {
+  const eventDay = eventCreatedAt.slice(0, 10);
+  const appliedDay = appliedAt.slice(0, 10);
   const marker: Basic = {
     resourceType: 'Basic',
     identifier: [{ system: SYSTEM.eventId, value: eventId }],
@@ -25,7 +33,7 @@ export function buildMarker(
       text: eventType,
     },
     // Basic.created is a date: the retention sweeper deletes by it.
-    created: eventCreatedAt.slice(0, 10),
+    created: eventDay < appliedDay ? eventDay : appliedDay,
   };
   return subject?.reference ? { ...marker, subject: { reference: subject.reference } } : marker;
 }

@@ -1,7 +1,7 @@
 // Patients belong to the customer: the bots find or create them, and never write demographics
 // (Medblocks sends none) or replace a Patient someone else maintains.
 import type { Patient } from '@medplum/fhirtypes';
-import { SYSTEM } from './systems';
+import { patientIdentifier } from './systems';
 
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -12,5 +12,5 @@ export function isFhirId(value: string): boolean {
 
 /** The only Patient the bots ever create: one carrying nothing but the Medblocks patient identifier. */
 export function buildPatient(patientId: string): Patient {
-  return { resourceType: 'Patient', identifier: [{ system: SYSTEM.patientId, value: patientId }] };
+  return { resourceType: 'Patient', identifier: [patientIdentifier(patientId)] };
 }

@@ -5,6 +5,11 @@ import type { CodeableConcept, Coding } from '@medplum/fhirtypes';
 export const SYSTEM = {
   /** Medblocks' own convention, so that Medblocks' FHIR exports line up with what the bots write. */
   patientId: 'urn:medblocks:patient-id',
+  /**
+   * A patient id HL7's R4 `string` cannot carry as it is (one with Unicode whitespace other than
+   * space, tab, CR and LF, such as U+00A0 or U+2028), percent-encoded: see `patientIdentifier`.
+   */
+  patientIdEncoded: 'urn:medblocks:patient-id-encoded',
   connectionId: 'urn:medblocks:connection-id',
   /** A failed authorization has no `conn_` id; its key is `<flow id>/<fhirsrc id>/<attempt created_at>`. */
   connectionAttempt: 'urn:medblocks:connection-attempt',
@@ -116,6 +121,38 @@ export const CUSTODIAN_ROLE: CodeableConcept = {
 export const COLLECT_ACTION: CodeableConcept = {
   coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentaction', code: 'collect', display: 'Collect' }],
 };
+
+/**
+ * The whitespace HL7's R4 JSON schema refuses in every `string` (its pattern `^[ \r\n\t\S]+$`): all
+ * of JavaScript's `\s` but space, tab, CR and LF. Medplum stores such text, other FHIR tools do not.
+ */
+export const NON_FHIR_WHITESPACE = /[^\S \r\n\t]/u;
+
+/**
+ * The identifier a Patient gets for a Medblocks patient id. Every id valid as a FHIR string keeps
+ * `urn:medblocks:patient-id` and its exact value, so every Patient written before is found again. An
+ * id that is not (it holds U+00A0, U+2028 and the like) goes under `urn:medblocks:patient-id-encoded`,
+ * with `%` and those characters percent-encoded (UTF-8). Two systems keep the mapping one-to-one: no
+ * encoded value can be mistaken for a raw one, and `decodePatientIdentifier` gives the id back.
+ */
+export function patientIdentifier(patientId: string): { system: string; value: string } {
+  if (!NON_FHIR_WHITESPACE.test(patientId)) return { system: SYSTEM.patientId, value: patientId };
+  const value = patientId.replace(new RegExp(`%|${NON_FHIR_WHITESPACE.source}`, 'gu'), (c) => encodeURIComponent(c));
+  return { system: SYSTEM.patientIdEncoded, value };
+}
+
+/** The Medblocks patient id a Patient identifier stands for; undefined for any other identifier. */
+export function decodePatientIdentifier(identifier: { system?: string; value?: string }): string | undefined {
+  if (identifier.value === undefined) return undefined;
+  if (identifier.system === SYSTEM.patientId) return identifier.value;
+  if (identifier.system === SYSTEM.patientIdEncoded) return decodeURIComponent(identifier.value);
+  return undefined;
+}
+
+/** Free text from outside (Medblocks' messages) as a FHIR string: refused whitespace becomes a space. */
+export function asFhirText(text: string): string {
+  return text.replace(new RegExp(NON_FHIR_WHITESPACE.source, 'gu'), ' ');
+}
 
 /**
  * One component of a business key (task keys, connection-attempt keys), made collision-free:

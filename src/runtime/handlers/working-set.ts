@@ -8,7 +8,7 @@ import type { ConsentModel, ConsentStatus } from '../fhir/consent';
 import { buildPatient, isFhirId } from '../fhir/patient';
 import { compareStamps, isNewer, newestOf, oldestOf } from '../fhir/stamp';
 import type { EventStamp } from '../fhir/stamp';
-import { CODE, SYSTEM, TASK_KEY, token } from '../fhir/systems';
+import { CODE, patientIdentifier, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { decodeTask, encodeTask } from '../fhir/task';
 import type { TaskModel } from '../fhir/task';
 import type { FollowUpTaskModel } from '../fhir/tasks/follow-up';
@@ -288,7 +288,10 @@ export class WorkingSet {
         kind: 'create',
         fullUrl: this.patientCreate.fullUrl,
         resource: this.patientCreate.resource,
-        ifNoneExist: identifierQuery(SYSTEM.patientId, this.patientCreate.patientId),
+        ifNoneExist: identifierQuery(
+          patientIdentifier(this.patientCreate.patientId).system,
+          patientIdentifier(this.patientCreate.patientId).value
+        ),
         existingIsConflict: false,
       });
     }

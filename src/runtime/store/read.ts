@@ -7,7 +7,7 @@ import type { Basic, Bundle, BundleEntry, Consent, Organization, Patient, Task }
 import { deadLetterQuery, isOwnedBy } from '../fhir/dead-letter';
 import { markerQuery } from '../fhir/marker';
 import { isFhirId } from '../fhir/patient';
-import { SYSTEM, token } from '../fhir/systems';
+import { patientIdentifier, SYSTEM, token } from '../fhir/systems';
 import { isCleanText } from '../medblocks/events';
 import type { DeliveryState, ReadRequest } from '../handlers/plan';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
@@ -24,7 +24,8 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
   const searches: [Slot, string][] = [['marker', `Basic?${markerQuery(request.eventId)}&_count=1`]];
   const withRecords = request.withPatientRecords ? `&${PATIENT_RECORDS}` : '';
   if (request.patientId !== undefined) {
-    const patientToken = encodeURIComponent(token(SYSTEM.patientId, request.patientId));
+    const identifier = patientIdentifier(request.patientId);
+    const patientToken = encodeURIComponent(token(identifier.system, identifier.value));
     searches.push(['patientByIdentifier', `Patient?identifier=${patientToken}&_count=1${withRecords}`]);
     if (isFhirId(request.patientId)) {
       searches.push(['patientById', `Patient?_id=${encodeURIComponent(request.patientId)}&_count=1${withRecords}`]);

@@ -133,12 +133,13 @@ export async function markApplied(
   medplum: MedplumClient,
   event: MedblocksEvent,
   subject: Reference | undefined,
-  counter: RequestCounter
+  counter: RequestCounter,
+  appliedAt: string
 ): Promise<WriteConflict | undefined> {
   counter.requests++;
   try {
     await medplum.createResourceIfNoneExist(
-      buildMarker(event.id, event.type, event.created_at, subject),
+      buildMarker(event.id, event.type, event.created_at, subject, appliedAt),
       markerQuery(event.id)
     );
     return undefined;

@@ -8,7 +8,7 @@ import type { MedplumClient } from '@medplum/core';
 import type { AuditEvent, Basic, Consent, Task } from '@medplum/fhirtypes';
 import type { WebhookBotName } from '../../runtime/registry';
 import type { DemoIds, DemoStep, StepResult as DemoStepResult } from '../fixtures/demo-story';
-import { SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
+import { patientIdentifier, SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
 import { answerOutcome, answerText, hintFor } from './outcome';
@@ -190,7 +190,8 @@ async function readState(
   audit: { wantAudits: number; waitMs: number }
 ): Promise<VerifyState> {
   const { medplum } = target;
-  const patients = await medplum.searchResources('Patient', { identifier: token(SYSTEM.patientId, ids.patientId) });
+  const identifier = patientIdentifier(ids.patientId);
+  const patients = await medplum.searchResources('Patient', { identifier: token(identifier.system, identifier.value) });
   const patient = patients[0];
   const consents: Consent[] = patient
     ? await medplum.searchResources('Consent', { patient: `Patient/${patient.id}`, _count: '100' })

@@ -6,6 +6,7 @@
 import type { Task } from '@medplum/fhirtypes';
 import type { EventStamp } from '../stamp';
 import type { CODE } from '../systems';
+import { asFhirText } from '../systems';
 import { businessStatus, countValue, ehrNameInput, ehrNamesOf, outputOf, sourceInput, sourceOf } from './parts';
 import type { TaskModelBase, VisibleTaskState } from './parts';
 
@@ -88,8 +89,8 @@ export function decodeRecordsSync(
 }
 
 /**
- * Medblocks' free-text message as a FHIR string: control characters (but tab and line breaks)
- * become spaces, lone surrogates U+FFFD, and the text is cut to a bound on a code point boundary
+ * Medblocks' free-text message as a FHIR string: control characters (but tab and line breaks) and
+ * the whitespace HL7's string type refuses (U+2028, U+00A0, …) become spaces, lone surrogates U+FFFD, and the text is cut to a bound on a code point boundary
  * (a cut pair would be a lone surrogate that Postgres refuses).
  */
 export function boundedReason(message: string | undefined): string {
@@ -97,13 +98,11 @@ export function boundedReason(message: string | undefined): string {
     .map((c) => (c.length === 1 && c >= '\ud800' && c <= '\udfff' ? '\ufffd' : c))
     .join('')
     // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, ' ')
-    .trim();
-  if (cleaned === '') {
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, ' ');
+  const text = asFhirText(cleaned).trim();
+  if (text === '') {
     return 'Records sync failed (Medblocks gave no message)';
   }
-  const points = Array.from(cleaned);
-  return points.length > MAX_STATUS_REASON_LENGTH
-    ? `${points.slice(0, MAX_STATUS_REASON_LENGTH - 1).join('')}…`
-    : cleaned;
+  const points = Array.from(text);
+  return points.length > MAX_STATUS_REASON_LENGTH ? `${points.slice(0, MAX_STATUS_REASON_LENGTH - 1).join('')}…` : text;
 }
