@@ -6,11 +6,17 @@
 // `console.log`, which answered every delivery carrying an unknown connection status 400 and
 // got the endpoint disabled.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AuditEvent, Consent } from '@medplum/fhirtypes';
+import type { AuditEvent, Consent, Task } from '@medplum/fhirtypes';
 import { botIdFor } from '../../src/tools/emulator/identity';
 import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
-import { connection, patientFlowCompleted, tokenRefreshFailed } from '../../src/tools/fixtures/events';
+import {
+  connection,
+  patientFlowCompleted,
+  recordsSyncCompleted,
+  tokenRefreshFailed,
+} from '../../src/tools/fixtures/events';
+import { loadPolicy } from '../../src/tools/harness/world';
 import type { PatientFlowConnection } from '../../src/runtime/medblocks/events';
 import { readSettings } from '../../src/tools/provision/env';
 import { connectMedplum } from '../../src/tools/provision/medplum';
@@ -128,5 +134,34 @@ describe('a server with vmContextBotsEnabled off (WH-6)', () => {
       ran: [REFRESH_BOT],
       unknown: [],
     });
+  });
+});
+
+describe('escalation in the shipped bundle (its own clock, no options of ours)', () => {
+  const SYNC_BOT = 'medblocks-records-sync-completed';
+
+  test('a verified event that keeps failing is answered non-2xx while retries can help, and quarantined after 24 h', async () => {
+    // A missing grant (the records-sync Task one): every write of the event fails access_denied.
+    const policy = loadPolicy(SYNC_BOT);
+    const narrowed = {
+      ...policy,
+      resource: policy.resource?.filter((g) => !(g.resourceType === 'Task' && g.criteria?.includes('task-key'))),
+    };
+    const broken = await startEmulator({ root: built.root, policies: { [SYNC_BOT]: narrowed } });
+    try {
+      const fresh = recordsSyncCompleted({}, { created_at: new Date().toISOString() });
+      const early = await sendSigned(broken.bot(SYNC_BOT), fresh);
+      expect(early.status).toBe(400);
+      expect(early.text).toContain('nothing was marked applied');
+
+      const dayOld = recordsSyncCompleted({}, { created_at: new Date(Date.now() - 25 * 3600_000).toISOString() });
+      const late = await sendSigned(broken.bot(SYNC_BOT), dayOld);
+      expect(late.status, late.text).toBe(200);
+      expect(JSON.parse(late.text)).toMatchObject({ status: 'quarantined', reason: 'retries_exhausted' });
+      const deadLetters = await broken.store.all<Task>('Task', `identifier=urn:medblocks:dead-letter|${dayOld.id}`);
+      expect(deadLetters.map((t) => [t.status, t.groupIdentifier?.value])).toEqual([['failed', SYNC_BOT]]);
+    } finally {
+      await broken.close();
+    }
   });
 });

@@ -136,7 +136,7 @@ describe('npm run sources against the emulator and the local Medblocks', () => {
     expect(run.code).toBe(0);
     const text = run.lines.join('\n');
     expect(waits).toEqual([2000]);
-    expect(text).toMatch(/wait {2}fhirsrc_\S+: Medblocks asked to slow down; retrying in 2 s/);
+    expect(text).toMatch(/wait {2}Medblocks GET \/sources\/fhirsrc_\S+ answered HTTP 429; retrying in 2 s/);
     expect(text).toContain('Epic MyChart (Acme) (was Epic MyChart)');
     expect(text).toContain('created 0, updated 1, unchanged 0');
     expect((await organizations()).map((o) => o.name)).toEqual(['Epic MyChart (Acme)']);

@@ -135,6 +135,8 @@ const flowId = prefixedId(['pf_', 'ps_'], 128);
 const failureCode = v.nullish(v.pipe(v.string(), v.maxLength(MAX_FAILURE_CODE_LENGTH), v.check(isCleanText)));
 /** A count: any non-negative integer (the Task builder keeps values beyond FHIR's int32 as decimals). */
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+/** A duration: the published schema says `number`, so a fractional millisecond count is genuine. */
+const milliseconds = v.pipe(v.number(), v.finite(), v.minValue(0));
 
 const connectionShape = {
   connection_id: sourceId,
@@ -167,7 +169,7 @@ const RecordsSyncCompletedSchema = v.looseObject({
   connection_id: sourceId,
   total: count,
   errors: count,
-  duration_ms: v.nullish(count),
+  duration_ms: v.nullish(milliseconds),
 });
 
 const RecordsSyncFailedSchema = v.looseObject({

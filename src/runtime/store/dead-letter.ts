@@ -46,7 +46,10 @@ export async function recordDeadLetter(
             ifMatch: existing.meta?.versionId ? `W/"${existing.meta.versionId}"` : undefined,
           },
         }
-      : { resource: task, request: { method: 'POST', url: 'Task', ifNoneExist: deadLetterQuery(report.key, report.owner) } };
+      : {
+          resource: task,
+          request: { method: 'POST', url: 'Task', ifNoneExist: deadLetterQuery(report.key, report.owner) },
+        };
     const { status, resource } = await sendOne(medplum, entry, counter);
     if (status === 201 || (existing && status === 200)) return;
     if (status === 200 && resource?.id) {

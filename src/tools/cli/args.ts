@@ -4,6 +4,7 @@
 // code 2; numbers checked (`--port abc`, `--time-scale 0`); negative numbers written as the docs write
 // them (`--skew -600`, which node's own parseArgs takes for an option).
 import { parseArgs } from 'node:util';
+import { terminalSafe } from '../outside-text';
 
 interface OptionBase {
   /** One line of help. */
@@ -116,10 +117,10 @@ export interface CommandIo {
 /** The console, for commands run from `npm run …`. */
 export const CONSOLE_IO: CommandIo = {
   print: (line) => {
-    console.log(line);
+    console.log(terminalSafe(line));
   },
   printError: (line) => {
-    console.error(line);
+    console.error(terminalSafe(line));
   },
 };
 
@@ -169,7 +170,7 @@ export function isEntryPoint(moduleUrl: string): boolean {
 
 /** The terminal printer the ops commands' entry points hand to their `run…` function (tests pass their own). */
 export function printToConsole(line: string): void {
-  console.log(line);
+  console.log(terminalSafe(line));
 }
 
 /** A command's one-line failure, `<command> failed: <message>`: messages say what to do; anything else is not echoed. */
@@ -182,7 +183,7 @@ export function exitWith(code: Promise<number>): void {
   code.then(
     (c) => process.exit(c),
     (err: unknown) => {
-      console.error(err instanceof Error ? err.message : String(err));
+      console.error(terminalSafe(err instanceof Error ? err.message : String(err)));
       process.exit(1);
     }
   );

@@ -23,7 +23,8 @@ export const MONITOR_SPEC = {
     },
   },
   notes:
-    'Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET (a project-admin ClientApplication), MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL.',
+    'Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET (a project-admin ClientApplication), MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL. ' +
+    'A server that accepts the connection and never answers: each request gives up after 30 s, naming it, and monitor exits 2 (Medplum is asked first, so a silent Medplum ends the run within about 30 s); rate limits and outages of Medblocks are waited out for at most 10 minutes in all.',
   examples: ['npm run monitor', 'npm run monitor -- --since 7d --max-failures 3', 'npm run monitor -- --json'],
   exitCodes: {
     0: 'all good (warnings such as the parsed-body fallback on Medplum < 5.2 included)',
@@ -41,6 +42,8 @@ export function runMonitor(
     env?: NodeJS.ProcessEnv;
     fetchFn?: typeof fetch;
     now?: () => number;
+    /** Per request (30 s); tests make it short. */
+    requestTimeoutMs?: number;
   }
 ): Promise<number> {
   return runCommand(
@@ -63,6 +66,7 @@ export function runMonitor(
           maxFailures: values['max-failures'],
           fetchFn: io.fetchFn,
           now: io.now,
+          requestTimeoutMs: io.requestTimeoutMs,
         });
         if (values.json) io.print(JSON.stringify(report, null, 2));
         else for (const line of formatMonitorReport(report)) io.print(line);

@@ -47,9 +47,12 @@ export function runSources(
           throw new Error('MEDBLOCKS_API_KEY must be set (environment or .env): the names come from Medblocks');
         }
         const session = await connectMedplum(settings, io.fetchFn);
-        const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, io.fetchFn);
+        const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, io.fetchFn, {
+          sleep: io.sleep,
+          onWait: io.print,
+        });
         const dryRun = values['dry-run'];
-        const result = await syncSources({ medplum: session.medplum, api, dryRun, sleep: io.sleep, print: io.print });
+        const result = await syncSources({ medplum: session.medplum, api, dryRun, print: io.print });
         io.print(`Medplum ${session.baseUrl}, project ${session.projectId}`);
         for (const line of formatSources(result.actions, {
           dryRun,

@@ -26,6 +26,8 @@ export interface MonitorOptions {
   readonly now?: () => number;
   readonly bots?: readonly DeployedBot[];
   readonly fetchFn?: typeof fetch;
+  /** Per request, Medplum's and Medblocks' (30 s unless a test makes it short). */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface BotReport extends RunStats {
@@ -97,7 +99,7 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
   const { settings } = options;
   const bots = options.bots ?? ALL_BOTS;
   const since = new Date((options.now ?? Date.now)() - options.windowMs).toISOString();
-  const session = await connectMedplum(settings, options.fetchFn);
+  const session = await connectMedplum(settings, options.fetchFn, options.requestTimeoutMs);
   const { medplum } = session;
   const { project, readable } = await readProject(session);
   if (!readable) {
@@ -149,7 +151,9 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
 
   let endpoints: EndpointStatus[] | undefined;
   if (settings.medblocksApiKey) {
-    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn);
+    const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn, {
+      timeoutMs: options.requestTimeoutMs,
+    });
     const all = await medblocks.listEndpoints();
     endpoints = [];
     for (const spec of bots) {

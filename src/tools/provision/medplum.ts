@@ -6,7 +6,7 @@
 import { getStatus, MedplumClient, normalizeErrorString, OperationOutcomeError } from '@medplum/core';
 import type { AuditEvent, Bot, OperationOutcome, Project, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
 import type { Settings } from './env';
-import { reachableFetch, UnreachableError } from './reach';
+import { NoAnswerError, reachableFetch, REQUEST_TIMEOUT_MS, UnreachableError } from './reach';
 
 /** A failure the user can fix; its message says how. */
 export class SetupError extends Error {
@@ -39,10 +39,14 @@ const MAX_AUDIT_EVENTS = 20_000;
  * wrote) and no `X-Medplum: extended` metadata (resources are compared and written back as read).
  * A server that does not answer at all is reported as `cannot reach MEDPLUM_BASE_URL=…: <cause>`.
  */
-export function newMedplumClient(baseUrl: string, fetchFn: typeof fetch = fetch): MedplumClient {
+export function newMedplumClient(
+  baseUrl: string,
+  fetchFn: typeof fetch = fetch,
+  timeoutMs: number = REQUEST_TIMEOUT_MS
+): MedplumClient {
   return new MedplumClient({
     baseUrl,
-    fetch: reachableFetch('MEDPLUM_BASE_URL', baseUrl, fetchFn),
+    fetch: reachableFetch('MEDPLUM_BASE_URL', baseUrl, fetchFn, timeoutMs),
     cacheTime: 0,
     extendedMode: false,
   });
@@ -52,7 +56,7 @@ export function newMedplumClient(baseUrl: string, fetchFn: typeof fetch = fetch)
 export function medplumFailure(method: string, path: string, err: unknown, fix?: string): SetupError {
   if (err instanceof SetupError) return err;
   // The server never answered: which server and why is the whole story.
-  if (err instanceof UnreachableError) return new SetupError(err.message);
+  if (err instanceof UnreachableError || err instanceof NoAnswerError) return new SetupError(err.message);
   const status = err instanceof OperationOutcomeError ? getStatus(err.outcome) : undefined;
   const text = normalizeErrorString(err).slice(0, 300);
   return new SetupError(
@@ -81,7 +85,8 @@ interface SessionDetails {
  */
 export async function connectMedplum(
   settings: Pick<Settings, 'medplumBaseUrl' | 'clientId' | 'clientSecret'>,
-  fetchFn?: typeof fetch
+  fetchFn?: typeof fetch,
+  timeoutMs?: number
 ): Promise<MedplumSession> {
   const { medplumBaseUrl: baseUrl, clientId, clientSecret } = settings;
   if (!clientId || !clientSecret) {
@@ -90,7 +95,7 @@ export async function connectMedplum(
         'project that is a project admin (Medplum app → Project Admin → Clients)'
     );
   }
-  const medplum = newMedplumClient(baseUrl, fetchFn);
+  const medplum = newMedplumClient(baseUrl, fetchFn, timeoutMs);
   const health = await call(
     'GET',
     'healthcheck',

@@ -53,13 +53,18 @@ function propertyOf(value: unknown, key: 'code' | 'cause'): unknown {
  */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
-/** No answer in time: names the variable, the URL, the request and the bound. */
+/**
+ * No answer in time: names the variable, the URL, the request and the bound. Its `name` is
+ * `AbortError`, as the timed-out request's own, so that MedplumClient does not retry it: a server
+ * silent for the whole bound will not answer a retry either, and its two retries would keep a tool
+ * silent three times as long. So a tool facing a silent server stops after one bound (30 s).
+ */
 export class NoAnswerError extends Error {
   constructor(variable: string, url: string, waitingFor: string, timeoutMs: number) {
     super(
       `no answer from ${variable}=${url} within ${String(Math.round(timeoutMs / 1000))} s (waiting for ${waitingFor})`
     );
-    this.name = 'NoAnswerError';
+    this.name = 'AbortError';
   }
 }
 

@@ -186,7 +186,12 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
   let deliveredNow = 0;
   const stillFailing: { id: string; status: number | null }[] = [];
   const quarantinedAgain: string[] = [];
+  let budgetSpent = false;
   for (const [index, e] of list.entries()) {
+    if (budgetSpent) {
+      stillFailing.push({ id: e.id, status: null });
+      continue;
+    }
     let result: MedblocksDelivery | undefined;
     for (let tries = 0; tries <= MAX_RATE_LIMITED; tries++) {
       try {
@@ -195,6 +200,14 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
       } catch (err) {
         if (err instanceof MedblocksApiError && err.status === 429 && tries < MAX_RATE_LIMITED) {
           const waitMs = Math.min((err.retryAfterSeconds ?? 60) * 1000, MAX_WAIT_MS);
+          if (!options.api.waitBudget.spend(waitMs)) {
+            options.print(
+              `stop  ${e.id}: Medblocks keeps rate-limiting and ${options.api.waitBudget.describe()}; run redeliver again later`
+            );
+            budgetSpent = true;
+            stillFailing.push({ id: e.id, status: 429 });
+            break;
+          }
           options.print(
             `wait  ${e.id}: Medblocks allows one redelivery a minute; retrying in ${Math.ceil(waitMs / 1000)} s`
           );

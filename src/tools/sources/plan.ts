@@ -7,6 +7,7 @@ import { SYSTEM } from '../../runtime/fhir/systems';
 import { isCleanText } from '../../runtime/medblocks/events';
 import { VERIFY_SOURCE_PREFIX } from '../verify/story';
 import { textTable } from '../text-table';
+import { withoutControls } from '../outside-text';
 
 /**
  * What a source id must look like before it goes into a Medblocks URL or a FHIR identifier: the
@@ -32,13 +33,15 @@ export function sourceIdsOf(consents: readonly Consent[]): string[] {
 }
 
 /**
- * The name as the bots will show it: whitespace collapsed, bounded, and undefined when blank or
- * unclean. Normalising here, as the bots' reader does, means an Organization is never rewritten
+ * The name as the bots will show it: whitespace collapsed, bounded, bidi controls dropped, and
+ * undefined when blank or unclean. Normalising here, as the bots' reader does, means an Organization is never rewritten
  * for a difference nobody sees, and never given a name the bots would then ignore.
  */
 export function usableName(name: string | undefined): string | undefined {
   const clean = name?.replace(/\s+/g, ' ').trim().slice(0, MAX_NAME_LENGTH);
-  return clean && isCleanText(clean) ? clean : undefined;
+  if (!clean || !isCleanText(clean)) return undefined;
+  // Bidi controls would reorder what the app shows next to the name: dropped, the name kept.
+  return withoutControls(clean).trim() || undefined;
 }
 
 /** What Medblocks said about one source. */

@@ -24,9 +24,6 @@ const PAGE_SIZE = 1000;
 const MAX_PAGES = 50;
 /** Source ids per Organization search, so the URL stays short whatever the number of sources. */
 const IDS_PER_SEARCH = 50;
-/** As redeliver: the longest single wait on a Retry-After, and how many 429s per source before giving up. */
-const MAX_WAIT_MS = 65_000;
-const MAX_RATE_LIMITED = 3;
 
 /** Only the bots' Consents: those keyed by a Medblocks connection or a failed authorization attempt. */
 export const BOT_CONSENTS_QUERY = `identifier=${encodeURIComponent(
@@ -37,10 +34,9 @@ export interface SourcesOptions {
   readonly medplum: MedplumClient;
   readonly api: MedblocksApi;
   readonly dryRun: boolean;
-  readonly sleep?: (ms: number) => Promise<void>;
   /** Consents per page and the most pages read; tests make them small to exercise paging. */
   readonly paging?: { readonly pageSize: number; readonly maxPages: number };
-  /** Progress and warnings (a 429 wait, a truncated read); the result is formatted by the caller. */
+  /** Progress and warnings (a truncated read); the result is formatted by the caller. */
   readonly print: (line: string) => void;
 }
 
@@ -55,7 +51,6 @@ export interface SourcesResult {
 
 /** Reads, plans and (unless a dry run) applies. Throws on any failure but a source Medblocks does not know. */
 export async function syncSources(options: SourcesOptions): Promise<SourcesResult> {
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const paging = options.paging ?? { pageSize: PAGE_SIZE, maxPages: MAX_PAGES };
   const { consents, truncated } = await readBotConsents(options.medplum, paging.pageSize, paging.maxPages);
   if (truncated) {
@@ -66,10 +61,7 @@ export async function syncSources(options: SourcesOptions): Promise<SourcesResul
   const sourceIds = sourceIdsOf(consents);
   const lookups = new Map<string, SourceLookup>();
   for (const id of sourceIds) {
-    lookups.set(
-      id,
-      isVerifySource(id) ? { kind: 'verify-source' } : await lookUp(options.api, id, sleep, options.print)
-    );
+    lookups.set(id, isVerifySource(id) ? { kind: 'verify-source' } : await lookUp(options.api, id));
   }
   const organizations = await readOrganizations(options.medplum, sourceIds);
   const existing = organizationsBySource(organizations);
@@ -143,28 +135,15 @@ async function readOrganizations(medplum: MedplumClient, sourceIds: readonly str
   return out;
 }
 
-/** Medblocks' name for a source; a 429 waits as long as Retry-After asks, a bounded number of times. */
-async function lookUp(
-  api: MedblocksApi,
-  sourceId: string,
-  sleep: (ms: number) => Promise<void>,
-  print: (line: string) => void
-): Promise<SourceLookup> {
-  for (let tries = 0; ; tries++) {
-    try {
-      const source = await api.getSource(sourceId);
-      const name = usableName(source.name);
-      return name ? { kind: 'named', name } : { kind: 'unnamed' };
-    } catch (err) {
-      if (err instanceof MedblocksApiError && err.status === 404) return { kind: 'not-found' };
-      if (err instanceof MedblocksApiError && err.status === 429 && tries < MAX_RATE_LIMITED) {
-        const waitMs = Math.min((err.retryAfterSeconds ?? 60) * 1000, MAX_WAIT_MS);
-        print(`wait  ${sourceId}: Medblocks asked to slow down; retrying in ${String(Math.ceil(waitMs / 1000))} s`);
-        await sleep(waitMs);
-        continue;
-      }
-      throw err;
-    }
+/** Medblocks' name for a source. Rate limits and outages are the client's to wait out (one budget per run). */
+async function lookUp(api: MedblocksApi, sourceId: string): Promise<SourceLookup> {
+  try {
+    const source = await api.getSource(sourceId);
+    const name = usableName(source.name);
+    return name ? { kind: 'named', name } : { kind: 'unnamed' };
+  } catch (err) {
+    if (err instanceof MedblocksApiError && err.status === 404) return { kind: 'not-found' };
+    throw err;
   }
 }
 
