@@ -66,7 +66,7 @@ function webhook<const N extends string, const T extends readonly [EventType, ..
 export const REGISTRY = {
   'medblocks-patient-flow-completed': webhook(
     'medblocks-patient-flow-completed',
-    ['patient_flow.completed', 'patient_session.completed'],
+    ['patient_session.completed', 'patient_flow.completed'],
     'MEDBLOCKS_WEBHOOK_SECRET_PATIENT_FLOW_COMPLETED'
   ),
   'medblocks-connection-token-refresh-failed': webhook(

@@ -151,14 +151,20 @@ describe('local Medblocks endpoint API', () => {
     expect((await api.listEvents(created.id, false)).map((e) => e.id)).toEqual(['evt_C', 'evt_D']);
 
     await api.updateEndpoint(created.id, { status: 'active' });
+    // Re-enqueued, as published: the answer is the record before the attempt; the attempt's
+    // outcome shows in the delivery record afterwards.
     const first = await api.redeliver('evt_C');
-    expect(first.last_status_code).toBe(500);
+    expect(first).toMatchObject({ resource_type: 'event', webhook_endpoint_id: created.id, attempts: 9 });
+    await mb.idle();
     expect(rx.hits).toHaveLength(10);
+    const after = (await api.listEvents(created.id)).find((e) => e.id === 'evt_C');
+    expect(after).toMatchObject({ attempts: 10, last_status_code: 500 });
     const limited = (await api.redeliver('evt_C').catch((e: unknown) => e)) as MedblocksApiError;
     expect(limited.status).toBe(429);
     expect(limited.retryAfterSeconds).toBe(60);
     clock += 61_000;
     await api.redeliver('evt_C');
+    await mb.idle();
     expect(rx.hits).toHaveLength(11);
     await expect(api.redeliver('evt_nope')).rejects.toMatchObject({ status: 404 });
   });

@@ -46,13 +46,13 @@ async function setup() {
   running.push(mb);
   const rx = await receiver();
   const api = new MedblocksApi(mb.url, mb.apiKey);
-  const flow = await api.createEndpoint({ url: rx.url, events: ['patient_flow.completed'], description: 'flow' });
+  const flow = await api.createEndpoint({ url: rx.url, events: ['patient_session.completed'], description: 'flow' });
   await api.createEndpoint({
     url: rx.url,
     events: ['records.sync.completed', 'records.sync.failed'],
     description: 'sync',
   });
-  mb.emit(ev('evt_1', 'patient_flow.completed'));
+  mb.emit(ev('evt_1', 'patient_session.completed'));
   mb.emit(ev('evt_2', 'records.sync.completed'));
   await mb.idle();
   return { mb, rx, api, flow, advance: (ms: number) => (clock += ms), now: () => clock };
@@ -78,7 +78,7 @@ describe('redeliver against the local Medblocks', () => {
       api,
       reenable: true,
       now,
-      filters: { type: 'patient_flow.completed' },
+      filters: { type: 'patient_session.completed' },
       print: (l) => lines.push(l),
     });
     expect(mb.endpoint(flow.id)?.status).toBe('active');

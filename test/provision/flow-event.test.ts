@@ -1,6 +1,7 @@
-// Both names of the flow event (issue 11 item 4): provision registers the documented
-// `patient_flow.completed`; an account whose API refuses it gets `patient_session.completed`, and
-// provision says which; an endpoint subscribed under either name is the flow bot's.
+// Both names of the flow event (issue 11 item 4, issue 19 row 2): provision registers the published
+// API's `patient_session.completed` (the only flow name its `events` enum lists); an account that
+// still knows only the guides' older `patient_flow.completed` gets that, and provision says which;
+// an endpoint subscribed under either name is the flow bot's.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REGISTRY } from '../../src/runtime/registry';
 import { runProvision } from '../../src/tools/cli/provision';
@@ -8,8 +9,8 @@ import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 const FLOW = REGISTRY['medblocks-patient-flow-completed'];
-const NEWER_API_EVENTS = [
-  'patient_session.completed',
+const LEGACY_ACCOUNT_EVENTS = [
+  'patient_flow.completed',
   'connection.token_refresh_failed',
   'records.sync.completed',
   'records.sync.failed',
@@ -47,23 +48,25 @@ async function flowWebhookUrl(): Promise<string> {
 }
 
 describe('the flow event name', () => {
-  it('registers patient_flow.completed where Medblocks knows it, without a fallback note', async () => {
+  it('registers patient_session.completed, the published name, without a fallback note', async () => {
     const { code, output } = await run();
     expect(code).toBe(0);
     const url = await flowWebhookUrl();
-    expect(medblocks.endpoints.filter((e) => e.url === url).map((e) => e.events)).toEqual([['patient_flow.completed']]);
-    expect(output).not.toMatch(/registered as patient_session\.completed/);
+    expect(medblocks.endpoints.filter((e) => e.url === url).map((e) => e.events)).toEqual([
+      ['patient_session.completed'],
+    ]);
+    expect(output).not.toMatch(/registered as patient_flow\.completed/);
   });
 
-  it('falls back to patient_session.completed when Medblocks refuses the name, says so, and stays idempotent', async () => {
-    medblocks.knownEvents = NEWER_API_EVENTS;
+  it('falls back to patient_flow.completed when an older account refuses the name, says so, and stays idempotent', async () => {
+    medblocks.knownEvents = LEGACY_ACCOUNT_EVENTS;
     const first = await run();
     expect(first.code).toBe(0);
     const url = await flowWebhookUrl();
     const flowEndpoints = medblocks.endpoints.filter((e) => e.url === url);
-    expect(flowEndpoints.map((e) => e.events)).toEqual([['patient_session.completed']]);
+    expect(flowEndpoints.map((e) => e.events)).toEqual([['patient_flow.completed']]);
     expect(first.output).toMatch(
-      /register +Medblocks endpoint for patient_session\.completed .*registered as patient_session\.completed because this Medblocks account refused patient_flow\.completed as an unknown event type/
+      /register +Medblocks endpoint for patient_flow\.completed .*registered as patient_flow\.completed because this Medblocks account refused patient_session\.completed as an unknown event type/
     );
     // Its signing secret went to the flow bot's project secret.
     const secret = (await medplum.secrets()).find((s) => s.name === FLOW.secretName);
@@ -80,7 +83,7 @@ describe('the flow event name', () => {
     medblocks.endpoints.length = 0;
     const { output } = await run(['--dry-run']);
     expect(output).toMatch(
-      /would register +Medblocks endpoint for patient_flow\.completed .*as patient_session\.completed if Medblocks refuses patient_flow\.completed/
+      /would register +Medblocks endpoint for patient_session\.completed .*as patient_flow\.completed if Medblocks refuses patient_session\.completed/
     );
   });
 
@@ -91,21 +94,38 @@ describe('the flow event name', () => {
     expect(code).toBe(1);
     expect(output).toMatch(/Medblocks POST \/webhooks failed with HTTP 400: Unknown event type/);
     const posted = medblocks.requests.filter((r) => r.method === 'POST' && r.path === '/webhooks');
-    // patient_flow.completed, then patient_session.completed: two attempts for the flow bot, none after.
+    // patient_session.completed, then patient_flow.completed: two attempts for the flow bot, none after.
     expect(posted.map((r) => (JSON.parse(r.body) as { events: string[] }).events[0])).toEqual([
-      'patient_flow.completed',
       'patient_session.completed',
+      'patient_flow.completed',
     ]);
   });
 
-  it('reuses an endpoint someone registered under patient_session.completed', async () => {
+  it('reuses an endpoint someone registered under patient_flow.completed', async () => {
     await run();
     const url = await flowWebhookUrl();
     const endpoint = medblocks.endpoints.find((e) => e.url === url);
     if (!endpoint) throw new Error('no flow endpoint');
-    Object.assign(endpoint, { events: ['patient_session.completed'] });
+    Object.assign(endpoint, { events: ['patient_flow.completed'] });
     const { output } = await run();
     expect(output).toContain('No changes: everything was already provisioned.');
     expect(medblocks.endpoints.filter((e) => e.url === url)).toHaveLength(1);
+  });
+});
+
+describe('which refusals mean "unknown event name"', () => {
+  it('a 400 invalid_request_error on events, events[0] or no param (the published API does not say which); not on url', async () => {
+    const { refusedEventName } = await import('../../src/tools/provision/medblocks-refusals');
+    const refusal = (param: string | undefined, status = 400, type = 'invalid_request_error') => ({
+      status,
+      type,
+      param,
+    });
+    expect(refusedEventName(refusal('events'))).toBe(true);
+    expect(refusedEventName(refusal('events[0]'))).toBe(true);
+    expect(refusedEventName(refusal(undefined))).toBe(true);
+    expect(refusedEventName(refusal('url'))).toBe(false);
+    expect(refusedEventName(refusal('events', 401, 'authentication_error'))).toBe(false);
+    expect(refusedEventName(refusal('events', 409, 'conflict_error'))).toBe(false);
   });
 });

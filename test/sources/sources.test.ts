@@ -117,7 +117,7 @@ describe('npm run sources against the emulator and the local Medblocks', () => {
     const waits: number[] = [];
     const fetchFn: typeof fetch = async (input, init) => {
       const url = input instanceof Request ? input.url : String(input);
-      if (url.includes('/sources/') && limited === 0) {
+      if (url.includes('/connections/') && limited === 0) {
         limited++;
         return new Response('{"error":{"type":"rate_limit_error","code":"rate_limited"}}', {
           status: 429,
@@ -136,7 +136,7 @@ describe('npm run sources against the emulator and the local Medblocks', () => {
     expect(run.code).toBe(0);
     const text = run.lines.join('\n');
     expect(waits).toEqual([2000]);
-    expect(text).toMatch(/wait {2}Medblocks GET \/sources\/fhirsrc_\S+ answered HTTP 429; retrying in 2 s/);
+    expect(text).toMatch(/wait {2}Medblocks GET \/connections\/fhirsrc_\S+ answered HTTP 429; retrying in 2 s/);
     expect(text).toContain('Epic MyChart (Acme) (was Epic MyChart)');
     expect(text).toContain('created 0, updated 1, unchanged 0');
     expect((await organizations()).map((o) => o.name)).toEqual(['Epic MyChart (Acme)']);
@@ -160,7 +160,7 @@ describe('npm run sources against the emulator and the local Medblocks', () => {
     });
     expect(code).toBe(1);
     expect(refused.join('\n')).toMatch(
-      /sources failed: Medblocks GET \/sources\/\S+ failed with HTTP 401.*check MEDBLOCKS_API_KEY/
+      /sources failed: Medblocks GET \/connections\/\S+ failed with HTTP 401.*check MEDBLOCKS_API_KEY/
     );
     expect(refused.join('\n')).not.toContain('mb_sk_sbx_wrong');
   }, 60_000);

@@ -126,6 +126,19 @@ describe('parseMedblocksEvent accepts what Medblocks may legitimately send (forw
     parsed(patientFlowCompleted({ connections: [failedAttempt({ failure_code: code })] }));
   });
 
+  it('an envelope that says resource_type "event" (the API-wide convention) instead of object', () => {
+    const conventional = withField(flow, ['object'], REMOVE) as Record<string, unknown>;
+    parsed({ ...conventional, resource_type: 'event' });
+    // Anything else in `object` is still refused, whatever resource_type says.
+    const listed = withField(flow, ['object'], 'list') as Record<string, unknown>;
+    expect(problemsOf({ ...listed, resource_type: 'event' })[0]).toMatch(/^object: expected/);
+  });
+
+  it('a fractional duration_ms (the published schema says number), never a negative one', () => {
+    parsed(recordsSyncCompleted({ duration_ms: 48211.5 }));
+    expect(problemsOf(recordsSyncCompleted({ duration_ms: -1 }))[0]).toMatch(/^data\.object\.duration_ms: expected/);
+  });
+
   it('counts beyond int32 (they are written as decimals)', () => {
     parsed(recordsSyncCompleted({ total: 3_000_000_000, errors: 1e308, duration_ms: 2 ** 53 + 2 }));
   });

@@ -225,7 +225,7 @@ export type EventParseResult =
  * expected, never the value received: they end up in answers to unauthenticated callers.
  */
 export function parseMedblocksEvent(value: unknown): EventParseResult {
-  const result = v.safeParse(MedblocksEventSchema, value, { abortPipeEarly: true });
+  const result = v.safeParse(MedblocksEventSchema, withEventDiscriminator(value), { abortPipeEarly: true });
   if (result.success) {
     return { ok: true, event: result.output };
   }
@@ -234,6 +234,20 @@ export function parseMedblocksEvent(value: unknown): EventParseResult {
     problems: result.issues.slice(0, 5).map(describeIssue),
     path: formatPath(result.issues[0].path) || '(root)',
   };
+}
+
+/**
+ * Deliveries say `object: "event"`; Medblocks' REST records and its API-wide convention say
+ * `resource_type: "event"` (reference §3.2). An envelope carrying only the latter is read as the
+ * former, so a delivery that follows the convention is not refused; one that says anything else in
+ * `object` still is.
+ */
+function withEventDiscriminator(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const envelope = value as Record<string, unknown>;
+  return envelope['object'] === undefined && envelope['resource_type'] === 'event'
+    ? { ...envelope, object: 'event' }
+    : value;
 }
 
 /**

@@ -17,10 +17,14 @@ export interface LocalMedblocksOptions {
   readonly apiKey?: string;
   /** How many times faster than real time the retry schedule runs. */
   readonly timeScale?: number;
-  /** Which name of the flow event this Medblocks knows; the other is refused as unknown. */
+  /**
+   * Which name of the flow event this Medblocks knows; the other is refused as unknown. Default:
+   * the published API's `patient_session.completed` (the guides' older `patient_flow.completed` is
+   * kept for testing an account that still uses it).
+   */
   readonly flowEventName?: FlowEventName;
   readonly now?: () => number;
-  /** Names returned by `GET /sources/{id}`; a small fake table by default. */
+  /** The EHR catalogue `GET /connections[/{id}]` serves (names by `fhirsrc_` id); a small table by default. */
   readonly sources?: Readonly<Record<string, string>>;
   /**
    * A fixed secret for an endpoint URL, so the local Medblocks can be wired to a receiver whose
@@ -34,8 +38,8 @@ export interface LocalEndpoint {
   url: string;
   events: string[];
   status: 'active' | 'disabled';
-  description?: string;
-  metadata?: Record<string, string>;
+  description: string | null;
+  metadata: Record<string, string>;
   api_version: string;
   created_at: string;
   updated_at: string;
@@ -44,7 +48,10 @@ export interface LocalEndpoint {
 
 export interface LocalDeliveryRecord {
   id: string;
+  resource_type: 'event';
+  webhook_endpoint_id: string;
   type: string;
+  api_version: string;
   data: unknown;
   attempts: number;
   next_attempt_at: string | null;
@@ -101,6 +108,35 @@ function newId(prefix: string): string {
   return `${prefix}_${randomBytes(13).toString('hex').toUpperCase().slice(0, 26)}`;
 }
 
+/** The published list shape and cursor paging: `limit` 1–100 (default 10), `starting_after` an item id. */
+function listPage(all: readonly { id: string }[], query: URLSearchParams): unknown {
+  const limit = Math.min(Math.max(Number(query.get('limit') ?? 10) || 10, 1), 100);
+  const after = query.get('starting_after');
+  const start = after ? all.findIndex((e) => e.id === after) + 1 : 0;
+  const page = all.slice(start, start + limit);
+  const hasMore = start + limit < all.length;
+  return {
+    resource_type: 'list',
+    data: page,
+    has_more: hasMore,
+    next_cursor: hasMore ? (page.at(-1)?.id ?? null) : null,
+  };
+}
+
+/** A catalogue entry as `FhirSource` (all seven fields; the vendor from the name where it says one). */
+function fhirSource(id: string, name: string) {
+  const vendor = ['epic', 'cerner', 'athena', 'nextgen'].find((v) => name.toLowerCase().includes(v)) ?? null;
+  return {
+    id,
+    resource_type: 'fhir_source' as const,
+    name,
+    type: vendor,
+    fhir_base_url: `https://fhir.example.test/${id}/api/FHIR/R4`,
+    logo_url: null,
+    portal_url: null,
+  };
+}
+
 /** Starts the local Medblocks; only loopback addresses, every timer cancelled by `close()`. */
 export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): Promise<RunningLocalMedblocks> {
   const host = options.host ?? '127.0.0.1';
@@ -108,7 +144,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
   const apiKey = options.apiKey ?? `mb_sk_sbx_local_${randomBytes(8).toString('hex')}`;
   const timeScale = options.timeScale ?? 1;
   const now = options.now ?? Date.now;
-  const flowName = options.flowEventName ?? 'patient_flow.completed';
+  const flowName = options.flowEventName ?? 'patient_session.completed';
   const known = new Set([flowName, 'connection.token_refresh_failed', 'records.sync.completed', 'records.sync.failed']);
   const sources = options.sources ?? DEFAULT_SOURCES;
   const endpoints = new Map<string, LocalEndpoint>();
@@ -121,14 +157,15 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
 
   const iso = (ms: number): string => new Date(ms).toISOString();
 
-  function publicEndpoint(e: LocalEndpoint): Omit<LocalEndpoint, 'secret'> {
+  function publicEndpoint(e: LocalEndpoint): Omit<LocalEndpoint, 'secret'> & { resource_type: 'webhook_endpoint' } {
     return {
       id: e.id,
+      resource_type: 'webhook_endpoint',
       url: e.url,
       events: e.events,
       status: e.status,
-      ...(e.description !== undefined ? { description: e.description } : {}),
-      ...(e.metadata !== undefined ? { metadata: e.metadata } : {}),
+      description: e.description,
+      metadata: e.metadata,
       api_version: e.api_version,
       created_at: e.created_at,
       updated_at: e.updated_at,
@@ -166,7 +203,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       controllers.delete(controller);
     }
     record.last_status_code = status;
-    record.last_response_body = text;
+    record.last_response_body = status === null ? null : text;
     if (status !== null && status >= 200 && status < 300) {
       record.delivered_at = iso(now());
       record.next_attempt_at = null;
@@ -220,7 +257,10 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       records.set(endpoint.id, perEndpoint);
       perEndpoint.set(event.id, {
         id: event.id,
+        resource_type: 'event',
+        webhook_endpoint_id: endpoint.id,
         type: event.type,
+        api_version: endpoint.api_version,
         data: event['data'] ?? null,
         attempts: 0,
         next_attempt_at: null,
@@ -236,48 +276,37 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
 
   function validateEvents(value: unknown): string[] {
     if (!Array.isArray(value) || value.length === 0 || !value.every((v) => typeof v === 'string'))
-      throw new ApiFailure(
-        400,
-        'invalid_request_error',
-        'parameter_invalid',
-        'events must be a non-empty list',
-        'events'
-      );
+      throw new ApiFailure(400, 'invalid_request_error', 'invalid_data', 'events must be a non-empty list', 'events');
     const events = value;
     for (const e of events) {
       if (e !== '*' && !known.has(e))
-        throw new ApiFailure(400, 'invalid_request_error', 'parameter_invalid', `Unknown event type: ${e}`, 'events');
+        throw new ApiFailure(400, 'invalid_request_error', 'invalid_data', `Unknown event type: ${e}`, 'events');
     }
     return events;
   }
 
   function validateUrl(value: unknown): string {
     if (typeof value !== 'string')
-      throw new ApiFailure(400, 'invalid_request_error', 'parameter_missing', 'url is required', 'url');
+      throw new ApiFailure(400, 'invalid_request_error', 'bad_request', 'url is required', 'url');
     let parsed: URL;
     try {
       parsed = new URL(value);
     } catch {
-      throw new ApiFailure(400, 'invalid_request_error', 'parameter_invalid', 'url is not a URL', 'url');
+      throw new ApiFailure(400, 'invalid_request_error', 'invalid_data', 'url is not a URL', 'url');
     }
     const local = ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname);
     if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && local))
-      throw new ApiFailure(400, 'invalid_request_error', 'parameter_invalid', 'url must be HTTPS', 'url');
+      throw new ApiFailure(400, 'invalid_request_error', 'invalid_data', 'url must be HTTPS', 'url');
     return value;
   }
 
   function getEndpoint(id: string): LocalEndpoint {
     const e = endpoints.get(id);
-    if (!e) throw new ApiFailure(404, 'not_found_error', 'resource_missing', `No such webhook endpoint: ${id}`, 'id');
+    if (!e) throw new ApiFailure(404, 'not_found_error', 'resource_not_found', `No such webhook endpoint: ${id}`, 'id');
     return e;
   }
 
-  async function route(
-    method: string,
-    path: string,
-    query: URLSearchParams,
-    body: unknown
-  ): Promise<[number, unknown]> {
+  function route(method: string, path: string, query: URLSearchParams, body: unknown): [number, unknown] {
     const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
     const obj = (body ?? {}) as Record<string, unknown>;
     if (parts[0] === 'webhooks') {
@@ -288,10 +317,9 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
           url: validateUrl(obj['url']),
           events: validateEvents(obj['events']),
           status: 'active',
-          ...(typeof obj['description'] === 'string' ? { description: obj['description'] } : {}),
-          ...(obj['metadata'] && typeof obj['metadata'] === 'object'
-            ? { metadata: obj['metadata'] as Record<string, string> }
-            : {}),
+          description: typeof obj['description'] === 'string' ? obj['description'] : null,
+          metadata:
+            obj['metadata'] && typeof obj['metadata'] === 'object' ? (obj['metadata'] as Record<string, string>) : {},
           api_version: API_VERSION,
           created_at: t,
           updated_at: t,
@@ -304,20 +332,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       if (parts.length === 1 && method === 'GET') {
         const status = query.get('status');
         const all = [...endpoints.values()].filter((e) => !status || e.status === status);
-        const limit = Math.min(Math.max(Number(query.get('limit') ?? 10) || 10, 1), 100);
-        const after = query.get('starting_after');
-        const start = after ? all.findIndex((e) => e.id === after) + 1 : 0;
-        const page = all.slice(start, start + limit);
-        const hasMore = start + limit < all.length;
-        return [
-          200,
-          {
-            resource_type: 'list',
-            data: page.map(publicEndpoint),
-            has_more: hasMore,
-            next_cursor: hasMore ? (page.at(-1)?.id ?? null) : null,
-          },
-        ];
+        return [200, listPage(all.map(publicEndpoint), query)];
       }
       const endpoint = getEndpoint(parts[1] ?? '');
       if (parts.length === 2 && method === 'GET') return [200, publicEndpoint(endpoint)];
@@ -325,13 +340,13 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
         if (obj['url'] !== undefined) endpoint.url = validateUrl(obj['url']);
         if (obj['events'] !== undefined) endpoint.events = validateEvents(obj['events']);
         if (obj['description'] !== undefined)
-          endpoint.description = typeof obj['description'] === 'string' ? obj['description'] : '';
+          endpoint.description = typeof obj['description'] === 'string' ? obj['description'] : null;
         if (obj['status'] !== undefined) {
           if (obj['status'] !== 'active' && obj['status'] !== 'disabled')
             throw new ApiFailure(
               400,
               'invalid_request_error',
-              'parameter_invalid',
+              'invalid_data',
               'status must be active or disabled',
               'status'
             );
@@ -343,7 +358,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       if (parts.length === 2 && method === 'DELETE') {
         endpoints.delete(endpoint.id);
         records.delete(endpoint.id);
-        return [200, { id: endpoint.id, deleted: true }];
+        return [200, { id: endpoint.id, resource_type: 'webhook_endpoint', deleted: true }];
       }
       if (parts.length === 3 && parts[2] === 'rotate-secret' && method === 'POST') {
         endpoint.secret = `whsec_${randomBytes(24).toString('hex')}`;
@@ -355,14 +370,14 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
         const all = [...(records.get(endpoint.id)?.values() ?? [])].filter(
           (r) => delivered === null || (delivered === 'true') === (r.delivered_at !== null)
         );
-        return [200, { resource_type: 'list', data: all, has_more: false, next_cursor: null }];
+        return [200, listPage(all, query)];
       }
     }
     if (parts[0] === 'events' && parts.length === 3 && parts[2] === 'redeliver' && method === 'POST') {
       const eventId = parts[1] ?? '';
       const owners = [...records.entries()].filter(([, m]) => m.has(eventId));
       if (owners.length === 0)
-        throw new ApiFailure(404, 'not_found_error', 'resource_missing', `No such event: ${eventId}`, 'id');
+        throw new ApiFailure(404, 'not_found_error', 'resource_not_found', `No such event: ${eventId}`, 'id');
       for (const [, m] of owners) {
         const last = m.get(eventId)?.last_redelivered_at;
         const since = last ? now() - Date.parse(last) : Infinity;
@@ -370,42 +385,57 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
           throw new ApiFailure(
             429,
             'rate_limit_error',
-            'rate_limited',
+            'throttled',
             'An event can be redelivered at most once per minute',
             undefined,
             Math.ceil((REDELIVER_WINDOW_MS - since) / 1000)
           );
       }
-      let lastStatus: number | null = null;
+      // As published: the event is re-enqueued; the answer is its record as it is now, and the
+      // attempt's outcome shows in the record afterwards (GET /webhooks/{id}/events).
+      const [firstEndpointId, firstRecords] = owners[0] ?? ['', new Map<string, LocalDeliveryRecord>()];
+      const answer = { ...firstRecords.get(eventId), last_redelivered_at: iso(now()) };
       for (const [endpointId, m] of owners) {
         const record = m.get(eventId);
         if (!record) continue;
         record.last_redelivered_at = iso(now());
         if (endpoints.get(endpointId)?.status !== 'active') continue;
-        lastStatus = await attempt(endpointId, eventId);
+        track(attempt(endpointId, eventId).then(() => undefined));
       }
-      const record = owners[0]?.[1].get(eventId);
-      return [200, { ...record, last_status_code: lastStatus ?? record?.last_status_code ?? null }];
+      return [200, { ...answer, webhook_endpoint_id: firstEndpointId }];
     }
-    if (parts[0] === 'sources' && parts.length === 2 && method === 'GET') {
+    if (parts[0] === 'connections' && method === 'GET' && parts.length <= 2) {
+      const catalogue = Object.entries(sources).map(([id, name]) => fhirSource(id, name));
+      if (parts.length === 1) {
+        const q = query.get('q')?.toLowerCase();
+        const type = query.get('type');
+        return [
+          200,
+          listPage(
+            catalogue.filter((c) => (!q || c.name.toLowerCase().includes(q)) && (!type || c.type === type)),
+            query
+          ),
+        ];
+      }
       const id = parts[1] ?? '';
-      const name = sources[id];
-      if (!name) throw new ApiFailure(404, 'not_found_error', 'resource_missing', `No such source: ${id}`, 'id');
-      return [200, { id, object: 'fhir_source', name }];
+      const found = catalogue.find((c) => c.id === id || c.fhir_base_url === id);
+      if (!found)
+        throw new ApiFailure(404, 'not_found_error', 'resource_not_found', `No such FHIR source: ${id}`, 'id');
+      return [200, found];
     }
     if (parts[0] === '_local' && parts[1] === 'events' && parts.length === 2 && method === 'POST') {
       if (typeof obj['id'] !== 'string' || typeof obj['type'] !== 'string')
-        throw new ApiFailure(400, 'invalid_request_error', 'parameter_missing', 'event needs id and type', 'id');
+        throw new ApiFailure(400, 'invalid_request_error', 'bad_request', 'event needs id and type', 'id');
       emit(obj as MedblocksEvent);
       return [202, { id: obj['id'], queued: true }];
     }
-    throw new ApiFailure(404, 'not_found_error', 'route_missing', `No route ${method} ${path}`);
+    throw new ApiFailure(404, 'not_found_error', 'resource_not_found', `No route ${method} ${path}`);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = newId('req');
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}): void => {
-      res.writeHead(status, { 'content-type': 'application/json', 'request-id': requestId, ...headers });
+      res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': requestId, ...headers });
       res.end(JSON.stringify(payload));
     };
     try {
@@ -416,7 +446,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       for await (const chunk of req) {
         size += (chunk as Buffer).length;
         if (size > MAX_BODY_BYTES)
-          throw new ApiFailure(413, 'invalid_request_error', 'body_too_large', 'Request body too large');
+          throw new ApiFailure(413, 'invalid_request_error', 'payload_too_large', 'Request body too large');
         chunks.push(chunk as Buffer);
       }
       const text = Buffer.concat(chunks).toString('utf8');
@@ -425,11 +455,11 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
         try {
           body = JSON.parse(text);
         } catch {
-          throw new ApiFailure(400, 'invalid_request_error', 'parse_error', 'Body is not JSON');
+          throw new ApiFailure(400, 'invalid_request_error', 'bad_request', 'Body is not JSON');
         }
       }
       const url = new URL(req.url ?? '/', 'http://local');
-      const [status, payload] = await route(req.method ?? 'GET', url.pathname, url.searchParams, body);
+      const [status, payload] = route(req.method ?? 'GET', url.pathname, url.searchParams, body);
       send(status, payload);
     } catch (err) {
       const f = err instanceof ApiFailure ? err : new ApiFailure(500, 'api_error', 'internal_error', 'Internal error');
@@ -441,7 +471,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
             code: f.code,
             message: f.message,
             param: f.param ?? null,
-            doc_url: `https://docs.medblocks.com/errors#${f.code}`,
+            doc_url: 'https://docs.medblocks.com/api-reference/errors',
             request_id: requestId,
           },
         },

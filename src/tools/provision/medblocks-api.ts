@@ -94,6 +94,7 @@ const optionalText = v.optional(v.nullable(v.string()));
 const DeliverySchema = v.looseObject({
   id: v.string(),
   type: v.string(),
+  webhook_endpoint_id: optionalText,
   attempts: v.optional(v.nullable(v.number())),
   next_attempt_at: optionalText,
   delivered_at: optionalText,
@@ -112,20 +113,43 @@ export type MedblocksEndpoint = v.InferOutput<typeof EndpointSchema> & { readonl
  */
 export type MedblocksDelivery = v.InferOutput<typeof DeliverySchema>;
 
+/** `FhirSource` as published (all seven fields required; `type`, `logo_url`, `portal_url` nullable). */
+const FhirSourceSchema = v.looseObject({
+  id: v.string(),
+  resource_type: v.optional(v.string()),
+  name: v.string(),
+  type: v.optional(v.nullable(v.string())),
+  fhir_base_url: v.optional(v.string()),
+  logo_url: v.optional(v.nullable(v.string())),
+  portal_url: v.optional(v.nullable(v.string())),
+});
+export type FhirSource = v.InferOutput<typeof FhirSourceSchema>;
+
 /** Where a value fails a schema, as `data[3].url`: the shape, never the value. */
 function issuePath(issues: readonly v.BaseIssue<unknown>[], prefix: string): string {
   const path = (issues[0]?.path ?? []).map((p) => (typeof p.key === 'number' ? `[${p.key}]` : `.${String(p.key)}`));
   return `${prefix}${path.join('')}`;
 }
 
-/** A short, safe explanation from a Medblocks error object, if there is one. */
-function errorDetail(text: string): string | undefined {
+/**
+ * A short, safe explanation from a Medblocks error object, if there is one, with the request id
+ * (`error.request_id`, else the `X-Request-Id` header) that Medblocks' support asks for.
+ */
+function errorDetail(text: string, headerRequestId: string | null): string | undefined {
+  let message: string | undefined;
+  let requestId = headerRequestId ?? undefined;
   try {
-    const parsed = JSON.parse(text) as { error?: { message?: string; code?: string } };
-    return (parsed.error?.message ?? parsed.error?.code)?.slice(0, 200);
+    const parsed = JSON.parse(text) as { error?: { message?: unknown; code?: unknown; request_id?: unknown } };
+    const { error } = parsed;
+    const said =
+      typeof error?.message === 'string' ? error.message : typeof error?.code === 'string' ? error.code : undefined;
+    message = said?.slice(0, 200);
+    if (typeof error?.request_id === 'string') requestId = error.request_id;
   } catch {
-    return undefined;
+    // Not JSON: the status says enough.
   }
+  const id = requestId && /^[\w.-]{1,80}$/.test(requestId) ? `request_id ${requestId}` : undefined;
+  return [message, id].filter(Boolean).join('; ') || undefined;
 }
 
 export class MedblocksApi {
@@ -203,7 +227,12 @@ export class MedblocksApi {
       throw error;
     }
     if (!response.ok) {
-      const error = new MedblocksApiError(method, url.pathname, response.status, errorDetail(text));
+      const error = new MedblocksApiError(
+        method,
+        url.pathname,
+        response.status,
+        errorDetail(text, response.headers.get('x-request-id'))
+      );
       const retryAfter = Number(response.headers.get('retry-after'));
       if (Number.isFinite(retryAfter) && retryAfter > 0) error.retryAfterSeconds = retryAfter;
       error.transient = TRANSIENT.has(response.status);
@@ -320,8 +349,21 @@ export class MedblocksApi {
     return this.call(`/events/${encodeURIComponent(eventId)}/redeliver`, { method: 'POST' });
   }
 
-  /** The EHR source's display name, for the Organization the sources sync keeps. */
-  getSource(id: string): Promise<{ id: string; name?: string }> {
-    return this.call(`/sources/${encodeURIComponent(id)}`);
+  /**
+   * An EHR source of Medblocks' catalogue (`GET /connections/{id}`, operation `api.getFhirSource`;
+   * `id` a `fhirsrc_` id or the source's FHIR base URL), for the Organization the sources sync keeps.
+   */
+  async getSource(id: string): Promise<FhirSource> {
+    const path = `/connections/${encodeURIComponent(id)}`;
+    const parsed = v.safeParse(FhirSourceSchema, await this.call<unknown>(path));
+    if (!parsed.success) {
+      throw new MedblocksApiError(
+        'GET',
+        path,
+        undefined,
+        `the answer is not a FhirSource (${issuePath(parsed.issues, '')})`
+      );
+    }
+    return parsed.output;
   }
 }

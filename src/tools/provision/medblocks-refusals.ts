@@ -37,7 +37,13 @@ export function observeRefusals(fetchFn: typeof fetch, log: RefusalLog): typeof 
   };
 }
 
-/** Whether a refusal says the `events` list holds a name this Medblocks account does not know. */
+/**
+ * Whether a refusal may say the `events` list holds a name this Medblocks account does not know.
+ * The published API rejects unknown types with a 400 `invalid_request_error` but does not say
+ * which `param` (`events`, `events[0]`, or none) or code it carries, so any of those counts; a
+ * refusal naming another parameter (`url`) does not.
+ */
 export function refusedEventName(refusal: MedblocksRefusal | undefined): boolean {
-  return refusal?.status === 400 && refusal.type === 'invalid_request_error' && refusal.param === 'events';
+  if (refusal?.status !== 400 || refusal.type !== 'invalid_request_error') return false;
+  return refusal.param === undefined || /^events(\[\d+\])?$/.test(refusal.param);
 }

@@ -119,6 +119,59 @@ export async function quarantinedEvents(
   }
 }
 
+/** How long redeliver watches the delivery records for the attempts it asked for. */
+const SETTLE_MS = 12_000;
+const SETTLE_POLL_MS = 250;
+
+interface SentRedelivery {
+  readonly index: number;
+  readonly event: PlannedEvent;
+  /** Medblocks' answer to the redeliver call: the record as it was when the attempt was enqueued. */
+  readonly answer: MedblocksDelivery;
+  readonly endpointId: string | undefined;
+}
+
+/**
+ * The record of each redelivered event once it shows the new attempt: more attempts than the
+ * answer counted, or delivered since the call. A server that answers after the attempt (as
+ * Medblocks' guide page says) shows it at once; one that re-enqueues (as its API says) within a few
+ * seconds. Past SETTLE_MS the last record read is used, and the line says so.
+ */
+async function settleRedeliveries(
+  api: MedblocksApi,
+  sent: readonly SentRedelivery[],
+  sentAt: string
+): Promise<{ index: number; event: PlannedEvent; record: MedblocksDelivery; seen: boolean }[]> {
+  const latest = new Map(sent.map((s) => [s.event.id, s.answer]));
+  const done = new Set<string>();
+  const showsAttempt = (s: SentRedelivery, record: MedblocksDelivery): boolean =>
+    (record.attempts ?? 0) > (s.answer.attempts ?? 0) ||
+    (record.delivered_at !== null && record.delivered_at !== undefined && record.delivered_at >= sentAt);
+  const deadline = Date.now() + SETTLE_MS;
+  for (;;) {
+    const pending = sent.filter((s) => !done.has(s.event.id) && s.endpointId !== undefined);
+    if (pending.length === 0 || Date.now() > deadline) break;
+    for (const endpointId of new Set(pending.map((s) => s.endpointId ?? ''))) {
+      const records = new Map((await api.listEvents(endpointId)).map((r) => [r.id, r]));
+      for (const s of pending.filter((p) => p.endpointId === endpointId)) {
+        const record = records.get(s.event.id);
+        if (!record) continue;
+        latest.set(s.event.id, record);
+        if (showsAttempt(s, record)) done.add(s.event.id);
+      }
+    }
+    if (sent.every((s) => done.has(s.event.id) || s.endpointId === undefined)) break;
+    await new Promise<void>((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
+  return sent.map((s) => ({
+    index: s.index,
+    event: s.event,
+    record: latest.get(s.event.id) ?? s.answer,
+    // Without an endpoint id the answer is all there is: taken as the attempt's outcome.
+    seen: done.has(s.event.id) || s.endpointId === undefined || showsAttempt(s, s.answer),
+  }));
+}
+
 /** Plans, then (unless a dry run) redelivers each event, one progress line each, and summarises. */
 export async function redeliver(options: RedeliverOptions): Promise<RedeliverSummary> {
   const now = options.now ?? Date.now;
@@ -187,6 +240,8 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
   const stillFailing: { id: string; status: number | null }[] = [];
   const quarantinedAgain: string[] = [];
   let budgetSpent = false;
+  const sent: SentRedelivery[] = [];
+  const sentAt = new Date(now()).toISOString();
   for (const [index, e] of list.entries()) {
     if (budgetSpent) {
       stillFailing.push({ id: e.id, status: null });
@@ -222,14 +277,22 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
     }
     if (!result) continue;
     redelivered++;
-    const code = result.last_status_code ?? null;
+    sent.push({ index, event: e, answer: result, endpointId: e.endpointId ?? result.webhook_endpoint_id ?? undefined });
+  }
+
+  // Medblocks' redeliver re-enqueues and answers the record as it was: the new attempt's outcome is
+  // read from the delivery record once it shows that attempt (bounded; one list per endpoint a round).
+  const settled = await settleRedeliveries(options.api, sent, sentAt);
+  for (const { index, event: e, record, seen } of settled) {
+    const code = record.last_status_code ?? null;
     const ok = code !== null && code >= 200 && code < 300;
-    const again = ok && answeredQuarantined(result.last_response_body);
+    const again = ok && answeredQuarantined(record.last_response_body);
     if (again) quarantinedAgain.push(e.id);
     else if (ok) deliveredNow++;
     else stillFailing.push({ id: e.id, status: code });
     const what = again ? 'quarantined again, the cause is not fixed yet' : ok ? 'delivered' : 'still failing';
-    options.print(`[${index + 1}/${list.length}] ${e.id} ${e.type}: ${what} (${code ?? 'no answer'})`);
+    const when = seen ? '' : `; no new attempt seen within ${String(SETTLE_MS / 1000)} s, last known`;
+    options.print(`[${index + 1}/${list.length}] ${e.id} ${e.type}: ${what} (${code ?? 'no answer'}${when})`);
   }
   const codes = stillFailing.map((s) => `${s.id}=${s.status ?? 'none'}`).join(', ');
   const againText = quarantinedAgain.length > 0 ? `, quarantined again ${quarantinedAgain.length}` : '';
