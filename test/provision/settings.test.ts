@@ -39,17 +39,17 @@ describe('MEDPLUM_BASE_URL and MEDBLOCKS_API_BASE_URL', () => {
   it('has no hosted default: a missing MEDPLUM_BASE_URL names the variable and the two usual values', () => {
     expect(() => readSettings({ MEDPLUM_CLIENT_ID: CLIENT_ID }, root)).toThrow(SettingsError);
     expect(() => readSettings({}, root)).toThrow(
-      /MEDPLUM_BASE_URL is not set .*MEDPLUM_BASE_URL=http:\/\/127\.0\.0\.1:8103\/ for `npm run dev`.*MEDPLUM_BASE_URL=https:\/\/api\.medplum\.com\/ for hosted Medplum/
+      /MEDPLUM_BASE_URL is not set .*MEDPLUM_BASE_URL=http:\/\/127\.0\.0\.1:8913\/ for `npm run dev`.*MEDPLUM_BASE_URL=https:\/\/api\.medplum\.com\/ for hosted Medplum/
     );
   });
 
   it('refuses a value that is not an http(s) URL, naming the variable', () => {
     expect(() => readSettings({ MEDPLUM_BASE_URL: 'notaurl' }, root)).toThrow(
-      /^MEDPLUM_BASE_URL=notaurl is not an http\(s\) URL: use e\.g\. http:\/\/127\.0\.0\.1:8103\//
+      /^MEDPLUM_BASE_URL=notaurl is not an http\(s\) URL: use e\.g\. http:\/\/127\.0\.0\.1:8913\//
     );
     expect(() => readSettings({ MEDPLUM_BASE_URL: 'ftp://x/' }, root)).toThrow(/MEDPLUM_BASE_URL=ftp:\/\/x\//);
     expect(() =>
-      readSettings({ MEDPLUM_BASE_URL: 'http://127.0.0.1:8103', MEDBLOCKS_API_BASE_URL: 'notaurl' }, root)
+      readSettings({ MEDPLUM_BASE_URL: 'http://127.0.0.1:8913', MEDBLOCKS_API_BASE_URL: 'notaurl' }, root)
     ).toThrow(/^MEDBLOCKS_API_BASE_URL=notaurl is not an http\(s\) URL/);
   });
 

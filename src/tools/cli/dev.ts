@@ -1,4 +1,4 @@
-// `npm run dev`: the emulator on 127.0.0.1:8103 (Medplum's usual port). Builds dist/ from bots/
+// `npm run dev`: the emulator on 127.0.0.1:8913 (not 8103, Medplum's own default, so that both can run). Builds dist/ from bots/
 // first (so it runs what the sources say now), prints every bot's webhook URL and the signing
 // secret configured for it (dev secrets, or the values of environment variables named like the
 // project secrets) with hints that carry the port in use, then logs one line per delivery (bot,
@@ -17,6 +17,7 @@ import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';
 import type { CommandIo, CommandSpec, ParsedOptions } from './args';
 import { stopWithParent } from './lifetime';
 import { buildBeforeRun, describePrebuild } from './prebuild';
+import { createServer } from 'node:net';
 
 /** The emulator's URL when `npm run dev` runs with its defaults (what `npm run send` targets). */
 export const DEFAULT_EMULATOR_URL = `http://${DEFAULT_EMULATOR_HOST}:${String(DEFAULT_EMULATOR_PORT)}`;
@@ -87,7 +88,7 @@ export interface DevMedblocks {
   readonly apiKey: string;
 }
 
-/** The local Medblocks' port: the emulator's + 1 (8104 by default); 0 stays 0 (a free one). */
+/** The local Medblocks' port: the emulator's + 1 (8914 by default); 0 stays 0 (a free one). */
 export function medblocksPort(emulatorPort: number): number {
   return emulatorPort === 0 ? 0 : emulatorPort + 1;
 }
@@ -166,6 +167,21 @@ export function formatRun(run: WebhookRun, at = new Date()): string {
   ].join('  ');
 }
 
+/** Whether the loopback port can be listened on now (the listen that follows still handles a race). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => {
+      resolve(false);
+    });
+    probe.listen(port, DEFAULT_EMULATOR_HOST, () => {
+      probe.close(() => {
+        resolve(true);
+      });
+    });
+  });
+}
+
 /** What to do when the port is taken, with the port named (EADDRINUSE alone told a newcomer nothing). */
 export function portInUseMessage(port: number): string {
   const other = port === 8110 ? 8111 : 8110;
@@ -197,6 +213,16 @@ export function runDev(argv: readonly string[], options: DevRunOptions = {}): Pr
     argv,
     async (values) => {
       const root = options.root ?? process.cwd();
+      // A busy port is said at once, before the build (which takes seconds).
+      const mbPort = medblocksPort(values.port);
+      if (values.port !== 0 && !(await portIsFree(values.port))) {
+        io.printError(`dev: ${portInUseMessage(values.port)}`);
+        return 1;
+      }
+      if (mbPort !== 0 && !(await portIsFree(mbPort))) {
+        io.printError(`dev: ${medblocksPortInUseMessage(mbPort, values.port)}`);
+        return 1;
+      }
       const prebuild = await buildBeforeRun(root);
       (values.json ? io.printError : io.print)(describePrebuild(prebuild));
       let emulator: RunningEmulator;
@@ -221,7 +247,6 @@ export function runDev(argv: readonly string[], options: DevRunOptions = {}): Pr
         throw err;
       }
       let medblocks: RunningLocalMedblocks;
-      const mbPort = medblocksPort(values.port);
       try {
         medblocks = await startLocalMedblocksFor(emulator, {
           port: mbPort,

@@ -216,11 +216,11 @@ function parseUrl(url: string, option: string): URL {
   try {
     return new URL(url);
   } catch (err) {
-    throw new Error(`${option} is not a URL (got "${url}"); e.g. http://127.0.0.1:8103`, { cause: err });
+    throw new Error(`${option} is not a URL (got "${url}"); e.g. http://127.0.0.1:8913`, { cause: err });
   }
 }
 
-/** What a refused connection means, with the port of the URL (not always 8103). */
+/** What a refused connection means, with the port of the URL (not always 8913). */
 export function connectionRefusedHint(url: URL): string {
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   const local = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);

@@ -26,5 +26,5 @@ export function devSecret(secretName: string): string {
 }
 
 export const EMULATOR_PROJECT_ID = stableId('project');
-export const DEFAULT_EMULATOR_PORT = 8103;
+export const DEFAULT_EMULATOR_PORT = 8913;
 export const DEFAULT_EMULATOR_HOST = '127.0.0.1';

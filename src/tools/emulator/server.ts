@@ -18,7 +18,7 @@ import { handleWebhook, MAX_WEBHOOK_BODY_BYTES } from './webhook';
 import type { HttpAnswer, WebhookContext } from './webhook';
 
 export interface EmulatorOptions {
-  /** 0 (the default) picks a free port; `npm run dev` uses 8103, Medplum's usual port. */
+  /** 0 (the default) picks a free port; `npm run dev` uses 8913, a port no Medplum or Medblocks default takes (Medplum's own is 8103). */
   readonly port?: number;
   /** Must be a loopback address. */
   readonly host?: string;
@@ -57,7 +57,7 @@ export interface EmulatorBot {
 }
 
 export interface RunningEmulator {
-  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8103`. */
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8913`. */
   readonly url: string;
   readonly fhirUrl: string;
   readonly bots: readonly EmulatorBot[];

@@ -11,8 +11,8 @@ import { parseEnv } from 'node:util';
 
 /** Hosted Medplum's API server: one of the two usual values of MEDPLUM_BASE_URL. */
 export const HOSTED_MEDPLUM_BASE_URL = 'https://api.medplum.com/';
-/** `npm run dev` (and a self-hosted server on Medplum's usual port): the other usual value. */
-export const LOCAL_MEDPLUM_BASE_URL = 'http://127.0.0.1:8103/';
+/** `npm run dev`'s emulator (8913: not 8103, the port a local Medplum server uses by default). */
+export const LOCAL_MEDPLUM_BASE_URL = 'http://127.0.0.1:8913/';
 /** Medblocks' API; used when MEDBLOCKS_API_KEY is set and MEDBLOCKS_API_BASE_URL is not. */
 export const DEFAULT_MEDBLOCKS_API_BASE_URL = 'https://app.medblocks.com';
 
@@ -65,7 +65,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env, root = proces
   if (!medplum) {
     throw new SettingsError(
       `MEDPLUM_BASE_URL is not set (environment or .env): set it to the Medplum API server the tools should talk to, ` +
-        `e.g. MEDPLUM_BASE_URL=${LOCAL_MEDPLUM_BASE_URL} for \`npm run dev\` (or a self-hosted server on its usual port) ` +
+        `e.g. MEDPLUM_BASE_URL=${LOCAL_MEDPLUM_BASE_URL} for \`npm run dev\` (a local Medplum server: http://localhost:8103/) ` +
         `or MEDPLUM_BASE_URL=${HOSTED_MEDPLUM_BASE_URL} for hosted Medplum`
     );
   }
@@ -79,7 +79,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env, root = proces
     medblocksBaseUrl: httpUrl(
       'MEDBLOCKS_API_BASE_URL',
       get('MEDBLOCKS_API_BASE_URL') ?? DEFAULT_MEDBLOCKS_API_BASE_URL,
-      `${DEFAULT_MEDBLOCKS_API_BASE_URL} or http://127.0.0.1:8104 (a local Medblocks)`
+      `${DEFAULT_MEDBLOCKS_API_BASE_URL} or http://127.0.0.1:8914 (a local Medblocks)`
     ),
     lookup: get,
   };

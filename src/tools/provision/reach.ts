@@ -1,7 +1,7 @@
 // What a tool says when a server does not answer at all. Node's fetch fails with a bare
 // `TypeError: fetch failed` whose cause (ECONNREFUSED, ENOTFOUND, a timeout…) sits in `err.cause`;
 // printed as is, the user learns neither which server nor why. `reachableFetch` wraps a fetch so
-// that such a failure reads `cannot reach MEDPLUM_BASE_URL=http://127.0.0.1:8103/: connection
+// that such a failure reads `cannot reach MEDPLUM_BASE_URL=http://127.0.0.1:8913/: connection
 // refused`, naming the variable to check, its value and the cause. Answers (any HTTP status) pass
 // through untouched.
 
