@@ -70,6 +70,29 @@ const list = <T extends v.GenericSchema>(item: T) =>
     next_cursor: nullableString,
   });
 
+/** `Patient` (all 6 required) and `PatientDetail` (+ `connections`, each with 10 required fields). */
+const MedblocksPatient = v.strictObject({
+  id: v.string(),
+  resource_type: v.literal('patient'),
+  email: nullableString,
+  name: nullableString,
+  metadata: v.record(v.string(), v.unknown()),
+  created_at: v.string(),
+});
+const PatientConnection = v.strictObject({
+  id: v.pipe(v.string(), v.startsWith('conn_')),
+  resource_type: v.literal('connection'),
+  patient_session_id: nullableString,
+  connection_id: v.pipe(v.string(), v.startsWith('fhirsrc_')),
+  status: v.picklist(['active', 'failed', 'expired', 'refresh_failed', 'disconnected']),
+  scopes: v.array(v.string()),
+  failure_code: nullableString,
+  failure_at: nullableString,
+  created_at: v.string(),
+  updated_at: v.string(),
+});
+const PatientDetail = v.strictObject({ ...MedblocksPatient.entries, connections: v.array(PatientConnection) });
+
 /** The error envelope: all six inner fields required; `request_id` equals `X-Request-Id`. */
 const ErrorEnvelope = v.strictObject({
   error: v.strictObject({
@@ -199,6 +222,21 @@ describe('the local Medblocks answers in the published shapes', () => {
       id: first.id,
     });
     expect((await raw('GET', `/sources/${first.id}`)).status).toBe(404);
+  });
+
+  it('patients and their connections (GET /patients, GET /patients/{id})', async () => {
+    mb.setPatient('user_contract', [
+      {
+        id: 'conn_CONTRACT',
+        connection_id: 'fhirsrc_02Zh2bnvRoWQJYgOAkI0Twcc',
+        status: 'expired',
+        created_at: '2026-04-25T14:33:10.000Z',
+        updated_at: '2026-05-01T00:00:00.000Z',
+      },
+    ]);
+    expectShape(list(MedblocksPatient), (await raw('GET', '/patients')).json);
+    expectShape(PatientDetail, (await raw('GET', '/patients/user_contract')).json);
+    expect((await raw('GET', '/patients/nobody')).status).toBe(404);
   });
 
   it('every error in the envelope, its code in the published catalogue, request_id equal to X-Request-Id', async () => {

@@ -68,9 +68,23 @@ export interface MedblocksEvent {
   readonly [key: string]: unknown;
 }
 
+/** A connection as `GET /patients/{id}` lists it (PatientDetail.connections[]). */
+export interface LocalPatientConnection {
+  readonly id: string;
+  readonly connection_id: string;
+  readonly status: 'active' | 'failed' | 'expired' | 'refresh_failed' | 'disconnected' | (string & {});
+  readonly failure_code?: string | null;
+  readonly failure_at?: string | null;
+  readonly created_at: string;
+  readonly updated_at: string;
+  readonly patient_session_id?: string | null;
+}
+
 export interface RunningLocalMedblocks {
   readonly url: string;
   readonly apiKey: string;
+  /** Sets what `GET /patients` and `GET /patients/{id}` answer for one patient (its connections, newest first). */
+  setPatient(patientId: string, connections: readonly LocalPatientConnection[]): void;
   /** Records the event for every active subscribed endpoint and starts its deliveries. */
   emit(event: MedblocksEvent): void;
   /** Resolves when no delivery attempt is pending or in flight. */
@@ -148,6 +162,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
   const known = new Set([flowName, 'connection.token_refresh_failed', 'records.sync.completed', 'records.sync.failed']);
   const sources = options.sources ?? DEFAULT_SOURCES;
   const endpoints = new Map<string, LocalEndpoint>();
+  const patients = new Map<string, { created_at: string; connections: readonly LocalPatientConnection[] }>();
   const records = new Map<string, Map<string, LocalDeliveryRecord>>(); // endpoint id → event id → record
   const bodies = new Map<string, string>(); // event id → compact JSON
   const timers = new Set<NodeJS.Timeout>();
@@ -404,6 +419,38 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       }
       return [200, { ...answer, webhook_endpoint_id: firstEndpointId }];
     }
+    if (parts[0] === 'patients' && method === 'GET' && parts.length <= 2) {
+      const view = (id: string, p: { created_at: string }) => ({
+        id,
+        resource_type: 'patient',
+        email: null,
+        name: null,
+        metadata: {},
+        created_at: p.created_at,
+      });
+      if (parts.length === 1) {
+        const only = query.get('patient_id');
+        const all = [...patients.entries()].filter(([id]) => !only || id === only).map(([id, p]) => view(id, p));
+        return [200, listPage(all, query)];
+      }
+      const id = parts[1] ?? '';
+      const found = patients.get(id);
+      if (!found) throw new ApiFailure(404, 'not_found_error', 'resource_not_found', `No such patient: ${id}`, 'id');
+      return [
+        200,
+        {
+          ...view(id, found),
+          connections: found.connections.map((c) => ({
+            resource_type: 'connection',
+            patient_session_id: null,
+            scopes: [],
+            failure_code: null,
+            failure_at: null,
+            ...c,
+          })),
+        },
+      ];
+    }
     if (parts[0] === 'connections' && method === 'GET' && parts.length <= 2) {
       const catalogue = Object.entries(sources).map(([id, name]) => fhirSource(id, name));
       if (parts.length === 1) {
@@ -494,6 +541,9 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
     url: `http://${urlHost}:${address.port}`,
     apiKey,
     emit,
+    setPatient(patientId, connections) {
+      patients.set(patientId, { created_at: patients.get(patientId)?.created_at ?? iso(now()), connections });
+    },
     endpoint: (id) => endpoints.get(id),
     async idle() {
       while (inFlight.size > 0) await Promise.all([...inFlight]);

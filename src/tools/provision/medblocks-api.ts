@@ -125,6 +125,32 @@ const FhirSourceSchema = v.looseObject({
 });
 export type FhirSource = v.InferOutput<typeof FhirSourceSchema>;
 
+/** A connection of `PatientDetail` (all required): the only place expired and disconnected show. */
+const PatientConnectionSchema = v.looseObject({
+  id: v.string(),
+  resource_type: v.optional(v.string()),
+  patient_session_id: v.optional(v.nullable(v.string())),
+  connection_id: v.string(),
+  status: v.string(),
+  scopes: v.optional(v.array(v.string())),
+  failure_code: v.optional(v.nullable(v.string())),
+  failure_at: v.optional(v.nullable(v.string())),
+  created_at: v.string(),
+  updated_at: v.string(),
+});
+export type MedblocksPatientConnection = v.InferOutput<typeof PatientConnectionSchema>;
+
+/** `Patient` (the list item): `id` is the customer's own patient id. */
+const PatientSchema = v.looseObject({
+  id: v.string(),
+  resource_type: v.optional(v.string()),
+  created_at: v.optional(v.string()),
+});
+
+/** `PatientDetail`: the patient and its connections, most recent first. */
+const PatientDetailSchema = v.looseObject({ ...PatientSchema.entries, connections: v.array(PatientConnectionSchema) });
+export type MedblocksPatientDetail = v.InferOutput<typeof PatientDetailSchema>;
+
 /** Where a value fails a schema, as `data[3].url`: the shape, never the value. */
 function issuePath(issues: readonly v.BaseIssue<unknown>[], prefix: string): string {
   const path = (issues[0]?.path ?? []).map((p) => (typeof p.key === 'number' ? `[${p.key}]` : `.${String(p.key)}`));
@@ -347,6 +373,26 @@ export class MedblocksApi {
   /** One more attempt now; Medblocks allows one per minute per event (429 with Retry-After). */
   redeliver(eventId: string): Promise<MedblocksDelivery> {
     return this.call(`/events/${encodeURIComponent(eventId)}/redeliver`, { method: 'POST' });
+  }
+
+  /** Every patient id of the workspace (`GET /patients`, `api.listPatients`), paged to the end within the bound. */
+  async listPatientIds(): Promise<string[]> {
+    return (await this.list('/patients', {}, PatientSchema)).map((p) => p.id);
+  }
+
+  /** A patient and its connections with their current statuses (`GET /patients/{id}`, `api.getPatient`). */
+  async getPatient(patientId: string): Promise<MedblocksPatientDetail> {
+    const path = `/patients/${encodeURIComponent(patientId)}`;
+    const parsed = v.safeParse(PatientDetailSchema, await this.call<unknown>(path));
+    if (!parsed.success) {
+      throw new MedblocksApiError(
+        'GET',
+        path,
+        undefined,
+        `the answer is not a PatientDetail (${issuePath(parsed.issues, '')})`
+      );
+    }
+    return parsed.output;
   }
 
   /**
