@@ -3,6 +3,7 @@
 // why (the failure reason and the field path) and when it was first and last seen — never a payload
 // value, and no `for`: the patient may be unknown, and an ops record does not belong in a chart.
 // Pure builders; the write is store/dead-letter.ts.
+import type { WithId } from '@medplum/core';
 import type { Task, TaskInput } from '@medplum/fhirtypes';
 import type { PermanentReason, TransientReason } from '../failures';
 import { CODE, CODE_DISPLAY, packageCode, SYSTEM, token } from './systems';
@@ -22,8 +23,6 @@ export interface DeadLetterReport {
   /** When this delivery saw it (ISO). */
   readonly seenAt: string;
 }
-
-type Stored<T> = T & { id: string };
 
 /**
  * The search for one bot's dead-letter of one event, confined like that bot's policy grant (the
@@ -47,7 +46,7 @@ export function isOwnedBy(task: Task, owner: string): boolean {
  * The dead-letter after this quarantine: a new one (first seen now), or the existing one with
  * `lastModified` moved and the current reason — re-opened if a later delivery had resolved it.
  */
-export function buildDeadLetter(report: DeadLetterReport, existing?: Stored<Task>): Task {
+export function buildDeadLetter(report: DeadLetterReport, existing?: WithId<Task>): Task {
   const why = whyText(report);
   const task: Task = {
     resourceType: 'Task',
@@ -76,12 +75,12 @@ export function deadLetterEventType(task: Task): string | undefined {
 }
 
 /** Whether a dead-letter still waits for a successful delivery. */
-export function isOpenDeadLetter(task: Task | undefined): task is Stored<Task> {
+export function isOpenDeadLetter(task: Task | undefined): task is WithId<Task> {
   return task?.id !== undefined && task.status !== 'completed';
 }
 
 /** The dead-letter once a later delivery of the same event applied it: completed, reason kept for the record. */
-export function resolveDeadLetter(existing: Stored<Task>, appliedAt: string): Stored<Task> {
+export function resolveDeadLetter(existing: WithId<Task>, appliedAt: string): WithId<Task> {
   const { statusReason: _reason, meta: _meta, ...rest } = existing;
   const key = existing.identifier?.find((i) => i.system === SYSTEM.deadLetter)?.value ?? '';
   return {

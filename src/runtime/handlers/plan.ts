@@ -1,11 +1,10 @@
 // The shapes that flow between the pure planners and the one module that talks to the server.
+import type { WithId } from '@medplum/core';
 import type { Basic, Consent, Patient, Reference, Resource, Task } from '@medplum/fhirtypes';
 import { ClassifiedFailure } from '../failures';
 import type { BotSettings } from '../settings';
 import type { MedblocksEvent } from '../medblocks/events';
 import type { EventStamp } from '../fhir/stamp';
-
-type Stored<T extends Resource> = T & { id: string };
 
 /** Everything a delivery needs to read, fetched in one batch bundle of searches. */
 export interface ReadRequest {
@@ -31,15 +30,15 @@ export interface ReadRequest {
 }
 
 export interface DeliveryState {
-  readonly marker: Stored<Basic> | undefined;
-  readonly patientByIdentifier: Stored<Patient> | undefined;
-  readonly patientById: Stored<Patient> | undefined;
-  readonly consents: readonly Stored<Consent>[];
-  readonly tasks: readonly Stored<Task>[];
+  readonly marker: WithId<Basic> | undefined;
+  readonly patientByIdentifier: WithId<Patient> | undefined;
+  readonly patientById: WithId<Patient> | undefined;
+  readonly consents: readonly WithId<Consent>[];
+  readonly tasks: readonly WithId<Task>[];
   /** EHR names by source id, from Organizations with identifier urn:medblocks:fhir-source-id. */
   readonly sourceNames?: ReadonlyMap<string, string>;
   /** The event's dead-letter Task, when an earlier delivery quarantined it (store/dead-letter.ts). */
-  readonly deadLetter?: Stored<Task> | undefined;
+  readonly deadLetter?: WithId<Task> | undefined;
 }
 
 export type PlannedWrite =
@@ -52,7 +51,7 @@ export type PlannedWrite =
       /** A Patient found by a racing writer is what we wanted; any other pre-existing match is a conflict. */
       readonly existingIsConflict: boolean;
     }
-  | { readonly kind: 'update'; readonly resource: Stored<Resource>; readonly versionId: string | undefined };
+  | { readonly kind: 'update'; readonly resource: WithId<Resource>; readonly versionId: string | undefined };
 
 export interface WritePlan {
   readonly writes: readonly PlannedWrite[];

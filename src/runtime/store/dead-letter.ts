@@ -3,14 +3,12 @@
 // event racing each other converge on one Task: the loser of the create finds the winner's Task and
 // updates it; the loser of an update re-reads and updates again. Any other failure throws, and the
 // pipeline then answers non-2xx so that Medblocks retries — a quarantine is never lost silently.
-import type { MedplumClient } from '@medplum/core';
+import type { MedplumClient, WithId } from '@medplum/core';
 import type { Bundle, BundleEntry, Task } from '@medplum/fhirtypes';
 import { buildDeadLetter, deadLetterQuery, isOwnedBy } from '../fhir/dead-letter';
 import type { DeadLetterReport } from '../fhir/dead-letter';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 import type { RequestCounter } from './write';
-
-type Stored<T> = T & { id: string };
 
 /**
  * A captured delivery can be replayed only while its signature is fresh (300 s by default), and
@@ -28,7 +26,7 @@ const MAX_ROUNDS = 3;
 export async function recordDeadLetter(
   medplum: MedplumClient,
   report: DeadLetterReport,
-  known: Stored<Task> | undefined | 'unknown',
+  known: WithId<Task> | undefined | 'unknown',
   counter: RequestCounter
 ): Promise<void> {
   let existing = known === 'unknown' ? await findDeadLetter(medplum, report, counter) : known;
@@ -53,7 +51,7 @@ export async function recordDeadLetter(
     const { status, resource } = await sendOne(medplum, entry, counter);
     if (status === 201 || (existing && status === 200)) return;
     if (status === 200 && resource?.id) {
-      existing = resource as Stored<Task>; // a racing delivery created it first: update that one
+      existing = resource as WithId<Task>; // a racing delivery created it first: update that one
     } else if (status === 200 || status === 409 || status === 412) {
       existing = await findDeadLetter(medplum, report, counter); // lost a race: re-read
     } else {
@@ -64,7 +62,7 @@ export async function recordDeadLetter(
 }
 
 /** Whether the dead-letter is open, already says what this quarantine would write, and was written just now. */
-function unchangedBy(report: DeadLetterReport, existing: Stored<Task>): boolean {
+function unchangedBy(report: DeadLetterReport, existing: WithId<Task>): boolean {
   const next = buildDeadLetter(report, existing);
   const sinceWritten = Date.parse(report.seenAt) - Date.parse(existing.lastModified ?? '');
   return (
@@ -81,7 +79,7 @@ export async function findDeadLetter(
   medplum: MedplumClient,
   { key, owner }: Pick<DeadLetterReport, 'key' | 'owner'>,
   counter: RequestCounter
-): Promise<Stored<Task> | undefined> {
+): Promise<WithId<Task> | undefined> {
   counter.requests++;
   try {
     const found = await medplum.searchResources('Task', `${deadLetterQuery(key, owner)}&_count=1`, {

@@ -1,6 +1,7 @@
 // Bench-only bot entry (bundled in memory for the emulator, never deployed): the same signature
 // check and parsing as our bots, then the per-resource pattern of src/tools/bench/naive.ts.
 import type { BotEvent, MedplumClient } from '@medplum/core';
+import { EVENT_TYPES } from '../../runtime/medblocks/events';
 import { receiveDelivery } from '../../runtime/receive';
 import { medblocksEventHandler } from '../../runtime/handlers';
 import { naiveApply } from './naive';
@@ -10,13 +11,7 @@ export const NAIVE_SECRET_NAME = 'BENCH_NAIVE_WEBHOOK_SECRET';
 
 export async function handler(medplum: MedplumClient, botEvent: BotEvent): Promise<{ requests: number }> {
   const { event, settings } = receiveDelivery(botEvent, {
-    eventTypes: [
-      'patient_flow.completed',
-      'patient_session.completed',
-      'connection.token_refresh_failed',
-      'records.sync.completed',
-      'records.sync.failed',
-    ],
+    eventTypes: EVENT_TYPES,
     secretName: NAIVE_SECRET_NAME,
   });
   const requests = await naiveApply(medplum, event, medblocksEventHandler, settings);

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EVENT_TYPES } from '../../runtime/medblocks/events';
 import { DELIVERY_DEADLINE_MS, MAX_RECORDED_RESPONSE_BYTES, RETRY_SCHEDULE_MS, signedRequest } from '../sender/sender';
 
 export type FlowEventName = 'patient_flow.completed' | 'patient_session.completed';
@@ -159,7 +160,10 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
   const timeScale = options.timeScale ?? 1;
   const now = options.now ?? Date.now;
   const flowName = options.flowEventName ?? 'patient_session.completed';
-  const known = new Set([flowName, 'connection.token_refresh_failed', 'records.sync.completed', 'records.sync.failed']);
+  // The event names this Medblocks knows: the package's, with one name of the flow event.
+  const otherFlowName: FlowEventName =
+    flowName === 'patient_session.completed' ? 'patient_flow.completed' : 'patient_session.completed';
+  const known = new Set<string>(EVENT_TYPES.filter((t) => t !== otherFlowName));
   const sources = options.sources ?? DEFAULT_SOURCES;
   const endpoints = new Map<string, LocalEndpoint>();
   const patients = new Map<string, { created_at: string; connections: readonly LocalPatientConnection[] }>();

@@ -5,6 +5,7 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
 import { deadLetterEventType as eventTypeOfDeadLetter } from '../../runtime/fhir/dead-letter';
+import { WEBHOOK_BOTS } from '../../runtime/registry';
 import {
   MedblocksApiError,
   type MedblocksApi,
@@ -12,14 +13,8 @@ import {
   type MedblocksEndpoint,
 } from '../provision/medblocks-api';
 
-/** Event types the bots consume; the flow event under either of its names. */
-export const PROJECT_EVENT_TYPES: readonly string[] = [
-  'patient_flow.completed',
-  'patient_session.completed',
-  'connection.token_refresh_failed',
-  'records.sync.completed',
-  'records.sync.failed',
-];
+/** Event types the bots consume (the flow event under either of its names): the registry's, never a copy. */
+export const PROJECT_EVENT_TYPES: readonly string[] = WEBHOOK_BOTS.flatMap((b) => b.eventTypes);
 
 export const DEAD_LETTER_SEARCH = 'code=urn:medblocks:code|webhook-dead-letter&status=failed';
 const DEAD_LETTER_SYSTEM = 'urn:medblocks:dead-letter';
