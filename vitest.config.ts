@@ -5,6 +5,10 @@ export default defineConfig({
     include: ['src/**/*.test.ts', 'bots/**/*.test.ts', 'test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
     testTimeout: 30_000,
+    // One module graph per worker, not per file: the FHIR definitions (test/setup.ts) and the
+    // emulator's modules load once per worker instead of once per test file (measured: the whole
+    // suite 166 s isolated → 106 s). Suites keep their state in their own closures and servers.
+    isolate: false,
     hookTimeout: 60_000,
     // Under CI, also write a JSON report: .ci/run prints its plain "N passed, N failed" line.
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
