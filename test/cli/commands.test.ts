@@ -11,6 +11,8 @@ import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
 import { runRedeliver } from '../../src/tools/cli/redeliver';
 import { main as runSend } from '../../src/tools/cli/send';
+import { runReconcile } from '../../src/tools/cli/reconcile';
+import { runPolicies } from '../../src/tools/cli/policies';
 import { runSources } from '../../src/tools/cli/sources';
 import { runVerifyCommand } from '../../src/tools/cli/verify';
 
@@ -31,6 +33,8 @@ const COMMANDS: Record<string, Runner> = {
   monitor: (argv, io) => runMonitor(argv, { print: io.print, env: {} }),
   redeliver: (argv, io) => runRedeliver(argv, {}, io.print),
   sources: (argv, io) => runSources(argv, { print: io.print, env: {} }),
+  reconcile: (argv, io) => runReconcile(argv, { print: io.print, env: {} }),
+  policies: (argv, io) => runPolicies(argv, { print: io.print, root: '/nonexistent' }),
   bench: (argv, io) => runBenchCommand(argv, io),
 };
 
@@ -45,6 +49,8 @@ const BAD: Record<string, [string[], RegExp]> = {
   monitor: [['--max-failures', '-1'], /--max-failures must be at least 0 \(got -1\)/],
   redeliver: [['--status-code', '99'], /--status-code must be at least 100 \(got 99\)/],
   sources: [['--dry-run=yes'], /Option '--dry-run' does not take an argument/],
+  reconcile: [['--dry-run=yes'], /Option '--dry-run' does not take an argument/],
+  policies: [['--write'], /Unknown option '--write'/],
   bench: [['--quick=yes'], /Option '--quick' does not take an argument/],
 };
 
@@ -87,6 +93,13 @@ describe.each(Object.keys(COMMANDS))('npm run %s', (name) => {
     expect(text).toMatch(message);
     expect(text).toContain(`Usage: npm run ${name} -- [options]`);
   });
+});
+
+test('redeliver refuses an --event that is not a Medblocks event id, with the usage and exit 2', async () => {
+  const { code, text } = await run('redeliver', ['--event', 'notanid']);
+  expect(code).toBe(2);
+  expect(text).toMatch(/--event must be a Medblocks event id \(evt_ and letters or digits\), got "notanid"/);
+  expect(text).toContain('Usage: npm run redeliver -- [options]');
 });
 
 describe('as processes', () => {

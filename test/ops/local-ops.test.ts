@@ -2,7 +2,7 @@
 // `npm run monitor` log in to `npm run dev` with the admin client it prints and work there as
 // against a server. Provision's Medplum part runs for real over HTTP; its Medblocks part is left
 // out (no MEDBLOCKS_API_KEY), as a user without a Medblocks account would run it.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bot } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -51,8 +51,13 @@ async function runProvision(): Promise<string[]> {
 
 describe('provision and monitor against the emulator', () => {
   it('provision logs in with the printed admin client, deploys, and a second run changes nothing', async () => {
+    const configPath = join(root, 'medplum.config.json');
+    const configBefore = existsSync(configPath) ? readFileSync(configPath, 'utf8') : undefined;
     const first = (await runProvision()).join('\n');
     expect(first).toContain(`Preflight (read-only): Medplum ${EMULATOR_VERSION} at ${emulator.url}/ (self-hosted)`);
+    // The emulator's throwaway ids never reach the tracked medplum.config.json (issue 23).
+    expect(existsSync(configPath) ? readFileSync(configPath, 'utf8') : undefined).toBe(configBefore);
+    expect(first).toMatch(/NOTE: medplum\.config\.json left as it is: this is the local emulator/);
     expect(first).toMatch(/client is a project admin, runtime vmcontext/);
     for (const spec of ALL_BOTS) expect(first).toMatch(new RegExp(`deploy +Bot/\\S+ \\(${spec.name}\\)`));
     expect(first).not.toContain(emulator.adminClient.clientSecret);

@@ -133,7 +133,11 @@ export const BENCH_SPEC = {
       description: "instead: how the emulator's own cost per delivery grows with its in-memory store",
     },
   },
-  examples: ['npm run bench', 'npm run bench -- --quick', 'npm run bench -- --json > bench.json'],
+  examples: [
+    'npm run bench',
+    'npm run bench -- --quick',
+    "npm run --silent bench -- --json > bench.json   (--silent: npm's header lines would make the file invalid JSON)",
+  ],
   exitCodes: { 0: 'every budget met', 1: 'a budget was missed (the report marks it)' },
 } as const satisfies CommandSpec;
 

@@ -25,7 +25,11 @@ export const MONITOR_SPEC = {
   notes:
     'Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET (a project-admin ClientApplication), MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL. ' +
     'A server that accepts the connection and never answers: each request gives up after 30 s, naming it, and monitor exits 2 (Medplum is asked first, so a silent Medplum ends the run within about 30 s); rate limits and outages of Medblocks are waited out for at most 10 minutes in all.',
-  examples: ['npm run monitor', 'npm run monitor -- --since 7d --max-failures 3', 'npm run monitor -- --json'],
+  examples: [
+    'npm run monitor',
+    'npm run monitor -- --since 7d --max-failures 3',
+    "npm run --silent monitor -- --json   (--silent: without npm's own header lines, stdout is pure JSON)",
+  ],
   exitCodes: {
     0: 'all good (warnings such as the parsed-body fallback on Medplum < 5.2 included)',
     1: 'needs attention (an issue, failures over the limit, a disabled endpoint, or quarantined events)',

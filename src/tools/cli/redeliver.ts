@@ -5,7 +5,7 @@ import { readSettings } from '../provision/env';
 import { MedblocksApi } from '../provision/medblocks-api';
 import { connectMedplum } from '../provision/medplum';
 import { redeliver } from '../redeliver/redeliver';
-import { printToConsole, runCommand, type CommandSpec } from './args';
+import { EXIT_USAGE, formatRefusal, printToConsole, runCommand, type CommandSpec } from './args';
 
 export const REDELIVER_SPEC = {
   name: 'redeliver',
@@ -51,6 +51,16 @@ export async function runRedeliver(
     REDELIVER_SPEC,
     argv,
     async (o) => {
+      // Refused with the usage, like any malformed option: a bad id would silently match nothing.
+      if (o.event !== undefined && !/^evt_[A-Za-z0-9]{1,60}$/.test(o.event)) {
+        print(
+          formatRefusal(
+            REDELIVER_SPEC,
+            `--event must be a Medblocks event id (evt_ and letters or digits), got "${o.event}"`
+          )
+        );
+        return EXIT_USAGE;
+      }
       const settings = readSettings(env);
       if (!settings.medblocksApiKey) throw new Error('MEDBLOCKS_API_KEY must be set (environment or .env)');
       const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey);

@@ -212,7 +212,13 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
   const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as MedplumConfig) : {};
   const ids = Object.fromEntries(outcomes.map((o) => [o.name, o.id]));
   const nextConfig = configWithBots(config, bots, ids);
-  if (nextConfig) {
+  // The emulator's ids are thrown away with it: writing them would leave the tracked file dirty.
+  const emulated = session.version?.endsWith('-emulator') === true;
+  if (nextConfig && emulated) {
+    notes.push(
+      `${CONFIG_FILE} left as it is: this is the local emulator (its bot ids last as long as it runs). Against a real Medplum, provision writes the ids there for \`npx medplum bot deploy\`.`
+    );
+  } else if (nextConfig) {
     change(CONFIG_FILE, 'write', 'bot ids');
     if (!dryRun) writeFileSync(configPath, `${JSON.stringify(nextConfig, null, 2)}\n`, 'utf8');
   }
