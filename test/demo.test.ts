@@ -21,11 +21,18 @@ test('the demo story meets every expectation', async () => {
     '200 quarantined:patient_not_found',
     'undefined Patient created',
     '200 processed',
+    // The reconcile story: what no webhook reports reaches the Consent; a second run writes nothing.
+    'undefined Consent active',
+    'undefined Consent inactive, 1 write',
+    'undefined nothing to change',
   ]);
   expect(result.steps.slice(9).map((s) => s.title)).toEqual([
     'unknown patient, creation off: quarantined',
     'the fix: the operator creates the Patient',
     'npm run redeliver -- --quarantined: applied',
+    'a flow reports a new connection active',
+    'it expires (no webhook); npm run reconcile',
+    'npm run reconcile again',
   ]);
   expect(result.checks.map((c) => c.check)).toEqual(
     expect.arrayContaining([
@@ -37,7 +44,7 @@ test('the demo story meets every expectation', async () => {
     expect.objectContaining({ status: 'completed', businessStatus: 'applied-after-redelivery' }),
   ]);
   expect(result.ok).toBe(true);
-  expect(result.state.auditEvents).toEqual({ total: 11, success: 9, failure: 2 });
+  expect(result.state.auditEvents).toEqual({ total: 12, success: 10, failure: 2 });
   expect(lines).toContainEqual(
     expect.stringMatching(
       /^12 +npm run redeliver -- --quarantined: applied +records\.sync\.completed +200 processed +200 +processed +ok$/

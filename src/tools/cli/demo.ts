@@ -1,7 +1,7 @@
 // `npm run demo`: builds dist/ from bots/, starts the emulator in-process, plays the story of
 // ./demo-story through real signed HTTP deliveries, then the quarantine story through an in-process
 // local Medblocks (a poison event quarantined, the cause fixed, `npm run redeliver -- --quarantined`,
-// applied), prints what happened and the resulting FHIR state (ids and statuses only), and exits 0
+// applied) and a reconciliation (an expired connection no webhook reports, `npm run reconcile`), prints what happened and the resulting FHIR state (ids and statuses only), and exits 0
 // only when every step and every check matched.
 import type { AuditEvent, Consent, Identifier, Patient, Project, Task } from '@medplum/fhirtypes';
 import { startEmulator } from '../emulator/server';
@@ -10,7 +10,9 @@ import { SYSTEM } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
 import { DEMO_CONNECTION_A, DEMO_PATIENT_ID, DEMO_SOURCE_A, demoStory } from '../fixtures/demo-story';
-import { recordsSyncCompleted } from '../fixtures/events';
+import { connection, patientFlowCompleted, recordsSyncCompleted } from '../fixtures/events';
+import { reconcile } from '../reconcile/reconcile';
+import { readSettings as readBotSettings } from '../../runtime/settings';
 import { startLocalMedblocksFor, subscribeEmulatorBots } from '../medblocks-local/wire';
 import { MedblocksApi } from '../provision/medblocks-api';
 import { redeliver } from '../redeliver/redeliver';
@@ -65,8 +67,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       steps.push(await play(emulator, index + 1, step));
     }
     steps.push(...(await playQuarantine(emulator, steps.length + 1)));
+    steps.push(...(await playReconcile(emulator, steps.length + 1)));
     const state = await readState(emulator);
-    const deliveries = story.length + QUARANTINE_DELIVERIES;
+    const deliveries = story.length + QUARANTINE_DELIVERIES + RECONCILE_DELIVERIES;
     const checks = checkState(state, deliveries, story.filter((s) => s.expectedStatus !== 200).length);
     const result = { ok: steps.every((s) => s.ok) && checks.every((c) => c.ok), steps, checks, state };
     report(result, log);
@@ -187,6 +190,86 @@ async function playQuarantine(emulator: RunningEmulator, first: number): Promise
   }
 }
 
+/** The patient of the reconcile story, and its connection that expires without a webhook. */
+const DEMO_RECONCILE_PATIENT_ID = 'user_demo_reconcile';
+const DEMO_RECONCILE_CONNECTION = 'conn_01DEMORECONCILE0000000000C';
+/** Deliveries the reconcile story makes (its flow): one AuditEvent. */
+const RECONCILE_DELIVERIES = 1;
+
+/**
+ * What Medblocks never pushes: a connection reported active by a flow expires later, which only
+ * `GET /patients/{id}` shows. `npm run reconcile` makes its Consent inactive; a second run writes nothing.
+ */
+async function playReconcile(emulator: RunningEmulator, first: number): Promise<StepResult[]> {
+  const medblocks = await startLocalMedblocksFor(emulator, { timeScale: 1e6 });
+  try {
+    await subscribeEmulatorBots(medblocks, emulator);
+    // The quarantine story turned creation off; this patient is a new one, created as by default.
+    await setProjectSecret(emulator, SETTING_NAMES.createMissingPatients, 'true');
+    const flow = patientFlowCompleted(
+      {
+        patient_id: DEMO_RECONCILE_PATIENT_ID,
+        connections: [connection({ id: DEMO_RECONCILE_CONNECTION, connection_id: DEMO_SOURCE_A, status: 'active' })],
+      },
+      { created_at: '2026-05-24T10:00:00.000Z', type: 'patient_session.completed' }
+    );
+    medblocks.emit(flow);
+    await medblocks.idle();
+    const consentStatus = async (): Promise<string> =>
+      (
+        await emulator.store.all<Consent>('Consent', `identifier=${SYSTEM.connectionId}|${DEMO_RECONCILE_CONNECTION}`)
+      )[0]?.status ?? 'none';
+    const before = await consentStatus();
+    medblocks.setPatient(DEMO_RECONCILE_PATIENT_ID, [
+      {
+        id: DEMO_RECONCILE_CONNECTION,
+        connection_id: DEMO_SOURCE_A,
+        status: 'expired',
+        created_at: '2026-05-24T09:58:00.000Z',
+        updated_at: '2026-06-20T08:00:00.000Z',
+      },
+    ]);
+    const run = async () =>
+      reconcile({
+        medplum: emulator.store.client(),
+        api: new MedblocksApi(medblocks.url, medblocks.apiKey),
+        settings: readBotSettings({}),
+        dryRun: false,
+        patientIds: [DEMO_RECONCILE_PATIENT_ID],
+        print: () => undefined,
+      });
+    const firstRun = await run();
+    const after = await consentStatus();
+    const secondRun = await run();
+    const row = (offset: number, title: string, expected: string, actual: string): StepResult => ({
+      step: first + offset,
+      title,
+      eventType: offset === 0 ? flow.type : '-',
+      expected: `- ${expected}`,
+      status: undefined,
+      outcome: actual,
+      ok: expected === actual,
+    });
+    return [
+      row(0, 'a flow reports a new connection active', 'Consent active', `Consent ${before}`),
+      row(
+        1,
+        'it expires (no webhook); npm run reconcile',
+        'Consent inactive, 1 write',
+        `Consent ${after}, ${String(firstRun.writes)} write${firstRun.writes === 1 ? '' : 's'}`
+      ),
+      row(
+        2,
+        'npm run reconcile again',
+        'nothing to change',
+        secondRun.changed === 0 ? 'nothing to change' : `${String(secondRun.changed)} changed`
+      ),
+    ];
+  } finally {
+    await medblocks.close();
+  }
+}
+
 /** Sets one project secret (a setting) as an operator would in the Medplum app. */
 async function setProjectSecret(emulator: RunningEmulator, name: string, value: string): Promise<void> {
   const [project] = await emulator.store.all<Project>('Project');
@@ -233,7 +316,7 @@ function identifierValue(identifiers: Identifier[] | undefined): string {
 
 function checkState(state: DemoState, runs: number, failures: number): CheckResult[] {
   const consentA = state.consents.find((c) => c.key === DEMO_CONNECTION_A);
-  const others = state.consents.filter((c) => c.key !== DEMO_CONNECTION_A);
+  const others = state.consents.filter((c) => c.key !== DEMO_CONNECTION_A && c.key !== DEMO_RECONCILE_CONNECTION);
   const task = (code: string, patients: readonly { id: string }[] = state.patients): string =>
     state.tasks
       .filter((t) => t.code === code && patients.some((p) => t.for === `Patient/${p.id}`))
@@ -246,7 +329,7 @@ function checkState(state: DemoState, runs: number, failures: number): CheckResu
       .join(',') || 'none';
   const checks: [string, string, string][] = [
     ['one Patient for the patient id', '1', String(state.patients.length)],
-    ['Consents', '2', String(state.consents.length)],
+    ['Consents (the story’s two, the reconciled one)', '3', String(state.consents.length)],
     ['EHR A Consent (refresh failed; late event ignored)', 'inactive', consentA?.status ?? 'none'],
     ['EHR B attempt Consent', 'rejected', others.map((c) => c.status).join(',') || 'none'],
     ['reconnect-ehr Task', 'requested', task('reconnect-ehr')],
@@ -296,7 +379,7 @@ function table(header: string[], rows: string[][], log: (line: string) => void):
 export const DEMO_SPEC = {
   name: 'demo',
   summary:
-    'builds the bots from bots/, starts the Medplum emulator in-process on a free loopback port, plays a story of nine signed deliveries (a new connection, a redelivery, a forged signature, a replayed timestamp, a records sync, a token refresh failure, a late older event, a failed and a recovered sync), then through an in-process local Medblocks a quarantine (a sync for an unknown patient with creation off, the Patient created, npm run redeliver -- --quarantined, applied), prints each step, the FHIR state left behind (ids and statuses only) and the checks, then stops the emulator.',
+    'builds the bots from bots/, starts the Medplum emulator in-process on a free loopback port, plays a story of nine signed deliveries (a new connection, a redelivery, a forged signature, a replayed timestamp, a records sync, a token refresh failure, a late older event, a failed and a recovered sync), then through an in-process local Medblocks a quarantine (a sync for an unknown patient with creation off, the Patient created, npm run redeliver -- --quarantined, applied), and a reconciliation (a connection a flow reported active expires, which no webhook reports; npm run reconcile makes its Consent inactive, and a second run writes nothing), prints each step, the FHIR state left behind (ids and statuses only) and the checks, then stops the emulator.',
   options: {},
   examples: ['npm run demo', 'npm install && npm run demo   # the first thing to run after a clone'],
   exitCodes: { 0: 'every step and every check met its expectation', 1: 'a step or a check did not (MISMATCH rows)' },
