@@ -239,6 +239,14 @@ describe('the local Medblocks answers in the published shapes', () => {
     expect((await raw('GET', '/patients/nobody')).status).toBe(404);
   });
 
+  it('GET /health answers without a key: ok and server_time', async () => {
+    const health = await raw('GET', '/health', undefined, false);
+    expectShape(
+      v.strictObject({ ok: v.literal(true), server_time: v.pipe(v.string(), v.isoTimestamp()) }),
+      health.json
+    );
+  });
+
   it('every error in the envelope, its code in the published catalogue, request_id equal to X-Request-Id', async () => {
     const answers = [
       await raw('GET', '/webhooks', undefined, false),

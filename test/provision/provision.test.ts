@@ -167,6 +167,17 @@ describe('npm run provision', () => {
     expect(second.output).not.toMatch(/NOTE: medblocks-patient-flow-completed/);
   });
 
+  it('warns when Medblocks’ clock (GET /health) is far from this machine’s, naming the tolerance setting', async () => {
+    medblocks.serverTime = () => new Date(Date.now() + 10 * 60_000).toISOString();
+    const { code, output } = await run();
+    expect(code).toBe(0);
+    expect(output).toMatch(
+      /WARNING: Medblocks' clock \(GET \/health server_time\) is (599|600|601) s ahead of this machine's\..*MEDBLOCKS_SIGNATURE_TOLERANCE_SECONDS/
+    );
+    medblocks.serverTime = () => new Date().toISOString();
+    expect((await run()).output).not.toMatch(/Medblocks' clock/);
+  });
+
   it('repairs a drifted setup and reports each repair', async () => {
     await run();
     const flow = await medplum.bot('medblocks-patient-flow-completed');

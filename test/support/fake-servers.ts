@@ -384,7 +384,13 @@ export class FakeMedblocks extends FakeService {
     return Promise.resolve(this.answer(method, url, body, headers));
   }
 
+  /** What `GET /health` says Medblocks' clock reads; tests move it to show a skew. */
+  serverTime: () => string = () => new Date().toISOString();
+
   private answer(method: string, url: URL, body: string, headers: Headers): Response {
+    if (url.pathname === '/health' && method === 'GET') {
+      return json(200, { ok: true, server_time: this.serverTime() }, 'application/json');
+    }
     if (headers.get('authorization') !== `Bearer ${MEDBLOCKS_KEY}`) {
       return json(401, { error: { type: 'authentication_error', message: 'bad key' } }, 'application/json');
     }

@@ -490,6 +490,11 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       res.end(JSON.stringify(payload));
     };
     try {
+      // The one unauthenticated operation, as published.
+      if (req.method === 'GET' && (req.url ?? '').split('?')[0] === '/health') {
+        send(200, { ok: true, server_time: iso(now()) });
+        return;
+      }
       if (req.headers.authorization !== `Bearer ${apiKey}`)
         throw new ApiFailure(401, 'authentication_error', 'invalid_api_key', 'Invalid API key provided');
       const chunks: Buffer[] = [];

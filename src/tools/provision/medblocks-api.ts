@@ -375,6 +375,16 @@ export class MedblocksApi {
     return this.call(`/events/${encodeURIComponent(eventId)}/redeliver`, { method: 'POST' });
   }
 
+  /** `GET /health` (`api.health`, unauthenticated): reachable, and Medblocks' clock (`server_time`). */
+  async health(): Promise<{ ok: boolean; serverTime: string | undefined }> {
+    const answer = v.safeParse(
+      v.looseObject({ ok: v.boolean(), server_time: v.optional(v.string()) }),
+      await this.call<unknown>('/health')
+    );
+    if (!answer.success) throw new MedblocksApiError('GET', '/health', undefined, 'the answer is not a health status');
+    return { ok: answer.output.ok, serverTime: answer.output.server_time };
+  }
+
   /** Every patient id of the workspace (`GET /patients`, `api.listPatients`), paged to the end within the bound. */
   async listPatientIds(): Promise<string[]> {
     return (await this.list('/patients', {}, PatientSchema)).map((p) => p.id);

@@ -234,6 +234,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
       refusals
     );
     const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, medblocksFetch);
+    warnings.push(...(await medblocksClockWarnings(medblocks, Date.now)));
     await registerEndpoints(medblocks, webhookBots, outcomes, secretsAfterEnv, {
       refusals,
       dryRun,
@@ -273,6 +274,34 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     notes,
     bots: outcomes,
   };
+}
+
+/** Beyond this, Medblocks' clock and ours disagree enough to name (the bots accept 300 s by default). */
+const CLOCK_SKEW_WARNING_SECONDS = 60;
+
+/**
+ * Medblocks' `GET /health`: its clock against this machine's. The bots check a delivery's timestamp
+ * against the Medplum server's clock within MEDBLOCKS_SIGNATURE_TOLERANCE_SECONDS (300 by default),
+ * so a Medblocks far off ours is worth knowing before the first delivery is refused as stale. Advice
+ * only: a failed health read is said, and provisioning goes on (the endpoint calls say the rest).
+ */
+export async function medblocksClockWarnings(medblocks: MedblocksApi, now: () => number): Promise<string[]> {
+  try {
+    const { serverTime } = await medblocks.health();
+    const at = serverTime ? Date.parse(serverTime) : Number.NaN;
+    if (Number.isNaN(at)) return [];
+    const skew = Math.round((at - now()) / 1000);
+    if (Math.abs(skew) <= CLOCK_SKEW_WARNING_SECONDS) return [];
+    return [
+      `Medblocks' clock (GET /health server_time) is ${String(Math.abs(skew))} s ${skew > 0 ? 'ahead of' : 'behind'} this machine's. ` +
+        `The bots refuse a delivery whose signature timestamp is more than ${SETTING_NAMES.toleranceSeconds} (300 s by default) from the Medplum server's clock: ` +
+        "if the Medplum server keeps this machine's time, check NTP on both sides.",
+    ];
+  } catch (err) {
+    return [
+      `Medblocks GET /health did not answer as published (${err instanceof Error ? err.message : 'unknown error'}); going on.`,
+    ];
+  }
 }
 
 type PackageDefinition = CodeSystem | StructureDefinition;
