@@ -39,6 +39,22 @@ export default tseslint.config(
     },
   },
   {
+    // The I/O layer depends on nothing above it: its read and write shapes are store/contract.ts.
+    files: ['src/runtime/store/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/tools/**', '**/test/**'], message: 'Code bundled into bots must not import tools or tests.' },
+            { group: ['../handlers/*', '../webhook-bot'], message: 'The store depends on no handler: use ./contract.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['src/tools/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {

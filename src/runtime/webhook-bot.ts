@@ -23,6 +23,7 @@ import type { Task } from '@medplum/fhirtypes';
 import { ClassifiedFailure, ESCALATE_AFTER_MS, FAILURES, outcomeOfFailure } from './failures';
 import type { FailureReason, PermanentReason, TransientReason } from './failures';
 import { isOpenDeadLetter, resolveDeadLetter } from './fhir/dead-letter';
+import { marksApplied } from './fhir/marker';
 import { DeliveryRejectedError, InvalidPayloadError, receiveDelivery } from './receive';
 import type { EventStamp } from './fhir/stamp';
 import { unknownValueNotes } from './medblocks/events';
@@ -195,8 +196,7 @@ async function deliver<T extends EventType>(
     const reads = { ...bot.handler.reads(event), deadLetterOwner: bot.name };
     const state = await readState(medplum, reads, counter); // read
     seen.deadLetter = state.deadLetter;
-    // Only a marker naming this event's type counts: each bot's policy lets it write markers of its own types only.
-    if (state.marker?.code.text === event.type) {
+    if (marksApplied(state.marker, event.type)) {
       // Applied before, yet quarantined since (e.g. a replay of a poison body): close the dead-letter,
       // else monitor flags an applied event forever. Best effort: the event is applied whatever this
       // write answers, and a lost race or refusal leaves the dead-letter to the next delivery.

@@ -38,6 +38,15 @@ export function buildMarker(
   return subject?.reference ? { ...marker, subject: { reference: subject.reference } } : marker;
 }
 
+/**
+ * Whether a marker says this event was applied: only a marker naming the event's own type counts,
+ * because each bot's policy lets it write markers of its own types only — a marker another bot wrote
+ * (with this event's id) never suppresses the event.
+ */
+export function marksApplied(marker: Pick<Basic, 'code'> | undefined, eventType: string): boolean {
+  return marker?.code.text === eventType;
+}
+
 export function markerQuery(eventId: string): string {
   return `identifier=${encodeURIComponent(token(SYSTEM.eventId, eventId))}`;
 }

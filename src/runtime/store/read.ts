@@ -9,7 +9,7 @@ import { markerQuery } from '../fhir/marker';
 import { isFhirId } from '../fhir/patient';
 import { patientIdentifier, SYSTEM, token } from '../fhir/systems';
 import { isCleanText } from '../medblocks/events';
-import type { DeliveryState, ReadRequest } from '../handlers/plan';
+import type { DeliveryState, ReadRequest } from './contract';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 import type { RequestCounter } from './write';
 

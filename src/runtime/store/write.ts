@@ -3,7 +3,7 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Bundle, BundleEntry, Reference } from '@medplum/fhirtypes';
 import { buildMarker, markerQuery } from '../fhir/marker';
-import type { PlannedWrite } from '../handlers/plan';
+import type { PlannedWrite } from './contract';
 import type { MedblocksEvent } from '../medblocks/events';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 

@@ -1,0 +1,52 @@
+// The store's contract: what a delivery asks the server for (one batch of searches), what comes back,
+// and the writes it may be asked to make. Handlers fill these in (handlers/plan.ts); the store
+// modules (read.ts, write.ts) depend on nothing above them.
+import type { WithId } from '@medplum/core';
+import type { Basic, Consent, Patient, Resource, Task } from '@medplum/fhirtypes';
+
+/** Everything a delivery needs to read, fetched in one batch bundle of searches. */
+export interface ReadRequest {
+  readonly eventId: string;
+  /** The Medblocks patient_id to resolve (by identifier, then as a Medplum id). */
+  readonly patientId: string | undefined;
+  /** Also fetch every Consent and Task of the resolved patient (reconnect and follow-up logic needs them). */
+  readonly withPatientRecords: boolean;
+  /** Consent business identifiers as `system|value`. */
+  readonly consentTokens: readonly string[];
+  /** Also fetch the patient of those Consents with all of that patient's Consents and Tasks. */
+  readonly consentsWithPatientRecords: boolean;
+  /** Task business keys (values of urn:medblocks:task-key). */
+  readonly taskKeys: readonly string[];
+  /** EHR sources (`fhirsrc_…`) whose names the Consents and Tasks may show (issue 12 item 7). */
+  readonly sourceIds?: readonly string[];
+  /**
+   * The bot whose dead-letter of this event to look for (its registry name; the pipeline sets it).
+   * Another bot's dead-letter carrying this event's id is not this delivery's: its policy refuses to
+   * touch it, so it is never searched for (issue 18). Absent, no dead-letter is read.
+   */
+  readonly deadLetterOwner?: string;
+}
+
+export interface DeliveryState {
+  readonly marker: WithId<Basic> | undefined;
+  readonly patientByIdentifier: WithId<Patient> | undefined;
+  readonly patientById: WithId<Patient> | undefined;
+  readonly consents: readonly WithId<Consent>[];
+  readonly tasks: readonly WithId<Task>[];
+  /** EHR names by source id, from Organizations with identifier urn:medblocks:fhir-source-id. */
+  readonly sourceNames?: ReadonlyMap<string, string>;
+  /** The event's dead-letter Task, when an earlier delivery quarantined it (store/dead-letter.ts). */
+  readonly deadLetter?: WithId<Task> | undefined;
+}
+
+export type PlannedWrite =
+  | {
+      readonly kind: 'create';
+      readonly fullUrl: string;
+      readonly resource: Resource;
+      /** The business-key query that makes the create idempotent (`identifier=system|value`). */
+      readonly ifNoneExist: string;
+      /** A Patient found by a racing writer is what we wanted; any other pre-existing match is a conflict. */
+      readonly existingIsConflict: boolean;
+    }
+  | { readonly kind: 'update'; readonly resource: WithId<Resource>; readonly versionId: string | undefined };
