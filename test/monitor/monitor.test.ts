@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AuditEvent, Bot } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runMonitor } from '../../src/tools/cli/monitor';
@@ -280,5 +282,76 @@ describe('monitor analysis', () => {
     expect(percentile([5], 95)).toBe(5);
     expect(percentile([1, 2, 3, 4], 50)).toBe(2);
     expect(runStats([]).runs).toBe(0);
+  });
+});
+
+describe('npm run monitor -- --html (a picture of health)', () => {
+  it('writes one self-contained page whose charts and numbers are the --json report’s, per hour', async () => {
+    const flow = await medplum.bot('medblocks-patient-flow-completed');
+    const ok = 'medblocks evt=evt_1 type=patient_flow.completed outcome=processed fhir_requests=3 ms=40';
+    const forged =
+      'medblocks evt=evt_2 type=patient_flow.completed outcome=rejected:signature_mismatch fhir_requests=0 ms=2';
+    // Three hours: failures start in the newest one.
+    for (const [minutesAgo, ms, outcome, line] of [
+      [170, 30, '0', ok],
+      [160, 50, '0', ok],
+      [100, 40, '0', ok],
+      [20, 60, '0', ok],
+      [10, 3, '4', forged],
+      [5, 3, '4', forged],
+    ] as const) {
+      await medplum.put(audit(flow.id, minutesAgo, ms, outcome, line));
+    }
+    const file = join(root, 'health.html');
+    const json = JSON.parse((await run(['--json', '--html', file])).output) as MonitorReport;
+    const html = readFileSync(file, 'utf8');
+
+    // Self-contained: nothing fetched from the network.
+    expect(html).not.toMatch(/<script|<link|src=|href="http|@import|url\(/i);
+    expect(html).toContain('<h1>Medblocks bots — <span data-field="attention">needs attention</span></h1>');
+
+    const bot = json.bots.find((b) => b.name === 'medblocks-patient-flow-completed');
+    expect(bot?.hourly.map((h) => [h.hour, h.runs, h.failures])).toEqual([
+      ['2026-08-01T09', 2, 0],
+      ['2026-08-01T10', 1, 0],
+      ['2026-08-01T11', 3, 2],
+    ]);
+    const section = html.slice(
+      html.indexOf('<section class="bot attention" data-bot="medblocks-patient-flow-completed">')
+    );
+    const runsChart = /<svg data-chart="runs"[^]*?<\/svg>/.exec(section)?.[0] ?? '';
+    const bars = [...runsChart.matchAll(/data-hour="([^"]+)" data-runs="(\d+)" data-failures="(\d+)"/g)].map((m) => [
+      m[1],
+      Number(m[2]),
+      Number(m[3]),
+    ]);
+    expect(bars).toEqual(bot?.hourly.map((h) => [h.hour, h.runs, h.failures]));
+    // Non-empty bars: the failures' red rect has a height in the newest hour.
+    expect(runsChart).toMatch(
+      /<rect class="failed" x="[\d.]+" y="[\d.]+" width="[\d.]+" height="(?!0\.0")[\d.]+"\/><\/g><\/svg>/
+    );
+    const p95 = /data-series="p95" data-values="([\d ]+)"/.exec(section)?.[1];
+    expect(p95?.split(' ').map(Number)).toEqual(bot?.hourly.map((h) => Math.round(h.p95Ms ?? 0)));
+    expect(section).toContain(`<span data-field="runs">${String(bot?.runs)}</span> runs`);
+    expect(section).toContain('<td data-reason="rejected:signature_mismatch">2</td>');
+    expect(html).toContain('No open dead-letters.');
+  });
+
+  it('escapes what came from outside', async () => {
+    const flow = await medplum.bot('medblocks-patient-flow-completed');
+    await medplum.put(
+      audit(
+        flow.id,
+        5,
+        3,
+        '4',
+        'medblocks evt=evt_3 type=x outcome=rejected:<img src=x onerror=alert(1)> fhir_requests=0 ms=1'
+      )
+    );
+    const file = join(root, 'health.html');
+    await run(['--html', file]);
+    const html = readFileSync(file, 'utf8');
+    expect(html).not.toContain('<img');
+    expect(html).toContain('rejected:&#60;img');
   });
 });

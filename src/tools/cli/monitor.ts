@@ -2,6 +2,8 @@
 // latency and drift; Medblocks endpoints with MEDBLOCKS_API_KEY. Exit 0 all good, 1 needs
 // attention, 2 could not check. See docs/going-live.md.
 import { parseWindow } from '../monitor/analyse';
+import { writeFileSync } from 'node:fs';
+import { renderMonitorHtml } from '../monitor/html';
 import { formatMonitorReport, monitor } from '../monitor/monitor';
 import { readSettings } from '../provision/env';
 import { EXIT_USAGE, exitWith, failureLine, formatRefusal, isEntryPoint, printToConsole, runCommand } from './args';
@@ -14,6 +16,11 @@ export const MONITOR_SPEC = {
   options: {
     since: { type: 'string', default: '24h', valueName: 'W', description: 'the window: 30m, 24h, 7d' },
     json: { type: 'boolean', description: 'the report as JSON' },
+    html: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'also write the report as one self-contained page (charts per hour, no network)',
+    },
     'max-failures': {
       type: 'integer',
       min: 0,
@@ -28,6 +35,7 @@ export const MONITOR_SPEC = {
   examples: [
     'npm run monitor',
     'npm run monitor -- --since 7d --max-failures 3',
+    'npm run monitor -- --since 7d --html health.html',
     "npm run --silent monitor -- --json   (--silent: without npm's own header lines, stdout is pure JSON)",
   ],
   exitCodes: {
@@ -72,6 +80,9 @@ export function runMonitor(
           now: io.now,
           requestTimeoutMs: io.requestTimeoutMs,
         });
+        if (values.html) {
+          writeFileSync(values.html, renderMonitorHtml(report, new Date((io.now ?? Date.now)()).toISOString()), 'utf8');
+        }
         if (values.json) io.print(JSON.stringify(report, null, 2));
         else for (const line of formatMonitorReport(report)) io.print(line);
         return report.attention ? 1 : 0;

@@ -15,6 +15,17 @@ export interface RunStats {
   readonly failuresByReason: Readonly<Record<string, number>>;
   readonly p50Ms: number | undefined;
   readonly p95Ms: number | undefined;
+  /** The same, per hour (UTC, `2026-12-03T08`), oldest first: when failures started, and latency over time. */
+  readonly hourly: readonly HourStats[];
+}
+
+export interface HourStats {
+  readonly hour: string;
+  readonly runs: number;
+  readonly failures: number;
+  readonly failuresByReason: Readonly<Record<string, number>>;
+  readonly p50Ms: number | undefined;
+  readonly p95Ms: number | undefined;
 }
 
 function isFailure(event: AuditEvent, outcome: string | undefined): boolean {
@@ -30,6 +41,21 @@ export function percentile(sorted: readonly number[], p: number): number | undef
 }
 
 export function runStats(events: readonly AuditEvent[]): RunStats {
+  const whole = bucketStats(events);
+  const byHour = new Map<string, AuditEvent[]>();
+  for (const event of events) {
+    // `recorded` is required on an AuditEvent: the hour the run was recorded in.
+    const hour = event.recorded.slice(0, 13);
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}$/.test(hour)) continue;
+    byHour.set(hour, [...(byHour.get(hour) ?? []), event]);
+  }
+  const hourly = [...byHour.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([hour, inHour]) => ({ hour, ...bucketStats(inHour) }));
+  return { ...whole, hourly };
+}
+
+function bucketStats(events: readonly AuditEvent[]): Omit<RunStats, 'hourly'> {
   const failuresByReason: Record<string, number> = {};
   let failures = 0;
   const durations: number[] = [];
