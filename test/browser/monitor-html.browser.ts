@@ -14,6 +14,7 @@ import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
 import type { MonitorReport } from '../../src/tools/monitor/monitor';
 import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
+import { botRunAuditEvent } from '../support/audit-events';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -25,18 +26,7 @@ let report: MonitorReport;
 let file: string;
 
 function audit(botId: string, minutesAgo: number, ms: number, outcome: '0' | '4', line: string): AuditEvent {
-  const start = new Date(NOW - minutesAgo * 60_000);
-  return {
-    resourceType: 'AuditEvent',
-    type: { system: 'https://medplum.com/CodeSystem/audit-event', code: 'execute' },
-    recorded: new Date(start.getTime() + ms).toISOString(),
-    period: { start: start.toISOString(), end: new Date(start.getTime() + ms).toISOString() },
-    outcome,
-    outcomeDesc: line,
-    source: { observer: { reference: `Bot/${botId}` } },
-    agent: [{ requestor: false }],
-    entity: [{ what: { reference: `Bot/${botId}` } }],
-  };
+  return botRunAuditEvent(NOW, botId, minutesAgo, ms, outcome, line);
 }
 
 beforeAll(async () => {

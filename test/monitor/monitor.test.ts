@@ -16,6 +16,7 @@ import {
   fakeFetch,
   MEDBLOCKS_KEY,
 } from '../support/fake-servers';
+import { botRunAuditEvent } from '../support/audit-events';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 const NOW = Date.parse('2026-08-01T12:00:00.000Z');
@@ -25,18 +26,7 @@ let root: string;
 let cleanup: () => void;
 
 function audit(botId: string, minutesAgo: number, ms: number, outcome: '0' | '4', line: string): AuditEvent {
-  const start = new Date(NOW - minutesAgo * 60_000);
-  return {
-    resourceType: 'AuditEvent',
-    type: { system: 'https://medplum.com/CodeSystem/audit-event', code: 'execute' },
-    recorded: new Date(start.getTime() + ms).toISOString(),
-    period: { start: start.toISOString(), end: new Date(start.getTime() + ms).toISOString() },
-    outcome,
-    outcomeDesc: line,
-    source: { observer: { reference: `Bot/${botId}` } },
-    agent: [{ requestor: false }],
-    entity: [{ what: { reference: `Bot/${botId}` } }],
-  };
+  return botRunAuditEvent(NOW, botId, minutesAgo, ms, outcome, line);
 }
 
 beforeEach(async () => {

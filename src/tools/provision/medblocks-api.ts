@@ -392,17 +392,7 @@ export class MedblocksApi {
 
   /** A patient and its connections with their current statuses (`GET /patients/{id}`, `api.getPatient`). */
   async getPatient(patientId: string): Promise<MedblocksPatientDetail> {
-    const path = `/patients/${encodeURIComponent(patientId)}`;
-    const parsed = v.safeParse(PatientDetailSchema, await this.call<unknown>(path));
-    if (!parsed.success) {
-      throw new MedblocksApiError(
-        'GET',
-        path,
-        undefined,
-        `the answer is not a PatientDetail (${issuePath(parsed.issues, '')})`
-      );
-    }
-    return parsed.output;
+    return this.getOne(`/patients/${encodeURIComponent(patientId)}`, PatientDetailSchema, 'a PatientDetail');
   }
 
   /**
@@ -410,14 +400,18 @@ export class MedblocksApi {
    * `id` a `fhirsrc_` id or the source's FHIR base URL), for the Organization the sources sync keeps.
    */
   async getSource(id: string): Promise<FhirSource> {
-    const path = `/connections/${encodeURIComponent(id)}`;
-    const parsed = v.safeParse(FhirSourceSchema, await this.call<unknown>(path));
+    return this.getOne(`/connections/${encodeURIComponent(id)}`, FhirSourceSchema, 'a FhirSource');
+  }
+
+  /** One object, type-checked; an answer of another shape is named by its path, never its values. */
+  private async getOne<T>(path: string, schema: v.GenericSchema<unknown, T>, what: string): Promise<T> {
+    const parsed = v.safeParse(schema, await this.call<unknown>(path));
     if (!parsed.success) {
       throw new MedblocksApiError(
         'GET',
         path,
         undefined,
-        `the answer is not a FhirSource (${issuePath(parsed.issues, '')})`
+        `the answer is not ${what} (${issuePath(parsed.issues, '')})`
       );
     }
     return parsed.output;
