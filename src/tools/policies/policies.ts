@@ -98,6 +98,33 @@ const kept = (field: string): string => `(%after.${field}.empty() or %after.${fi
 const allKept = (fields: readonly string[]): string => fields.map(kept).join(' and ');
 const allEmpty = (fields: readonly string[]): string => fields.map((f) => `%after.${f}.empty()`).join(' and ');
 
+/**
+ * Task fields a bot never writes but staff may: each kept as the stored version had it (or absent),
+ * on reconnect, follow-up and records-sync Tasks and on dead-letters alike.
+ */
+const TASK_FIELDS_OTHERS_OWN = [
+  'implicitRules',
+  'language',
+  'text',
+  'contained',
+  'modifierExtension',
+  'note',
+  'basedOn',
+  'partOf',
+  'encounter',
+  'requester',
+  'performerType',
+  'location',
+  'reasonCode',
+  'reasonReference',
+  'insurance',
+  'relevantHistory',
+  'restriction',
+  'instantiatesCanonical',
+  'instantiatesUri',
+  ...META,
+];
+
 /** An identifier of ours: system and value only, no id or primitive extension on either. */
 const bare = (identifiers: string): string =>
   `${identifiers}.all(id.empty() and extension.empty() and use.empty() and type.empty() and period.empty() and assigner.empty() and system.id.empty() and system.extension.empty() and value.id.empty() and value.extension.empty())`;
@@ -290,29 +317,7 @@ function taskGrant(codes: readonly TaskCode[]): AccessPolicyResource {
           : "Only this kind's statuses (never entered-in-error); no focus; an owner as stored or a bare reference; for a bare reference."
       ),
       rule(
-        allKept([
-          'implicitRules',
-          'language',
-          'text',
-          'contained',
-          'modifierExtension',
-          'note',
-          'basedOn',
-          'partOf',
-          'groupIdentifier',
-          'encounter',
-          'requester',
-          'performerType',
-          'location',
-          'reasonCode',
-          'reasonReference',
-          'insurance',
-          'relevantHistory',
-          'restriction',
-          'instantiatesCanonical',
-          'instantiatesUri',
-          ...META,
-        ]),
+        allKept([...TASK_FIELDS_OTHERS_OWN, 'groupIdentifier']),
         'No note, contained resource, narrative, modifierExtension, reference or meta label a bot adds: only what the stored version (staff) carried.'
       ),
       rule(
@@ -357,30 +362,7 @@ function deadLetterGrant(owner: string, eventTypes: readonly EventType[]): Acces
         `Only this bot's own dead-letters: one event-type input with one value, ${eventTypes.join(' or ')} (or unknown, for a body without a usable type), before and after.`
       ),
       rule(
-        `${allKept([
-          'implicitRules',
-          'language',
-          'text',
-          'contained',
-          'modifierExtension',
-          'note',
-          'owner',
-          'extension',
-          'basedOn',
-          'partOf',
-          'encounter',
-          'requester',
-          'performerType',
-          'location',
-          'reasonCode',
-          'reasonReference',
-          'insurance',
-          'relevantHistory',
-          'restriction',
-          'instantiatesCanonical',
-          'instantiatesUri',
-          ...META,
-        ])} and ${bare('%after.identifier')} and %after.groupIdentifier.id.empty() and %after.groupIdentifier.system.extension.empty() and %after.groupIdentifier.value.extension.empty()`,
+        `${allKept([...TASK_FIELDS_OTHERS_OWN, 'owner', 'extension'])} and ${bare('%after.identifier')} and %after.groupIdentifier.id.empty() and %after.groupIdentifier.system.extension.empty() and %after.groupIdentifier.value.extension.empty()`,
         'Nothing a bot adds beyond the dead-letter itself; identifier and owner bare.'
       ),
     ],
