@@ -165,3 +165,15 @@ describe('escalation in the shipped bundle (its own clock, no options of ours)',
     }
   });
 });
+
+describe('the envelope, in the shipped bundle', () => {
+  test('a delivery that says resource_type "event" (the API-wide convention) instead of object is applied', async () => {
+    const { object: _object, ...rest } = recordsSyncCompleted({ patient_id: 'user_envelope' });
+    const answer = await sendSigned(
+      emulator.bot('medblocks-records-sync-completed'),
+      JSON.stringify({ ...rest, resource_type: 'event' })
+    );
+    expect(answer.status, answer.text).toBe(200);
+    expect(JSON.parse(answer.text)).toMatchObject({ status: 'processed', event: rest.id });
+  });
+});

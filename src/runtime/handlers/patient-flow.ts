@@ -9,7 +9,6 @@
 // `refresh_failed` → an inactive Consent and a reconnect Task keyed by the attempt key (a person
 // still has to ask the patient to reconnect); `expired`/`disconnected` → inactive; an unknown
 // status → nothing (handlers/connection-status.ts).
-import { consentStatusFor } from './connection-status';
 import { asCode, attemptKey, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { sortedUnique } from '../fhir/tasks/parts';
 import type { PatientFlowCompletedEvent, PatientFlowConnection } from '../medblocks/events';
@@ -84,33 +83,19 @@ export const patientFlowCompleted: EventHandler<PatientFlowCompletedEvent> = {
     const connections = distinctConnections(event);
 
     for (const { connection, failureCodes } of connections) {
-      const key = connectionKey(flow.id, connection);
-      const status = consentStatusFor(connection.status);
-      if (connection.id) {
-        work.linkReconnectTask(connection.id, patient);
-      }
-      if (status === undefined) {
-        continue; // an unknown status changes nothing (connection-status.ts)
-      }
-      const active = status === 'active';
-      work.reportConnection({
-        key,
-        sourceId: connection.connection_id,
-        patient,
-        status,
-        connectionCreatedAt: connection.created_at,
-        periodEnd: active ? undefined : (connection.failure_at ?? event.created_at),
-        failureCodes,
-        isActivation: active,
-      });
-      if (connection.status === 'refresh_failed') {
-        work.reportRefreshFailure(
-          reconnectId(flow.id, connection),
-          connection.connection_id,
-          work.consentReference(key),
-          patient
-        );
-      }
+      work.reportMedblocksConnection(
+        {
+          key: connectionKey(flow.id, connection),
+          connectionId: connection.id,
+          reconnectId: reconnectId(flow.id, connection),
+          sourceId: connection.connection_id,
+          status: connection.status,
+          createdAt: connection.created_at,
+          endedAt: connection.failure_at ?? event.created_at,
+          failureCodes,
+        },
+        patient
+      );
     }
 
     if (!connections.some((c) => c.connection.status === 'active')) {

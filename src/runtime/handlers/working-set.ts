@@ -15,6 +15,8 @@ import type { FollowUpTaskModel } from '../fhir/tasks/follow-up';
 import { sortedUnique } from '../fhir/tasks/parts';
 import type { ReconnectTaskModel } from '../fhir/tasks/reconnect';
 import type { RecordsSyncTaskModel, SyncResult } from '../fhir/tasks/records-sync';
+import type { ConnectionStatus } from '../medblocks/events';
+import { consentStatusFor } from './connection-status';
 import { PlanningError } from './plan';
 import type { DeliveryState, PlanContext, PlannedWrite, WritePlan } from './plan';
 
@@ -35,6 +37,24 @@ export interface ConnectionReport {
   readonly periodEnd: string | undefined;
   readonly failureCodes: readonly string[];
   readonly isActivation: boolean;
+}
+
+/**
+ * One connection as Medblocks reports it (a flow's entry, or a patient's connection read by
+ * reconciliation), for `reportMedblocksConnection`: the mapping contract applied in one place.
+ */
+export interface MedblocksConnectionReport {
+  readonly key: { readonly system: string; readonly value: string };
+  /** Its `conn_` id, when it has one: a reconnect Task of that id gets the patient. */
+  readonly connectionId: string | null | undefined;
+  /** What its reconnect Task is keyed by: the `conn_` id, or the attempt key when there is none. */
+  readonly reconnectId: string;
+  readonly sourceId: string;
+  readonly status: ConnectionStatus;
+  readonly createdAt: string;
+  /** When an inactive connection ended: `failure_at`, else the report's own time. */
+  readonly endedAt: string;
+  readonly failureCodes: readonly string[];
 }
 
 export class WorkingSet {
@@ -163,6 +183,32 @@ export class WorkingSet {
   }
 
   /** A refresh failure (re)opens the reconnect Task of that connection, unless a newer reconnection already resolves it. */
+  /**
+   * A connection with the status Medblocks gives it (handlers/connection-status.ts): its Consent,
+   * and for `refresh_failed` a reconnect Task; an unknown status changes nothing. Returns whether
+   * the status was one this package knows.
+   */
+  reportMedblocksConnection(report: MedblocksConnectionReport, patient: Reference): boolean {
+    if (report.connectionId) this.linkReconnectTask(report.connectionId, patient);
+    const status = consentStatusFor(report.status);
+    if (status === undefined) return false;
+    const active = status === 'active';
+    this.reportConnection({
+      key: report.key,
+      sourceId: report.sourceId,
+      patient,
+      status,
+      connectionCreatedAt: report.createdAt,
+      periodEnd: active ? undefined : report.endedAt,
+      failureCodes: report.failureCodes,
+      isActivation: active,
+    });
+    if (report.status === 'refresh_failed') {
+      this.reportRefreshFailure(report.reconnectId, report.sourceId, this.consentReference(report.key), patient);
+    }
+    return true;
+  }
+
   reportRefreshFailure(
     connectionId: string,
     sourceId: string,

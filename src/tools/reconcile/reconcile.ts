@@ -66,8 +66,8 @@ async function reconcileConnection(
   connection: MedblocksPatientConnection,
   stamp: EventStamp
 ): Promise<readonly PlannedWrite[] | 'unknown-status'> {
-  const status = consentStatusFor(connection.status);
-  if (status === undefined) return 'unknown-status';
+  // An unknown status changes nothing (connection-status.ts): nothing to read or write.
+  if (consentStatusFor(connection.status) === undefined) return 'unknown-status';
   const key = { system: SYSTEM.connectionId, value: connection.id };
   const createdAt = normaliseTimestamp(connection.created_at) ?? stamp.at;
   const failureAt = connection.failure_at ? normaliseTimestamp(connection.failure_at) : undefined;
@@ -85,21 +85,19 @@ async function reconcileConnection(
     const state = await readState(options.medplum, reads, counter);
     const work = new WorkingSet(state, { stamp, settings: options.settings, newUuid: randomUUID });
     const patient = work.resolvePatient(state, patientId);
-    work.linkReconnectTask(connection.id, patient);
-    const active = status === 'active';
-    work.reportConnection({
-      key,
-      sourceId: connection.connection_id,
-      patient,
-      status,
-      connectionCreatedAt: createdAt,
-      periodEnd: active ? undefined : (failureAt ?? stamp.at),
-      failureCodes: [asCode(connection.failure_code)].filter((c): c is string => c !== undefined),
-      isActivation: active,
-    });
-    if (connection.status === 'refresh_failed') {
-      work.reportRefreshFailure(connection.id, connection.connection_id, work.consentReference(key), patient);
-    }
+    work.reportMedblocksConnection(
+      {
+        key,
+        connectionId: connection.id,
+        reconnectId: connection.id,
+        sourceId: connection.connection_id,
+        status: connection.status,
+        createdAt,
+        endedAt: failureAt ?? stamp.at,
+        failureCodes: [asCode(connection.failure_code)].filter((c): c is string => c !== undefined),
+      },
+      patient
+    );
     work.reconcile();
     const { writes } = work.toPlan(patient);
     if (options.dryRun || writes.length === 0) return writes;
