@@ -67,5 +67,15 @@ describe('bench: FHIR requests per delivery', () => {
     expect(failed([row('ours', 0, 300), row('per-resource', 5, 500)])).toBe(0);
     expect(failed([row('ours', 1, 300), row('per-resource', 0, 500)])).toBe(1);
     expect(failed([row('ours', 0, 501), row('per-resource', 0, 500)])).toBe(1);
+    // Each concurrency is judged on its own rows.
+    const at16 = (r: LoadRow): LoadRow => ({ ...r, concurrency: 16 });
+    expect(
+      failed([
+        row('ours', 0, 300),
+        row('per-resource', 0, 500),
+        at16(row('ours', 2, 300)),
+        at16(row('per-resource', 0, 500)),
+      ])
+    ).toBe(1);
   });
 });

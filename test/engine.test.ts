@@ -2,16 +2,26 @@
 // failure makes the bot throw with nothing marked applied, so that Medblocks' retry completes it.
 import { describe, expect, it } from 'vitest';
 import { SYSTEM } from '../src/runtime/fhir/systems';
-import { connection, patientFlowCompleted, recordsSyncCompleted } from '../src/tools/fixtures/events';
+import {
+  connection,
+  patientFlowCompleted,
+  recordsSyncCompleted,
+  tokenRefreshFailed,
+} from '../src/tools/fixtures/events';
 import { expectStoreValid, markers } from './support/assertions';
-import { badRequest } from '@medplum/core';
+import { badRequest, OperationOutcomeError } from '@medplum/core';
+import { SERIALIZATION_FAILURE } from '../src/tools/emulator/project-fhir';
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import type { Fault, FaultInjector, SentRequest } from '../src/tools/harness/world';
 import { World } from '../src/tools/harness/world';
+import { DEFAULT_MAX_ATTEMPTS } from '../src/runtime/webhook-bot';
 
-/** The write bundle: a bundle with at least one entry that is not a GET (the read bundle holds only GETs). */
+/**
+ * A write bundle: a bundle without a search. The read bundle is searches, led by the patient's
+ * conditional create when the event names one that may be created.
+ */
 const isWrite = (r: SentRequest) =>
-  r.url.endsWith('/fhir/R4') && ((r.body as Bundle | undefined)?.entry ?? []).some((e) => e.request?.method !== 'GET');
+  r.url.endsWith('/fhir/R4') && ((r.body as Bundle | undefined)?.entry ?? []).every((e) => e.request?.method !== 'GET');
 const isMarker = (r: SentRequest) => r.url.endsWith('/fhir/R4/Basic');
 
 /** Fails the first `times` requests that match. */
@@ -53,7 +63,8 @@ describe('conflicts', () => {
     expect(bot.logs).toEqual([
       `medblocks evt=${event.id} type=records.sync.completed outcome=failed:conflict fhir_requests=${bot.requests.length} ms=0`,
     ]);
-    expect(bot.requests.filter(isWrite).length).toBe(5);
+    // every attempt the bot allows itself resends the conflicted write, and then it gives up
+    expect(bot.requests.filter(isWrite).length).toBe(DEFAULT_MAX_ATTEMPTS);
   });
 
   it('a marker write answered 409 once goes round again and ends processed, with one marker', async () => {
@@ -129,6 +140,111 @@ describe('conflicts', () => {
     expect(consents).toHaveLength(1);
     expect(consents[0]?.status).toBe('active');
     expect(bot.requests.filter(isWrite).length).toBe(2);
+  });
+});
+
+/**
+ * Makes the store refuse the next `times` conditional creates of one resource type with the server's
+ * serialisation failure, inside the bundle: the entry answers 409 while the others commit, as a
+ * real server's batch does when one entry's SERIALIZABLE transaction loses (ledger TX-4).
+ */
+function unserialisable(world: World, resourceType: string, times = 1): void {
+  const repo = world.repo;
+  const original = repo.conditionalCreate.bind(repo);
+  let left = times;
+  repo.conditionalCreate = (resource, search, options) => {
+    if (resource.resourceType === resourceType && left > 0) {
+      left--;
+      return Promise.reject(new OperationOutcomeError(SERIALIZATION_FAILURE));
+    }
+    return original(resource, search, options);
+  };
+}
+
+const kinds = (bot: { requests: SentRequest[] }) =>
+  bot.requests.map((r) =>
+    isWrite(r) ? `write×${String((r.body as Bundle).entry?.length ?? 0)}` : isMarker(r) ? 'marker' : 'read'
+  );
+
+describe('entries that fail to serialise inside the write bundle', () => {
+  it('are sent again on their own, without a re-read: the others committed, and a conditional create finds a racing copy itself', async () => {
+    const world = new World();
+    unserialisable(world, 'Consent');
+    const bot = world.bot('medblocks-patient-flow-completed');
+    const event = patientFlowCompleted({
+      connections: [
+        connection({ id: 'conn_s1', connection_id: 'fhirsrc_s1' }),
+        connection({ id: 'conn_s2', connection_id: 'fhirsrc_s2' }),
+      ],
+    });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    // The read batch created the Patient; of the two Consents the first lost and went again alone.
+    expect(kinds(bot)).toEqual(['read', 'write×2', 'write×1', 'marker']);
+    const [patient] = await world.patients();
+    const consents = await world.consents();
+    expect(consents).toHaveLength(2);
+    expect(consents.map((c) => c.patient?.reference)).toEqual([
+      `Patient/${patient?.id ?? '?'}`,
+      `Patient/${patient?.id ?? '?'}`,
+    ]);
+    expect(await markers(world)).toHaveLength(1);
+    await expectStoreValid(world);
+  });
+
+  it('a reconnect Task that committed beside its lost Consent is re-pointed at the Consent the re-plan creates', async () => {
+    const world = new World();
+    unserialisable(world, 'Consent');
+    const bot = world.bot('medblocks-connection-token-refresh-failed');
+    expect((await bot.deliver(tokenRefreshFailed({ id: 'conn_lost' }))).status).toBe('processed');
+    // Consent and Task in one bundle; the Task committed naming the id the server gave the lost Consent.
+    expect(kinds(bot)).toEqual(['read', 'write×2', 'read', 'write×2', 'marker']);
+    const [consent] = await world.consents();
+    const [task] = await world.tasks();
+    expect(task?.focus?.reference).toBe(`Consent/${consent?.id ?? '?'}`);
+    await expectStoreValid(world);
+  });
+
+  it('keep failing: the bot gives up within its deadline, nothing marked applied', async () => {
+    const world = new World();
+    unserialisable(world, 'Consent', Infinity);
+    const bot = world.bot('medblocks-patient-flow-completed');
+    await expect(bot.deliver(patientFlowCompleted())).rejects.toThrow(/conflict.*nothing was marked applied/);
+    expect(await markers(world)).toEqual([]);
+    expect(kinds(bot).filter((k) => k === 'read')).toHaveLength(1);
+  });
+});
+
+describe('a new patient is created before anything that points at it', () => {
+  it('by the read batch: when its create fails to serialise, nothing else was written, and the delivery reads again', async () => {
+    const world = new World();
+    unserialisable(world, 'Patient');
+    const bot = world.bot('medblocks-patient-flow-completed');
+    const event = patientFlowCompleted({ connections: [connection({ id: 'conn_p1', connection_id: 'fhirsrc_p1' })] });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    expect(kinds(bot)).toEqual(['read', 'read', 'write×1', 'marker']);
+    const patients = await world.patients();
+    expect(patients).toHaveLength(1);
+    const [consent] = await world.consents();
+    expect(consent?.patient?.reference).toBe(`Patient/${patients[0]?.id ?? '?'}`);
+    await expectStoreValid(world);
+  });
+
+  it('a patient_id that could be a Medplum id is looked up as one first, then created in a bundle of its own', async () => {
+    const world = new World();
+    const bot = world.bot('medblocks-patient-flow-completed');
+    const event = patientFlowCompleted({
+      patient_id: 'mrn-12345',
+      connections: [connection({ id: 'conn_m1', connection_id: 'fhirsrc_m1' })],
+    });
+    expect((await bot.deliver(event)).status).toBe('processed');
+    // One request more than usual, for the first event of such a patient only.
+    expect(kinds(bot)).toEqual(['read', 'write×1', 'write×1', 'marker']);
+    const [patient] = await world.patients();
+    const [consent] = await world.consents();
+    expect(consent?.patient?.reference).toBe(`Patient/${patient?.id ?? '?'}`);
+    const again = world.bot('medblocks-patient-flow-completed');
+    await again.deliver(patientFlowCompleted({ patient_id: 'mrn-12345' }, { id: 'evt_01KQ00000000000000000000M2' }));
+    expect(kinds(again).map((k) => k.replace(/×\d+/, ''))).toEqual(['read', 'write', 'marker']);
   });
 });
 
@@ -269,8 +385,9 @@ describe('writes are one batch bundle, the marker last, whatever the project is 
           const bundle = r.body as Bundle;
           const entries = bundle.entry ?? [];
           const isTask = (e: BundleEntry) => e.resource?.resourceType === 'Task';
-          const applied = await world.admin.executeBatch({ ...bundle, entry: entries.filter((e) => !isTask(e)) });
-          const answers = [...(applied.entry ?? [])];
+          const others = entries.filter((e) => !isTask(e));
+          const applied = others.length > 0 ? await world.admin.executeBatch({ ...bundle, entry: others }) : undefined;
+          const answers = [...(applied?.entry ?? [])];
           const response: Bundle = {
             resourceType: 'Bundle',
             type: 'batch-response',
@@ -286,7 +403,7 @@ describe('writes are one batch bundle, the marker last, whatever the project is 
       const event = recordsSyncCompleted();
       expect(await bot.deliver(event)).toMatchObject({ status: 'quarantined', reason: 'invalid_resource' });
       expect(await markers(world)).toEqual([]);
-      expect(await world.patients()).toHaveLength(1); // committed beside the refused Task
+      expect(await world.patients()).toHaveLength(1); // created by the read batch, before the refused Task
       const retry = await world.bot('medblocks-records-sync-completed').deliver(event);
       expect(retry.status).toBe('processed');
       const tasks = await world.tasks();

@@ -5,7 +5,7 @@
 // and a test (README "Adding an event type").
 import type { EventType } from './medblocks/events';
 
-/** Far below Medblocks' 5 s deadline, above the pipeline's 2.5 s retry budget: a stuck run answers 400 before Medblocks gives up. */
+/** Below Medblocks' 5 s deadline, above the pipeline's 3.5 s retry budget: a stuck run answers 400 before Medblocks gives up. */
 const WEBHOOK_TIMEOUT_SECONDS = 4;
 
 interface BotEntryBase {

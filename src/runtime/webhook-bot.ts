@@ -6,8 +6,9 @@
 //   write   → one batch bundle of conditional writes                             (store/write.ts)
 //   mark    → the "event applied" marker, only after every write succeeded       (store/write.ts)
 //
-// A conflict (two deliveries writing at once) sends it back to `read` within a deadline far below
-// Medblocks' 5 s. Every failure is a row of src/runtime/failures.ts, and its class alone decides
+// A conflict (two deliveries writing at once) sends the writes that failed to serialise again, or,
+// when that cannot repair it (a stale version, a racing create), goes back to `read`; both within a
+// deadline far below Medblocks' 5 s. Every failure is a row of src/runtime/failures.ts, and its class alone decides
 // the answer: rejected and transient failures throw with nothing marked applied (Medplum answers
 // 400 and Medblocks' retry completes the work); a permanent one — a genuine event that cannot be
 // applied as it is — is quarantined: recorded as a dead-letter Task (store/dead-letter.ts) and
@@ -32,7 +33,15 @@ import type { EventType, MedblocksEvent } from './medblocks/events';
 import { recordDeadLetter } from './store/dead-letter';
 import { FhirFailureError } from './store/errors';
 import { readState } from './store/read';
-import { markApplied, resolveSubject, writePlan } from './store/write';
+import type { DeliveryState } from './store/contract';
+import {
+  dependencyStages,
+  markApplied,
+  resolveSubject,
+  withCreatedReferences,
+  writePlan,
+  writesToResend,
+} from './store/write';
 import type { RequestCounter, WriteConflict } from './store/write';
 import type { WebhookBotEntry } from './registry';
 import { formatDeliverySummary, notAppliedMessage } from './summary';
@@ -96,8 +105,10 @@ export interface PipelineOptions {
   readonly log?: (line: string) => void;
 }
 
-export const DEFAULT_DEADLINE_MS = 2500;
-export const DEFAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_DEADLINE_MS = 3500;
+export const DEFAULT_MAX_ATTEMPTS = 10;
+const BACKOFF_BASE_MS = 50;
+const BACKOFF_CAP_MS = 400;
 
 export type MedplumBotHandler = (medplum: MedplumClient, event: BotEvent) => Promise<BotAnswer>;
 
@@ -192,9 +203,35 @@ async function deliver<T extends EventType>(
   const stamp: EventStamp = { at: event.created_at, eventId: event.id };
   const context = { stamp, settings, newUuid: options.newUuid ?? randomUUID };
 
-  for (let attempt = 1; ; attempt++) {
-    const reads = { ...bot.handler.reads(event), deadLetterOwner: bot.name };
-    const state = await readState(medplum, reads, counter); // read
+  /**
+   * Lost a race: wait, then go on. Exponential with jitter, so that deliveries that collided spread
+   * out instead of colliding again; gives up (a transient failure, retried by Medblocks) when the
+   * attempts or the deadline run out.
+   */
+  const backOff = async (attempt: number, conflict: WriteConflict): Promise<number> => {
+    const pause = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random());
+    if (attempt >= maxAttempts || now() + pause >= deadline) {
+      throw new FhirFailureError('conflict', 'status' in conflict ? conflict.status : undefined, 'write');
+    }
+    await sleep(pause);
+    return attempt + 1;
+  };
+
+  for (let attempt = 1; ;) {
+    const reads = {
+      ...bot.handler.reads(event),
+      deadLetterOwner: bot.name,
+      ensurePatient: settings.createMissingPatients,
+    };
+    let state: DeliveryState;
+    try {
+      state = await readState(medplum, reads, counter); // read (and the patient, created when missing)
+    } catch (err) {
+      // The read batch's Patient create failed to serialise: nothing was written, read again.
+      if (!(err instanceof FhirFailureError && err.reason === 'conflict' && err.phase === 'write')) throw err;
+      attempt = await backOff(attempt, { cause: 'serialization', status: err.status ?? 409 });
+      continue;
+    }
     seen.deadLetter = state.deadLetter;
     if (marksApplied(state.marker, event.type)) {
       // Applied before, yet quarantined since (e.g. a replay of a poison body): close the dead-letter,
@@ -204,25 +241,32 @@ async function deliver<T extends EventType>(
       return 'duplicate';
     }
     const plan = bot.handler.plan(event, state, context); // plan
-    const writes = [...plan.writes, ...resolvedDeadLetter(state.deadLetter, now())];
-    const written = await writePlan(medplum, writes, counter); // write
-    const conflict: WriteConflict | undefined =
-      written.conflicts[0] ??
-      (await markApplied(
-        medplum,
-        event,
-        resolveSubject(plan.markerSubject, written.created),
-        counter,
-        new Date(now()).toISOString()
-      )); // mark
-    if (!conflict) return plan.stale ? 'stale' : 'processed';
-
-    // Lost a race: back off with jitter (so that racing deliveries spread out), then start over from read.
-    const backoff = Math.min(400, 25 * 2 ** attempt) * (0.5 + Math.random());
-    if (attempt >= maxAttempts || now() + backoff >= deadline) {
-      throw new FhirFailureError('conflict', 'status' in conflict ? conflict.status : undefined, 'write');
+    const created = new Map<string, string>();
+    let conflict: WriteConflict | undefined;
+    for (const stage of dependencyStages([...plan.writes, ...resolvedDeadLetter(state.deadLetter, now())])) {
+      let pending = withCreatedReferences(stage, created);
+      for (;;) {
+        const written = await writePlan(medplum, pending, counter); // write
+        for (const [fullUrl, reference] of written.created) created.set(fullUrl, reference);
+        conflict = written.conflicts[0];
+        // Only serialisation failures: the same conditional writes, sent again, commit or find what
+        // the racing delivery committed. Cheaper than a re-read, so the deadline holds more of them.
+        const resend = conflict ? writesToResend(pending, written) : undefined;
+        if (!resend || !conflict) break;
+        attempt = await backOff(attempt, conflict);
+        pending = withCreatedReferences(resend, created);
+      }
+      if (conflict) break;
     }
-    await sleep(backoff);
+    conflict ??= await markApplied(
+      medplum,
+      event,
+      resolveSubject(plan.markerSubject, created),
+      counter,
+      new Date(now()).toISOString()
+    ); // mark
+    if (!conflict) return plan.stale ? 'stale' : 'processed';
+    attempt = await backOff(attempt, conflict); // then start over from read
   }
 }
 

@@ -232,7 +232,10 @@ export class WorkingSet {
       connectionId,
       sourceId,
       sourceName: this.sourceName(sourceId) ?? current?.sourceName,
-      consent: current?.consent ?? consent,
+      // This event's reference to the connection's Consent wins: a stored one that differs names a
+      // Consent create that failed to serialise in the bundle that created this Task (the server had
+      // assigned it an id), and the focus is the one reference the policies let a bot re-point.
+      consent,
       patient: current?.patient ?? normalisePatient(patient),
       authoredOn: earliest(current?.authoredOn, this.stamp.at),
       lastRefreshFailed,

@@ -9,6 +9,14 @@ export interface ReadRequest {
   readonly eventId: string;
   /** The Medblocks patient_id to resolve (by identifier, then as a Medplum id). */
   readonly patientId: string | undefined;
+  /**
+   * Create that patient, conditionally, in the read batch when it is missing, so that no write of
+   * the delivery waits for a Patient create in its own bundle: when such a create fails to serialise,
+   * the Consents and Tasks beside it commit pointing at the id the server had assigned it, a Patient
+   * that then never exists. Only for a patient_id that cannot be a Medplum id: one that can must
+   * first be looked up as an id (and is created, when missing, in a request of its own).
+   */
+  readonly ensurePatient?: boolean;
   /** Also fetch every Consent and Task of the resolved patient (reconnect and follow-up logic needs them). */
   readonly withPatientRecords: boolean;
   /** Consent business identifiers as `system|value`. */

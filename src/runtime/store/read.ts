@@ -2,11 +2,11 @@
 // the patient candidates, the Consents and Tasks it may change (and, where the logic needs them,
 // every Consent and Task of the patient through _revinclude), and the event's dead-letter. The
 // request count never grows with the number of connections in a flow.
-import type { MedplumClient } from '@medplum/core';
+import type { MedplumClient, WithId } from '@medplum/core';
 import type { Basic, Bundle, BundleEntry, Consent, Organization, Patient, Task } from '@medplum/fhirtypes';
 import { deadLetterQuery, isOwnedBy } from '../fhir/dead-letter';
 import { markerQuery } from '../fhir/marker';
-import { isFhirId } from '../fhir/patient';
+import { buildPatient, isFhirId } from '../fhir/patient';
 import { patientIdentifier, SYSTEM, token } from '../fhir/systems';
 import { isCleanText } from '../medblocks/events';
 import type { DeliveryState, ReadRequest } from './contract';
@@ -17,10 +17,12 @@ const PATIENT_RECORDS = '_revinclude=Consent:patient&_revinclude=Task:patient';
 const CONSENT_PATIENT_RECORDS =
   '_include=Consent:patient&_revinclude:iterate=Consent:patient&_revinclude:iterate=Task:patient';
 const MAX_MATCHES = 200;
-type Slot = 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks' | 'sources' | 'deadLetter';
+type Slot =
+  'patientEnsured' | 'marker' | 'patientByIdentifier' | 'patientById' | 'consents' | 'tasks' | 'sources' | 'deadLetter';
 
 /** The searches of one delivery, in a fixed order; pure so that tests can assert the exact URLs. */
 export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: Slot[] } {
+  const ensured = ensuredPatientEntry(request);
   const searches: [Slot, string][] = [['marker', `Basic?${markerQuery(request.eventId)}&_count=1`]];
   const withRecords = request.withPatientRecords ? `&${PATIENT_RECORDS}` : '';
   if (request.patientId !== undefined) {
@@ -49,13 +51,27 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
   if (request.deadLetterOwner !== undefined) {
     searches.push(['deadLetter', `Task?${deadLetterQuery(request.eventId, request.deadLetterOwner)}&_count=1`]);
   }
+  const gets: BundleEntry[] = searches.map(([, url]) => ({ request: { method: 'GET', url } }));
   return {
-    bundle: {
-      resourceType: 'Bundle',
-      type: 'batch',
-      entry: searches.map(([, url]) => ({ request: { method: 'GET', url } })),
+    bundle: { resourceType: 'Bundle', type: 'batch', entry: ensured ? [ensured, ...gets] : gets },
+    slots: [...(ensured ? ['patientEnsured' as const] : []), ...searches.map(([slot]) => slot)],
+  };
+}
+
+/**
+ * The patient's conditional create, first in the batch so that the searches after it see the
+ * Patient (a batch runs its entries in order, creates before searches: fhir-router BatchProcessor).
+ */
+function ensuredPatientEntry(request: ReadRequest): BundleEntry | undefined {
+  if (!request.ensurePatient || request.patientId === undefined || isFhirId(request.patientId)) return undefined;
+  const identifier = patientIdentifier(request.patientId);
+  return {
+    resource: buildPatient(request.patientId),
+    request: {
+      method: 'POST',
+      url: 'Patient',
+      ifNoneExist: `identifier=${encodeURIComponent(token(identifier.system, identifier.value))}`,
     },
-    slots: searches.map(([slot]) => slot),
   };
 }
 
@@ -100,7 +116,14 @@ export function parseReadResponse(
     const entry: BundleEntry | undefined = response.entry?.[index];
     const status = parseEntryStatus(entry?.response?.status);
     if (status === undefined || status >= 300) {
-      throw FhirFailureError.of(status, 'read');
+      // A 409 here is the Patient create failing to serialise: FhirFailureError 'conflict', which
+      // the pipeline treats as a lost race (back off, read again), like a 409 on a write.
+      throw FhirFailureError.of(status, slot === 'patientEnsured' ? 'write' : 'read');
+    }
+    if (slot === 'patientEnsured') {
+      const created = entry?.resource;
+      if (created?.resourceType === 'Patient' && created.id) patientByIdentifier ??= created as WithId<Patient>;
+      return;
     }
     const searchset = entry?.resource as Bundle | undefined;
     for (const item of searchset?.entry ?? []) {

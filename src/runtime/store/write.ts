@@ -1,8 +1,8 @@
 // The writes of one delivery, and its marker: plain I/O, no decisions. What came back is reported
 // as data — what was created, and every conflict typed by its cause — for the pipeline to act on.
 import type { MedplumClient } from '@medplum/core';
-import type { Bundle, BundleEntry, Reference } from '@medplum/fhirtypes';
-import { buildMarker, markerQuery } from '../fhir/marker';
+import type { Bundle, BundleEntry, Reference, Resource } from '@medplum/fhirtypes';
+import { buildMarker } from '../fhir/marker';
 import type { PlannedWrite } from './contract';
 import type { MedblocksEvent } from '../medblocks/events';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
@@ -28,6 +28,12 @@ export interface WriteOutcome {
   /** fullUrl → `Type/id` of what the bundle created (or found, for conditional creates). */
   readonly created: ReadonlyMap<string, string>;
   readonly conflicts: readonly WriteConflict[];
+  /**
+   * The writes whose entries answered 409 (`serialization`), in bundle order: the same writes sent
+   * again either commit or, being conditional, find what a racing delivery committed. Empty when
+   * the whole bundle was refused (then only a re-read tells what is stored).
+   */
+  readonly unserialised: readonly PlannedWrite[];
 }
 
 function conflictOfStatus(status: number | undefined): WriteConflict | undefined {
@@ -57,7 +63,7 @@ export async function writePlan(
 ): Promise<WriteOutcome> {
   const created = new Map<string, string>();
   if (writes.length === 0) {
-    return { created, conflicts: [] };
+    return { created, conflicts: [], unserialised: [] };
   }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'batch', entry: writes.map(toEntry) };
   let response: Bundle;
@@ -67,17 +73,19 @@ export async function writePlan(
   } catch (err) {
     const status = statusOfError(err);
     const conflict = conflictOfStatus(status);
-    if (conflict) return { created, conflicts: [conflict] };
+    if (conflict) return { created, conflicts: [conflict], unserialised: [] };
     throw FhirFailureError.of(status, 'write');
   }
 
   const conflicts: WriteConflict[] = [];
+  const unserialised: PlannedWrite[] = [];
   writes.forEach((write, index) => {
     const entry = response.entry?.[index];
     const status = parseEntryStatus(entry?.response?.status);
     const conflict = conflictOfStatus(status);
     if (conflict) {
       conflicts.push(conflict);
+      if (conflict.cause === 'serialization') unserialised.push(write);
       return;
     }
     if (status === undefined || status >= 300) {
@@ -92,7 +100,70 @@ export async function writePlan(
       }
     }
   });
-  return { created, conflicts };
+  return { created, conflicts, unserialised };
+}
+
+/**
+ * The writes to send again after serialisation failures, or undefined when sending them again is
+ * not enough: when another conflict (a stale version, a racing create) needs a re-read, or when a
+ * write that did commit points at a create that did not. The server gave the failed create's
+ * placeholder an id before it ran the bundle (fhir-router `BatchProcessor.assignId`), so that
+ * committed write names an id a second create would not reuse; `dependencyStages` keeps such
+ * pairs in separate bundles, so this is a guard, not a path.
+ */
+export function writesToResend(sent: readonly PlannedWrite[], outcome: WriteOutcome): PlannedWrite[] | undefined {
+  if (outcome.unserialised.length === 0 || outcome.unserialised.length !== outcome.conflicts.length) return undefined;
+  const failed = new Set(outcome.unserialised.flatMap((w) => (w.kind === 'create' ? [w.fullUrl] : [])));
+  const committed = sent.filter((w) => !outcome.unserialised.includes(w));
+  if (committed.some((w) => placeholdersIn(w.resource).some((url) => failed.has(url)))) return undefined;
+  return [...outcome.unserialised];
+}
+
+/**
+ * The planned writes as bundles the server can take one after the other: a write that points at a
+ * planned Patient create joins a bundle only after that create committed in an earlier one. The
+ * server assigns every create's id before it runs a batch (fhir-router `BatchProcessor.assignId`),
+ * so when a Patient create fails to serialise, a Consent or Task that committed beside it names a
+ * Patient that never exists — and the policies pin a resource's patient once it is set
+ * (SECURITY.md), so no later delivery could re-point it. A reference to any other planned create (a
+ * reconnect Task's focus on its new Consent) may share the bundle: the next plan re-points it.
+ * One bundle in the usual case, where the read batch created the Patient.
+ */
+export function dependencyStages(writes: readonly PlannedWrite[]): PlannedWrite[][] {
+  const patientCreates = new Set(
+    writes.flatMap((w) => (w.kind === 'create' && w.resource.resourceType === 'Patient' ? [w.fullUrl] : []))
+  );
+  const first = writes.filter((w) => !placeholdersIn(w.resource).some((url) => patientCreates.has(url)));
+  return first.length === writes.length ? [[...writes]] : [first, writes.filter((w) => !first.includes(w))];
+}
+
+/** The writes with every `urn:uuid:` reference to a resource this delivery created rewritten to its `Type/id`. */
+export function withCreatedReferences(
+  writes: readonly PlannedWrite[],
+  created: ReadonlyMap<string, string>
+): PlannedWrite[] {
+  if (created.size === 0) return [...writes];
+  return writes.map((write) =>
+    write.kind === 'create'
+      ? { ...write, resource: withResolvedReferences(write.resource, created) }
+      : { ...write, resource: withResolvedReferences(write.resource, created) }
+  );
+}
+
+function placeholdersIn(resource: Resource): string[] {
+  const found: string[] = [];
+  JSON.stringify(resource, (key, value: unknown) => {
+    if (key === 'reference' && typeof value === 'string' && value.startsWith('urn:uuid:')) found.push(value);
+    return value;
+  });
+  return found;
+}
+
+function withResolvedReferences<T extends Resource>(resource: T, created: ReadonlyMap<string, string>): T {
+  const text = JSON.stringify(resource, (key, value: unknown) =>
+    key === 'reference' && typeof value === 'string' ? (created.get(value) ?? value) : value
+  );
+  return JSON.parse(text) as T;
 }
 
 function toEntry(write: PlannedWrite): BundleEntry {
@@ -125,9 +196,11 @@ export function resolveSubject(
 }
 
 /**
- * Writes the "event applied" marker (a conditional create on the event id). A conflict here (a
- * duplicate delivery marking the same event at the same moment) is returned like any other: the
- * re-read then finds the marker, or re-plans nothing and marks again.
+ * Writes the "event applied" marker as a plain create, never a conditional one. A conditional create
+ * runs its search and insert in one SERIALIZABLE transaction (ledger TX-4), and on a real server
+ * those collide between deliveries of different patients; a plain create never fails to serialise
+ * (TX-5). Nothing needs the marker to be unique: two deliveries of one event that finish at the same
+ * moment leave two markers, either of which says "applied", and the sweeper deletes both by date.
  */
 export async function markApplied(
   medplum: MedplumClient,
@@ -138,10 +211,7 @@ export async function markApplied(
 ): Promise<WriteConflict | undefined> {
   counter.requests++;
   try {
-    await medplum.createResourceIfNoneExist(
-      buildMarker(event.id, event.type, event.created_at, subject, appliedAt),
-      markerQuery(event.id)
-    );
+    await medplum.createResource(buildMarker(event.id, event.type, event.created_at, subject, appliedAt));
     return undefined;
   } catch (err) {
     const status = statusOfError(err);

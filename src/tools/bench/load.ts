@@ -49,6 +49,9 @@ export const LOAD_DEFAULTS: LoadOptions = {
   transactionMs: 10,
 };
 
+/** In flight at once: the concurrencies measured on a real server (docs/fidelity-ledger.md, "Last check"). */
+export const LOAD_CONCURRENCIES = [8, 16] as const;
+
 let run = 0;
 
 /** Per patient: the flow, then one records sync per connected source, in the order Medblocks sends them. */

@@ -1,11 +1,11 @@
 // `npm run bench [-- --json] [--quick]`: FHIR requests per delivery (ours vs the per-resource
 // pattern), CPU for verify + parse + plan, bundle sizes, end-to-end latency through the emulator
-// with simulated FHIR latency, and a mixed load at concurrency 8 with serialisation conflicts
+// with simulated FHIR latency, and a mixed load at concurrency 8 and 16 with serialisation conflicts
 // modelled — each figure against its budget. Exits 1 when a budget is
 // missed. Everything runs in-process on 127.0.0.1.
 import { availableParallelism } from 'node:os';
 import { cpuBudgets, latencyBudgets, loadBudgets, requestBudgets, bundleBudgets, formatReport } from '../bench/report';
-import { LOAD_DEFAULTS, measureLoad } from '../bench/load';
+import { LOAD_CONCURRENCIES, LOAD_DEFAULTS, measureLoad } from '../bench/load';
 import type { LoadRow } from '../bench/load';
 import type { BenchResult } from '../bench/report';
 import { measureCpu } from '../bench/cpu';
@@ -71,11 +71,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
 
   const loadOptions = options.quick ? { ...LOAD_DEFAULTS, patients: 10 } : LOAD_DEFAULTS;
   progress(
-    `under load with conflicts modelled: ${String(loadOptions.patients)} patients, concurrency ${String(loadOptions.concurrency)}…`
+    `under load with conflicts modelled: ${String(loadOptions.patients)} patients, concurrency ${LOAD_CONCURRENCIES.join(' and ')}…`
   );
   const loadRows: LoadRow[] = [];
-  for (const implementation of ['ours', 'per-resource'] as const) {
-    loadRows.push(await measureLoad(implementation, loadOptions));
+  for (const concurrency of LOAD_CONCURRENCIES) {
+    for (const implementation of ['ours', 'per-resource'] as const) {
+      loadRows.push(await measureLoad(implementation, { ...loadOptions, concurrency }));
+    }
   }
 
   return {
@@ -124,7 +126,7 @@ async function emulatorGrowth(batches: number, size: number): Promise<void> {
 export const BENCH_SPEC = {
   name: 'bench',
   summary:
-    'measures, against budgets: FHIR requests per delivery (ours vs the per-resource pattern), CPU for verify + parse + plan, bundle sizes (it builds dist/ from bots/ first), end-to-end latency through the emulator with simulated FHIR latency, and a mixed load at concurrency 8 with serialisation conflicts modelled. Everything runs in-process on 127.0.0.1; about half a minute (--quick: a few seconds).',
+    'measures, against budgets: FHIR requests per delivery (ours vs the per-resource pattern), CPU for verify + parse + plan, bundle sizes (it builds dist/ from bots/ first), end-to-end latency through the emulator with simulated FHIR latency, and a mixed load at concurrency 8 and 16 with serialisation conflicts modelled. Everything runs in-process on 127.0.0.1; about half a minute (--quick: a few seconds).',
   options: {
     quick: { type: 'boolean', description: 'fewer iterations and deliveries (a smoke run)' },
     json: { type: 'boolean', description: 'the result as JSON on stdout (progress lines are not printed)' },
