@@ -4,6 +4,7 @@
 // schemas are what keeps it, and the client, to the published shapes rather than to our memory.
 import * as v from 'valibot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generatePatientRecords } from '../../src/tools/fixtures/patient-records';
 import { startLocalMedblocks } from '../../src/tools/medblocks-local/server';
 import type { RunningLocalMedblocks } from '../../src/tools/medblocks-local/server';
 import { MedblocksApi, MedblocksApiError } from '../../src/tools/provision/medblocks-api';
@@ -92,6 +93,26 @@ const PatientConnection = v.strictObject({
   updated_at: v.string(),
 });
 const PatientDetail = v.strictObject({ ...MedblocksPatient.entries, connections: v.array(PatientConnection) });
+
+/**
+ * `PatientRecords` (`GET /patients/{id}/records`): all 6 required, both cursors nullable and, when
+ * set, 12-character opaque strings; each item `source` (the `fhirsrc_` id or null) and `resource`, a
+ * FHIR object whose only required field is `resourceType` (`id` the EHR's own), any others allowed.
+ */
+const recordCursor = v.nullable(v.pipe(v.string(), v.length(12)));
+const PatientRecords = v.strictObject({
+  resource_type: v.literal('list'),
+  patient_id: v.string(),
+  data: v.array(
+    v.strictObject({
+      source: v.nullable(v.pipe(v.string(), v.startsWith('fhirsrc_'))),
+      resource: v.looseObject({ resourceType: v.string(), id: v.optional(v.string()) }),
+    })
+  ),
+  has_more: v.boolean(),
+  next_cursor: recordCursor,
+  previous_cursor: recordCursor,
+});
 
 /** The error envelope: all six inner fields required; `request_id` equals `X-Request-Id`. */
 const ErrorEnvelope = v.strictObject({
@@ -239,6 +260,29 @@ describe('the local Medblocks answers in the published shapes', () => {
     expect((await raw('GET', '/patients/nobody')).status).toBe(404);
   });
 
+  it("a patient's records (GET /patients/{id}/records), paged both ways, in PatientRecords", async () => {
+    mb.putRecords(
+      'user_contract_records',
+      generatePatientRecords({
+        patientId: 'user_contract_records',
+        source: 'fhirsrc_02Zh2bnvRoWQJYgOAkI0Twcc',
+        seed: 11,
+        count: 40,
+      })
+    );
+    const first = await raw('GET', '/patients/user_contract_records/records?count=15');
+    expectShape(PatientRecords, first.json);
+    const { next_cursor: next } = first.json as v.InferOutput<typeof PatientRecords>;
+    const second = await raw('GET', `/patients/user_contract_records/records?count=15&starting_after=${next ?? ''}`);
+    expectShape(PatientRecords, second.json);
+    const { previous_cursor: previous } = second.json as v.InferOutput<typeof PatientRecords>;
+    expect(previous).not.toBeNull();
+    const back = await raw('GET', `/patients/user_contract_records/records?count=15&ending_before=${previous ?? ''}`);
+    expectShape(PatientRecords, back.json);
+    expectShape(PatientRecords, (await raw('GET', '/patients/user_contract_records/records?type=Patient')).json);
+    expect((await raw('GET', '/patients/nobody/records')).status).toBe(404);
+  });
+
   it('GET /health answers without a key: ok and server_time', async () => {
     const health = await raw('GET', '/health', undefined, false);
     expectShape(
@@ -253,6 +297,9 @@ describe('the local Medblocks answers in the published shapes', () => {
       await raw('GET', '/webhooks/wh_nope'),
       await raw('POST', '/webhooks', { url: 'http://localhost:1/x', events: ['patient_flow.completed'] }),
       await raw('POST', '/webhooks', { url: 'ftp://x', events: ['*'] }),
+      await raw('GET', '/patients/user_contract/records?count=0'),
+      await raw('GET', '/patients/user_contract/records?starting_after=AAAAAAAAAAAA'),
+      await raw('GET', '/patients/nobody/records'),
     ];
     for (const answer of answers) {
       expectShape(ErrorEnvelope, answer.json);

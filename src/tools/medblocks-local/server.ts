@@ -8,6 +8,16 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { EVENT_TYPES } from '../../runtime/medblocks/events';
 import { DELIVERY_DEADLINE_MS, MAX_RECORDED_RESPONSE_BYTES, RETRY_SCHEDULE_MS, signedRequest } from '../sender/sender';
+import { createRecordsStore, RecordsQueryError, syncCompletedEvents } from './records';
+import type { PatientRecordItem, PutRecordsOptions, PutRecordsResult, StoredPatientRecord } from './records';
+
+export type {
+  PatientRecordItem,
+  PatientRecordsPage,
+  PutRecordsOptions,
+  PutRecordsResult,
+  StoredPatientRecord,
+} from './records';
 
 export type FlowEventName = 'patient_flow.completed' | 'patient_session.completed';
 
@@ -81,11 +91,28 @@ export interface LocalPatientConnection {
   readonly patient_session_id?: string | null;
 }
 
+export interface LocalPutRecordsResult extends PutRecordsResult {
+  /** The `records.sync.completed` events emitted (empty unless `syncCompleted` was asked). */
+  readonly events: readonly MedblocksEvent[];
+}
+
 export interface RunningLocalMedblocks {
   readonly url: string;
   readonly apiKey: string;
   /** Sets what `GET /patients` and `GET /patients/{id}` answer for one patient (its connections, newest first). */
   setPatient(patientId: string, connections: readonly LocalPatientConnection[]): void;
+  /**
+   * Stores what `GET /patients/{id}/records` serves, upserting by (source, resourceType, id): a
+   * changed item gets the server clock as its change time (what `since` compares), an unchanged one
+   * keeps its own. An unknown patient becomes known (no connections), as a patient with records is.
+   */
+  putRecords(
+    patientId: string,
+    items: readonly PatientRecordItem[],
+    options?: PutRecordsOptions
+  ): LocalPutRecordsResult;
+  /** The patient's stored records, in the order the API pages them, with their change times. */
+  records(patientId: string): StoredPatientRecord[];
   /** Records the event for every active subscribed endpoint and starts its deliveries. */
   emit(event: MedblocksEvent): void;
   /** Resolves when no delivery attempt is pending or in flight. */
@@ -169,6 +196,7 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
   const patients = new Map<string, { created_at: string; connections: readonly LocalPatientConnection[] }>();
   const records = new Map<string, Map<string, LocalDeliveryRecord>>(); // endpoint id → event id → record
   const bodies = new Map<string, string>(); // event id → compact JSON
+  const patientRecords = createRecordsStore(now);
   const timers = new Set<NodeJS.Timeout>();
   const inFlight = new Set<Promise<void>>();
   const controllers = new Set<AbortController>();
@@ -423,6 +451,18 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
       }
       return [200, { ...answer, webhook_endpoint_id: firstEndpointId }];
     }
+    if (parts[0] === 'patients' && method === 'GET' && parts.length === 3 && parts[2] === 'records') {
+      const id = parts[1] ?? '';
+      if (!patients.has(id))
+        throw new ApiFailure(404, 'not_found_error', 'resource_not_found', `No such patient: ${id}`, 'id');
+      try {
+        return [200, patientRecords.page(id, query)];
+      } catch (err) {
+        if (err instanceof RecordsQueryError)
+          throw new ApiFailure(400, 'invalid_request_error', 'invalid_data', err.message, err.param);
+        throw err;
+      }
+    }
     if (parts[0] === 'patients' && method === 'GET' && parts.length <= 2) {
       const view = (id: string, p: { created_at: string }) => ({
         id,
@@ -553,6 +593,14 @@ export async function startLocalMedblocks(options: LocalMedblocksOptions = {}): 
     setPatient(patientId, connections) {
       patients.set(patientId, { created_at: patients.get(patientId)?.created_at ?? iso(now()), connections });
     },
+    putRecords(patientId, items, putOptions = {}) {
+      if (!patients.has(patientId)) patients.set(patientId, { created_at: iso(now()), connections: [] });
+      const result = patientRecords.put(patientId, items);
+      const events = syncCompletedEvents(patientId, items, putOptions, iso(now()));
+      for (const event of events) emit(event);
+      return { ...result, events };
+    },
+    records: (patientId) => patientRecords.records(patientId),
     endpoint: (id) => endpoints.get(id),
     async idle() {
       while (inFlight.size > 0) await Promise.all([...inFlight]);
