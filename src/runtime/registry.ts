@@ -36,6 +36,8 @@ export interface CronBotEntry extends BotEntryBase {
   readonly kind: 'cron';
   /** `Bot.cronString`. */
   readonly schedule: string;
+  /** What goes wrong while it never runs (a project without Medplum's cron feature): provisioning says it. */
+  readonly unscheduled: string;
   readonly eventTypes?: undefined;
   readonly medblocksEvent?: undefined;
   readonly secretName?: undefined;
@@ -89,9 +91,20 @@ export const REGISTRY = {
     name: 'medblocks-marker-sweeper',
     // Daily at 03:17 UTC: off the hour, when deliveries are usually quiet.
     schedule: '17 3 * * *',
+    unscheduled: 'the delivery markers (Basic resources, one per event) grow without bound',
     // The sweep's own work budget (20 s) fits well inside this.
     timeoutSeconds: 60,
     ...files('medblocks-marker-sweeper'),
+  },
+  'medblocks-records-import': {
+    kind: 'cron',
+    name: 'medblocks-records-import',
+    // Every five minutes: records arrive within minutes of their sync, and one run's work budget
+    // (90 s) ends well before the next starts.
+    schedule: '*/5 * * * *',
+    unscheduled: 'no records are imported',
+    timeoutSeconds: 120,
+    ...files('medblocks-records-import'),
   },
 } as const satisfies Record<string, BotEntry>;
 

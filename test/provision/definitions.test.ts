@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { validateResource } from '@medplum/core';
 import type { CodeSystem, StructureDefinition } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OUTPUT_CODE } from '../../src/runtime/import/import-task';
 import { CODE, CODE_DISPLAY, EXTENSION, SYSTEM } from '../../src/runtime/fhir/systems';
 import { runProvision } from '../../src/tools/cli/provision';
 import {
@@ -60,6 +61,7 @@ describe('the urn:medblocks:code CodeSystem', () => {
     const defined = definedCodes();
     const missing = [...written].filter(([code]) => !defined.has(code)).map(([code, file]) => `${code} (${file})`);
     expect(missing).toEqual([]);
+    for (const code of Object.values(OUTPUT_CODE)) expect(defined.has(code), code).toBe(true);
     for (const code of Object.values(CODE)) expect(defined.has(code)).toBe(true);
     for (const concept of medblocksCodeSystem().concept ?? []) {
       expect(concept.display, concept.code).toBeTruthy();

@@ -90,7 +90,9 @@ describe('$deploy refusals come with their fix', () => {
     const noCron = analysePreflight({ ...FACTS, features: ['bots'] }, undefined);
     expect(noCron.errors).toEqual([]);
     expect(noCron.warnings).toHaveLength(1);
-    expect(noCron.warnings[0]).toMatch(/does not have the "cron" feature.*medblocks-marker-sweeper will never run/);
+    expect(noCron.warnings[0]).toMatch(
+      /does not have the "cron" feature.*medblocks-marker-sweeper will never run.*medblocks-records-import will never run \(no records are imported\)/
+    );
     expect(noCron.warnings[0]).toMatch(/grow without bound/);
     expect(noCron.warnings[0]).toContain('POST http://localhost:8103/admin/super/reloadcron');
     // Nothing scheduled is being provisioned: nothing to warn about.

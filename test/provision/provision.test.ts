@@ -63,7 +63,7 @@ describe('npm run provision', () => {
     expect(code).toBe(0);
 
     const policies = await medplum.all<AccessPolicy>('AccessPolicy');
-    expect(policies).toHaveLength(5);
+    expect(policies).toHaveLength(ALL_BOTS.length);
     for (const spec of ALL_BOTS) {
       const bot = await medplum.bot(spec.name);
       const membership = await medplum.membership(bot.id);

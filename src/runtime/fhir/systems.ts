@@ -41,12 +41,16 @@ export const EXTENSION = {
   triggerEvent: `${EXTENSION_BASE}trigger-event`,
   /** Medblocks' `failure_code`, kept verbatim (an opaque code) when Medblocks gives one. */
   failureCode: `${EXTENSION_BASE}failure-code`,
+  /** On an imported record: the EHR's `meta.lastUpdated`, so an older version never overwrites a newer one. */
+  sourceLastUpdated: `${EXTENSION_BASE}source-last-updated`,
 } as const;
 
 export const CODE = {
   reconnectEhr: 'reconnect-ehr',
   connectionFollowUp: 'connection-follow-up',
   recordsSync: 'records-sync',
+  /** The records import's own Task, one per patient: its watermark, progress and outcome. */
+  recordsImport: 'records-import',
   webhookEvent: 'webhook-event',
   webhookDeadLetter: 'webhook-dead-letter',
   /** Dead-letter businessStatus codes. */
@@ -59,6 +63,7 @@ export const CODE_DISPLAY: Record<(typeof CODE)[keyof typeof CODE], string> = {
   'reconnect-ehr': 'Reconnect EHR',
   'connection-follow-up': 'Connection follow-up',
   'records-sync': 'Records sync',
+  'records-import': 'Records import',
   'webhook-event': 'Medblocks webhook event',
   'webhook-dead-letter': 'Quarantined webhook event',
   quarantined: 'Quarantined',
@@ -78,6 +83,10 @@ export const BUSINESS_STATUS_DISPLAY = {
   synced: 'Records synced',
   'synced-with-errors': 'Records synced with errors',
   'sync-failed': 'Records sync failed',
+  importing: 'Importing records',
+  imported: 'Records imported',
+  'imported-with-refusals': 'Records imported; Medplum refused some',
+  'import-failed': 'Records import failed',
 } as const;
 export type BusinessStatusCode = keyof typeof BUSINESS_STATUS_DISPLAY;
 
@@ -171,6 +180,7 @@ export const TASK_KEY = {
   reconnect: (connectionId: string) => `reconnect/${keyPart(connectionId)}`,
   followUp: (flowId: string) => `flow-follow-up/${keyPart(flowId)}`,
   recordsSync: (patientId: string, sourceId: string) => `records-sync/${keyPart(patientId)}/${keyPart(sourceId)}`,
+  recordsImport: (patientId: string) => `records-import/${keyPart(patientId)}`,
 } as const;
 
 /** A connection reported without a `conn_` id: `<flow id>/<fhirsrc id>/<attempt created_at>`, each part encoded. */

@@ -26,7 +26,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { MockClient, MockFetchClient } from '@medplum/mock';
 import { REGISTRY } from '../../runtime/registry';
-import type { WebhookBotName } from '../../runtime/registry';
+import type { BotName, WebhookBotName } from '../../runtime/registry';
 import { createWebhookBot } from '../../runtime/webhook-bot';
 import type { BotAnswer, MedplumBotHandler, PipelineOptions } from '../../runtime/webhook-bot';
 import { withAccessPolicy } from '../emulator/access-policy-repository';
@@ -106,7 +106,7 @@ export class World {
   /** The server's transaction semantics (rollback; no serialisation failures: tests inject 409s themselves). */
   readonly repo = new TransactionalRepository();
   readonly router: ProjectFhirRouter;
-  readonly decisions: (PolicyDecision & { bot: WebhookBotName })[] = [];
+  readonly decisions: (PolicyDecision & { bot: BotName })[] = [];
   readonly secrets: Record<string, string>;
   /** Unrestricted client over the same store, for setting up and asserting state. */
   readonly admin: MockClient;
@@ -185,6 +185,22 @@ export class World {
       return handler(medplum, botEvent);
     };
     return { name, policy, medplum, requests, logs, deliver, lastRequestCount: () => requests.length - startIndex };
+  }
+
+  /**
+   * A scheduled bot's client: its checked-in AccessPolicy enforced, every request recorded, as
+   * `bot()` gives a webhook bot. The caller runs the bot's handler with it (there is no delivery).
+   */
+  scheduled(
+    name: Exclude<BotName, WebhookBotName>,
+    options: { faults?: FaultInjector } = {}
+  ): { readonly medplum: MockClient; readonly requests: SentRequest[]; readonly policy: AccessPolicy } {
+    const policy = JSON.parse(
+      readFileSync(new URL(`../../../${REGISTRY[name].policyFile}`, import.meta.url), 'utf8')
+    ) as AccessPolicy;
+    const requests: SentRequest[] = [];
+    const enforced = withAccessPolicy(this.repo, policy, (d) => this.decisions.push({ ...d, bot: name }));
+    return { medplum: this.client(enforced, requests, options.faults), requests, policy };
   }
 
   async all<T extends Resource>(resourceType: T['resourceType']): Promise<(T & { id: string })[]> {

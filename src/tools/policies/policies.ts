@@ -9,6 +9,8 @@ import type { AccessPolicy, AccessPolicyResource } from '@medplum/fhirtypes';
 import { CODE, EXTENSION, SYSTEM } from '../../runtime/fhir/systems';
 import type { TaskCode } from '../../runtime/fhir/systems';
 import type { EventType } from '../../runtime/medblocks/events';
+import { IMPORT_RUN_SYSTEM, RECORD_SYSTEM } from '../../runtime/import/identity';
+import { DEFAULT_IMPORT_TYPES } from '../../runtime/import/settings';
 import { REGISTRY } from '../../runtime/registry';
 import type { WebhookBotName } from '../../runtime/registry';
 
@@ -403,10 +405,74 @@ export function sweeperPolicy(): AccessPolicy {
   };
 }
 
+/**
+ * The records import's: read the records-sync Tasks it follows, keep its own Task, and create or
+ * update only resources of the imported types that carry its record identifier (which it never
+ * changes), plus their Provenance. No Patient access (the sync Task names the Patient), no deletes.
+ */
+export function importPolicy(): AccessPolicy {
+  const record = `identifier.where(system = '${RECORD_SYSTEM}')`;
+  return {
+    resourceType: 'AccessPolicy',
+    name: 'Medblocks: records import bot',
+    resource: [
+      {
+        resourceType: 'Task',
+        criteria: `Task?code=${SYSTEM.code}|${CODE.recordsSync}`,
+        interaction: ['search', 'read'],
+      },
+      {
+        resourceType: 'Task',
+        criteria: `Task?code=${SYSTEM.code}|${CODE.recordsImport}`,
+        interaction: ['search', 'read', 'create', 'update'],
+        writeConstraint: [
+          rule(
+            `%after.code.coding.count() = 1 and %after.code.coding.system = '${SYSTEM.code}' and %after.code.coding.code = '${CODE.recordsImport}' and %after.identifier.count() = 1 and %after.identifier.system = '${SYSTEM.taskKey}' and %after.identifier.value.startsWith('records-import/') and (%before.empty() or %after.identifier.value = %before.identifier.value)`,
+            'Only its own Task kind, keyed by patient; the key never changes.'
+          ),
+          rule(
+            `%after.for.reference.startsWith('Patient/') and (%before.empty() or %after.for.reference = %before.for.reference) and %after.status != 'entered-in-error' and %after.status != 'cancelled'`,
+            'About one Patient, never moved to another; never withdrawn.'
+          ),
+        ],
+      },
+      ...DEFAULT_IMPORT_TYPES.map((type): AccessPolicyResource => ({
+        resourceType: type,
+        criteria: `${type}?identifier=${RECORD_SYSTEM}|`,
+        interaction: ['search', 'read', 'create', 'update'],
+        writeConstraint: [
+          rule(
+            `%after.${record}.count() = 1 and (%before.empty() or %after.${record}.value = %before.${record}.value)`,
+            'Exactly one record identifier, never changed: the import only ever writes its own copies.'
+          ),
+        ],
+      })),
+      {
+        resourceType: 'Provenance',
+        interaction: ['create'],
+        writeConstraint: [
+          rule(
+            `%after.agent.count() = 1 and %after.agent.who.identifier.system = '${SYSTEM.fhirSourceId}' and %after.entity.where(role = 'derivation').what.identifier.system = '${IMPORT_RUN_SYSTEM}'`,
+            'Names the EHR source and the import run: the import writes no other Provenance.'
+          ),
+        ],
+      },
+    ],
+  };
+}
+
 /** Every policy file and its content, by the registry's policy file names. */
 export function allPolicies(): { readonly file: string; readonly policy: AccessPolicy }[] {
   return Object.values(REGISTRY).map((bot) => ({
     file: bot.policyFile,
-    policy: bot.kind === 'webhook' ? webhookPolicy(bot.name) : sweeperPolicy(),
+    policy: bot.kind === 'webhook' ? webhookPolicy(bot.name) : SCHEDULED_POLICIES[bot.name](),
   }));
 }
+
+type ScheduledBotName = Extract<(typeof REGISTRY)[keyof typeof REGISTRY], { kind: 'cron' }>['name'];
+
+/** One policy builder per scheduled bot, typed by name: a new scheduled bot does not compile without one. */
+const SCHEDULED_POLICIES: Readonly<Record<ScheduledBotName, () => AccessPolicy>> = {
+  'medblocks-marker-sweeper': sweeperPolicy,
+  'medblocks-records-import': importPolicy,
+};

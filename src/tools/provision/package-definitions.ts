@@ -36,6 +36,8 @@ const RECORD_CODES: Readonly<Record<RecordCode, string>> = {
   'connection-follow-up':
     'The patient finished a Medblocks flow without connecting any EHR: follow up with them so that they connect one.',
   'records-sync': 'The outcome of the newest records sync from one EHR for a patient.',
+  'records-import':
+    'The import of the records Medblocks synced for a patient into Medplum: its progress, what it imported, updated and what Medplum refused.',
   'webhook-event':
     'Marks a Medblocks event as applied, so that a repeated delivery of the same event changes nothing (removed by the marker sweeper after the retention period).',
   'webhook-dead-letter':
@@ -53,6 +55,11 @@ const STATUS_DEFINITIONS: Readonly<Record<StatusCode, string>> = {
   'synced-with-errors':
     'The newest records sync completed, but some records could not be fetched; see the Task output.',
   'sync-failed': 'The newest records sync from this EHR failed: check the EHR connection in Medblocks.',
+  importing: 'The records import is running or paused between scheduled runs; the next run continues it.',
+  imported: 'Every record of the newest sync is in Medplum; nothing to do.',
+  'imported-with-refusals':
+    'The records are in Medplum except some that Medplum refused as invalid (counted in the output "refused").',
+  'import-failed': 'The records import stopped (see the reason); it is tried again after the next records sync.',
   quarantined:
     'The event was verified but could not be applied as it was; it stays quarantined until a redelivery applies it (npm run redeliver).',
   'applied-after-redelivery': 'A later delivery of the quarantined event applied it; nothing left to do.',
@@ -94,6 +101,55 @@ export const PARAMETER_CODES: Readonly<Record<string, CodeDefinition>> = {
     definition: 'Why the event was quarantined (invalid_payload, patient_not_found, invalid_resource).',
   },
   'field-path': { display: 'Field', definition: 'The path of the field that made the event unusable, when known.' },
+  'patient-id': {
+    display: 'Medblocks patient',
+    definition: 'The Medblocks patient id whose records the import brings in.',
+  },
+  'covered-through': {
+    display: 'Imported through',
+    definition:
+      'The time of the newest records sync whose records are all in Medplum: the import resumes from shortly before it.',
+  },
+  'run-id': {
+    display: 'Import run',
+    definition: 'The import run that last worked on the Task; each Provenance names it.',
+  },
+  'run-target': { display: 'Run covers', definition: 'The records sync time the run in progress covers once done.' },
+  since: { display: 'Changed since', definition: 'The run asks Medblocks for records changed after this time.' },
+  'event-id': { display: 'Sync event', definition: 'The records.sync.completed event the run follows.' },
+  'type-pass': { display: 'Type pass', definition: 'Which resource type of the import order the run is at.' },
+  cursor: { display: 'Cursor', definition: "Medblocks' cursor of the next page of the current type (valid 7 days)." },
+  'cursor-issued': {
+    display: 'Cursor issued',
+    definition: 'When the cursor was received: older than 7 days, the pass restarts.',
+  },
+  created: { display: 'Imported', definition: 'Records the run created in Medplum.' },
+  updated: {
+    display: 'Updated',
+    definition: 'Records changed at the source since the last import, updated in Medplum.',
+  },
+  unchanged: { display: 'Unchanged', definition: 'Records served again that Medplum already held as they are.' },
+  stale: {
+    display: 'Older than ours',
+    definition: 'Records served in an older version than Medplum holds: not written (newest wins).',
+  },
+  refused: {
+    display: 'Refused',
+    definition: "Records Medplum refused (its validator or the bot's AccessPolicy): counted, never retried.",
+  },
+  'unresolved-references': {
+    display: 'Unresolved references',
+    definition:
+      'Imported records that still name a target only by its record identifier (the target was not imported).',
+  },
+  'ehr-patient-records': {
+    display: "EHR's Patient records",
+    definition: "The EHR's own Patient resources, not written: the import writes no demographics.",
+  },
+  malformed: {
+    display: 'Malformed',
+    definition: 'Items that were not a FHIR resource with a usable id, or of a type not imported.',
+  },
 };
 
 /**
@@ -163,7 +219,7 @@ interface ExtensionSpec {
   /** Where it appears (StructureDefinition.context). */
   readonly context: readonly string[];
   /** `stamp`: the event id (string) and its created_at (instant), as stamp.ts writes them; else a value type. */
-  readonly value: 'stamp' | 'code';
+  readonly value: 'stamp' | 'code' | 'instant';
 }
 
 /** One entry per extension of systems.ts (the Record type makes a missing one a compile error). */
@@ -203,6 +259,14 @@ const EXTENSIONS: Readonly<Record<ExtensionKey, ExtensionSpec>> = {
     description: "Medblocks' failure_code for this connection, verbatim (an opaque code).",
     context: ['Consent'],
     value: 'code',
+  },
+  sourceLastUpdated: {
+    name: 'SourceLastUpdated',
+    title: "The EHR's last change of this record",
+    description:
+      "The source EHR's meta.lastUpdated of an imported record: a record served in an older version later never overwrites it (newest wins).",
+    context: ['Resource'],
+    value: 'instant',
   },
 };
 

@@ -5,6 +5,7 @@
 // feature is only a warning: the webhook bots work without it, the scheduled sweeper does not.
 import type { ProjectSetting } from '@medplum/fhirtypes';
 import { ALL_BOTS } from '../../runtime/registry';
+import type { CronBotEntry } from '../../runtime/registry';
 import { SETTING_NAMES } from '../../runtime/settings';
 import type { Runtime } from './plan';
 import { supportsRawBody } from './plan';
@@ -90,7 +91,9 @@ export function parsedBodyExplanation(version: string | undefined, fallbackOn: b
 }
 
 /** The scheduled bots provisioning deploys by default: the ones a project without `cron` never runs. */
-const SCHEDULED_BOTS: readonly string[] = ALL_BOTS.filter((b) => b.kind === 'cron').map((b) => b.name);
+type ScheduledBot = Pick<CronBotEntry, 'name' | 'unscheduled'>;
+
+const SCHEDULED_BOTS: readonly ScheduledBot[] = ALL_BOTS.filter((b): b is CronBotEntry => b.kind === 'cron');
 
 /**
  * What provisioning prints when the project lacks `cron`. Medplum's cron worker
@@ -99,11 +102,16 @@ const SCHEDULED_BOTS: readonly string[] = ALL_BOTS.filter((b) => b.kind === 'cro
  * previous version's: adding the feature later does not schedule a sweeper that already exists, so
  * the fix names the super admin's reload (`POST /admin/super/reloadcron`, packages/server/src/admin/super.ts).
  */
-export function cronMissingExplanation(project: string, baseUrl: string, scheduledBots: readonly string[]): string {
-  const bots = scheduledBots.join(', ');
+export function cronMissingExplanation(
+  project: string,
+  baseUrl: string,
+  scheduledBots: readonly ScheduledBot[]
+): string {
+  const bots = scheduledBots.map((b) => b.name).join(', ');
+  const consequences = scheduledBots.map((b) => `${b.name} will never run (${b.unscheduled})`).join('; ');
   return (
     `${project} does not have the "cron" feature: Medplum schedules no bot in it (its cron worker logs "Cron not enabled" and registers nothing), ` +
-    `so ${bots} will never run and the delivery markers (Basic resources, one per event) grow without bound. ` +
+    `so ${consequences}. ` +
     'The webhook bots do not need it, so provisioning goes on. ' +
     `Fix: a super admin adds "cron" to ${project}'s features (Medplum app → Projects → the project → Edit → Features, as a super admin; ` +
     "a project admin's edit of Project.features is answered 200 and silently ignored). " +
@@ -119,7 +127,7 @@ export function cronMissingExplanation(project: string, baseUrl: string, schedul
 export function analysePreflight(
   facts: ServerFacts,
   requested: Runtime | undefined,
-  scheduledBots: readonly string[] = SCHEDULED_BOTS
+  scheduledBots: readonly ScheduledBot[] = SCHEDULED_BOTS
 ): Preflight {
   const errors: string[] = [];
   const warnings: string[] = [];
