@@ -126,6 +126,10 @@ export function describe(
     lines.push(
       b.secretName ? `  secret   ${b.secretName}=${b.secret ?? ''}` : '  (no signing secret: not a webhook bot)'
     );
+    if (!b.secretName) {
+      // A scheduled bot: the emulator keeps no clock, so its cron job fires on request (CRON-1).
+      lines.push(`  run now  curl -s -X POST '${emulator.url}/emulator/run-scheduled/${b.name}'`);
+    }
   }
   const target = emulator.url === DEFAULT_EMULATOR_URL ? '' : ` --emulator ${emulator.url}`;
   const { clientId, clientSecret } = emulator.adminClient;

@@ -41,8 +41,9 @@ import { Mutex } from './mutex';
 import { validateWrite, withServerIdentifierSearch } from './validation';
 
 /**
- * The project features the emulator models (`Project.features`). `cron` is carried only so that
- * provision's preflight sees a project that can schedule the sweeper; the emulator runs no schedules.
+ * The project features the emulator models (`Project.features`). `cron` lets provision's preflight
+ * see a project that can schedule the sweeper, and decides whether a bot has a cron job that
+ * `RunningEmulator.runScheduled` can fire (CRON-1); the emulator fires none on the clock.
  */
 export type ProjectFeature = 'bots' | 'cron' | 'transaction-bundles';
 

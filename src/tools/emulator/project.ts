@@ -23,7 +23,10 @@ export interface EmulatedBotSpec {
   readonly rawBody?: boolean;
   /** Seconds; bounds synchronous work only, as in vmcontext. */
   readonly timeout?: number;
-  /** `Bot.cronString` of a scheduled bot (the emulator does not run schedules; provision compares it). */
+  /**
+   * `Bot.cronString` of a scheduled bot: provision compares it, and `runScheduled` fires only a bot
+   * with a valid one (CRON-2); the emulator never fires it on the clock.
+   */
   readonly cronString?: string;
   /** The project secret holding this bot's Medblocks signing secret, when it has one. */
   readonly secretName?: string;

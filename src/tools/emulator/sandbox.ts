@@ -34,8 +34,10 @@ export interface SandboxEvent {
   readonly input: unknown;
   readonly contentType: string;
   readonly secrets: Record<string, ProjectSetting>;
-  readonly traceId: string;
-  readonly headers: Record<string, string | string[] | undefined>;
+  /** Undefined for a scheduled run: the cron worker runs outside any HTTP request. */
+  readonly traceId?: string;
+  /** The webhook request's headers; undefined for a scheduled run, as Medplum's cron worker passes none. */
+  readonly headers?: Record<string, string | string[] | undefined>;
   readonly defaultHeaders?: Record<string, string>;
 }
 

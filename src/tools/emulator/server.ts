@@ -12,6 +12,8 @@ import { seedAdminClient, TokenService } from './oauth';
 import type { AdminClient } from './oauth';
 import { discoverBots, projectSecrets, seedProject } from './project';
 import type { EmulatedBotSpec, SeededBot } from './project';
+import { runScheduledBot } from './scheduled';
+import type { ScheduledRun } from './scheduled';
 import { EmulatorStore, FHIR_PATH } from './store';
 import type { StoreOptions } from './store';
 import { handleWebhook, MAX_WEBHOOK_BODY_BYTES } from './webhook';
@@ -71,11 +73,20 @@ export interface RunningEmulator {
   readonly store: EmulatorStore;
   /** Looks a bot up by name; throws when it is not loaded. */
   readonly bot: (name: string) => EmulatorBot;
+  /**
+   * Fires the named bot's cron job once, now, as Medplum's cron worker would (scheduled.ts, CRON-1 …
+   * CRON-5): nothing runs when Medplum would have no job for it (no `cron` feature, no valid
+   * `cronString`/`cronTiming`). The emulator never fires jobs on the clock; tests and the demo call
+   * this instead. Throws when the bot is not loaded.
+   */
+  readonly runScheduled: (botName: string) => Promise<ScheduledRun>;
   readonly close: () => Promise<void>;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const WEBHOOK_ROUTE = /^\/(?:api\/)?(?:projects\/[^/]+\/)?webhook\/([^/]+)\/?$/;
+/** The emulator's own route (no Medplum counterpart): fire a bot's cron job now, for `npm run dev`. */
+const RUN_SCHEDULED_ROUTE = /^\/emulator\/run-scheduled\/([^/]+)\/?$/;
 
 /**
  * Starts the emulator and resolves once it listens. Tests, the demo and the benchmark start it
@@ -101,15 +112,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
 
   let baseUrl = '';
   const tokens = new TokenService(store, () => `${baseUrl}/`);
+  const context = (): WebhookContext => ({
+    store,
+    baseUrl: `${baseUrl}/`,
+    bots: byBotId,
+    onRun: options.onRun,
+    vmContextBotsEnabled: options.vmContextBotsEnabled,
+  });
   const server = createServer((req, res) => {
-    const ctx: WebhookContext = {
-      store,
-      baseUrl: `${baseUrl}/`,
-      bots: byBotId,
-      onRun: options.onRun,
-      vmContextBotsEnabled: options.vmContextBotsEnabled,
-    };
-    route(ctx, tokens, options.fhirWrites === true, req)
+    route(context(), tokens, options.fhirWrites === true, req)
       .catch((err: unknown) => {
         console.error('emulator: internal error', err instanceof Error ? err.message : 'unknown');
         return json(500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception' }] });
@@ -151,6 +162,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       const found = bots.find((b) => b.name === name);
       if (!found) throw new Error(`bot ${name} is not loaded in the emulator`);
       return found;
+    },
+    runScheduled: (name) => {
+      const seededBot = seeded.bots.find((b) => b.name === name);
+      if (!seededBot) return Promise.reject(new Error(`bot ${name} is not loaded in the emulator`));
+      return runScheduledBot(context(), seededBot.botId);
     },
     close: () => closeServer(server),
   };
@@ -195,6 +211,10 @@ async function route(
     }
     return handleWebhook(ctx, { membershipId: decodeURIComponent(webhook[1] ?? ''), headers: req.headers, body });
   }
+  const scheduled = RUN_SCHEDULED_ROUTE.exec(url.pathname);
+  if (scheduled && method === 'POST') {
+    return runScheduledRoute(ctx, decodeURIComponent(scheduled[1] ?? ''));
+  }
   if (url.pathname === `/${FHIR_PATH}` || url.pathname.startsWith(`/${FHIR_PATH}/`)) {
     return fhirRoute(ctx, fhirWrites, req, method, url);
   }
@@ -207,6 +227,26 @@ async function route(
     });
   }
   return json(404, notFound);
+}
+
+/**
+ * `POST /emulator/run-scheduled/<bot name>`: 200 with the run (the bot may still have failed:
+ * `success` and the AuditEvent say so), 409 when Medplum would have no job to run, 404 for an
+ * unknown bot. Unauthenticated like /fhir/R4 reads: the emulator binds to loopback only.
+ */
+async function runScheduledRoute(ctx: WebhookContext, name: string): Promise<HttpAnswer> {
+  const seededBot = [...ctx.bots.values()].find((b) => b.name === name);
+  if (!seededBot) return json(404, notFound);
+  const run = await runScheduledBot(ctx, seededBot.botId);
+  if (!run.ran) return json(409, { bot: name, ran: false, reason: run.reason, message: run.message });
+  return json(200, {
+    bot: name,
+    ran: true,
+    success: run.result.success,
+    returnValue: run.result.returnValue,
+    logResult: run.result.logResult,
+    auditEvent: run.auditEvent?.id ? `AuditEvent/${run.auditEvent.id}` : undefined,
+  });
 }
 
 /** /fhir/R4 without authentication, over the unrestricted store: reads (and batches of reads) unless writes are enabled. */

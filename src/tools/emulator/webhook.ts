@@ -4,28 +4,15 @@
 //   publicWebhook → 403 with Medplum's exact texts; body parsed (raw text when Bot.rawBody, else
 //   the parsed JSON; malformed JSON → 400 before the bot runs); the bot runs synchronously in the
 //   vmcontext sandbox under its membership's AccessPolicy with the project secrets; an AuditEvent
-//   is written; 200 with the returned value, or 400 with an OperationOutcome holding the thrown
+//   is written (both by execute.ts, which the scheduled runs of scheduled.ts share); 200 with the returned value, or 400 with an OperationOutcome holding the thrown
 //   message only (the console output goes to the AuditEvent).
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { allOk, badRequest, ContentType, createReference, getStatus, notFound } from '@medplum/core';
-import type {
-  AccessPolicy,
-  Binary,
-  Bot,
-  OperationOutcome,
-  Project,
-  ProjectMembership,
-  ProjectSetting,
-} from '@medplum/fhirtypes';
-import { createFakeJwt } from '@medplum/mock';
-import { deployedCode } from './admin-api';
-import { botAuditEvent, shouldAudit } from './audit';
-import type { SeededBot } from './project';
-import { runInSandbox } from './sandbox';
+import { allOk, badRequest, ContentType, getStatus, notFound } from '@medplum/core';
+import type { Binary, Bot, OperationOutcome, ProjectMembership } from '@medplum/fhirtypes';
+import { EXECUTION_MESSAGES, executeBot } from './execute';
+import type { ExecutionContext } from './execute';
 import type { BotExecutionResult } from './sandbox';
-import type { EmulatorStore } from './store';
 import { outcomeOfAnswer, outcomeOfConsole } from '../../runtime/summary';
 
 export const MESSAGES = {
@@ -33,9 +20,8 @@ export const MESSAGES = {
   noPolicy: 'ProjectMembership must have an Access Policy',
   notPublic: 'Bot is not configured for public webhook access',
   unparsable: 'Content could not be parsed',
-  botsDisabled: 'Bots not enabled',
-  /** `runInVmContext`'s whole log when the server setting is off (packages/server/src/bots/vmcontext.ts). */
-  vmContextDisabled: 'VM Context bots not enabled on this server',
+  botsDisabled: EXECUTION_MESSAGES.botsDisabled,
+  vmContextDisabled: EXECUTION_MESSAGES.vmContextDisabled,
 } as const;
 
 /** Medplum's default JSON body limit is far above this; anything larger is not a Medblocks delivery. */
@@ -54,15 +40,10 @@ export interface HttpAnswer {
   readonly body: string | Uint8Array;
 }
 
-export interface WebhookContext {
-  readonly store: EmulatorStore;
-  /** The emulator's own base URL: the bot's MedplumClient talks to `{baseUrl}fhir/R4`. */
-  readonly baseUrl: string;
-  readonly bots: ReadonlyMap<string, SeededBot>;
+/** The shared execution context (execute.ts) plus the dev server's run log. */
+export interface WebhookContext extends ExecutionContext {
   /** Called after each delivery (bot run or refusal before it), for the dev server's one-line log. */
   readonly onRun?: (run: WebhookRun) => void;
-  /** The server setting `vmContextBotsEnabled`; undefined counts as on (the emulator exists to run bots). */
-  readonly vmContextBotsEnabled?: boolean;
 }
 
 /** One delivery as `npm run dev` logs it: ids and outcomes only, never the payload. */
@@ -137,14 +118,15 @@ async function handleWebhookRun(
     return { answer: outcomeAnswer(badRequest(MESSAGES.unparsable)) };
   }
 
-  const result = await execute(ctx, bot, runAs, input, contentType, req.headers);
-  const auditable = shouldAudit(bot, result.success, result.logResult);
-  if (auditable) {
-    const endTime = new Date().toISOString();
-    await store.repo.createResource(
-      botAuditEvent({ bot, runAs, startTime, endTime, success: result.success, logResult: result.logResult })
-    );
-  }
+  const { result } = await executeBot(ctx, {
+    bot,
+    runAs,
+    input,
+    contentType,
+    headers: req.headers,
+    traceId: randomUUID(),
+    requestTime: startTime,
+  });
   const answer = answerFor(result, contentType);
   const body = typeof answer.body === 'string' ? answer.body : '';
   const eventId = SUMMARY_EVENT_ID.exec(result.logResult)?.[1];
@@ -157,73 +139,6 @@ async function handleWebhookRun(
       ...(eventId ? { eventId } : {}),
     },
   };
-}
-
-async function execute(
-  ctx: WebhookContext,
-  bot: Bot & { id: string },
-  runAs: ProjectMembership,
-  input: unknown,
-  contentType: string,
-  headers: WebhookRequest['headers']
-): Promise<BotExecutionResult> {
-  const { store } = ctx;
-  const project = await store.repo.readReference<Project>(runAs.project);
-  if (!project.features?.includes('bots')) {
-    return { success: false, logResult: MESSAGES.botsDisabled, errorOutcome: badRequest(MESSAGES.botsDisabled) };
-  }
-  // As Medplum's runInVmContext: the server setting is read on every run, before the code is loaded.
-  if (ctx.vmContextBotsEnabled === false && bot.runtimeVersion === 'vmcontext') {
-    return {
-      success: false,
-      logResult: MESSAGES.vmContextDisabled,
-      errorOutcome: badRequest(MESSAGES.vmContextDisabled),
-    };
-  }
-  // As Medplum: the code `$deploy` stored (Bot.executableCode → Binary). A bot seeded from dist/
-  // and never deployed runs its bundle file, re-read on every run so that a rebuild applies at once.
-  const deployed = await deployedCode(store, bot);
-  if (deployed && 'error' in deployed) {
-    return { success: false, logResult: deployed.error, errorOutcome: badRequest(deployed.error) };
-  }
-  const seeded = ctx.bots.get(bot.id);
-  const code =
-    deployed?.code ??
-    seeded?.source.code ??
-    (seeded?.source.file ? readFileSync(seeded.source.file, 'utf8') : undefined);
-  if (code === undefined) {
-    return { success: false, logResult: 'No executable code', errorOutcome: badRequest('No executable code') };
-  }
-  const policy = await membershipPolicy(store, runAs);
-  const view = store.viewFor(policy);
-  return runInSandbox({
-    code,
-    filename: deployed?.filename ?? seeded?.source.file ?? `${bot.name ?? bot.id}.js`,
-    timeoutMs: bot.timeout ? bot.timeout * 1000 : undefined,
-    fetch: store.fetchFor(ctx.baseUrl, view),
-    event: {
-      bot: createReference(bot),
-      baseUrl: ctx.baseUrl,
-      accessToken: createFakeJwt({ sub: bot.id, profile: `Bot/${bot.id}`, exp: Math.floor(Date.now() / 1000) + 3600 }),
-      requester: undefined,
-      input,
-      contentType,
-      secrets: secretsOf(project),
-      traceId: randomUUID(),
-      headers,
-    },
-  });
-}
-
-/** The membership's policy; several `access` entries are merged the way Medplum combines them (union of grants). */
-async function membershipPolicy(store: EmulatorStore, runAs: ProjectMembership): Promise<AccessPolicy> {
-  const refs = runAs.accessPolicy ? [runAs.accessPolicy] : (runAs.access ?? []).map((a) => a.policy);
-  const policies = await Promise.all(refs.map((ref) => store.repo.readReference<AccessPolicy>(ref)));
-  return { resourceType: 'AccessPolicy', resource: policies.flatMap((p) => p.resource ?? []) };
-}
-
-function secretsOf(project: Project): Record<string, ProjectSetting> {
-  return Object.fromEntries((project.secret ?? []).map((s) => [s.name, s]));
 }
 
 /**
