@@ -3,7 +3,10 @@
 // local Medblocks (a poison event quarantined, the cause fixed, `npm run redeliver -- --quarantined`,
 // applied) and a reconciliation (an expired connection no webhook reports, `npm run reconcile`), prints what happened and the resulting FHIR state (ids and statuses only), and exits 0
 // only when every step and every check matched.
-import type { AuditEvent, Consent, Identifier, Patient, Project, Task } from '@medplum/fhirtypes';
+import type { AuditEvent, Consent, Identifier, Patient, Project, Provenance, Task } from '@medplum/fhirtypes';
+import { IMPORT_SETTING_NAMES } from '../../runtime/import/settings';
+import { generatePatientRecords, secondSync } from '../fixtures/patient-records';
+import type { PatientRecordItem } from '../medblocks-local/records';
 import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
 import { SYSTEM } from '../../runtime/fhir/systems';
@@ -68,8 +71,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     }
     steps.push(...(await playQuarantine(emulator, steps.length + 1)));
     steps.push(...(await playReconcile(emulator, steps.length + 1)));
+    steps.push(...(await playImport(emulator, steps.length + 1)));
     const state = await readState(emulator);
-    const deliveries = story.length + QUARANTINE_DELIVERIES + RECONCILE_DELIVERIES;
+    const deliveries = story.length + QUARANTINE_DELIVERIES + RECONCILE_DELIVERIES + IMPORT_RUNS;
     const checks = checkState(state, deliveries, story.filter((s) => s.expectedStatus !== 200).length);
     const result = { ok: steps.every((s) => s.ok) && checks.every((c) => c.ok), steps, checks, state };
     report(result, log);
@@ -264,6 +268,106 @@ async function playReconcile(emulator: RunningEmulator, first: number): Promise<
         'nothing to change',
         secondRun.changed === 0 ? 'nothing to change' : `${String(secondRun.changed)} changed`
       ),
+    ];
+  } finally {
+    await medblocks.close();
+  }
+}
+
+/** AuditEvents the import story makes: two sync deliveries and three scheduled runs. */
+const IMPORT_RUNS = 5;
+/** Records the EHR holds for the story's patient at the first pull (its own Patient among them). */
+const IMPORT_RECORDS = 120;
+
+/**
+ * The records import, through a local Medblocks as in production: records land for the story's
+ * patient and Medblocks sends records.sync.completed; the scheduled import bot (fired as Medplum's
+ * cron worker would) brings them in, each with Provenance; the EHR corrects two and adds two, the
+ * next sync and run update and add exactly those; a run after that has nothing to do.
+ */
+async function playImport(emulator: RunningEmulator, first: number): Promise<StepResult[]> {
+  const medblocks = await startLocalMedblocksFor(emulator, { timeScale: 1e6 });
+  try {
+    const endpoints = await subscribeEmulatorBots(medblocks, emulator);
+    const endpoint = endpoints.find((e) => e.description === 'medblocks-records-sync-completed');
+    const api = new MedblocksApi(medblocks.url, medblocks.apiKey);
+    await setProjectSecret(emulator, IMPORT_SETTING_NAMES.apiKey, medblocks.apiKey);
+    await setProjectSecret(emulator, IMPORT_SETTING_NAMES.apiBaseUrl, medblocks.url);
+    // The quarantine story's patient had a sync too: Medblocks knows it, with no records.
+    medblocks.putRecords(DEMO_UNKNOWN_PATIENT_ID, []);
+    const records = generatePatientRecords({
+      patientId: DEMO_PATIENT_ID,
+      source: DEMO_SOURCE_A,
+      count: IMPORT_RECORDS,
+    });
+    const land = async (
+      items: readonly PatientRecordItem[]
+    ): Promise<{ status: number | undefined; outcome: string }> => {
+      const put = medblocks.putRecords(DEMO_PATIENT_ID, items, { syncCompleted: true });
+      await medblocks.idle();
+      const ids = new Set(put.events.map((e) => e.id));
+      const record = endpoint ? (await api.listEvents(endpoint.id, true)).find((r) => ids.has(r.id)) : undefined;
+      const status = record?.last_status_code ?? undefined;
+      return { status, outcome: outcomeOfAnswer(status, record?.last_response_body ?? '') };
+    };
+    const runImportNow = async (): Promise<string> => {
+      const run = await emulator.runScheduled('medblocks-records-import');
+      if (!run.ran) return `not run: ${run.message}`;
+      if (!run.result.success) return 'run failed';
+      const count = (name: string): number =>
+        Number(new RegExp(`\\b${name}=(\\d+)`).exec(run.result.logResult)?.[1] ?? 0);
+      const [created, updated] = [count('created'), count('updated')];
+      return created + updated === 0 ? 'nothing to do' : `${String(created)} imported, ${String(updated)} updated`;
+    };
+    const row = (
+      offset: number,
+      title: string,
+      eventType: string,
+      expected: [number | undefined, string],
+      actual: { status: number | undefined; outcome: string }
+    ): StepResult => ({
+      step: first + offset,
+      title,
+      eventType,
+      expected: `${expected[0] === undefined ? '-' : String(expected[0])} ${expected[1]}`,
+      status: actual.status,
+      outcome: actual.outcome,
+      ok: actual.status === expected[0] && actual.outcome === expected[1],
+    });
+    const firstSync = await land(records);
+    const firstRun = await runImportNow();
+    const provenanced = new Set(
+      (await emulator.store.all<Provenance>('Provenance')).flatMap((p) => p.target.map((t) => t.reference ?? ''))
+    ).size;
+    const second = secondSync(records);
+    const secondSyncAnswer = await land(second.items);
+    const secondRun = await runImportNow();
+    const idleRun = await runImportNow();
+    const clinical = IMPORT_RECORDS - 1;
+    return [
+      row(
+        0,
+        `${String(IMPORT_RECORDS)} records land at Medblocks`,
+        'records.sync.completed',
+        [200, 'processed'],
+        firstSync
+      ),
+      row(
+        1,
+        'the scheduled import runs',
+        '-',
+        [undefined, `${String(clinical)} imported, 0 updated; ${String(clinical)} with Provenance`],
+        {
+          status: undefined,
+          outcome: `${firstRun}; ${String(provenanced)} with Provenance`,
+        }
+      ),
+      row(2, 'the EHR corrects 2 records, adds 2', 'records.sync.completed', [200, 'processed'], secondSyncAnswer),
+      row(3, 'the next scheduled run', '-', [undefined, '2 imported, 2 updated'], {
+        status: undefined,
+        outcome: secondRun,
+      }),
+      row(4, 'and the one after', '-', [undefined, 'nothing to do'], { status: undefined, outcome: idleRun }),
     ];
   } finally {
     await medblocks.close();
