@@ -192,7 +192,7 @@ describe('npm run monitor', () => {
     expect(output).toContain('Quarantined events (open dead-letter Tasks): none.');
   });
 
-  it('exits 2 with a message when it cannot check', async () => {
+  it('exits 2 with the refusal when the window is not one', async () => {
     const lines: string[] = [];
     const code = await runMonitor(['--since', 'yesterday'], {
       root,
@@ -204,9 +204,9 @@ describe('npm run monitor', () => {
     expect(lines[0]).toMatch(/--since must look like/);
   });
 
-  it('exits 2 naming the variable when Medplum refuses the credentials', async () => {
+  it('exits 1 naming the variable when Medplum refuses the credentials', async () => {
     const { code, output } = await run([], { MEDPLUM_CLIENT_SECRET: 'wrong-secret-xyz' });
-    expect(code).toBe(2);
+    expect(code).toBe(1);
     expect(output).toMatch(
       /monitor failed: Medplum POST \/oauth2\/token failed with HTTP 400: .*MEDPLUM_CLIENT_SECRET/
     );

@@ -192,7 +192,7 @@ describe('npm run verify (command)', () => {
     expect(lines.join('\n')).toMatch(/Usage: npm run verify/);
   });
 
-  it('exits 2, naming the fix, on a project that was not provisioned', async () => {
+  it('exits 1, naming the fix, on a project that was not provisioned', async () => {
     const medplum = new FakeMedplum();
     const { root, cleanup } = makeRoot();
     try {
@@ -203,7 +203,7 @@ describe('npm run verify (command)', () => {
         fetchFn: fakeFetch(medplum),
         print: (l) => lines.push(l),
       });
-      expect(code).toBe(2);
+      expect(code).toBe(1);
       expect(lines.join('\n')).toMatch(
         /ERROR: Bot "medblocks-patient-flow-completed" is not in Project\/proj-1: run npm run provision first/
       );

@@ -24,7 +24,7 @@ export const RECONCILE_SPEC = {
   examples: ['npm run reconcile -- --dry-run', 'npm run reconcile', 'npm run reconcile -- --patient user_42'],
   exitCodes: {
     0: 'done (or dry run): every patient read',
-    1: 'an error: settings, a server refusal or an unreachable server (the message says what to do)',
+    1: 'an error: a missing or invalid setting (the message names the variable), a server refusal or an unreachable server (the message says what to do)',
   },
 } as const satisfies CommandSpec;
 
