@@ -95,7 +95,7 @@ describe('failures exit 1', () => {
     async (name) => {
       const { code, text } = await run(SETTINGS_TOOLS[name] as Tool, [], FULL_ENV);
       expect(code).toBe(EXIT_FAILURE);
-      expect(text).toMatch(/Medplum GET \/healthcheck failed with HTTP \d+/);
+      expect(text).toMatch(/Medplum GET \/healthcheck failed with HTTP 404: Not found/);
       expect(text).not.toContain('DO-NOT-PRINT');
     }
   );
