@@ -167,10 +167,14 @@ describe('webhook answers', () => {
     expect(answerOutcome(undefined, '', 'timeout')).toBe('timeout');
   });
 
-  it('a quarantine comes with the failure table’s advice and where its dead-letter is', () => {
-    const hint = hintFor('quarantined:patient_not_found', '200 processed', '', true);
-    expect(hint).toContain('MEDBLOCKS_CREATE_MISSING_PATIENTS=true');
-    expect(hint).toContain('Task?code=urn:medblocks:code|webhook-dead-letter&status=failed');
+  it('a quarantine says what happened and to run verify again, never to redeliver events Medblocks never sent', () => {
+    const patient = hintFor('quarantined:patient_not_found', '200 processed', '', true);
+    expect(patient).toContain('MEDBLOCKS_CREATE_MISSING_PATIENTS=false');
+    expect(patient).toContain('verify creates its patient first');
+    const invalid = hintFor('quarantined:invalid_resource', '200 processed', '', true);
+    expect(invalid).toMatch(/^Medplum’s validator refused a resource built from the event/);
+    expect(invalid).toContain('run verify again');
+    for (const hint of [patient, invalid]) expect(hint).not.toContain('redeliver');
   });
 
   it('come with the fix when the server, not the bot, refused', () => {

@@ -21,7 +21,7 @@ export const VERIFY_SPEC = {
   name: 'verify',
   summary: `plays the demo story against the provisioned Medplum project of MEDPLUM_CLIENT_ID: nine deliveries (new connection, redelivery, forged signature, replayed timestamp, records sync, token refresh failure, a late older event, a failed and a recovered sync) to each bot's webhook URL, signed as Medblocks signs, with a fresh patient and fresh event ids on every run; checks each answer, then the patient's Consents and Tasks, the dedupe markers and the runs' AuditEvents. Prints a pass/fail table.
 
-It writes what the bots write for one synthetic patient (verify_…); nothing else is changed. First it builds dist/ from bots/ and refuses to run when a deployed bot's code differs from it (run npm run provision first).`,
+It writes what the bots write for one synthetic patient (verify_…); nothing else is changed, except that it creates that patient itself when the project's MEDBLOCKS_CREATE_MISSING_PATIENTS is false, and closes (status cancelled) the dead-letters of its own events, which Medblocks never sent: monitor and redeliver then never wait on them. First it builds dist/ from bots/ and refuses to run when a deployed bot's code differs from it (run npm run provision first).`,
   options: {
     'deadline-ms': {
       type: 'integer',
