@@ -4,6 +4,7 @@ import { parseWindow } from '../monitor/analyse';
 import { readSettings } from '../provision/env';
 import { MedblocksApi } from '../provision/medblocks-api';
 import { connectMedplum } from '../provision/medplum';
+import { printProgressToStderr } from '../progress';
 import { redeliver } from '../redeliver/redeliver';
 import { EXIT_USAGE, formatRefusal, printToConsole, runCommand, type CommandSpec } from './args';
 
@@ -41,11 +42,13 @@ export const REDELIVER_SPEC = {
     'Settings (environment or .env): MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL; MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET for quarantined events.',
 } as const satisfies CommandSpec;
 
-/** What tests replace: the network, and the clock and sleep behind the one-a-minute waits. */
+/** What tests replace: the network, the clock and sleep behind the one-a-minute waits, where progress goes. */
 export interface RedeliverDeps {
   readonly fetchFn?: typeof fetch;
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The waits, with a count and an estimate; stderr by default, so stdout stays the report. */
+  readonly progress?: (line: string) => void;
 }
 
 /** Runs the command and returns its exit code. */
@@ -79,8 +82,10 @@ export async function runRedeliver(
       }
       const settings = readSettings(env);
       if (!settings.medblocksApiKey) throw new Error('MEDBLOCKS_API_KEY must be set (environment or .env)');
+      const progress = deps.progress ?? printProgressToStderr;
       const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, deps.fetchFn, {
         sleep: deps.sleep,
+        onWait: progress,
       });
       const medplum =
         settings.clientId && settings.clientSecret ? (await connectMedplum(settings, deps.fetchFn)).medplum : undefined;
@@ -101,6 +106,7 @@ export async function runRedeliver(
         print,
         now: deps.now,
         sleep: deps.sleep,
+        progress,
       });
       return summary.stillFailing.length > 0 || summary.quarantinedAgain.length > 0 ? 1 : 0;
     },
