@@ -5,6 +5,7 @@ import { parseWindow } from '../monitor/analyse';
 import { writeFileSync } from 'node:fs';
 import { renderMonitorHtml } from '../monitor/html';
 import { formatMonitorReport, monitor } from '../monitor/monitor';
+import { printProgressToStderr } from '../progress';
 import { readSettings } from '../provision/env';
 import {
   EXIT_FAILURE,
@@ -65,6 +66,8 @@ export function runMonitor(
     now?: () => number;
     /** Per request (30 s); tests make it short. */
     requestTimeoutMs?: number;
+    /** Medblocks' waits; stderr by default, so that --json stays one JSON document on stdout. */
+    progress?: (line: string) => void;
   }
 ): Promise<number> {
   return runCommand(
@@ -88,6 +91,7 @@ export function runMonitor(
           fetchFn: io.fetchFn,
           now: io.now,
           requestTimeoutMs: io.requestTimeoutMs,
+          onWait: io.progress ?? printProgressToStderr,
         });
         if (values.html) {
           writeFileSync(values.html, renderMonitorHtml(report, new Date((io.now ?? Date.now)()).toISOString()), 'utf8');

@@ -90,7 +90,8 @@ export function explainedFetch(baseUrl: string, fetchFn: typeof fetch): typeof f
       await response.body?.cancel();
       throw new NotMedplumApiError(baseUrl, `${init?.method ?? 'GET'} ${path}`, response.status);
     }
-    if (response.ok) return response;
+    // Only error answers (4xx, 5xx) are rewritten: a 304 or a 204 has no body to carry an outcome.
+    if (response.status < 400) return response;
     const text = await response.text();
     let outcome: OperationOutcome | undefined;
     try {
