@@ -130,7 +130,7 @@ describe('a Medblocks that cannot be reached or is not the API, through npm run 
         MEDBLOCKS_API_BASE_URL: medblocksUrl,
       },
       (l) => lines.push(l),
-      { sleep: () => Promise.resolve() }
+      { sleep: () => Promise.resolve(), progress: (l) => lines.push(l) }
     );
     const text = lines.join('\n');
     expect(text).not.toContain('mb_sk_DO_NOT_PRINT');

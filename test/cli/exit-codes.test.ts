@@ -32,7 +32,7 @@ const SETTINGS_TOOLS: Record<string, Tool> = {
   sources: (argv, io) => runSources(argv, io),
   reconcile: (argv, io) => runReconcile(argv, io),
   redeliver: (argv, io) =>
-    runRedeliver(argv, io.env, io.print, { fetchFn: io.fetchFn, sleep: () => Promise.resolve() }),
+    runRedeliver(argv, io.env, io.print, { fetchFn: io.fetchFn, sleep: () => Promise.resolve(), progress: io.print }),
 };
 
 const { root, cleanup } = makeRoot();
