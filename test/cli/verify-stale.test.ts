@@ -51,7 +51,7 @@ test('deployed code that differs from dist/ stops verify with the fix, before an
   );
   const writesBefore = medplum.writes().length;
   const { code, output } = await verify();
-  expect(code).toBe(2);
+  expect(code).toBe(1);
   expect(output).toContain(
     'ERROR: the deployed code of medblocks-records-sync-failed differs from the build of your sources (dist/): run npm run provision first'
   );

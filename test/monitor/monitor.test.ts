@@ -58,6 +58,32 @@ async function run(args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promi
 }
 
 describe('npm run monitor', () => {
+  it('--json stays one JSON document while a wait on Medblocks is said on the progress channel', async () => {
+    const inner = fakeFetch(medplum, medblocks);
+    let outage = true;
+    // Medblocks' first endpoint list is answered 503 (an outage): the client waits 0.5 s and retries.
+    const flaky: typeof fetch = (input, init) => {
+      const url = input instanceof Request ? input.url : input.toString();
+      if (outage && url.startsWith(`${medblocks.url}webhooks`)) {
+        outage = false;
+        return Promise.resolve(new Response('{"error":{"code":"unavailable"}}', { status: 503 }));
+      }
+      return inner(input, init);
+    };
+    const stdout: string[] = [];
+    const progress: string[] = [];
+    await runMonitor(['--json'], {
+      root,
+      env: fakeEnv(medplum.url, medblocks.url),
+      fetchFn: flaky,
+      now: () => NOW,
+      print: (l) => stdout.push(l),
+      progress: (l) => progress.push(l),
+    });
+    expect(() => JSON.parse(stdout.join('\n')) as unknown).not.toThrow();
+    expect(progress).toEqual(['wait  Medblocks GET /webhooks answered HTTP 503; retrying in 1 s']);
+  });
+
   it('reports runs, failures by reason and latency, and exits 0 when all is well', async () => {
     const bot = await medplum.bot('medblocks-records-sync-completed');
     const ok = 'medblocks evt=evt_A type=records.sync.completed outcome=processed fhir_requests=2 ms=40';
@@ -192,7 +218,7 @@ describe('npm run monitor', () => {
     expect(output).toContain('Quarantined events (open dead-letter Tasks): none.');
   });
 
-  it('exits 2 with a message when it cannot check', async () => {
+  it('exits 2 with the refusal when the window is not one', async () => {
     const lines: string[] = [];
     const code = await runMonitor(['--since', 'yesterday'], {
       root,
@@ -204,9 +230,9 @@ describe('npm run monitor', () => {
     expect(lines[0]).toMatch(/--since must look like/);
   });
 
-  it('exits 2 naming the variable when Medplum refuses the credentials', async () => {
+  it('exits 1 naming the variable when Medplum refuses the credentials', async () => {
     const { code, output } = await run([], { MEDPLUM_CLIENT_SECRET: 'wrong-secret-xyz' });
-    expect(code).toBe(2);
+    expect(code).toBe(1);
     expect(output).toMatch(
       /monitor failed: Medplum POST \/oauth2\/token failed with HTTP 400: .*MEDPLUM_CLIENT_SECRET/
     );

@@ -167,10 +167,14 @@ describe('webhook answers', () => {
     expect(answerOutcome(undefined, '', 'timeout')).toBe('timeout');
   });
 
-  it('a quarantine comes with the failure table’s advice and where its dead-letter is', () => {
-    const hint = hintFor('quarantined:patient_not_found', '200 processed', '', true);
-    expect(hint).toContain('MEDBLOCKS_CREATE_MISSING_PATIENTS=true');
-    expect(hint).toContain('Task?code=urn:medblocks:code|webhook-dead-letter&status=failed');
+  it('a quarantine says what happened and to run verify again, never to redeliver events Medblocks never sent', () => {
+    const patient = hintFor('quarantined:patient_not_found', '200 processed', '', true);
+    expect(patient).toContain('MEDBLOCKS_CREATE_MISSING_PATIENTS=false');
+    expect(patient).toContain('verify creates its patient first');
+    const invalid = hintFor('quarantined:invalid_resource', '200 processed', '', true);
+    expect(invalid).toMatch(/^Medplum’s validator refused a resource built from the event/);
+    expect(invalid).toContain('run verify again');
+    for (const hint of [patient, invalid]) expect(hint).not.toContain('redeliver');
   });
 
   it('come with the fix when the server, not the bot, refused', () => {
@@ -192,7 +196,7 @@ describe('npm run verify (command)', () => {
     expect(lines.join('\n')).toMatch(/Usage: npm run verify/);
   });
 
-  it('exits 2, naming the fix, on a project that was not provisioned', async () => {
+  it('exits 1, naming the fix, on a project that was not provisioned', async () => {
     const medplum = new FakeMedplum();
     const { root, cleanup } = makeRoot();
     try {
@@ -203,7 +207,7 @@ describe('npm run verify (command)', () => {
         fetchFn: fakeFetch(medplum),
         print: (l) => lines.push(l),
       });
-      expect(code).toBe(2);
+      expect(code).toBe(1);
       expect(lines.join('\n')).toMatch(
         /ERROR: Bot "medblocks-patient-flow-completed" is not in Project\/proj-1: run npm run provision first/
       );

@@ -70,6 +70,15 @@ export type ParseResult<O extends Record<string, OptionSpec>> =
 /** Exit code for a command line that could not be understood (the usage is printed). */
 export const EXIT_USAGE = 2;
 
+/**
+ * Exit code for a command that could not do its job, or whose result is bad news (monitor: needs
+ * attention; verify: a mismatch). A missing or invalid setting (environment or .env; the message
+ * names the variable) exits with it too: four of the six tools that read settings already did, and
+ * a setting is fixed by reading the message, not the usage. One rule for every tool, so that a
+ * script or a scheduler needs one: 0 done, 1 failed, 2 the command line was not understood.
+ */
+export const EXIT_FAILURE = 1;
+
 /** Parses `argv` (without node and script) against a command's spec. Pure: prints nothing. */
 export function parseCommandLine<O extends Record<string, OptionSpec>>(
   spec: CommandSpec<O>,
@@ -153,7 +162,7 @@ export async function runCommand<O extends Record<string, OptionSpec>>(
     return await run(parsed.values);
   } catch (err) {
     io.printError(`${spec.name}: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
+    return EXIT_FAILURE;
   }
 }
 

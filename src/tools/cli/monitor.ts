@@ -1,12 +1,22 @@
 // `npm run monitor [-- --since 24h] [--json] [--max-failures N]`: per-bot runs, failures by reason,
 // latency and drift; Medblocks endpoints with MEDBLOCKS_API_KEY. Exit 0 all good, 1 needs
-// attention, 2 could not check. See docs/going-live.md.
+// attention or could not check, 2 a bad command line (docs/commands.md, "Exit codes").
 import { parseWindow } from '../monitor/analyse';
 import { writeFileSync } from 'node:fs';
 import { renderMonitorHtml } from '../monitor/html';
 import { formatMonitorReport, monitor } from '../monitor/monitor';
+import { printProgressToStderr } from '../progress';
 import { readSettings } from '../provision/env';
-import { EXIT_USAGE, exitWith, failureLine, formatRefusal, isEntryPoint, printToConsole, runCommand } from './args';
+import {
+  EXIT_FAILURE,
+  EXIT_USAGE,
+  exitWith,
+  failureLine,
+  formatRefusal,
+  isEntryPoint,
+  printToConsole,
+  runCommand,
+} from './args';
 import type { CommandSpec } from './args';
 
 export const MONITOR_SPEC = {
@@ -31,7 +41,7 @@ export const MONITOR_SPEC = {
   },
   notes:
     'Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET (a project-admin ClientApplication), MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL. ' +
-    'A server that accepts the connection and never answers: each request gives up after 30 s, naming it, and monitor exits 2 (Medplum is asked first, so a silent Medplum ends the run within about 30 s); rate limits and outages of Medblocks are waited out for at most 10 minutes in all.',
+    'A server that accepts the connection and never answers: each request gives up after 30 s, naming it, and monitor exits 1 (Medplum is asked first, so a silent Medplum ends the run within about 30 s); rate limits and outages of Medblocks are waited out for at most 10 minutes in all.',
   examples: [
     'npm run monitor',
     'npm run monitor -- --since 7d --max-failures 3',
@@ -40,8 +50,8 @@ export const MONITOR_SPEC = {
   ],
   exitCodes: {
     0: 'all good (warnings such as the parsed-body fallback on Medplum < 5.2 included)',
-    1: 'needs attention (an issue, failures over the limit, a disabled endpoint, or quarantined events)',
-    2: 'could not check (settings, server), or a bad command line',
+    1: 'needs attention (an issue, failures over the limit, a disabled endpoint, or quarantined events), or could not check: a missing or invalid setting (the message names the variable) or a server failure',
+    2: 'the command line was not understood (usage printed)',
   },
 } as const satisfies CommandSpec;
 
@@ -56,6 +66,8 @@ export function runMonitor(
     now?: () => number;
     /** Per request (30 s); tests make it short. */
     requestTimeoutMs?: number;
+    /** Medblocks' waits; stderr by default, so that --json stays one JSON document on stdout. */
+    progress?: (line: string) => void;
   }
 ): Promise<number> {
   return runCommand(
@@ -79,16 +91,17 @@ export function runMonitor(
           fetchFn: io.fetchFn,
           now: io.now,
           requestTimeoutMs: io.requestTimeoutMs,
+          onWait: io.progress ?? printProgressToStderr,
         });
         if (values.html) {
           writeFileSync(values.html, renderMonitorHtml(report, new Date((io.now ?? Date.now)()).toISOString()), 'utf8');
         }
         if (values.json) io.print(JSON.stringify(report, null, 2));
         else for (const line of formatMonitorReport(report)) io.print(line);
-        return report.attention ? 1 : 0;
+        return report.attention ? EXIT_FAILURE : 0;
       } catch (err) {
         io.print(failureLine('monitor', err));
-        return 2;
+        return EXIT_FAILURE;
       }
     },
     { print: io.print, printError: io.print }

@@ -43,7 +43,7 @@ Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLI
   ],
   exitCodes: {
     0: 'provisioned (or, with --dry-run, planned)',
-    1: 'the preflight stopped it before any change, or a step failed (the message says what to do)',
+    1: 'a missing or invalid setting (the message names the variable), the preflight stopped it before any change, or a step failed (the message says what to do)',
   },
 } as const satisfies CommandSpec;
 

@@ -7,6 +7,7 @@ import { readSettings as readBotSettings } from '../../runtime/settings';
 import { readSettings } from '../provision/env';
 import { MedblocksApi } from '../provision/medblocks-api';
 import { connectMedplum, readProject } from '../provision/medplum';
+import { printProgressToStderr } from '../progress';
 import { formatReconcileSummary, reconcile } from '../reconcile/reconcile';
 import { exitWith, failureLine, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
@@ -24,7 +25,7 @@ export const RECONCILE_SPEC = {
   examples: ['npm run reconcile -- --dry-run', 'npm run reconcile', 'npm run reconcile -- --patient user_42'],
   exitCodes: {
     0: 'done (or dry run): every patient read',
-    1: 'an error: settings, a server refusal or an unreachable server (the message says what to do)',
+    1: 'an error: a missing or invalid setting (the message names the variable), a server refusal or an unreachable server (the message says what to do)',
   },
 } as const satisfies CommandSpec;
 
@@ -41,6 +42,9 @@ export function runReconcile(
     env?: NodeJS.ProcessEnv;
     fetchFn?: typeof fetch;
     sleep?: (ms: number) => Promise<void>;
+    /** Patients read so far with an estimate, and Medblocks' waits; stderr by default, so stdout stays the report. */
+    progress?: (line: string) => void;
+    now?: () => number;
   }
 ): Promise<number> {
   return runCommand(
@@ -54,9 +58,10 @@ export function runReconcile(
         }
         const session = await connectMedplum(settings, io.fetchFn);
         const { project } = await readProject(session);
+        const progress = io.progress ?? printProgressToStderr;
         const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, io.fetchFn, {
           sleep: io.sleep,
-          onWait: io.print,
+          onWait: progress,
         });
         const dryRun = values['dry-run'];
         io.print(
@@ -69,6 +74,8 @@ export function runReconcile(
           dryRun,
           patientIds: values.patient ? [values.patient] : undefined,
           print: io.print,
+          progress,
+          now: io.now,
         });
         io.print(formatReconcileSummary(summary, dryRun));
         return 0;

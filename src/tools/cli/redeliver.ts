@@ -4,6 +4,7 @@ import { parseWindow } from '../monitor/analyse';
 import { readSettings } from '../provision/env';
 import { MedblocksApi } from '../provision/medblocks-api';
 import { connectMedplum } from '../provision/medplum';
+import { printProgressToStderr } from '../progress';
 import { redeliver } from '../redeliver/redeliver';
 import { EXIT_USAGE, formatRefusal, printToConsole, runCommand, type CommandSpec } from './args';
 
@@ -34,24 +35,35 @@ export const REDELIVER_SPEC = {
   ],
   exitCodes: {
     0: 'every planned event delivered (or dry run)',
-    1: 'some still failing, quarantined again (the cause is not fixed yet), or an error',
-    2: 'bad command line',
+    1: 'some still failing, quarantined again (the cause is not fixed yet), or an error: a missing or invalid setting (the message names the variable), a server refusal or an unreachable server',
+    2: 'the command line was not understood (usage printed)',
   },
   notes:
     'Settings (environment or .env): MEDBLOCKS_API_KEY, MEDBLOCKS_API_BASE_URL; MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET for quarantined events.',
 } as const satisfies CommandSpec;
 
+/** What tests replace: the network, the clock and sleep behind the one-a-minute waits, where progress goes. */
+export interface RedeliverDeps {
+  readonly fetchFn?: typeof fetch;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** The waits, with a count and an estimate; stderr by default, so stdout stays the report. */
+  readonly progress?: (line: string) => void;
+}
+
 /** Runs the command and returns its exit code. */
 export async function runRedeliver(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
-  print: (line: string) => void = printToConsole
+  print: (line: string) => void = printToConsole,
+  deps: RedeliverDeps = {}
 ): Promise<number> {
   return runCommand(
     REDELIVER_SPEC,
     argv,
     async (o) => {
-      // Refused with the usage, like any malformed option: a bad id would silently match nothing.
+      // Refused with the usage, like any malformed option: a bad id would silently match nothing,
+      // and a bad window used to surface as a failure (exit 1) after the settings were read.
       if (o.event !== undefined && !/^evt_[A-Za-z0-9]{1,60}$/.test(o.event)) {
         print(
           formatRefusal(
@@ -61,16 +73,28 @@ export async function runRedeliver(
         );
         return EXIT_USAGE;
       }
+      let windowMs: number | undefined;
+      try {
+        windowMs = o.since === undefined ? undefined : parseWindow(o.since);
+      } catch (err) {
+        print(formatRefusal(REDELIVER_SPEC, err instanceof Error ? err.message : String(err)));
+        return EXIT_USAGE;
+      }
       const settings = readSettings(env);
       if (!settings.medblocksApiKey) throw new Error('MEDBLOCKS_API_KEY must be set (environment or .env)');
-      const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey);
-      const medplum = settings.clientId && settings.clientSecret ? (await connectMedplum(settings)).medplum : undefined;
+      const progress = deps.progress ?? printProgressToStderr;
+      const api = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, deps.fetchFn, {
+        sleep: deps.sleep,
+        onWait: progress,
+      });
+      const medplum =
+        settings.clientId && settings.clientSecret ? (await connectMedplum(settings, deps.fetchFn)).medplum : undefined;
       if (o.quarantined && !medplum) throw new Error('--quarantined needs MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET');
       const summary = await redeliver({
         api,
         medplum,
         filters: {
-          sinceMs: o.since ? Date.now() - parseWindow(o.since) : undefined,
+          sinceMs: windowMs === undefined ? undefined : (deps.now ?? Date.now)() - windowMs,
           type: o.type,
           statusCode: o['status-code'],
           event: o.event,
@@ -80,6 +104,9 @@ export async function runRedeliver(
         force: o.force,
         reenable: o.reenable,
         print,
+        now: deps.now,
+        sleep: deps.sleep,
+        progress,
       });
       return summary.stillFailing.length > 0 || summary.quarantinedAgain.length > 0 ? 1 : 0;
     },

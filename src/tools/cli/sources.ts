@@ -22,7 +22,7 @@ export const SOURCES_SPEC = {
   examples: ['npm run sources -- --dry-run', 'npm run sources'],
   exitCodes: {
     0: 'every source looked up (or dry run); sources Medblocks does not know are listed, not an error',
-    1: 'an error: settings, a server refusal or an unreachable server (the message says what to do)',
+    1: 'an error: a missing or invalid setting (the message names the variable), a server refusal or an unreachable server (the message says what to do)',
   },
 } as const satisfies CommandSpec;
 

@@ -3,7 +3,7 @@
 // resulting FHIR state read back. It first builds dist/ from bots/ and compares each bot's
 // deployed code with it: verifying code older than the sources would pass or fail for the wrong
 // reason, so it refuses with the fix (`npm run provision`) unless --deployed-as-is. Exit 0 when
-// every step and check passed, 1 on any mismatch, 2 when it could not run. See docs/going-live.md.
+// every step and check passed, 1 on a mismatch or when it could not run, 2 on a bad command line.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALL_BOTS } from '../../runtime/registry';
@@ -13,7 +13,7 @@ import type { MedplumSession } from '../provision/medplum';
 import { findTarget } from '../verify/target';
 import type { VerifyTarget } from '../verify/verify';
 import { runVerify } from '../verify/verify';
-import { exitWith, failureLine, isEntryPoint, printToConsole, runCommand } from './args';
+import { EXIT_FAILURE, exitWith, failureLine, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
 import { buildBeforeRun, describePrebuild } from './prebuild';
 
@@ -21,7 +21,7 @@ export const VERIFY_SPEC = {
   name: 'verify',
   summary: `plays the demo story against the provisioned Medplum project of MEDPLUM_CLIENT_ID: nine deliveries (new connection, redelivery, forged signature, replayed timestamp, records sync, token refresh failure, a late older event, a failed and a recovered sync) to each bot's webhook URL, signed as Medblocks signs, with a fresh patient and fresh event ids on every run; checks each answer, then the patient's Consents and Tasks, the dedupe markers and the runs' AuditEvents. Prints a pass/fail table.
 
-It writes what the bots write for one synthetic patient (verify_…); nothing else is changed. First it builds dist/ from bots/ and refuses to run when a deployed bot's code differs from it (run npm run provision first).`,
+It writes what the bots write for one synthetic patient (verify_…); nothing else is changed, except that it creates that patient itself when the project's MEDBLOCKS_CREATE_MISSING_PATIENTS is false, and closes (status cancelled) the dead-letters of its own events, which Medblocks never sent: monitor and redeliver then never wait on them. First it builds dist/ from bots/ and refuses to run when a deployed bot's code differs from it (run npm run provision first).`,
   options: {
     'deadline-ms': {
       type: 'integer',
@@ -40,8 +40,8 @@ It writes what the bots write for one synthetic patient (verify_…); nothing el
   examples: ['npm run verify', 'npm run verify -- --deadline-ms 10000', 'npm run verify -- --deployed-as-is'],
   exitCodes: {
     0: 'every delivery and check passed',
-    1: 'a mismatch (the table says which, with a hint)',
-    2: 'it could not run: settings, a bot not provisioned, deployed code older than the sources, or a bad command line',
+    1: 'a mismatch (the table says which, with a hint), or it could not run: a missing or invalid setting (the message names the variable), a bot not provisioned, deployed code older than the sources, a server failure',
+    2: 'the command line was not understood (usage printed)',
   },
 } as const satisfies CommandSpec;
 
@@ -87,7 +87,7 @@ export function runVerifyCommand(
         if (problems.length > 0) {
           for (const problem of problems) io.print(`ERROR: ${problem}`);
           io.print('verify did not run: fix the above first.');
-          return 2;
+          return EXIT_FAILURE;
         }
         const { stale, unreadable } = await staleDeployments(session, target, root);
         if (unreadable.length > 0) {
@@ -98,7 +98,7 @@ export function runVerifyCommand(
             `ERROR: the deployed code of ${stale.join(', ')} differs from the build of your sources (dist/): run npm run provision first, or npm run verify -- --deployed-as-is to verify what is deployed`
           );
           io.print('verify did not run: fix the above first.');
-          return 2;
+          return EXIT_FAILURE;
         }
         if (stale.length > 0) io.print(`note: verifying deployed code that differs from dist/: ${stale.join(', ')}`);
         io.print('');
@@ -108,10 +108,10 @@ export function runVerifyCommand(
           ...(io.fetchFn ? { fetch: io.fetchFn } : {}),
           deadlineMs: values['deadline-ms'],
         });
-        return result.ok ? 0 : 1;
+        return result.ok ? 0 : EXIT_FAILURE;
       } catch (err) {
         io.print(failureLine('verify', err));
-        return 2;
+        return EXIT_FAILURE;
       }
     },
     { print: io.print, printError: io.print }

@@ -8,11 +8,13 @@
 //   GET|POST /admin/projects/:projectId/members/:id admin/project.ts
 //   POST /fhir/R4/Bot/:id/$deploy                   fhir/operations/deploy.ts `deployHandler`
 //   GET  /fhir/R4/Binary/:id (not fhir+json)        fhir/binary.ts: the stored bytes
+//   POST /fhir/R4/Binary                            fhir/binary.ts `handleBinaryWriteRequest` (ADM-16)
 // The admin router runs for project admins only (admin/utils.ts `verifyProjectAdmin`: 403
 // otherwise) and acts on the project of the caller's token: the `:projectId` in the path does not
 // decide (observed on 5.1.29, ADM-6). Everything else under /fhir/R4 with a token is plain FHIR
 // over the project's store, read-write, as a project admin without an AccessPolicy has it.
-import { allOk, badRequest, ContentType, forbidden, getReferenceString, notFound } from '@medplum/core';
+import { gunzipSync, inflateSync } from 'node:zlib';
+import { allOk, badRequest, ContentType, created, forbidden, getReferenceString, notFound } from '@medplum/core';
 import type { Attachment, Binary, Bot, OperationOutcome, Project, ProjectMembership } from '@medplum/fhirtypes';
 import { EMULATOR_PROJECT_ID } from './identity';
 import { authState, profileOf } from './oauth';
@@ -34,6 +36,7 @@ export async function handler(medplum: MedplumClient, event: BotEvent): Promise<
 const ADMIN_ROUTE = /^\/admin\/projects\/([^/]+)(?:\/(bot|secrets|members)(?:\/([^/]+))?)?\/?$/;
 const DEPLOY_ROUTE = /^\/fhir\/R4\/Bot\/([^/]+)\/\$deploy$/;
 const BINARY_ROUTE = /^\/fhir\/R4\/Binary\/([^/]+)$/;
+const BINARY_UPLOAD_ROUTE = '/fhir/R4/Binary';
 
 export interface AuthenticatedRequest {
   readonly method: string;
@@ -46,9 +49,10 @@ function json(status: number, body: unknown, contentType: string = ContentType.J
   return { status, contentType, body: JSON.stringify(body) };
 }
 
-function outcome(o: OperationOutcome, status?: number): HttpAnswer {
+/** An OperationOutcome answer, or (`resource`) the resource it goes with, as the server's `sendResponse` sends it. */
+function outcome(o: OperationOutcome, status?: number, resource?: unknown): HttpAnswer {
   const code = status ?? statusOf(o);
-  return json(code, o, ContentType.FHIR_JSON);
+  return json(code, resource ?? o, ContentType.FHIR_JSON);
 }
 
 function statusOf(o: OperationOutcome): number {
@@ -68,14 +72,16 @@ export function isAdminRoute(method: string, pathname: string, accept: string | 
   if (pathname === '/auth/me') return true;
   if (ADMIN_ROUTE.test(pathname)) return true;
   if (method === 'POST' && DEPLOY_ROUTE.test(pathname)) return true;
+  if (method === 'POST' && pathname === BINARY_UPLOAD_ROUTE) return true;
   return method === 'GET' && BINARY_ROUTE.test(pathname) && !accept?.startsWith(ContentType.FHIR_JSON);
 }
 
-/** Answers one admin route for an authenticated caller. */
+/** Answers one admin route for an authenticated caller; `baseUrl` (`http://host:port/`) makes the URLs it answers. */
 export async function handleAdminRoute(
   store: EmulatorStore,
   login: EmulatorLogin,
-  req: AuthenticatedRequest
+  req: AuthenticatedRequest,
+  baseUrl = ''
 ): Promise<HttpAnswer> {
   const state = await authState(store, login);
   const path = req.url.pathname;
@@ -86,6 +92,7 @@ export async function handleAdminRoute(
     if (!state.membership.admin && !state.project.superAdmin) return outcome(forbidden);
     return adminProject(store, state, req.method, admin[2], admin[3], req.body);
   }
+  if (path === BINARY_UPLOAD_ROUTE && req.method === 'POST') return uploadBinary(store, state, req, baseUrl);
   const deploy = DEPLOY_ROUTE.exec(path);
   if (deploy) return deployBot(store, decodeURIComponent(deploy[1] ?? ''), req.body);
   const binary = BINARY_ROUTE.exec(path);
@@ -255,6 +262,62 @@ async function deployBot(store: EmulatorStore, botId: string, body: Uint8Array):
       ...warnings.map((text) => ({ severity: 'warning' as const, code: 'business-rule' as const, details: { text } })),
     ],
   });
+}
+
+function header(req: AuthenticatedRequest, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * fhir/binary.ts `handleBinaryWriteRequest` for a create (ADM-16), what `medplum bot deploy` and
+ * MedplumClient's `createAttachment` send: the body as it is, whatever its type, becomes the
+ * Binary's content, `contentType` the request's Content-Type, `securityContext` the
+ * X-Security-Context header; `Content-Encoding` gzip or deflate is decoded, any other is 400
+ * `Unsupported content encoding`; an `application/fhir+json` body that is itself a Binary resource
+ * without an id is created as that resource (the spec's special case). Answered 201 with the
+ * Binary and its `url`. The server keeps the bytes in its storage and answers a presigned storage
+ * URL; the emulator keeps them in `Binary.data` and answers `{base}fhir/R4/Binary/{id}`, which
+ * ADM-14 serves and `binaryIdOf` reads.
+ */
+async function uploadBinary(
+  store: EmulatorStore,
+  state: AuthState,
+  req: AuthenticatedRequest,
+  baseUrl: string
+): Promise<HttpAnswer> {
+  const encoding = header(req, 'content-encoding')?.toLowerCase();
+  let bytes: Uint8Array;
+  try {
+    if (!encoding) bytes = req.body;
+    else if (encoding === 'gzip') bytes = gunzipSync(req.body);
+    else if (encoding === 'deflate') bytes = inflateSync(req.body);
+    else return outcome(badRequest('Unsupported content encoding'));
+  } catch {
+    return outcome(badRequest('Unsupported content encoding'));
+  }
+  const contentType = header(req, 'content-type');
+  const securityContext = header(req, 'x-security-context');
+  const meta = { project: state.project.id };
+  let binary: Binary | undefined;
+  if (contentType === ContentType.FHIR_JSON) {
+    try {
+      const body = JSON.parse(new TextDecoder().decode(bytes)) as Partial<Binary>;
+      if (body.resourceType === 'Binary' && body.id === undefined) binary = { ...(body as Binary), meta };
+    } catch {
+      binary = undefined;
+    }
+  }
+  binary ??= {
+    resourceType: 'Binary',
+    meta,
+    contentType: contentType ?? '',
+    ...(securityContext ? { securityContext: { reference: securityContext } } : {}),
+    data: Buffer.from(bytes).toString('base64'),
+  };
+  const stored = await store.repo.createResource<Binary>(binary);
+  const { data: _data, ...answered } = stored;
+  return outcome(created, 201, { ...answered, url: `${baseUrl}fhir/R4/Binary/${stored.id}` });
 }
 
 /** A Binary's bytes with its own content type, as the server's Binary route answers a non-FHIR Accept. */

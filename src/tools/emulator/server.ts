@@ -199,7 +199,7 @@ async function route(
     if (admin) {
       const body = method === 'GET' ? new Uint8Array() : await readBody(req);
       if (!body) return tooLarge();
-      return handleAdminRoute(ctx.store, login, { method, url, headers: req.headers, body });
+      return handleAdminRoute(ctx.store, login, { method, url, headers: req.headers, body }, ctx.baseUrl);
     }
     return fhirRoute(ctx, true, req, method, url);
   }

@@ -28,6 +28,8 @@ export interface MonitorOptions {
   readonly fetchFn?: typeof fetch;
   /** Per request, Medplum's and Medblocks' (30 s unless a test makes it short). */
   readonly requestTimeoutMs?: number;
+  /** Told before each wait on Medblocks (a 429, an outage), which can last a minute; silent by default. */
+  readonly onWait?: (line: string) => void;
 }
 
 export interface BotReport extends RunStats {
@@ -153,6 +155,7 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
   if (settings.medblocksApiKey) {
     const medblocks = new MedblocksApi(settings.medblocksBaseUrl, settings.medblocksApiKey, options.fetchFn, {
       timeoutMs: options.requestTimeoutMs,
+      onWait: options.onWait,
     });
     const all = await medblocks.listEndpoints();
     endpoints = [];

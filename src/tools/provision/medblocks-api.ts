@@ -253,11 +253,16 @@ export class MedblocksApi {
       throw error;
     }
     if (!response.ok) {
+      // An HTML error page (a wrong host's 404, a proxy's 502) has no Medblocks error to quote: the
+      // URL it came from is what to check.
+      const html = /^text\/html\b/i.test(response.headers.get('content-type') ?? '');
       const error = new MedblocksApiError(
         method,
         url.pathname,
         response.status,
-        errorDetail(text, response.headers.get('x-request-id'))
+        html
+          ? `the answer is an HTML page, not Medblocks' API: is MEDBLOCKS_API_BASE_URL=${this.baseUrl} Medblocks' API${response.status >= 500 ? ', or a proxy in front of it failing' : ''}?`
+          : errorDetail(text, response.headers.get('x-request-id'))
       );
       const retryAfter = Number(response.headers.get('retry-after'));
       if (Number.isFinite(retryAfter) && retryAfter > 0) error.retryAfterSeconds = retryAfter;

@@ -6,6 +6,7 @@
 import { getStatus, MedplumClient, normalizeErrorString, OperationOutcomeError } from '@medplum/core';
 import type { AuditEvent, Bot, OperationOutcome, Project, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
 import type { Settings } from './env';
+import { explainedFetch, httpStatusOf, NotMedplumApiError } from './medplum-answers';
 import { NoAnswerError, reachableFetch, REQUEST_TIMEOUT_MS, UnreachableError } from './reach';
 
 /** A failure the user can fix; its message says how. */
@@ -37,7 +38,8 @@ const MAX_AUDIT_EVENTS = 20_000;
 /**
  * A MedplumClient for a tool, not a browser: no caching (provisioning reads back what it just
  * wrote) and no `X-Medplum: extended` metadata (resources are compared and written back as read).
- * A server that does not answer at all is reported as `cannot reach MEDPLUM_BASE_URL=…: <cause>`.
+ * A server that does not answer at all is reported as `cannot reach MEDPLUM_BASE_URL=…: <cause>`;
+ * an HTML page as not the API; an error answer with the HTTP status the server gave.
  */
 export function newMedplumClient(
   baseUrl: string,
@@ -46,23 +48,38 @@ export function newMedplumClient(
 ): MedplumClient {
   return new MedplumClient({
     baseUrl,
-    fetch: reachableFetch('MEDPLUM_BASE_URL', baseUrl, fetchFn, timeoutMs),
+    fetch: explainedFetch(baseUrl, reachableFetch('MEDPLUM_BASE_URL', baseUrl, fetchFn, timeoutMs)),
     cacheTime: 0,
     extendedMode: false,
   });
 }
 
-/** `Medplum GET /path failed with HTTP 400: <server text>` plus the fix, when one is known. */
+/**
+ * `Medplum GET /path failed with HTTP 400: <server text>` plus the fix, when one is known. The fix
+ * a caller gives is about its settings (the URL, the credentials); when the server itself failed
+ * (5xx, 429) the settings are not the cause, and saying they were sent people to the wrong place.
+ */
 export function medplumFailure(method: string, path: string, err: unknown, fix?: string): SetupError {
   if (err instanceof SetupError) return err;
-  // The server never answered: which server and why is the whole story.
-  if (err instanceof UnreachableError || err instanceof NoAnswerError) return new SetupError(err.message);
-  const status = err instanceof OperationOutcomeError ? getStatus(err.outcome) : undefined;
+  // The server never answered, or is not Medplum's API: which server and why is the whole story.
+  if (err instanceof UnreachableError || err instanceof NoAnswerError || err instanceof NotMedplumApiError) {
+    return new SetupError(err.message);
+  }
+  const status =
+    err instanceof OperationOutcomeError ? (httpStatusOf(err.outcome) ?? getStatus(err.outcome)) : undefined;
   const text = normalizeErrorString(err).slice(0, 300);
+  const serverFailed = status !== undefined && (status >= 500 || status === 429);
+  const advice = serverFailed ? serverFix(status) : fix;
   return new SetupError(
     `Medplum ${method} /${path.replace(/^\//, '')} failed${status ? ` with HTTP ${status}` : ''}: ${text}` +
-      (fix ? `. ${fix}` : '')
+      (advice ? `. ${advice}` : '')
   );
+}
+
+function serverFix(status: number): string {
+  return status === 429
+    ? 'The server is rate-limiting this client: wait a minute and run again (the settings are not the cause)'
+    : 'The Medplum server failed, not the settings: check its health and logs (or the proxy in front of it), then run again';
 }
 
 /** Runs one Medplum call, turning a failure into a SetupError that names the call and the fix. */

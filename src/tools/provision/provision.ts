@@ -212,11 +212,12 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
   const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as MedplumConfig) : {};
   const ids = Object.fromEntries(outcomes.map((o) => [o.name, o.id]));
   const nextConfig = configWithBots(config, bots, ids);
-  // The emulator's ids are thrown away with it: writing them would leave the tracked file dirty.
+  // The tracked file ships with the emulator's ids (stable, derived from the bot names): writing
+  // any other ids from the emulator would leave it dirty.
   const emulated = session.version?.endsWith('-emulator') === true;
   if (nextConfig && emulated) {
     notes.push(
-      `${CONFIG_FILE} left as it is: this is the local emulator (its bot ids last as long as it runs). Against a real Medplum, provision writes the ids there for \`npx medplum bot deploy\`.`
+      `${CONFIG_FILE} left as it is: this is the local emulator (the file as shipped holds the emulator's bot ids, derived from the bot names). Against a real Medplum, provision writes the ids there for \`npx medplum bot deploy\`.`
     );
   } else if (nextConfig) {
     change(CONFIG_FILE, 'write', 'bot ids');

@@ -24,6 +24,12 @@ const CAUSES: Readonly<Record<string, string>> = {
   ENETUNREACH: 'network unreachable',
   CERT_HAS_EXPIRED: 'the server’s TLS certificate has expired',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'the server’s TLS certificate is self-signed',
+  SELF_SIGNED_CERT_IN_CHAIN:
+    'the server’s TLS certificate chain ends in a self-signed certificate (a proxy that inspects TLS?)',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server’s TLS certificate cannot be verified (an incomplete chain?)',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    'the server’s TLS certificate is issued by an authority this machine does not trust (NODE_EXTRA_CA_CERTS?)',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the server’s TLS certificate is for another host name',
   ERR_SSL_WRONG_VERSION_NUMBER: 'TLS handshake failed (an http:// server addressed as https://?)',
 };
 

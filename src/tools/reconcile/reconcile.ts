@@ -22,6 +22,7 @@ import type { BotSettings } from '../../runtime/settings';
 import { readState } from '../../runtime/store/read';
 import { writePlan } from '../../runtime/store/write';
 import type { MedblocksApi, MedblocksPatientConnection } from '../provision/medblocks-api';
+import { Progress } from '../progress';
 
 /** Attempts per connection when a concurrent writer (a bot, another run) changed what was read. */
 const MAX_ATTEMPTS = 3;
@@ -35,7 +36,13 @@ export interface ReconcileOptions {
   readonly patientIds?: readonly string[];
   /** Progress: connection ids, statuses and what changes; never a patient id or other PHI. */
   readonly print: (line: string) => void;
+  /** How far the patients are read, with an estimate (the CLI: stderr); `print` by default. */
+  readonly progress?: (line: string) => void;
+  readonly now?: () => number;
 }
+
+/** A progress line at least this often while patients are read (and every 50 patients). */
+const PROGRESS_EVERY_MS = 10_000;
 
 export interface ReconcileSummary {
   readonly patients: number;
@@ -118,6 +125,10 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
   let changed = 0;
   let unknownStatus = 0;
   let writes = 0;
+  const now = options.now ?? Date.now;
+  const progress = new Progress(patientIds.length, now, 'patients');
+  const sayProgress = options.progress ?? options.print;
+  let lastSaid = now();
   for (const [index, patientId] of patientIds.entries()) {
     const detail = await options.api.getPatient(patientId);
     for (const connection of detail.connections) {
@@ -139,7 +150,11 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
         `${options.dryRun ? 'plan ' : 'wrote'} ${connection.id} (${connection.status}, updated ${stamp.at}): ${describeWrites(planned)}`
       );
     }
-    if ((index + 1) % 50 === 0) options.print(`… ${String(index + 1)} of ${String(patientIds.length)} patients`);
+    const done = index + 1;
+    if (done < patientIds.length && (done % 50 === 0 || now() - lastSaid >= PROGRESS_EVERY_MS)) {
+      sayProgress(`… ${progress.describe(done)}`);
+      lastSaid = now();
+    }
   }
   return { patients: patientIds.length, connections, changed, unknownStatus, writes };
 }

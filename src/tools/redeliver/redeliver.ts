@@ -12,6 +12,7 @@ import {
   type MedblocksDelivery,
   type MedblocksEndpoint,
 } from '../provision/medblocks-api';
+import { Progress } from '../progress';
 
 /** Event types the bots consume (the flow event under either of its names): the registry's, never a copy. */
 export const PROJECT_EVENT_TYPES: readonly string[] = WEBHOOK_BOTS.flatMap((b) => b.eventTypes);
@@ -40,6 +41,8 @@ export interface RedeliverOptions {
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly print: (line: string) => void;
+  /** Where the waits are said, with a count and an estimate (the CLI: stderr); `print` by default. */
+  readonly progress?: (line: string) => void;
 }
 
 export interface PlannedEvent {
@@ -237,6 +240,8 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
   let budgetSpent = false;
   const sent: SentRedelivery[] = [];
   const sentAt = new Date(now()).toISOString();
+  const progress = new Progress(list.length, now, 'events');
+  const sayProgress = options.progress ?? options.print;
   for (const [index, e] of list.entries()) {
     if (budgetSpent) {
       stillFailing.push({ id: e.id, status: null });
@@ -258,8 +263,8 @@ export async function redeliver(options: RedeliverOptions): Promise<RedeliverSum
             stillFailing.push({ id: e.id, status: 429 });
             break;
           }
-          options.print(
-            `wait  ${e.id}: Medblocks allows one redelivery a minute; retrying in ${Math.ceil(waitMs / 1000)} s`
+          sayProgress(
+            `wait  ${e.id}: Medblocks allows one redelivery a minute; retrying in ${Math.ceil(waitMs / 1000)} s (${progress.describe(index, waitMs)})`
           );
           await sleep(waitMs);
           continue;

@@ -74,10 +74,17 @@ export function hintFor(
       return 'The webhook URL did not answer: check MEDPLUM_BASE_URL and that the server is reachable from here.';
     default:
       if (outcome.startsWith('quarantined:')) {
-        // The failure table's own advice (README "When something goes wrong"), plus where the record is.
+        // Not the failure table's advice, which ends in `npm run redeliver`: Medblocks never sent
+        // verify's events, so they cannot be redelivered, and verify closes their dead-letters.
         const reason = outcome.slice('quarantined:'.length);
-        const advice = isFailureReason(reason) ? `${FAILURES[reason].whatToDo} ` : '';
-        return `${advice}The dead-letter: Task?code=urn:medblocks:code|webhook-dead-letter&status=failed.`;
+        if (reason === 'patient_not_found') {
+          return (
+            'The project has MEDBLOCKS_CREATE_MISSING_PATIENTS=false and verify could not read its secrets to know it: ' +
+            'with a project-admin client (Project Admin → Clients), verify creates its patient first.'
+          );
+        }
+        const what = isFailureReason(reason) ? `${FAILURES[reason].meaning} ` : '';
+        return `${what}Fix the cause, then run verify again (verify closed its own events' dead-letters: Medblocks never sent them).`;
       }
       return outcome.startsWith('failed:')
         ? 'A FHIR request of the bot failed: the bot’s AuditEvent (AuditEvent?entity=Bot/{id}&outcome=4) has its summary line; check its AccessPolicy.'

@@ -10,7 +10,7 @@ import type { MedplumSession } from '../provision/medplum';
 import { byExactName, supportsRawBody, webhookUrl } from '../provision/plan';
 import { parsedBodyExplanation, secretIsTrue } from '../provision/preflight';
 import type { VerifyBot, VerifyTarget } from './verify';
-import { SETTING_NAMES } from '../../runtime/settings';
+import { readBoolean, SETTING_NAMES } from '../../runtime/settings';
 
 export interface FoundTarget {
   readonly target: VerifyTarget;
@@ -67,5 +67,8 @@ export async function findTarget(session: MedplumSession, lookup: EnvLookup): Pr
     );
     bots.push({ name, botId: bot.id, webhookUrl: webhookUrl(session.baseUrl, membership.id), secret });
   }
-  return { target: { bots, medplum, rawBodySupported }, problems, notes };
+  const createsMissingPatients = readable
+    ? (readBoolean(Object.fromEntries(secrets.map((x) => [x.name, x])), SETTING_NAMES.createMissingPatients) ?? true)
+    : undefined;
+  return { target: { bots, medplum, rawBodySupported, createsMissingPatients }, problems, notes };
 }

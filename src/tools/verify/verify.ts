@@ -5,10 +5,10 @@
 // outcomes only: the story's patients are synthetic, and no secret is ever printed.
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { MedplumClient } from '@medplum/core';
-import type { AuditEvent, Basic, Consent, Task } from '@medplum/fhirtypes';
+import type { AuditEvent, Basic, Consent, Patient, Task } from '@medplum/fhirtypes';
 import type { WebhookBotName } from '../../runtime/registry';
 import type { DemoIds, DemoStep, StepResult as DemoStepResult } from '../fixtures/demo-story';
-import { patientIdentifier, SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
+import { CODE, patientIdentifier, SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
 import { answerOutcome, answerText, hintFor } from './outcome';
@@ -30,6 +30,12 @@ export interface VerifyTarget {
   readonly medplum: MedplumClient;
   /** Whether the server knows Bot.rawBody (>= 5.2); undefined when unknown. */
   readonly rawBodySupported: boolean | undefined;
+  /**
+   * False when the project's MEDBLOCKS_CREATE_MISSING_PATIENTS is false: verify then creates its
+   * synthetic patient first, as an operator creates a patient before Medblocks reports on it.
+   * Undefined when the project's secrets could not be read (the bots' default, true, is assumed).
+   */
+  readonly createsMissingPatients?: boolean;
 }
 
 export interface VerifyOptions {
@@ -73,6 +79,8 @@ export interface VerifyResult {
   readonly steps: readonly StepResult[];
   readonly checks: readonly CheckResult[];
   readonly hints: readonly string[];
+  /** Dead-letter Tasks of this run's events that verify closed (`cancelled`), by event id. */
+  readonly closedDeadLetters: readonly string[];
 }
 
 const FORGED_SECRET = 'whsec_forged_0000000000000000000000000000';
@@ -85,6 +93,12 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyResult> {
   const startedAt = new Date(now() - 60_000).toISOString();
   const story = freshStory(now());
   log(`Patient ${story.ids.patientId}, connection ${story.ids.connectionA}: fresh ids for this run.`);
+  if (target.createsMissingPatients === false) {
+    await createPatient(target.medplum, story.ids.patientId);
+    log(
+      `The project has MEDBLOCKS_CREATE_MISSING_PATIENTS=false: verify created its patient first, as you would before Medblocks reports on one.`
+    );
+  }
 
   const steps: StepResult[] = [];
   for (const [index, step] of story.steps.entries()) {
@@ -97,9 +111,74 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyResult> {
   });
   const checks = checkState(state, expectation);
   const hints = [...new Set(steps.map((s) => s.hint).filter((h): h is string => Boolean(h)))];
-  const result = { ok: steps.every((s) => s.ok) && checks.every((c) => c.ok), ids: story.ids, steps, checks, hints };
+  // After the state is read (the checks see what the bots left), before the report: a dead-letter
+  // of verify's own event would keep monitor at "Needs attention", and redeliver could never clear
+  // it (Medblocks never sent the event).
+  const closedDeadLetters = await closeOwnDeadLetters(target.medplum, expectation.allEvents, now, log);
+  const result = {
+    ok: steps.every((s) => s.ok) && checks.every((c) => c.ok),
+    ids: story.ids,
+    steps,
+    checks,
+    hints,
+    closedDeadLetters,
+  };
   report(result, log);
   return result;
+}
+
+/** Verify's synthetic patient, by identifier only (what the bots would have created); a second call finds it. */
+async function createPatient(medplum: MedplumClient, patientId: string): Promise<void> {
+  const identifier = patientIdentifier(patientId);
+  await medplum.createResourceIfNoneExist<Patient>(
+    { resourceType: 'Patient', identifier: [identifier] },
+    `identifier=${encodeURIComponent(token(identifier.system, identifier.value))}`
+  );
+}
+
+/** What a closed dead-letter says, in the Medplum app and to anyone who searches for it. */
+export const VERIFY_CLOSED_REASON =
+  "Closed by npm run verify: its own test event, which Medblocks never sent, so npm run redeliver could never clear it. Verify's output says why the bot quarantined it.";
+
+/**
+ * Closes (status `cancelled`, the reason above) the open dead-letters of this run's events, and
+ * returns their event ids. Cancelled, not deleted: the record of what the bot refused stays, while
+ * monitor and redeliver, which look at `status=failed` only, no longer see it. A failure to close
+ * is said with the search to close them by hand; it does not change verify's verdict.
+ */
+export async function closeOwnDeadLetters(
+  medplum: MedplumClient,
+  events: readonly string[],
+  now: () => number,
+  log: (line: string) => void
+): Promise<string[]> {
+  if (events.length === 0) return [];
+  const search = {
+    identifier: events.map((id) => token(SYSTEM.deadLetter, id)).join(','),
+    code: token(SYSTEM.code, CODE.webhookDeadLetter),
+    status: 'failed',
+    _count: '100',
+  };
+  const closed: string[] = [];
+  try {
+    const open = await medplum.searchResources('Task', search, { cache: 'no-cache' });
+    for (const task of open) {
+      const eventId = task.identifier?.find((i) => i.system === SYSTEM.deadLetter)?.value ?? '';
+      await medplum.updateResource<Task>({
+        ...task,
+        status: 'cancelled',
+        statusReason: { text: VERIFY_CLOSED_REASON },
+        lastModified: new Date(now()).toISOString(),
+      });
+      closed.push(eventId);
+    }
+  } catch (err) {
+    log(
+      `warning: verify could not close the dead-letters of its own events (${err instanceof Error ? err.message : 'unknown error'}); ` +
+        `close them by hand (status cancelled): Task?identifier=${SYSTEM.deadLetter}|<event id>&status=failed for ${events.join(', ')}`
+    );
+  }
+  return closed;
 }
 
 async function play(target: VerifyTarget, number: number, step: DemoStep, options: VerifyOptions): Promise<StepResult> {
@@ -283,6 +362,13 @@ function report(result: VerifyResult, log: (line: string) => void): void {
     log(
       `note: the ${String(refusedOnPurpose)} refused ${refusedOnPurpose === 1 ? 'delivery above was' : 'deliveries above were'} forged or replayed on purpose; npm run monitor ` +
         'counts them as failed runs until they leave its --since window (24h by default).'
+    );
+  }
+  if (result.closedDeadLetters.length > 0) {
+    log('');
+    log(
+      `note: closed ${String(result.closedDeadLetters.length)} dead-letter(s) of this run's own events (status cancelled), so that ` +
+        `monitor and redeliver do not wait on events Medblocks never sent: ${result.closedDeadLetters.join(', ')}`
     );
   }
   const failed = result.steps.filter((s) => !s.ok).length + result.checks.filter((c) => !c.ok).length;
