@@ -25,6 +25,12 @@ test('the demo story meets every expectation', async () => {
     'undefined Consent active',
     'undefined Consent inactive, 1 write',
     'undefined nothing to change',
+    // The import story: records land, the scheduled import brings them in; a change, then nothing.
+    '200 processed',
+    'undefined 119 imported, 0 updated; 119 with Provenance',
+    '200 processed',
+    'undefined 2 imported, 2 updated',
+    'undefined nothing to do',
   ]);
   expect(result.steps.slice(9).map((s) => s.title)).toEqual([
     'unknown patient, creation off: quarantined',
@@ -33,6 +39,11 @@ test('the demo story meets every expectation', async () => {
     'a flow reports a new connection active',
     'it expires (no webhook); npm run reconcile',
     'npm run reconcile again',
+    '120 records land at Medblocks',
+    'the scheduled import runs',
+    'the EHR corrects 2 records, adds 2',
+    'the next scheduled run',
+    'and the one after',
   ]);
   expect(result.checks.map((c) => c.check)).toEqual(
     expect.arrayContaining([
@@ -44,7 +55,8 @@ test('the demo story meets every expectation', async () => {
     expect.objectContaining({ status: 'completed', businessStatus: 'applied-after-redelivery' }),
   ]);
   expect(result.ok).toBe(true);
-  expect(result.state.auditEvents).toEqual({ total: 12, success: 10, failure: 2 });
+  // Two more sync deliveries and three scheduled import runs, all successful.
+  expect(result.state.auditEvents).toEqual({ total: 17, success: 15, failure: 2 });
   expect(lines).toContainEqual(
     expect.stringMatching(
       /^12 +npm run redeliver -- --quarantined: applied +records\.sync\.completed +200 processed +200 +processed +ok$/

@@ -332,6 +332,22 @@ describe('npm run provision', () => {
     expect((await run([], false, env)).output).toContain('No changes');
   });
 
+  it('the records import stays off unless asked: --import stores MEDBLOCKS_API_KEY as a project secret, never printed', async () => {
+    const first = await run();
+    expect(first.code).toBe(0);
+    expect((await medplum.secrets()).find((s) => s.name === 'MEDBLOCKS_API_KEY')).toBeUndefined();
+    const { code, output } = await run(['--import'], true, { MEDBLOCKS_IMPORT_TYPES: 'Condition,Observation' });
+    expect(code).toBe(0);
+    const secrets = await medplum.secrets();
+    expect(secrets.find((s) => s.name === 'MEDBLOCKS_API_KEY')?.valueString).toBe(MEDBLOCKS_KEY);
+    expect(secrets.find((s) => s.name === 'MEDBLOCKS_IMPORT_TYPES')?.valueString).toBe('Condition,Observation');
+    expect(output).toMatch(/MEDBLOCKS_API_KEY \(from the environment\)/);
+    expectNoSecrets(output);
+    expect((await run(['--import'], true, { MEDBLOCKS_IMPORT_TYPES: 'Condition,Observation' })).output).toContain(
+      'No changes'
+    );
+  });
+
   it('with MEDBLOCKS_API_KEY, takes signing secrets from Medblocks only, not from the environment', async () => {
     const env = { MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED: 'whsec_stale_from_env_DO_NOT_PRINT' };
     const { code, output } = await run([], true, env);

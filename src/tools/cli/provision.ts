@@ -13,13 +13,18 @@ const RUNTIMES: readonly Runtime[] = ['awslambda', 'vmcontext'];
 
 export const PROVISION_SPEC = {
   name: 'provision',
-  summary: `builds dist/ from bots/ (so what is deployed is what the sources say), then creates or updates, idempotently, in the Medplum project of MEDPLUM_CLIENT_ID: the bots' AccessPolicies, the five Bots (public webhook, rawBody where the server knows it, audit events), their memberships, medplum.config.json and the deployed code; with MEDBLOCKS_API_KEY also the Medblocks endpoints and their signing secrets. Project secrets found in the environment under their own names (e.g. MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED, MEDBLOCKS_ALLOW_PARSED_BODY) are stored in the project.
+  summary: `builds dist/ from bots/ (so what is deployed is what the sources say), then creates or updates, idempotently, in the Medplum project of MEDPLUM_CLIENT_ID: the bots' AccessPolicies, the Bots (public webhook, rawBody where the server knows it, audit events), their memberships, medplum.config.json and the deployed code; with MEDBLOCKS_API_KEY also the Medblocks endpoints and their signing secrets. Project secrets found in the environment under their own names (e.g. MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED, MEDBLOCKS_ALLOW_PARSED_BODY) are stored in the project.
 
 A read-only preflight runs first and stops with the fix before any change when: the server version is unreadable, the client is not a project admin, or the project lacks the "bots" feature.`,
   options: {
     'dry-run': {
       type: 'boolean',
       description: 'print the plan (against the fresh build), change nothing on the server',
+    },
+    import: {
+      type: 'boolean',
+      description:
+        'turn on the records import: store MEDBLOCKS_API_KEY (and MEDBLOCKS_API_BASE_URL, MEDBLOCKS_IMPORT_TYPES when set) as project secrets for medblocks-records-import',
     },
     runtime: {
       type: 'string',
@@ -40,6 +45,7 @@ Settings (environment or .env): MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLI
     'npm run provision',
     'npm run provision -- --runtime vmcontext',
     'MEDBLOCKS_API_KEY=mb_sk_… npm run provision',
+    'MEDBLOCKS_API_KEY=mb_sk_… npm run provision -- --import',
   ],
   exitCodes: {
     0: 'provisioned (or, with --dry-run, planned)',
@@ -68,6 +74,7 @@ export function runProvision(
             for (const line of formatPreflight(preflight)) io.print(line);
           },
           dryRun: values['dry-run'],
+          enableImport: values.import,
           runtime: values.runtime as Runtime | undefined,
         });
         for (const line of formatReport(report)) io.print(line);

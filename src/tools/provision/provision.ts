@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import type { AccessPolicy, Bot, CodeSystem, ProjectSetting, StructureDefinition } from '@medplum/fhirtypes';
 import type { MedplumClient } from '@medplum/core';
 import { SETTING_NAMES } from '../../runtime/settings';
+import { IMPORT_SETTING_NAMES } from '../../runtime/import/settings';
 import { ALL_BOTS } from '../../runtime/registry';
 import type { BotEntry as DeployedBot } from '../../runtime/registry';
 import type { Runtime } from './plan';
@@ -61,6 +62,11 @@ export interface ProvisionOptions {
   readonly fetchFn?: typeof fetch;
   /** Builds missing bundles (defaults to esbuild via src/tools/cli/build.ts). */
   readonly build?: (root: string) => Promise<unknown>;
+  /**
+   * Turn on the records import: MEDBLOCKS_API_KEY (with MEDBLOCKS_API_BASE_URL and
+   * MEDBLOCKS_IMPORT_TYPES when given) from the environment become project secrets.
+   */
+  readonly enableImport?: boolean;
   /** Called once the preflight passed, before any change: so that its warnings show even if a later step fails. */
   readonly onPreflight?: (preflight: Preflight) => void;
 }
@@ -98,9 +104,15 @@ export interface ProvisionReport {
  * MEDBLOCKS_API_KEY the signing secrets come from Medblocks only: a value from the environment
  * would overwrite the endpoint's real secret on every later run.
  */
-export function projectSecretNames(bots: readonly DeployedBot[], medblocksManaged: boolean): string[] {
+export function projectSecretNames(
+  bots: readonly DeployedBot[],
+  medblocksManaged: boolean,
+  enableImport = false
+): string[] {
   const signing = bots.map((b) => b.secretName).filter((n): n is string => Boolean(n));
-  return [...(medblocksManaged ? [] : signing), ...Object.values(SETTING_NAMES)];
+  // The import's settings are the tools' own variables (MEDBLOCKS_API_KEY…): stored only when asked.
+  const importing = enableImport ? Object.values(IMPORT_SETTING_NAMES) : [];
+  return [...(medblocksManaged ? [] : signing), ...Object.values(SETTING_NAMES), ...importing];
 }
 
 /**
@@ -120,7 +132,11 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
   const { project, readable } = await readProject(session);
   const projectSecrets = project.secret ?? [];
   const medblocksManaged = settings.medblocksApiKey !== undefined;
-  const fromEnv = secretsFromEnv(projectSecrets, projectSecretNames(bots, medblocksManaged), settings.lookup);
+  const fromEnv = secretsFromEnv(
+    projectSecrets,
+    projectSecretNames(bots, medblocksManaged, options.enableImport),
+    settings.lookup
+  );
   const preflight = analysePreflight(
     {
       baseUrl: session.baseUrl,
