@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { impliedResources } from '../src/tools/bench/naive';
 import { medblocksEventHandler } from '../src/runtime/handlers';
-import { BUDGETS, loadBudgets, requestBudgets } from '../src/tools/bench/report';
+import { BUDGETS, importBudgets, loadBudgets, requestBudgets } from '../src/tools/bench/report';
+import type { ImportRow } from '../src/tools/bench/import';
 import type { LoadRow } from '../src/tools/bench/load';
 import { countRequests } from '../src/tools/bench/requests';
 import { benchScenarios, FLOW_SIZES } from '../src/tools/bench/scenarios';
@@ -77,5 +78,40 @@ describe('bench: FHIR requests per delivery', () => {
         at16(row('per-resource', 0, 500)),
       ])
     ).toBe(1);
+  });
+});
+
+describe('bench: the records import', () => {
+  const row = (implementation: ImportRow['implementation'], overrides: Partial<ImportRow> = {}): ImportRow => ({
+    implementation,
+    records: 199,
+    imported: 199,
+    ms: 1000,
+    recordsPerSecond: 199,
+    fhirRequestsPerRecord: implementation === 'ours' ? 0.17 : 2,
+    fhirRequests: implementation === 'ours' ? 33 : 398,
+    pages: 10,
+    ...overrides,
+  });
+  const missed = (rows: ImportRow[]): string[] =>
+    importBudgets(rows)
+      .filter((b) => !b.pass)
+      .map((b) => b.name);
+
+  it('passes when ours imports everything, cheaply, at least as fast as per-resource', () => {
+    expect(missed([row('ours'), row('per-resource', { recordsPerSecond: 22 })])).toEqual([]);
+  });
+
+  it('fails on a record not imported, too many requests per record, or a slower import', () => {
+    expect(missed([row('ours', { imported: 198 }), row('per-resource')])).toEqual([
+      'records not imported, ours, 199 records',
+    ]);
+    const overBudget = BUDGETS.importRequestsPerRun + BUDGETS.importRequestsPerPage * 10 + 1;
+    expect(missed([row('ours', { fhirRequests: overBudget }), row('per-resource')])).toEqual([
+      'import FHIR requests, ours, 199 records in 10 pages',
+    ]);
+    expect(missed([row('ours', { recordsPerSecond: 20 }), row('per-resource', { recordsPerSecond: 22 })])).toEqual([
+      'import records/s, per-resource vs ours, 199 records',
+    ]);
   });
 });

@@ -3,6 +3,7 @@
 import type { BuiltBundle } from '../bundling';
 import type { CpuRow } from './cpu';
 import type { LatencyRow } from './latency';
+import type { ImportRow } from './import';
 import type { LoadOptions, LoadRow } from './load';
 import type { RequestRow } from './requests';
 import { textTable } from '../text-table';
@@ -13,6 +14,10 @@ export const BUDGETS = {
   planP50Ms: 0.5,
   bundleBytes: 100 * 1024,
   endToEndP99Ms: 150,
+  /** The import's FHIR requests per page of records (read, write, same-page references, Provenance with progress). */
+  importRequestsPerPage: 4,
+  /** …plus, per run, the two reads that find the work and the claim of the patient's import Task. */
+  importRequestsPerRun: 3,
 } as const;
 
 export interface BudgetCheck {
@@ -33,7 +38,33 @@ export interface BenchResult {
   readonly worldLatency: readonly LatencyRow[];
   /** The mixed load with serialisation conflicts modelled, ours and the per-resource pattern. */
   readonly load: { readonly options: LoadOptions; readonly rows: readonly LoadRow[] };
+  /** The records import, ours and the per-resource pattern, on the World with simulated FHIR latency. */
+  readonly import: readonly ImportRow[];
   readonly budgets: readonly BudgetCheck[];
+}
+
+/**
+ * The import must import every record, cost at most its requests per record, and be at least as
+ * fast as the per-resource pattern on the same records.
+ */
+export function importBudgets(rows: readonly ImportRow[]): BudgetCheck[] {
+  const ours = rows.find((r) => r.implementation === 'ours');
+  const perResource = rows.find((r) => r.implementation === 'per-resource');
+  if (!ours || !perResource) return [];
+  const at = `${String(ours.records)} records`;
+  return [
+    check(`records not imported, ours, ${at}`, ours.records - ours.imported, 0),
+    check(
+      `import FHIR requests, ours, ${at} in ${String(ours.pages)} pages`,
+      ours.fhirRequests,
+      BUDGETS.importRequestsPerRun + BUDGETS.importRequestsPerPage * ours.pages
+    ),
+    check(
+      `import records/s, per-resource vs ours, ${at}`,
+      round(perResource.recordsPerSecond, 1),
+      round(ours.recordsPerSecond, 1)
+    ),
+  ];
 }
 
 export function requestBudgets(rows: readonly RequestRow[]): BudgetCheck[] {
@@ -290,6 +321,31 @@ export function formatReport(result: BenchResult): string {
                 )
                 .every((b) => b.pass)
             )}`
+          : '(comparison)',
+      ])
+    )
+  );
+  out.push('');
+  out.push(
+    `Records import (the test World under the import bot's policy, a local Medblocks on loopback, ${String(result.fhirLatencyMs)} ms simulated per FHIR request; per-resource = a search, then a create or update, per record, no Provenance)`
+  );
+  const importChecks = result.budgets.filter(
+    (b) => b.name.startsWith('import ') || b.name.startsWith('records not imported')
+  );
+  out.push(
+    table(
+      ['implementation', 'records', 'pages', 'imported', 'ms', 'records/s', 'fhir req', 'fhir req/record', 'budget'],
+      result.import.map((r) => [
+        r.implementation,
+        String(r.records),
+        String(r.pages),
+        String(r.imported),
+        r.ms.toFixed(0),
+        r.recordsPerSecond.toFixed(1),
+        String(r.fhirRequests),
+        r.fhirRequestsPerRecord.toFixed(3),
+        r.implementation === 'ours'
+          ? `all imported, ≤ ${String(BUDGETS.importRequestsPerRun)} + ${String(BUDGETS.importRequestsPerPage)}/page, ≥ per-resource records/s ${mark(importChecks.every((b) => b.pass))}`
           : '(comparison)',
       ])
     )

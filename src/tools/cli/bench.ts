@@ -4,7 +4,17 @@
 // modelled — each figure against its budget. Exits 1 when a budget is
 // missed. Everything runs in-process on 127.0.0.1.
 import { availableParallelism } from 'node:os';
-import { cpuBudgets, latencyBudgets, loadBudgets, requestBudgets, bundleBudgets, formatReport } from '../bench/report';
+import {
+  bundleBudgets,
+  cpuBudgets,
+  formatReport,
+  importBudgets,
+  latencyBudgets,
+  loadBudgets,
+  requestBudgets,
+} from '../bench/report';
+import { measureImport } from '../bench/import';
+import type { ImportRow } from '../bench/import';
 import { LOAD_CONCURRENCIES, LOAD_DEFAULTS, measureLoad } from '../bench/load';
 import type { LoadRow } from '../bench/load';
 import type { BenchResult } from '../bench/report';
@@ -80,6 +90,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     }
   }
 
+  const importRecords = options.quick ? 60 : 200;
+  progress(`the records import: ${String(importRecords)} records, ours and per-resource…`);
+  const importRows: ImportRow[] = [];
+  for (const implementation of ['ours', 'per-resource'] as const) {
+    importRows.push(await measureImport(implementation, importRecords, fhirLatencyMs));
+  }
+
   return {
     environment: {
       node: process.version,
@@ -93,12 +110,14 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     latency,
     worldLatency,
     load: { options: loadOptions, rows: loadRows },
+    import: importRows,
     budgets: [
       ...requestBudgets(requests),
       ...cpuBudgets(cpu),
       ...bundleBudgets(bundles),
       ...latencyBudgets(latency, worldLatency),
       ...loadBudgets(loadRows),
+      ...importBudgets(importRows),
     ],
   };
 }
@@ -126,7 +145,7 @@ async function emulatorGrowth(batches: number, size: number): Promise<void> {
 export const BENCH_SPEC = {
   name: 'bench',
   summary:
-    'measures, against budgets: FHIR requests per delivery (ours vs the per-resource pattern), CPU for verify + parse + plan, bundle sizes (it builds dist/ from bots/ first), end-to-end latency through the emulator with simulated FHIR latency, and a mixed load at concurrency 8 and 16 with serialisation conflicts modelled. Everything runs in-process on 127.0.0.1; about half a minute (--quick: a few seconds).',
+    'measures, against budgets: FHIR requests per delivery (ours vs the per-resource pattern), CPU for verify + parse + plan, bundle sizes (it builds dist/ from bots/ first), end-to-end latency through the emulator with simulated FHIR latency, a mixed load at concurrency 8 and 16 with serialisation conflicts modelled, and the records import (ours vs a per-resource import). Everything runs in-process on 127.0.0.1; about half a minute (--quick: a few seconds).',
   options: {
     quick: { type: 'boolean', description: 'fewer iterations and deliveries (a smoke run)' },
     json: { type: 'boolean', description: 'the result as JSON on stdout (progress lines are not printed)' },
