@@ -107,6 +107,10 @@ describe('the monitor report in Chromium', () => {
       expect(p95?.width ?? 0).toBeGreaterThan(0);
     }
     expect(await page.locator('[data-field="quarantined"]').innerText()).toBe('No open dead-letters.');
+    expect(await page.locator('[data-field="imports-failed"]').innerText()).toBe(String(report.imports.failed));
+    expect(await page.locator('[data-field="imports-in-progress"]').innerText()).toBe(
+      String(report.imports.inProgress)
+    );
     const screenshot = await page.screenshot({ fullPage: true });
     expect(screenshot.length).toBeGreaterThan(10_000);
     expect(failedRequests).toEqual([]);

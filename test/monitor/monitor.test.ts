@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AuditEvent, Bot } from '@medplum/fhirtypes';
+import type { AuditEvent, Bot, Task } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
 import { buildDeadLetter, resolveDeadLetter } from '../../src/runtime/fhir/dead-letter';
+import { CODE, packageCode, SYSTEM } from '../../src/runtime/fhir/systems';
 import { percentile, runStats } from '../../src/tools/monitor/analyse';
 import { outcomeOfConsole as parseOutcome } from '../../src/runtime/summary';
 import type { MonitorReport } from '../../src/tools/monitor/monitor';
@@ -210,6 +211,32 @@ describe('npm run monitor', () => {
       byType: { 'records.sync.completed': 2, 'patient_flow.completed': 1 },
       byReason: { patient_not_found: 2, 'retries_exhausted (cause: internal)': 1 },
     });
+  });
+
+  it('counts failed and unfinished records imports, naming where to look, and exits 1 on a failed one', async () => {
+    const task = (key: string, status: 'failed' | 'in-progress' | 'completed'): Task => ({
+      resourceType: 'Task',
+      identifier: [{ system: SYSTEM.taskKey, value: key }],
+      code: packageCode(CODE.recordsImport),
+      status,
+      intent: 'order',
+      for: { reference: 'Patient/p1' },
+    });
+    await medplum.put(task('records-import/pt_1', 'in-progress'));
+    await medplum.put(task('records-import/pt_2', 'completed'));
+    const unfinished = await run();
+    expect(unfinished.code).toBe(0);
+    expect(unfinished.output).toContain(
+      'Records imports: 0 failed, 1 in progress (medblocks-records-import continues those every 5 minutes).'
+    );
+    await medplum.put(task('records-import/pt_3', 'failed'));
+    const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toContain(
+      '! 1 failed import: see each Task\'s reason (Task?code=urn:medblocks:code|records-import&status=failed); docs/records-import.md "Failures"'
+    );
+    const json = JSON.parse((await run(['--json'])).output) as MonitorReport;
+    expect(json.imports).toEqual({ failed: 1, inProgress: 1, more: false });
   });
 
   it('no open dead-letter: says none and stays all good', async () => {

@@ -112,6 +112,8 @@ export function renderMonitorHtml(report: MonitorReport, generatedAt: string): s
         `<table><tr><th>reason</th><th>count</th></tr>${Object.entries(q.byReason)
           .map(([r, n]) => `<tr><td>${escapeHtml(r)}</td><td>${String(n)}</td></tr>`)
           .join('')}</table>`;
+  const imports = report.imports;
+  const importsHtml = `<p>Records imports: <span data-field="imports-failed">${String(imports.failed)}</span> failed, <span data-field="imports-in-progress">${String(imports.inProgress)}</span> in progress${imports.more ? ' (at least)' : ''}.${imports.failed > 0 ? ` See each Task's reason: <code>Task?code=urn:medblocks:code|records-import&amp;status=failed</code>` : ''}</p>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Medblocks bots — health since ${escapeHtml(report.since)}</title>
 <style>
@@ -127,6 +129,7 @@ ${report.projectIssues.map((i) => `<p class="issue">${escapeHtml(i)}</p>`).join(
 ${report.bots.map(botSection).join('\n')}
 <h2>Medblocks endpoints</h2>${endpoints}
 <h2>Quarantined events</h2>${quarantined}
+<h2>Records imports</h2>${importsHtml}
 </body></html>
 `;
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MedplumClient } from '@medplum/core';
 import type { AccessPolicy, Task } from '@medplum/fhirtypes';
+import { CODE, SYSTEM } from '../../runtime/fhir/systems';
 import { SETTING_NAMES } from '../../runtime/settings';
 import { ALL_BOTS } from '../../runtime/registry';
 import type { BotEntry as DeployedBot } from '../../runtime/registry';
@@ -50,7 +51,48 @@ export interface MonitorReport {
   readonly endpoints: readonly EndpointStatus[] | undefined;
   /** Open dead-letter Tasks (quarantined events not applied yet), in total and per event type. */
   readonly quarantined: QuarantinedCount;
+  /** The records import's Tasks that are not done: failed (parked until the next sync) and in progress. */
+  readonly imports: ImportCount;
   readonly attention: boolean;
+}
+
+export interface ImportCount {
+  readonly failed: number;
+  readonly inProgress: number;
+  /** True when a search hit its page size: the counts are lower bounds. */
+  readonly more: boolean;
+}
+
+export const IMPORT_TASK_SEARCH = `code=${SYSTEM.code}|${CODE.recordsImport}`;
+
+/**
+ * Counts the records import's failed and unfinished Tasks. A failed import is parked until the next
+ * sync of that patient, and its runs are AuditEvent successes: without this count it stays unseen.
+ */
+export async function countImports(medplum: MedplumClient): Promise<ImportCount> {
+  const count = async (status: string): Promise<number> =>
+    (
+      await call('GET', 'fhir/R4/Task', () =>
+        medplum.searchResources('Task', `${IMPORT_TASK_SEARCH}&status=${status}&_count=${String(DEAD_LETTER_PAGE)}`)
+      )
+    ).length;
+  const [failed, inProgress] = [await count('failed'), await count('in-progress')];
+  return { failed, inProgress, more: failed >= DEAD_LETTER_PAGE || inProgress >= DEAD_LETTER_PAGE };
+}
+
+/** The import lines: what waits and where to look. */
+export function formatImports(imports: ImportCount): string[] {
+  const plus = imports.more ? '+' : '';
+  if (imports.failed === 0 && imports.inProgress === 0) return ['Records imports: none failed or in progress.'];
+  const lines = [
+    `Records imports: ${String(imports.failed)}${plus} failed, ${String(imports.inProgress)}${plus} in progress (medblocks-records-import continues those every 5 minutes).`,
+  ];
+  if (imports.failed > 0) {
+    lines.push(
+      `! ${String(imports.failed)}${plus} failed import${imports.failed === 1 ? '' : 's'}: see each Task's reason (Task?${IMPORT_TASK_SEARCH}&status=failed); docs/records-import.md "Failures"`
+    );
+  }
+  return lines;
 }
 
 export interface QuarantinedCount {
@@ -177,8 +219,10 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
   }
 
   const quarantined = await countQuarantined(medplum);
+  const imports = await countImports(medplum);
   const attention =
     quarantined.total > 0 ||
+    imports.failed > 0 ||
     projectIssues.length > 0 ||
     reports.some((r) => r.issues.length > 0) ||
     (endpoints ?? []).some((e) => e.issues.length > 0);
@@ -189,6 +233,7 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
     bots: reports,
     endpoints,
     quarantined,
+    imports,
     attention,
   };
 }
@@ -234,6 +279,7 @@ export function formatMonitorReport(report: MonitorReport): string[] {
     lines.push('', 'Medblocks endpoints: not checked (set MEDBLOCKS_API_KEY).');
   }
   lines.push('', ...formatQuarantined(report.quarantined));
+  lines.push('', ...formatImports(report.imports));
   const warned = report.bots.some((b) => b.warnings.length > 0);
   lines.push('', report.attention ? 'Needs attention.' : warned ? 'All good (see ~ warnings).' : 'All good.');
   return lines;
