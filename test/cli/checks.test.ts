@@ -1,5 +1,8 @@
 // `npm run checks`: the three checks side by side, each one's output whole and in a fixed order,
 // and a failure of any one failing the whole.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runChecks } from '../../src/tools/cli/checks';
 
@@ -7,22 +10,28 @@ const node = (name: string, script: string) => ({ name, command: process.execPat
 
 describe('npm run checks', () => {
   it('runs every check at once and prints each one whole, in order, whatever finished first', async () => {
+    // Each check waits (bounded, 10 s) for the other's file: run one after the other, the first
+    // would give up and fail. No timing is asserted.
+    const dir = mkdtempSync(join(tmpdir(), 'checks-'));
+    const meet = (mine: string, theirs: string, lines: string[]) =>
+      `const fs = require('node:fs'); fs.writeFileSync(${JSON.stringify(join(dir, mine))}, '');` +
+      `const until = Date.now() + 10000;` +
+      `const wait = () => { if (fs.existsSync(${JSON.stringify(join(dir, theirs))})) { ${lines.map((l) => `console.log(${JSON.stringify(l)});`).join(' ')} } else if (Date.now() > until) { process.exit(3); } else { setTimeout(wait, 20); } };` +
+      `wait();`;
     const printed: string[] = [];
-    const started = performance.now();
     const code = await runChecks(
       [
-        node('slow', "setTimeout(() => { console.log('slow line 1'); console.log('slow line 2'); }, 600)"),
-        node('fast', "setTimeout(() => console.log('fast line'), 600)"),
+        node('first', meet('a', 'b', ['first line 1', 'first line 2'])),
+        node('second', meet('b', 'a', ['second line'])),
       ],
       process.cwd(),
       (text) => printed.push(text)
     );
-    const ms = performance.now() - started;
+    rmSync(dir, { recursive: true, force: true });
     expect(code).toBe(0);
-    // Side by side: about one wait, not two.
-    expect(ms).toBeLessThan(1150);
-    const text = printed.join('');
-    expect(text).toMatch(/^> slow: ok in [\d.]+ s\nslow line 1\nslow line 2\n> fast: ok in [\d.]+ s\nfast line\n$/);
+    expect(printed.join('')).toMatch(
+      /^> first: ok in [\d.]+ s\nfirst line 1\nfirst line 2\n> second: ok in [\d.]+ s\nsecond line\n$/
+    );
   });
 
   it('fails when any check fails, naming it and keeping its output', async () => {
