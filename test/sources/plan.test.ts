@@ -11,6 +11,8 @@ import {
   planSources,
   sourceIdsOf,
   usableName,
+  usablePortalUrl,
+  withPortalUrl,
   type SourceLookup,
 } from '../../src/tools/sources/plan';
 
@@ -63,6 +65,55 @@ describe('usableName', () => {
     // Bidi controls (issue 18: they reached Organization.name) are dropped, the name kept.
     expect(usableName('Epic\u202e trahCyM\u2066x\u2069')).toBe('Epic trahCyMx');
     expect(usableName('\u202e\u200f')).toBeUndefined();
+  });
+});
+
+describe('usablePortalUrl', () => {
+  it('keeps an https address and nothing else', () => {
+    expect(usablePortalUrl('https://mychart.example.org/MyChart/')).toBe('https://mychart.example.org/MyChart/');
+    expect(usablePortalUrl('http://mychart.example.org/')).toBeUndefined();
+    expect(usablePortalUrl('javascript:alert(1)')).toBeUndefined();
+    expect(usablePortalUrl('https://example.org/a b')).toBeUndefined();
+    expect(usablePortalUrl('https://example.org/\u202e')).toBeUndefined();
+    expect(usablePortalUrl(`https://example.org/${'a'.repeat(600)}`)).toBeUndefined();
+    expect(usablePortalUrl(null)).toBeUndefined();
+  });
+});
+
+describe('the portal address', () => {
+  const portal = 'https://mychart.example.org/';
+  const named = new Map<string, SourceLookup>([[A, { kind: 'named', name: 'Epic MyChart', portalUrl: portal }]]);
+
+  it('a new Organization carries it as its url telecom', () => {
+    expect(planSources([A], named, new Map())).toEqual([
+      { kind: 'create', sourceId: A, name: 'Epic MyChart', portalUrl: portal },
+    ]);
+    expect(newOrganization(A, 'Epic MyChart', portal).telecom).toEqual([{ system: 'url', value: portal, use: 'work' }]);
+  });
+
+  it('an Organization with the name but not the address is updated; with both, left alone', () => {
+    const without = org('o1', 'Epic MyChart', A);
+    expect(planSources([A], named, organizationsBySource([without]))[0]?.kind).toBe('update');
+    const withIt = { ...without, telecom: [{ system: 'url' as const, value: portal }] };
+    expect(planSources([A], named, organizationsBySource([withIt]))[0]?.kind).toBe('unchanged');
+    // No address from Medblocks: the Organization's own is never taken away.
+    const nameOnly = new Map<string, SourceLookup>([[A, { kind: 'named', name: 'Epic MyChart' }]]);
+    expect(planSources([A], nameOnly, organizationsBySource([withIt]))[0]?.kind).toBe('unchanged');
+  });
+
+  it('an update replaces the web address and keeps the phone numbers someone added', () => {
+    const organization = {
+      ...org('o1', 'Epic MyChart', A),
+      telecom: [
+        { system: 'phone' as const, value: '+1 555 0100' },
+        { system: 'url' as const, value: 'https://old.example.org/' },
+      ],
+    };
+    expect(withPortalUrl(organization, portal)).toEqual([
+      { system: 'phone', value: '+1 555 0100' },
+      { system: 'url', value: portal, use: 'work' },
+    ]);
+    expect(withPortalUrl(organization, undefined)).toBe(organization.telecom);
   });
 });
 

@@ -94,6 +94,8 @@ describe('npm run sources against the emulator and the local Medblocks', () => {
     expect(stored).toHaveLength(1);
     expect(stored[0]?.name).toBe('Epic MyChart');
     expect(stored[0]?.identifier).toEqual([{ system: SYSTEM, value: NAMED }]);
+    // The source's published patient portal (FhirSource.portal_url) is the Organization's address.
+    expect(stored[0]?.telecom).toEqual([{ system: 'url', value: `https://portal.example.test/${NAMED}`, use: 'work' }]);
     expect(firstText).toMatch(new RegExp(`${NAMED} +created +Organization/${stored[0]?.id ?? 'none'} +Epic MyChart`));
 
     const second = await sources([]);

@@ -175,7 +175,9 @@ function fhirSource(id: string, name: string) {
     type: vendor,
     fhir_base_url: `https://fhir.example.test/${id}/api/FHIR/R4`,
     logo_url: null,
-    portal_url: null,
+    // Some sources publish their patient portal, some do not (`string | null`): vendors with a
+    // known portal get one here, so both shapes are exercised.
+    portal_url: vendor ? `https://portal.example.test/${id}` : null,
   };
 }
 

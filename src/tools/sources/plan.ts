@@ -44,9 +44,43 @@ export function usableName(name: string | undefined): string | undefined {
   return withoutControls(clean).trim() || undefined;
 }
 
+/** The longest portal address kept. */
+const MAX_URL_LENGTH = 500;
+
+/**
+ * Medblocks' `portal_url` as the Organization's web address: https only, no whitespace or control
+ * characters, bounded; anything else is not shown (undefined), as an unclean name is not.
+ */
+export function usablePortalUrl(url: string | null | undefined): string | undefined {
+  const shaped = /^https:\/\/[^\s/?#]+[^\s]*$/.test(url ?? '');
+  if (!url || url.length > MAX_URL_LENGTH || !shaped || !isCleanText(url) || withoutControls(url) !== url) {
+    return undefined;
+  }
+  try {
+    return new URL(url).protocol === 'https:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The web address an Organization shows: its `telecom` of system `url`. */
+export function portalUrlOf(organization: Organization): string | undefined {
+  return organization.telecom?.find((t) => t.system === 'url')?.value;
+}
+
+/**
+ * The Organization's telecom with the portal as its one `url` entry (Medblocks is the source of
+ * truth for it, as for the name); phone numbers and e-mail addresses someone added are kept.
+ */
+export function withPortalUrl(organization: Organization, portalUrl: string | undefined): Organization['telecom'] {
+  if (portalUrl === undefined) return organization.telecom;
+  const others = (organization.telecom ?? []).filter((t) => t.system !== 'url');
+  return [...others, { system: 'url', value: portalUrl, use: 'work' }];
+}
+
 /** What Medblocks said about one source. */
 export type SourceLookup =
-  | { readonly kind: 'named'; readonly name: string }
+  | { readonly kind: 'named'; readonly name: string; readonly portalUrl?: string }
   | { readonly kind: 'not-found' }
   /** Medblocks knows the source but returned no usable name. */
   | { readonly kind: 'unnamed' }
@@ -54,11 +88,12 @@ export type SourceLookup =
   | { readonly kind: 'verify-source' };
 
 export type SourceAction =
-  | { readonly kind: 'create'; readonly sourceId: string; readonly name: string }
+  | { readonly kind: 'create'; readonly sourceId: string; readonly name: string; readonly portalUrl?: string }
   | {
       readonly kind: 'update';
       readonly sourceId: string;
       readonly name: string;
+      readonly portalUrl?: string;
       readonly organizationId: string;
       readonly previousName: string | undefined;
     }
@@ -107,19 +142,23 @@ export function planSources(
     }
     const organizations = existing.get(sourceId) ?? [];
     if (organizations.length === 0) {
-      actions.push({ kind: 'create', sourceId, name: lookup.name });
+      actions.push({ kind: 'create', sourceId, name: lookup.name, ...portal(lookup) });
       continue;
     }
     for (const organization of organizations) {
       if (sourceCount(organization) > 1) {
         actions.push({ kind: 'shared', sourceId, organizationId: organization.id });
-      } else if (organization.name === lookup.name) {
+      } else if (
+        organization.name === lookup.name &&
+        (lookup.portalUrl === undefined || portalUrlOf(organization) === lookup.portalUrl)
+      ) {
         actions.push({ kind: 'unchanged', sourceId, name: lookup.name, organizationId: organization.id });
       } else {
         actions.push({
           kind: 'update',
           sourceId,
           name: lookup.name,
+          ...portal(lookup),
           organizationId: organization.id,
           previousName: organization.name,
         });
@@ -135,13 +174,22 @@ function sourceCount(organization: Organization): number {
   ).size;
 }
 
-/** The Organization a `create` writes: the identifier the bots search for and the name they show. */
-export function newOrganization(sourceId: string, name: string): Organization {
+function portal(lookup: { readonly portalUrl?: string }): { portalUrl?: string } {
+  return lookup.portalUrl === undefined ? {} : { portalUrl: lookup.portalUrl };
+}
+
+/**
+ * The Organization a `create` writes: the identifier the bots search for, the name they show and,
+ * when Medblocks gives one, the patient portal's address (where a care team sends a patient who
+ * must reconnect).
+ */
+export function newOrganization(sourceId: string, name: string, portalUrl?: string): Organization {
   return {
     resourceType: 'Organization',
     active: true,
     identifier: [{ system: SYSTEM.fhirSourceId, value: sourceId }],
     name,
+    ...(portalUrl ? { telecom: [{ system: 'url', value: portalUrl, use: 'work' }] } : {}),
   };
 }
 

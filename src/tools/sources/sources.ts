@@ -15,6 +15,9 @@ import {
   planSources,
   sourceIdsOf,
   usableName,
+  usablePortalUrl,
+  portalUrlOf,
+  withPortalUrl,
   type SourceAction,
   type SourceLookup,
 } from './plan';
@@ -71,10 +74,10 @@ export async function syncSources(options: SourcesOptions): Promise<SourcesResul
     const byId = new Map(organizations.flatMap((o) => (o.id ? [[o.id, o] as const] : [])));
     for (const action of actions) {
       if (action.kind === 'create') {
-        created.set(action.sourceId, await create(options.medplum, action.sourceId, action.name));
+        created.set(action.sourceId, await create(options.medplum, action.sourceId, action.name, action.portalUrl));
       } else if (action.kind === 'update') {
         const current = byId.get(action.organizationId);
-        if (current) await update(options.medplum, current, action.name);
+        if (current) await update(options.medplum, current, action.name, action.portalUrl);
       }
     }
   }
@@ -140,30 +143,43 @@ async function lookUp(api: MedblocksApi, sourceId: string): Promise<SourceLookup
   try {
     const source = await api.getSource(sourceId);
     const name = usableName(source.name);
-    return name ? { kind: 'named', name } : { kind: 'unnamed' };
+    const portalUrl = usablePortalUrl(source.portal_url);
+    return name ? { kind: 'named', name, ...(portalUrl ? { portalUrl } : {}) } : { kind: 'unnamed' };
   } catch (err) {
     if (err instanceof MedblocksApiError && err.status === 404) return { kind: 'not-found' };
     throw err;
   }
 }
 
-async function create(medplum: MedplumClient, sourceId: string, name: string): Promise<string> {
+async function create(
+  medplum: MedplumClient,
+  sourceId: string,
+  name: string,
+  portalUrl: string | undefined
+): Promise<string> {
   const stored = await call(
     'POST',
     'fhir/R4/Organization (If-None-Exist)',
-    () => medplum.createResourceIfNoneExist(newOrganization(sourceId, name), organizationQuery(sourceId)),
+    () => medplum.createResourceIfNoneExist(newOrganization(sourceId, name, portalUrl), organizationQuery(sourceId)),
     fix()
   );
   // Another run created it between our read and this write: it still gets the name.
-  if (stored.name !== name) await update(medplum, stored, name);
+  if (stored.name !== name || (portalUrl !== undefined && portalUrlOf(stored) !== portalUrl)) {
+    await update(medplum, stored, name, portalUrl);
+  }
   return stored.id;
 }
 
-async function update(medplum: MedplumClient, organization: Organization, name: string): Promise<void> {
+async function update(
+  medplum: MedplumClient,
+  organization: Organization,
+  name: string,
+  portalUrl: string | undefined
+): Promise<void> {
   await call(
     'PUT',
     `fhir/R4/Organization/${organization.id ?? ''}`,
-    () => medplum.updateResource({ ...organization, name }),
+    () => medplum.updateResource({ ...organization, name, telecom: withPortalUrl(organization, portalUrl) }),
     fix()
   );
 }
