@@ -145,6 +145,22 @@ describe('after records.sync.completed', () => {
     }
   });
 
+  it('the import Task’s executionPeriod runs from the run’s start to its end, never before its start (FHIR per-1)', async () => {
+    // Found on a real Medplum 5.1.x server: `end` was the sync time the run covered, always earlier
+    // than the run's start; the server stored the Task but logged `Error building range column:
+    // Period start must be less than or equal to end` on every write and left its range empty.
+    await sync(first, FIRST_PULL);
+    const ticking = { at: clock };
+    await runTheImport({ now: () => (ticking.at += 1000) });
+    const importTask = (await world.tasks()).find((t: Task) => t.code?.coding?.[0]?.code === 'records-import');
+    const period = importTask?.executionPeriod;
+    const target = importTask?.input?.find((i) => i.type.coding?.[0]?.code === 'run-target')?.valueDateTime ?? '';
+    expect(importTask?.status).toBe('completed');
+    expect(Date.parse(period?.start ?? '')).toBeGreaterThan(Date.parse(target));
+    expect(Date.parse(period?.end ?? '')).toBeGreaterThan(Date.parse(period?.start ?? ''));
+    expect(Date.parse(period?.end ?? '')).toBeLessThanOrEqual(ticking.at);
+  });
+
   it('replaying the same sync (a new event, the same records) writes no record', async () => {
     await sync(first, FIRST_PULL);
     await runTheImport();

@@ -88,7 +88,12 @@ function businessStatus(code: BusinessStatusCode): Task['businessStatus'] {
   return { coding: [{ system: SYSTEM.code, code, display }], text: display };
 }
 
-export function encodeImportTask(model: ImportTaskModel, existing: Task | undefined): Task {
+/**
+ * `writtenAt` is the time of this write: a finished run's `executionPeriod.end`. (It was the sync time
+ * the run covered, always before the run's start: FHIR's per-1 says start ≤ end, and Medplum, which
+ * stores such a Period anyway, logs `Error building range column` and leaves its range empty.)
+ */
+export function encodeImportTask(model: ImportTaskModel, existing: Task | undefined, writtenAt: string): Task {
   const { run } = model.state;
   const input: TaskInput[] = [
     inputOf('patient-id', { valueString: model.patientId }),
@@ -137,7 +142,10 @@ export function encodeImportTask(model: ImportTaskModel, existing: Task | undefi
     basedOn: model.syncTasks.length > 0 ? [...model.syncTasks] : undefined,
     authoredOn: existing?.authoredOn ?? run.startedAt,
     lastModified: run.startedAt,
-    executionPeriod: { start: run.startedAt, ...(state.status === 'in-progress' ? {} : { end: run.target }) },
+    executionPeriod: {
+      start: run.startedAt,
+      ...(state.status === 'in-progress' ? {} : { end: writtenAt < run.startedAt ? run.startedAt : writtenAt }),
+    },
     input,
     output,
     ...visible,

@@ -172,12 +172,24 @@ type PatientOutcome = 'done' | 'paused' | 'failed' | 'busy';
 
 async function importPatient(ctx: RunContext, sync: PendingSync, existing: Task | undefined): Promise<PatientOutcome> {
   let model = startOrResume(ctx, sync, existing);
-  let stored = (await recordProgress(ctx.medplum, [], encodeImportTask(model, existing), ctx.counter)).task;
+  let stored = (
+    await recordProgress(
+      ctx.medplum,
+      [],
+      encodeImportTask(model, existing, new Date(ctx.now()).toISOString()),
+      ctx.counter
+    )
+  ).task;
   if (!stored?.id) return 'busy';
   const taskRef: Reference = { reference: `Task/${stored.id}` };
   const known = new Map<string, string>();
   const save = async (next: ImportTaskModel, provenances: Provenance[] = []): Promise<boolean> => {
-    const result = await recordProgress(ctx.medplum, provenances, encodeImportTask(next, stored), ctx.counter);
+    const result = await recordProgress(
+      ctx.medplum,
+      provenances,
+      encodeImportTask(next, stored, new Date(ctx.now()).toISOString()),
+      ctx.counter
+    );
     if (!result.task) return false;
     stored = result.task;
     model = next;
