@@ -106,6 +106,16 @@ export const REGISTRY = {
     timeoutSeconds: 120,
     ...files('medblocks-records-import'),
   },
+  'medblocks-reconciler': {
+    kind: 'cron',
+    name: 'medblocks-reconciler',
+    // Daily at 04:43 UTC, after the sweeper: expiries and disconnections, which no webhook reports.
+    schedule: '43 4 * * *',
+    unscheduled:
+      'a connection that expires or is disconnected at Medblocks stays active in Medplum until someone runs npm run reconcile',
+    timeoutSeconds: 120,
+    ...files('medblocks-reconciler'),
+  },
 } as const satisfies Record<string, BotEntry>;
 
 export type BotName = keyof typeof REGISTRY;

@@ -6,7 +6,8 @@ import type { Basic, Consent, Patient, Resource, Task } from '@medplum/fhirtypes
 
 /** Everything a delivery needs to read, fetched in one batch bundle of searches. */
 export interface ReadRequest {
-  readonly eventId: string;
+  /** The event being applied, whose marker is read; undefined for a reconciliation, which applies none. */
+  readonly eventId: string | undefined;
   /** The Medblocks patient_id to resolve (by identifier, then as a Medplum id). */
   readonly patientId: string | undefined;
   /**

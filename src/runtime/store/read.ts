@@ -23,7 +23,8 @@ type Slot =
 /** The searches of one delivery, in a fixed order; pure so that tests can assert the exact URLs. */
 export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: Slot[] } {
   const ensured = ensuredPatientEntry(request);
-  const searches: [Slot, string][] = [['marker', `Basic?${markerQuery(request.eventId)}&_count=1`]];
+  const searches: [Slot, string][] =
+    request.eventId === undefined ? [] : [['marker', `Basic?${markerQuery(request.eventId)}&_count=1`]];
   const withRecords = request.withPatientRecords ? `&${PATIENT_RECORDS}` : '';
   if (request.patientId !== undefined) {
     const identifier = patientIdentifier(request.patientId);
@@ -48,7 +49,7 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
     searches.push(['sources', `Organization?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
   // This bot's dead-letter of the event, if an earlier delivery quarantined it: success resolves it in the write batch.
-  if (request.deadLetterOwner !== undefined) {
+  if (request.deadLetterOwner !== undefined && request.eventId !== undefined) {
     searches.push(['deadLetter', `Task?${deadLetterQuery(request.eventId, request.deadLetterOwner)}&_count=1`]);
   }
   const gets: BundleEntry[] = searches.map(([, url]) => ({ request: { method: 'GET', url } }));

@@ -145,7 +145,11 @@ function processShim(): Record<string, unknown> {
   };
 }
 
-/** The globals of Medplum's vmcontext sandbox, and nothing else. */
+/**
+ * The globals of Medplum's vmcontext sandbox, and nothing else: the globals every version we know
+ * has. A 5.1.x server (observed, ledger WH-4) has no Headers, Request, Response or web-stream
+ * globals, which newer source adds; a bot that works with this set works on both.
+ */
 export function sandboxGlobals(run: Pick<SandboxRun, 'event' | 'fetch'>, botConsole: BotConsole): vm.Context {
   return {
     console: botConsole,
@@ -157,16 +161,8 @@ export function sandboxGlobals(run: Pick<SandboxRun, 'event' | 'fetch'>, botCons
     MedplumClient: core.MedplumClient,
     TextDecoder,
     TextEncoder,
-    TextDecoderStream,
-    TextEncoderStream,
-    ReadableStream,
-    WritableStream,
-    TransformStream,
     URL,
     URLSearchParams,
-    Headers,
-    Request,
-    Response,
     event: run.event,
   };
 }

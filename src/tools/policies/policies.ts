@@ -461,6 +461,19 @@ export function importPolicy(): AccessPolicy {
   };
 }
 
+/**
+ * The reconciler's: what a connection event's bot needs to report a connection — find and create
+ * Patients, name EHR sources, write Consents and reconnect Tasks — and nothing else: no markers (it
+ * applies no event), no dead-letters, no follow-up or records-sync Tasks, no deletes.
+ */
+export function reconcilerPolicy(): AccessPolicy {
+  return {
+    resourceType: 'AccessPolicy',
+    name: 'Medblocks: reconciler bot',
+    resource: [PATIENT_READ, patientCreateGrant(), ORGANIZATION_SEARCH, consentGrant(), taskGrant([CODE.reconnectEhr])],
+  };
+}
+
 /** Every policy file and its content, by the registry's policy file names. */
 export function allPolicies(): { readonly file: string; readonly policy: AccessPolicy }[] {
   return Object.values(REGISTRY).map((bot) => ({
@@ -475,4 +488,5 @@ type ScheduledBotName = Extract<(typeof REGISTRY)[keyof typeof REGISTRY], { kind
 const SCHEDULED_POLICIES: Readonly<Record<ScheduledBotName, () => AccessPolicy>> = {
   'medblocks-marker-sweeper': sweeperPolicy,
   'medblocks-records-import': importPolicy,
+  'medblocks-reconciler': reconcilerPolicy,
 };

@@ -9,6 +9,8 @@
 // client, so that no run can wait for hours; list pages are bounded and their items type-checked, and
 // an answer that is not JSON says so, naming the variable to check.
 import * as v from 'valibot';
+import { PatientDetailSchema, PatientSchema } from '../../runtime/medblocks/patients';
+import type { MedblocksPatientDetail } from '../../runtime/medblocks/patients';
 import { describeNetworkError, NoAnswerError, UnreachableError } from './reach';
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -125,31 +127,7 @@ const FhirSourceSchema = v.looseObject({
 });
 export type FhirSource = v.InferOutput<typeof FhirSourceSchema>;
 
-/** A connection of `PatientDetail` (all required): the only place expired and disconnected show. */
-const PatientConnectionSchema = v.looseObject({
-  id: v.string(),
-  resource_type: v.optional(v.string()),
-  patient_session_id: v.optional(v.nullable(v.string())),
-  connection_id: v.string(),
-  status: v.string(),
-  scopes: v.optional(v.array(v.string())),
-  failure_code: v.optional(v.nullable(v.string())),
-  failure_at: v.optional(v.nullable(v.string())),
-  created_at: v.string(),
-  updated_at: v.string(),
-});
-export type MedblocksPatientConnection = v.InferOutput<typeof PatientConnectionSchema>;
-
-/** `Patient` (the list item): `id` is the customer's own patient id. */
-const PatientSchema = v.looseObject({
-  id: v.string(),
-  resource_type: v.optional(v.string()),
-  created_at: v.optional(v.string()),
-});
-
-/** `PatientDetail`: the patient and its connections, most recent first. */
-const PatientDetailSchema = v.looseObject({ ...PatientSchema.entries, connections: v.array(PatientConnectionSchema) });
-export type MedblocksPatientDetail = v.InferOutput<typeof PatientDetailSchema>;
+export type { MedblocksPatientConnection, MedblocksPatientDetail } from '../../runtime/medblocks/patients';
 
 /** Where a value fails a schema, as `data[3].url`: the shape, never the value. */
 function issuePath(issues: readonly v.BaseIssue<unknown>[], prefix: string): string {

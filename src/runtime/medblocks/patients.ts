@@ -1,0 +1,84 @@
+// Medblocks' patients as the reconciler reads them from inside a bot (published `api.listPatients`,
+// `GET /patients`, and `api.getPatient`, `GET /patients/{id}`): every page to the end within a
+// stated bound, each object type-checked. The schemas are the published shapes; the tools' client
+// (src/tools/provision/medblocks-api.ts) uses the same ones.
+import * as v from 'valibot';
+import { MedblocksCallError, medblocksGet } from './http';
+import type { MedblocksConnection } from './http';
+
+/** A connection of `PatientDetail` (all required): the only place expired and disconnected show. */
+export const PatientConnectionSchema = v.looseObject({
+  id: v.string(),
+  resource_type: v.optional(v.string()),
+  patient_session_id: v.optional(v.nullable(v.string())),
+  connection_id: v.string(),
+  status: v.string(),
+  scopes: v.optional(v.array(v.string())),
+  failure_code: v.optional(v.nullable(v.string())),
+  failure_at: v.optional(v.nullable(v.string())),
+  created_at: v.string(),
+  updated_at: v.string(),
+});
+export type MedblocksPatientConnection = v.InferOutput<typeof PatientConnectionSchema>;
+
+/** `Patient` (the list item): `id` is the customer's own patient id. */
+export const PatientSchema = v.looseObject({
+  id: v.string(),
+  resource_type: v.optional(v.string()),
+  created_at: v.optional(v.string()),
+});
+
+/** `PatientDetail`: the patient and its connections, most recent first. */
+export const PatientDetailSchema = v.looseObject({
+  ...PatientSchema.entries,
+  connections: v.array(PatientConnectionSchema),
+});
+export type MedblocksPatientDetail = v.InferOutput<typeof PatientDetailSchema>;
+
+/** What reconciliation reads of Medblocks: the tools' client and the bot's both provide it. */
+export interface PatientSource {
+  listPatientIds(): Promise<string[]>;
+  getPatient(patientId: string): Promise<MedblocksPatientDetail>;
+}
+
+/** Largest page the API serves (`limit` 1–100), and how many pages are followed before stopping. */
+const PAGE_LIMIT = 100;
+export const MAX_PATIENT_PAGES = 100;
+
+const ListPageSchema = v.object({
+  data: v.pipe(v.array(PatientSchema), v.maxLength(PAGE_LIMIT)),
+  has_more: v.boolean(),
+  next_cursor: v.nullable(v.string()),
+});
+
+/** The bot's side of PatientSource, over `fetch`. */
+export function patientsOverFetch(connection: MedblocksConnection): PatientSource {
+  return {
+    async listPatientIds() {
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < MAX_PATIENT_PAGES; page++) {
+        const query = new URLSearchParams({ limit: String(PAGE_LIMIT) });
+        if (cursor) query.set('starting_after', cursor);
+        const parsed = v.safeParse(ListPageSchema, await medblocksGet(connection, '/patients', query));
+        if (!parsed.success) throw new MedblocksCallError('medblocks_error', 200, undefined, 'GET /patients');
+        ids.push(...parsed.output.data.map((p) => p.id));
+        cursor = parsed.output.has_more ? (parsed.output.next_cursor ?? undefined) : undefined;
+        if (!cursor) return ids;
+      }
+      // Never silently short: past the bound the run says so and the next one starts again.
+      throw new MedblocksCallError(
+        'medblocks_error',
+        undefined,
+        undefined,
+        `GET /patients beyond ${String(MAX_PATIENT_PAGES)} pages`
+      );
+    },
+    async getPatient(patientId) {
+      const body = await medblocksGet(connection, `/patients/${encodeURIComponent(patientId)}`);
+      const parsed = v.safeParse(PatientDetailSchema, body);
+      if (!parsed.success) throw new MedblocksCallError('medblocks_error', 200, undefined, 'GET /patients/{id}');
+      return parsed.output;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// The scheduled reconciler (`medblocks-reconciler`, daily): `npm run reconcile` as a Medplum bot,
+// with the Medblocks API key in a project secret. Medblocks pushes a connection's refresh failure
+// but never its expiry or disconnection; this run is what makes such a Consent `inactive` without
+// anyone running a command. One PHI-free line of counts becomes its AuditEvent's text; a failed
+// run throws after logging, so the AuditEvent is a failure and `npm run monitor` counts it.
+import type { BotEvent, MedplumClient } from '@medplum/core';
+import { IMPORT_SETTING_NAMES, DEFAULT_MEDBLOCKS_API_BASE_URL } from '../import/settings';
+import { MedblocksCallError } from '../medblocks/http';
+import { patientsOverFetch } from '../medblocks/patients';
+import { readSettings, readString } from '../settings';
+import { FhirFailureError } from '../store/errors';
+import { reconcile } from './reconcile';
+import type { ReconcileSummary } from './reconcile';
+
+/** Default work budget of one run, inside the bot's 120 s timeout; the next day's run goes on. */
+export const RECONCILE_BUDGET_MS = 90_000;
+
+export interface ReconcilerOptions {
+  readonly now?: () => number;
+  readonly fetch?: typeof fetch;
+  readonly budgetMs?: number;
+  /** Where the summary line goes; Medplum captures console.log. */
+  readonly log?: (line: string) => void;
+}
+
+export type ReconcilerStatus = 'off' | 'done' | 'partial' | `failed:${string}`;
+
+export interface ReconcilerResult {
+  readonly status: ReconcilerStatus;
+  readonly summary?: ReconcileSummary;
+}
+
+/** The run's one line: status and counts; no patient, connection or source id. */
+export function reconcilerSummaryLine(result: ReconcilerResult, ms: number, why?: string): string {
+  const s = result.summary;
+  const counts = s
+    ? ` patients=${String(s.patients)} not_reached=${String(s.notReached)} connections=${String(s.connections)} changed=${String(s.changed)} unknown_status=${String(s.unknownStatus)} writes=${String(s.writes)}`
+    : '';
+  return `medblocks-reconcile status=${result.status}${why ? ` why="${why}"` : ''}${counts} ms=${String(ms)}`;
+}
+
+/** Builds the reconciler's `handler`. Options exist for tests (clock, fetch, budget, log sink). */
+export function createReconciler(
+  options: ReconcilerOptions = {}
+): (medplum: MedplumClient, event: BotEvent) => Promise<ReconcilerResult> {
+  const now = options.now ?? Date.now;
+  const log =
+    options.log ??
+    ((line: string) => {
+      console.log(line);
+    });
+  return async (medplum, event) => {
+    const started = now();
+    const apiKey = readString(event.secrets, IMPORT_SETTING_NAMES.apiKey);
+    if (!apiKey) {
+      const off: ReconcilerResult = { status: 'off' };
+      log(reconcilerSummaryLine(off, now() - started, `${IMPORT_SETTING_NAMES.apiKey} is not set`));
+      return off;
+    }
+    const baseUrl = readString(event.secrets, IMPORT_SETTING_NAMES.apiBaseUrl) ?? DEFAULT_MEDBLOCKS_API_BASE_URL;
+    const deadline = started + (options.budgetMs ?? RECONCILE_BUDGET_MS);
+    let result: ReconcilerResult;
+    try {
+      const summary = await reconcile({
+        medplum,
+        api: patientsOverFetch({ baseUrl, apiKey, fetch: options.fetch ?? fetch }),
+        settings: readSettings(event.secrets),
+        dryRun: false,
+        // One line per changed connection is the CLI's; the bot's AuditEvent keeps the counts only.
+        print: () => undefined,
+        shouldStop: () => now() >= deadline,
+      });
+      result = { status: summary.notReached > 0 ? 'partial' : 'done', summary };
+    } catch (err) {
+      const reason = err instanceof FhirFailureError || err instanceof MedblocksCallError ? err.reason : 'internal';
+      result = { status: `failed:${reason}` };
+    }
+    log(reconcilerSummaryLine(result, now() - started));
+    if (result.status.startsWith('failed:')) {
+      throw new Error(`Reconciliation stopped: ${result.status}; the next scheduled run starts again`);
+    }
+    return result;
+  };
+}

@@ -1,0 +1,100 @@
+// Test what ships, for the reconciler: the built bundle dist/medblocks-reconciler.js fired as
+// Medplum's cron worker fires it (the emulator's runScheduled) in the vmcontext sandbox, reading
+// the local Medblocks' patients over loopback. What no webhook reports — a connection that expired
+// or was disconnected at Medblocks — ends as an inactive Consent; the next run writes nothing.
+import type { Consent } from '@medplum/fhirtypes';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { connection, patientFlowCompleted } from '../../src/tools/fixtures/events';
+import { startLocalMedblocks } from '../../src/tools/medblocks-local/server';
+import type { RunningLocalMedblocks } from '../../src/tools/medblocks-local/server';
+import { buildIntoTempRoot, sendSigned } from './support';
+import type { BuiltRoot } from './support';
+
+const BOT = 'medblocks-reconciler';
+const SOURCE = 'fhirsrc_reconcile_source';
+
+let built: BuiltRoot;
+let mb: RunningLocalMedblocks;
+let emulator: RunningEmulator;
+
+beforeAll(async () => {
+  built = await buildIntoTempRoot();
+  mb = await startLocalMedblocks();
+  emulator = await startEmulator({
+    root: built.root,
+    secrets: { MEDBLOCKS_API_KEY: mb.apiKey, MEDBLOCKS_API_BASE_URL: mb.url },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await emulator.close();
+  await mb.close();
+  built.cleanup();
+});
+
+async function consentOf(connectionId: string): Promise<Consent | undefined> {
+  return (await emulator.store.all<Consent>('Consent', `identifier=urn:medblocks:connection-id|${connectionId}`))[0];
+}
+
+describe('the shipped reconciler bundle, fired as a cron job', () => {
+  test('an expired and a disconnected connection end inactive; the next run writes nothing', async () => {
+    const flow = patientFlowCompleted(
+      {
+        patient_id: 'pt_reconciled',
+        connections: [
+          connection({ id: 'conn_01RECONCILEEXPIRED0000000A', connection_id: SOURCE, status: 'active' }),
+          connection({ id: 'conn_01RECONCILEDISCONN000000B', connection_id: SOURCE, status: 'active' }),
+        ],
+      },
+      { created_at: '2026-11-20T10:00:00.000Z', type: 'patient_session.completed' }
+    );
+    const answer = await sendSigned(emulator.bot('medblocks-patient-flow-completed'), flow);
+    expect(answer.status, answer.text).toBe(200);
+    expect((await consentOf('conn_01RECONCILEEXPIRED0000000A'))?.status).toBe('active');
+
+    mb.setPatient('pt_reconciled', [
+      {
+        id: 'conn_01RECONCILEEXPIRED0000000A',
+        connection_id: SOURCE,
+        status: 'expired',
+        created_at: '2026-11-20T09:58:00.000Z',
+        updated_at: '2026-11-25T08:00:00.000Z',
+      },
+      {
+        id: 'conn_01RECONCILEDISCONN000000B',
+        connection_id: SOURCE,
+        status: 'disconnected',
+        created_at: '2026-11-20T09:58:00.000Z',
+        updated_at: '2026-11-26T08:00:00.000Z',
+      },
+    ]);
+    const first = await emulator.runScheduled(BOT);
+    expect(first.ran).toBe(true);
+    if (!first.ran) return;
+    expect(first.result.success, first.result.logResult).toBe(true);
+    expect(first.result.logResult).toMatch(
+      /medblocks-reconcile status=done patients=1 not_reached=0 connections=2 changed=2 /
+    );
+    expect((await consentOf('conn_01RECONCILEEXPIRED0000000A'))?.status).toBe('inactive');
+    expect((await consentOf('conn_01RECONCILEDISCONN000000B'))?.status).toBe('inactive');
+    // The AuditEvent's text names counts, never a patient or a connection.
+    expect(first.result.logResult).not.toMatch(/pt_reconciled|conn_01/);
+
+    const second = await emulator.runScheduled(BOT);
+    expect(second.ran && second.result.logResult).toMatch(/status=done .*changed=0 unknown_status=0 writes=0 /);
+  });
+
+  test('without MEDBLOCKS_API_KEY it is off and says why', async () => {
+    const off = await startEmulator({ root: built.root });
+    try {
+      const run = await off.runScheduled(BOT);
+      expect(run.ran && run.result.logResult).toMatch(
+        /medblocks-reconcile status=off why="MEDBLOCKS_API_KEY is not set"/
+      );
+    } finally {
+      await off.close();
+    }
+  });
+});
