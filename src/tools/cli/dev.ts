@@ -13,6 +13,11 @@ import type { RunningEmulator } from '../emulator/server';
 import type { WebhookRun } from '../emulator/webhook';
 import type { RunningLocalMedblocks } from '../medblocks-local/server';
 import { DEV_MEDBLOCKS_API_KEY, startLocalMedblocksFor } from '../medblocks-local/wire';
+import { SAMPLE_PATIENT_ID, SAMPLE_SOURCE_A } from '../fixtures/events';
+import { generatePatientRecords } from '../fixtures/patient-records';
+
+/** Records of the sample patient the local Medblocks serves under `npm run dev` (the EHR's Patient among them). */
+const DEV_SAMPLE_RECORDS = 120;
 import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';
 import type { CommandIo, CommandSpec, ParsedOptions } from './args';
 import { stopWithParent } from './lifetime';
@@ -265,6 +270,12 @@ export function runDev(argv: readonly string[], options: DevRunOptions = {}): Pr
         }
         throw err;
       }
+      // The patient `npm run send` writes about has a chart at this Medblocks, so a records sync sent
+      // for it gives the records import something to bring in (docs/records-import.md).
+      medblocks.putRecords(
+        SAMPLE_PATIENT_ID,
+        generatePatientRecords({ patientId: SAMPLE_PATIENT_ID, source: SAMPLE_SOURCE_A, count: DEV_SAMPLE_RECORDS })
+      );
       io.print(describe(emulator, values.json, values['fhir-writes'], medblocks));
       try {
         const reason = await (options.until ?? untilStopped)(emulator, medblocks);
