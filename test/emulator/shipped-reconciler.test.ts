@@ -2,7 +2,8 @@
 // Medplum's cron worker fires it (the emulator's runScheduled) in the vmcontext sandbox, reading
 // the local Medblocks' patients over loopback. What no webhook reports — a connection that expired
 // or was disconnected at Medblocks — ends as an inactive Consent; the next run writes nothing.
-import type { Consent } from '@medplum/fhirtypes';
+import type { Consent, Task } from '@medplum/fhirtypes';
+import { MedblocksApi } from '../../src/tools/provision/medblocks-api';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
@@ -75,7 +76,7 @@ describe('the shipped reconciler bundle, fired as a cron job', () => {
     if (!first.ran) return;
     expect(first.result.success, first.result.logResult).toBe(true);
     expect(first.result.logResult).toMatch(
-      /medblocks-reconcile status=done patients=1 not_reached=0 connections=2 changed=2 /
+      /medblocks-reconcile status=done endpoints_disabled=0 ops_tasks_opened=0 ops_tasks_closed=0 patients=1 not_reached=0 connections=2 changed=2 /
     );
     expect((await consentOf('conn_01RECONCILEEXPIRED0000000A'))?.status).toBe('inactive');
     expect((await consentOf('conn_01RECONCILEDISCONN000000B'))?.status).toBe('inactive');
@@ -84,6 +85,39 @@ describe('the shipped reconciler bundle, fired as a cron job', () => {
 
     const second = await emulator.runScheduled(BOT);
     expect(second.ran && second.result.logResult).toMatch(/status=done .*changed=0 unknown_status=0 writes=0 /);
+  });
+
+  test('an endpoint Medblocks disabled opens one urgent ops Task; re-enabled, the Task is completed', async () => {
+    const api = new MedblocksApi(mb.url, mb.apiKey);
+    const endpoint = await api.createEndpoint({
+      url: emulator.bot('medblocks-records-sync-failed').webhookUrl,
+      events: ['records.sync.failed'],
+      description: 'Medplum bot medblocks-records-sync-failed',
+    });
+    // Someone else's endpoint in the same workspace: not this package's, no Task.
+    await api.createEndpoint({
+      url: 'https://elsewhere.example/hook',
+      events: ['*'],
+      description: 'another integration',
+    });
+    await api.updateEndpoint(endpoint.id, { status: 'disabled' });
+    const opsTasks = () => emulator.store.all<Task>('Task', 'code=urn:medblocks:code|medblocks-endpoint-disabled');
+
+    const run = await emulator.runScheduled(BOT);
+    expect(run.ran && run.result.logResult).toMatch(/endpoints_disabled=1 ops_tasks_opened=1 ops_tasks_closed=0/);
+    const [task] = await opsTasks();
+    expect(task).toMatchObject({ status: 'requested', priority: 'urgent' });
+    expect(task?.description).toContain(endpoint.id);
+    expect(task?.description).toContain('npm run redeliver -- --reenable');
+
+    const again = await emulator.runScheduled(BOT);
+    expect(again.ran && again.result.logResult).toMatch(/ops_tasks_opened=0 ops_tasks_closed=0/);
+    expect(await opsTasks()).toHaveLength(1);
+
+    await api.updateEndpoint(endpoint.id, { status: 'active' });
+    const healed = await emulator.runScheduled(BOT);
+    expect(healed.ran && healed.result.logResult).toMatch(/endpoints_disabled=0 ops_tasks_opened=0 ops_tasks_closed=1/);
+    expect((await opsTasks())[0]?.status).toBe('completed');
   });
 
   test('without MEDBLOCKS_API_KEY it is off and says why', async () => {

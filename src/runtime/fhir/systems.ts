@@ -51,6 +51,8 @@ export const CODE = {
   recordsSync: 'records-sync',
   /** The records import's own Task, one per patient: its watermark, progress and outcome. */
   recordsImport: 'records-import',
+  /** An ops Task: Medblocks disabled one of this package's webhook endpoints. */
+  endpointDisabled: 'medblocks-endpoint-disabled',
   webhookEvent: 'webhook-event',
   webhookDeadLetter: 'webhook-dead-letter',
   /** Dead-letter businessStatus codes. */
@@ -64,6 +66,7 @@ export const CODE_DISPLAY: Record<(typeof CODE)[keyof typeof CODE], string> = {
   'connection-follow-up': 'Connection follow-up',
   'records-sync': 'Records sync',
   'records-import': 'Records import',
+  'medblocks-endpoint-disabled': 'Medblocks endpoint disabled',
   'webhook-event': 'Medblocks webhook event',
   'webhook-dead-letter': 'Quarantined webhook event',
   quarantined: 'Quarantined',
@@ -87,6 +90,8 @@ export const BUSINESS_STATUS_DISPLAY = {
   imported: 'Records imported',
   'imported-with-refusals': 'Records imported; Medplum refused some',
   'import-failed': 'Records import failed',
+  'endpoint-disabled': 'Medblocks stopped delivering to this endpoint',
+  'endpoint-re-enabled': 'Endpoint delivering again',
 } as const;
 export type BusinessStatusCode = keyof typeof BUSINESS_STATUS_DISPLAY;
 
@@ -181,6 +186,7 @@ export const TASK_KEY = {
   followUp: (flowId: string) => `flow-follow-up/${keyPart(flowId)}`,
   recordsSync: (patientId: string, sourceId: string) => `records-sync/${keyPart(patientId)}/${keyPart(sourceId)}`,
   recordsImport: (patientId: string) => `records-import/${keyPart(patientId)}`,
+  endpointDisabled: (endpointId: string) => `medblocks-endpoint/${keyPart(endpointId)}`,
 } as const;
 
 /** A connection reported without a `conn_` id: `<flow id>/<fhirsrc id>/<attempt created_at>`, each part encoded. */

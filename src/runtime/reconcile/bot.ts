@@ -1,5 +1,6 @@
 // The scheduled reconciler (`medblocks-reconciler`, daily): `npm run reconcile` as a Medplum bot,
-// with the Medblocks API key in a project secret. Medblocks pushes a connection's refresh failure
+// with the Medblocks API key in a project secret, and an ops Task for each of this package's
+// endpoints Medblocks disabled (./endpoints.ts). Medblocks pushes a connection's refresh failure
 // but never its expiry or disconnection; this run is what makes such a Consent `inactive` without
 // anyone running a command. One PHI-free line of counts becomes its AuditEvent's text; a failed
 // run throws after logging, so the AuditEvent is a failure and `npm run monitor` counts it.
@@ -9,6 +10,8 @@ import { MedblocksCallError } from '../medblocks/http';
 import { patientsOverFetch } from '../medblocks/patients';
 import { readSettings, readString } from '../settings';
 import { FhirFailureError } from '../store/errors';
+import { checkEndpoints } from './endpoints';
+import type { EndpointCheck } from './endpoints';
 import { reconcile } from './reconcile';
 import type { ReconcileSummary } from './reconcile';
 
@@ -27,16 +30,21 @@ export type ReconcilerStatus = 'off' | 'done' | 'partial' | `failed:${string}`;
 
 export interface ReconcilerResult {
   readonly status: ReconcilerStatus;
+  readonly endpoints?: EndpointCheck;
   readonly summary?: ReconcileSummary;
 }
 
 /** The run's one line: status and counts; no patient, connection or source id. */
 export function reconcilerSummaryLine(result: ReconcilerResult, ms: number, why?: string): string {
   const s = result.summary;
+  const e = result.endpoints;
+  const endpoints = e
+    ? ` endpoints_disabled=${String(e.disabled)} ops_tasks_opened=${String(e.opened)} ops_tasks_closed=${String(e.closed)}`
+    : '';
   const counts = s
     ? ` patients=${String(s.patients)} not_reached=${String(s.notReached)} connections=${String(s.connections)} changed=${String(s.changed)} unknown_status=${String(s.unknownStatus)} writes=${String(s.writes)}`
     : '';
-  return `medblocks-reconcile status=${result.status}${why ? ` why="${why}"` : ''}${counts} ms=${String(ms)}`;
+  return `medblocks-reconcile status=${result.status}${why ? ` why="${why}"` : ''}${endpoints}${counts} ms=${String(ms)}`;
 }
 
 /** Builds the reconciler's `handler`. Options exist for tests (clock, fetch, budget, log sink). */
@@ -59,21 +67,25 @@ export function createReconciler(
     }
     const baseUrl = readString(event.secrets, IMPORT_SETTING_NAMES.apiBaseUrl) ?? DEFAULT_MEDBLOCKS_API_BASE_URL;
     const deadline = started + (options.budgetMs ?? RECONCILE_BUDGET_MS);
+    const connection = { baseUrl, apiKey, fetch: options.fetch ?? fetch };
     let result: ReconcilerResult;
+    let endpoints: EndpointCheck | undefined;
     try {
+      // The endpoints first: a disabled one loses every event, the worst news this run can bring.
+      endpoints = await checkEndpoints(medplum, connection, new Date(now()).toISOString(), { requests: 0 });
       const summary = await reconcile({
         medplum,
-        api: patientsOverFetch({ baseUrl, apiKey, fetch: options.fetch ?? fetch }),
+        api: patientsOverFetch(connection),
         settings: readSettings(event.secrets),
         dryRun: false,
         // One line per changed connection is the CLI's; the bot's AuditEvent keeps the counts only.
         print: () => undefined,
         shouldStop: () => now() >= deadline,
       });
-      result = { status: summary.notReached > 0 ? 'partial' : 'done', summary };
+      result = { status: summary.notReached > 0 ? 'partial' : 'done', endpoints, summary };
     } catch (err) {
       const reason = err instanceof FhirFailureError || err instanceof MedblocksCallError ? err.reason : 'internal';
-      result = { status: `failed:${reason}` };
+      result = { status: `failed:${reason}`, endpoints };
     }
     log(reconcilerSummaryLine(result, now() - started));
     if (result.status.startsWith('failed:')) {

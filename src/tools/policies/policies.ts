@@ -463,14 +463,36 @@ export function importPolicy(): AccessPolicy {
 
 /**
  * The reconciler's: what a connection event's bot needs to report a connection — find and create
- * Patients, name EHR sources, write Consents and reconnect Tasks — and nothing else: no markers (it
- * applies no event), no dead-letters, no follow-up or records-sync Tasks, no deletes.
+ * Patients, name EHR sources, write Consents and reconnect Tasks — plus its ops Tasks for disabled
+ * endpoints, and nothing else: no markers (it applies no event), no dead-letters, no follow-up or
+ * records-sync Tasks, no deletes.
  */
 export function reconcilerPolicy(): AccessPolicy {
   return {
     resourceType: 'AccessPolicy',
     name: 'Medblocks: reconciler bot',
-    resource: [PATIENT_READ, patientCreateGrant(), ORGANIZATION_SEARCH, consentGrant(), taskGrant([CODE.reconnectEhr])],
+    resource: [
+      PATIENT_READ,
+      patientCreateGrant(),
+      ORGANIZATION_SEARCH,
+      consentGrant(),
+      taskGrant([CODE.reconnectEhr]),
+      {
+        resourceType: 'Task',
+        criteria: `Task?code=${SYSTEM.code}|${CODE.endpointDisabled}`,
+        interaction: ['search', 'read', 'create', 'update'],
+        writeConstraint: [
+          rule(
+            `%after.code.coding.count() = 1 and %after.code.coding.system = '${SYSTEM.code}' and %after.code.coding.code = '${CODE.endpointDisabled}' and %after.identifier.count() = 1 and %after.identifier.system = '${SYSTEM.taskKey}' and %after.identifier.value.startsWith('medblocks-endpoint/') and (%before.empty() or %after.identifier.value = %before.identifier.value)`,
+            'Only its ops Task kind, keyed by endpoint; the key never changes.'
+          ),
+          rule(
+            `(%after.status = 'requested' or %after.status = 'completed') and %after.for.empty() and %after.focus.empty()`,
+            'Open or done, about no patient and no other resource.'
+          ),
+        ],
+      },
+    ],
   };
 }
 

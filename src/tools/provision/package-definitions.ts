@@ -36,6 +36,8 @@ const RECORD_CODES: Readonly<Record<RecordCode, string>> = {
   'connection-follow-up':
     'The patient finished a Medblocks flow without connecting any EHR: follow up with them so that they connect one.',
   'records-sync': 'The outcome of the newest records sync from one EHR for a patient.',
+  'medblocks-endpoint-disabled':
+    "Medblocks disabled one of this package's webhook endpoints after its deliveries kept failing: nothing it sends reaches Medplum until it is re-enabled (npm run redeliver -- --reenable). Opened and closed by medblocks-reconciler.",
   'records-import':
     'The import of the records Medblocks synced for a patient into Medplum: its progress, what it imported, updated and what Medplum refused.',
   'webhook-event':
@@ -60,6 +62,9 @@ const STATUS_DEFINITIONS: Readonly<Record<StatusCode, string>> = {
   'imported-with-refusals':
     'The records are in Medplum except some that Medplum refused as invalid (counted in the output "refused").',
   'import-failed': 'The records import stopped (see the reason); it is tried again after the next records sync.',
+  'endpoint-disabled':
+    'Medblocks stopped delivering to this endpoint: find the cause with npm run monitor, fix it, then npm run redeliver -- --reenable.',
+  'endpoint-re-enabled': 'The endpoint is active again; nothing left to do.',
   quarantined:
     'The event was verified but could not be applied as it was; it stays quarantined until a redelivery applies it (npm run redeliver).',
   'applied-after-redelivery': 'A later delivery of the quarantined event applied it; nothing left to do.',
@@ -101,6 +106,14 @@ export const PARAMETER_CODES: Readonly<Record<string, CodeDefinition>> = {
     definition: 'Why the event was quarantined (invalid_payload, patient_not_found, invalid_resource).',
   },
   'field-path': { display: 'Field', definition: 'The path of the field that made the event unusable, when known.' },
+  'endpoint-id': {
+    display: 'Medblocks endpoint',
+    definition: 'The Medblocks webhook endpoint (wh_…) the Task is about.',
+  },
+  'endpoint-url': {
+    display: 'Endpoint URL',
+    definition: "Where that endpoint delivers (the bot's Medplum webhook URL).",
+  },
   'patient-id': {
     display: 'Medblocks patient',
     definition: 'The Medblocks patient id whose records the import brings in.',
