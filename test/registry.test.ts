@@ -3,8 +3,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ALL_BOTS, botForEventType, REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
 import { defineWebhookBot } from '../src/runtime/webhook-bot';
-import { tokenRefreshFailed } from '../src/runtime/handlers/token-refresh';
-import { EVENT_TYPES } from '../src/runtime/medblocks/events';
+import { connectionTokenRefreshFailed as refresh } from '../src/runtime/events/connection-token-refresh-failed';
+import { definitionOf, EVENT_TYPES } from '../src/runtime/events';
 import { bot as flowBot } from '../bots/medblocks-patient-flow-completed';
 import { bot as refreshBot } from '../bots/medblocks-connection-token-refresh-failed';
 import { bot as syncCompletedBot } from '../bots/medblocks-records-sync-completed';
@@ -33,7 +33,7 @@ describe('the bot registry', () => {
   it('every Medblocks event type has exactly one bot', () => {
     for (const type of EVENT_TYPES) {
       expect(
-        WEBHOOK_BOTS.filter((b) => b.eventTypes.includes(type)),
+        WEBHOOK_BOTS.filter((b) => (b.eventTypes as readonly string[]).includes(type)),
         type
       ).toHaveLength(1);
       expect(botForEventType(type).eventTypes).toContain(type);
@@ -42,8 +42,12 @@ describe('the bot registry', () => {
 
   it('each bot file binds its own registry entry', () => {
     for (const bound of [flowBot, refreshBot, syncCompletedBot, syncFailedBot]) {
-      const { handler: _handler, ...entry } = bound;
-      expect(entry).toEqual(REGISTRY[bound.name as keyof typeof REGISTRY]);
+      const { handler: _handler, schema, ...entry } = bound;
+      const { schema: registered, ...registeredEntry } = REGISTRY[bound.name];
+      expect(entry).toEqual(registeredEntry);
+      // Each parses with its own event type's delivery schema only.
+      expect(schema).toMatchObject({ type: 'variant', options: [definitionOf(bound.medblocksEvent).schema] });
+      expect(registered).toMatchObject({ type: 'variant', options: [definitionOf(bound.medblocksEvent).schema] });
     }
   });
 
@@ -51,7 +55,7 @@ describe('the bot registry', () => {
     // The line below is a type error (npm test typechecks the tests): records.sync.completed
     // deliveries cannot reach the token-refresh handler.
     // @ts-expect-error the handler's event type does not cover the entry's event types
-    const miswired = defineWebhookBot(REGISTRY['medblocks-records-sync-completed'], tokenRefreshFailed);
+    const miswired = defineWebhookBot(REGISTRY['medblocks-records-sync-completed'], refresh.handler);
     expect(miswired.eventTypes).toEqual(['records.sync.completed']);
   });
 });

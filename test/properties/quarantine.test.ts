@@ -5,7 +5,7 @@
 // unsigned or forged is ever answered 2xx, and it makes no FHIR request.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import type { MedblocksEvent } from '../../src/runtime/events';
 import { WEBHOOK_BOTS } from '../../src/runtime/registry';
 import type { WebhookBotName } from '../../src/runtime/registry';
 import {

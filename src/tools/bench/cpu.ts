@@ -5,7 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import { REGISTRY } from '../../runtime/registry';
 import { receiveDelivery } from '../../runtime/receive';
-import { medblocksEventHandler as handler } from '../../runtime/handlers';
+import { medblocksEventHandler as handler } from '../../runtime/events';
+import type { MedblocksEvent } from '../../runtime/events';
 import { readState } from '../../runtime/store/read';
 import { medplumBotEvent, World } from '../harness/world';
 import { botForEvent } from '../../runtime/registry';
@@ -41,7 +42,7 @@ export async function measureCpu(scenarios: readonly BenchScenario[], iterations
     const now = (): number => signedAt;
     let uuid = 0;
     const once = (): void => {
-      const { event, settings } = receiveDelivery(botEvent, spec, { now });
+      const { event, settings } = receiveDelivery<MedblocksEvent>(botEvent, spec, { now });
       const reads = handler.reads(event);
       if (reads.eventId !== event.id) throw new Error('unexpected read request');
       handler.plan(event, state, {

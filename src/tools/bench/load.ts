@@ -6,7 +6,7 @@
 import type { WebhookBotName } from '../../runtime/registry';
 import type { RunningEmulator } from '../emulator/server';
 import { connection, patientFlowCompleted, recordsSyncCompleted, serialise } from '../fixtures/events';
-import type { MedblocksEvent } from '../../runtime/medblocks/events';
+import type { MedblocksEvent } from '../../runtime/events';
 import { percentile } from './cpu';
 import type { LatencyRow } from './latency';
 import { postSigned, startBenchEmulator } from './latency';

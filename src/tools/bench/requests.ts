@@ -3,7 +3,7 @@
 // pattern, for a new delivery and for its duplicate.
 import { readSettings } from '../../runtime/settings';
 import { World } from '../harness/world';
-import { medblocksEventHandler as handler } from '../../runtime/handlers';
+import { medblocksEventHandler as handler } from '../../runtime/events';
 import { naiveApply, PER_RESOURCE_POLICY } from './naive';
 import type { BenchScenario } from './scenarios';
 import { botForEvent } from '../../runtime/registry';

@@ -9,7 +9,7 @@ import {
   recordsSyncFailed,
   tokenRefreshFailed,
 } from '../fixtures/events';
-import type { MedblocksEvent, PatientFlowConnection } from '../../runtime/medblocks/events';
+import type { MedblocksEvent, PatientFlowConnection } from '../../runtime/events';
 
 export interface BenchScenario {
   /** e.g. `patient_flow.completed ×5`. */

@@ -35,7 +35,7 @@ import type { PolicyDecision } from '../emulator/access-policy-repository';
 import { ProjectFhirRouter, TransactionalRepository } from '../emulator/project-fhir';
 import type { ProjectFeature } from '../emulator/project-fhir';
 import { serialise } from '../fixtures/events';
-import type { MedblocksEvent } from '../../runtime/medblocks/events';
+import type { MedblocksEvent } from '../../runtime/events';
 import { signatureHeader } from '../../runtime/medblocks/signature';
 import { bot as flowBot } from '../../../bots/medblocks-patient-flow-completed';
 import { bot as refreshBot } from '../../../bots/medblocks-connection-token-refresh-failed';

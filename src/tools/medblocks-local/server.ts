@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EVENT_TYPES } from '../../runtime/medblocks/events';
+import { EVENT_TYPES } from '../../runtime/events';
 import { DELIVERY_DEADLINE_MS, MAX_RECORDED_RESPONSE_BYTES, RETRY_SCHEDULE_MS, signedRequest } from '../sender/sender';
 import { createRecordsStore, RecordsQueryError, syncCompletedEvents } from './records';
 import type { PatientRecordItem, PutRecordsOptions, PutRecordsResult, StoredPatientRecord } from './records';
