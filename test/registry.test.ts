@@ -5,10 +5,6 @@ import { ALL_BOTS, botForEventType, REGISTRY, WEBHOOK_BOTS } from '../src/runtim
 import { defineWebhookBot } from '../src/runtime/webhook-bot';
 import { connectionTokenRefreshFailed as refresh } from '../src/runtime/events/connection-token-refresh-failed';
 import { definitionOf, EVENT_TYPES } from '../src/runtime/events';
-import { bot as flowBot } from '../bots/medblocks-patient-flow-completed';
-import { bot as refreshBot } from '../bots/medblocks-connection-token-refresh-failed';
-import { bot as syncCompletedBot } from '../bots/medblocks-records-sync-completed';
-import { bot as syncFailedBot } from '../bots/medblocks-records-sync-failed';
 
 const root = new URL('..', import.meta.url);
 
@@ -40,16 +36,21 @@ describe('the bot registry', () => {
     }
   });
 
-  it('each bot file binds its own registry entry', () => {
-    for (const bound of [flowBot, refreshBot, syncCompletedBot, syncFailedBot]) {
-      const { handler: _handler, schema, ...entry } = bound;
-      const { schema: registered, ...registeredEntry } = REGISTRY[bound.name];
+  it.each(WEBHOOK_BOTS.map((b) => [b.name, b] as const))(
+    '%s: its bot file binds its registry entry',
+    async (_, spec) => {
+      type BotFile = { bot: typeof spec & { handler: unknown }; handler: unknown };
+      const file = (await import(`../${spec.source}`)) as BotFile;
+      expect(typeof file.handler).toBe('function');
+      const { handler: _handler, schema, ...entry } = file.bot;
+      const { schema: registered, ...registeredEntry } = spec;
       expect(entry).toEqual(registeredEntry);
-      // Each parses with its own event type's delivery schema only.
-      expect(schema).toMatchObject({ type: 'variant', options: [definitionOf(bound.medblocksEvent).schema] });
-      expect(registered).toMatchObject({ type: 'variant', options: [definitionOf(bound.medblocksEvent).schema] });
+      // Both parse with the bot's own event type's delivery schema only.
+      const own = { type: 'variant', options: [definitionOf(spec.medblocksEvent).schema] };
+      expect(schema).toMatchObject(own);
+      expect(registered).toMatchObject(own);
     }
-  });
+  );
 
   it('a handler wired to another bot’s event type does not compile', () => {
     // The line below is a type error (npm test typechecks the tests): records.sync.completed
