@@ -48,6 +48,7 @@ import {
 } from './store/write';
 import type { RequestCounter, WriteConflict } from './store/write';
 import { formatDeliverySummary, notAppliedMessage } from './summary';
+import type { Outcome } from './summary';
 
 /** What a bot parses a delivery with: its own event type's schema. */
 interface ParsingEntry<E> extends WebhookBotEntry {
@@ -164,7 +165,7 @@ export function createWebhookBot<E extends EventEnvelope>(
     const started = now();
     const counter: RequestCounter = { requests: 0 };
     const seen: Progress = { eventId: '-', type: '-', createdAt: undefined, deadLetter: 'unknown' };
-    const summarise = (outcome: string): void => {
+    const summarise = (outcome: Outcome): void => {
       const { eventId, type } = seen;
       log(formatDeliverySummary({ eventId, type, outcome, fhirRequests: counter.requests, ms: now() - started }));
     };
@@ -182,7 +183,7 @@ export function createWebhookBot<E extends EventEnvelope>(
       const quarantined = cause ? 'retries_exhausted' : (reason as PermanentReason);
       try {
         const answer = await quarantine(medplum, bot.name, failure, { reason: quarantined, cause }, seen, counter, now);
-        summarise(cause ? `${outcomeOfFailure(quarantined)} cause=${cause}` : outcomeOfFailure(quarantined));
+        summarise(cause ? `${outcomeOfFailure('retries_exhausted')} cause=${cause}` : outcomeOfFailure(quarantined));
         return answer;
       } catch (err) {
         failure = err; // the dead-letter could not be written: fail, so that Medblocks retries
@@ -360,7 +361,7 @@ function isPermanent(reason: FailureReason): reason is PermanentReason {
 }
 
 /** Maps a failure to the summary outcome and the safe message thrown (and so answered non-2xx). */
-function describeFailure(err: unknown): { outcome: string; message: string } {
+function describeFailure(err: unknown): { outcome: Outcome; message: string } {
   if (err instanceof ClassifiedFailure) {
     return { outcome: outcomeOfFailure(err.reason), message: err.message };
   }
