@@ -23,7 +23,7 @@ export interface PolicyShape {
   /** Whether it reads and writes Consents (and so their patients' records). */
   readonly consents: boolean;
   /**
-   * The Task kinds it writes, as literals (`'records-sync'`, typed by TaskCode): reading
+   * The Task kinds it writes (none: no Task grant but its dead-letters'), as literals (`'records-sync'`, typed by TaskCode): reading
    * `CODE.recordsSync` in a definition would count as a side effect and keep it in every bundle.
    */
   readonly taskCodes: readonly TaskCode[];

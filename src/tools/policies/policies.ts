@@ -369,7 +369,8 @@ export function webhookPolicy(name: WebhookBotName): AccessPolicy {
       patientCreateGrant(),
       ORGANIZATION_SEARCH,
       ...(shape.consents ? [consentGrant()] : []),
-      taskGrant(shape.taskCodes),
+      // A bot that writes no Task kind gets no Task grant (its dead-letters have their own).
+      ...(shape.taskCodes.length > 0 ? [taskGrant(shape.taskCodes)] : []),
       deadLetterGrant(name, bot.eventTypes),
     ],
   };
