@@ -1,10 +1,7 @@
 // Medplum bot: verifies and applies Medblocks `connection.token_refresh_failed` deliveries.
-// Deploy with publicWebhook and rawBody on; see README "Going live".
-import { REGISTRY } from '../src/runtime/registry';
-import { createWebhookBot, defineWebhookBot } from '../src/runtime/webhook-bot';
-import { tokenRefreshFailed } from '../src/runtime/handlers/token-refresh';
+// What it knows of its event is src/runtime/events/connection-token-refresh-failed.ts; `bot` is for tests (they build
+// its handler with a test clock and log). Deploy with publicWebhook and rawBody on: README "Going live".
+import { bindEventType } from '../src/runtime/webhook-bot';
+import { connectionTokenRefreshFailed } from '../src/runtime/events/connection-token-refresh-failed';
 
-/** The registry entry bound to its handler; tests build the handler from it (with a test clock and log). */
-export const bot = defineWebhookBot(REGISTRY['medblocks-connection-token-refresh-failed'], tokenRefreshFailed);
-
-export const handler = createWebhookBot(bot);
+export const { bot, handler } = bindEventType(connectionTokenRefreshFailed);

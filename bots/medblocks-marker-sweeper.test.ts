@@ -146,7 +146,8 @@ describe('medblocks-marker-sweeper', () => {
     await expect(sweep(client(withAccessPolicy(repo, searchOnly), new FhirRouter()), botEvent())).rejects.toThrow(
       /Marker sweep stopped: failed:/
     );
-    expect(logs[0]).toMatch(/outcome=failed:\S+ deleted=0 failed=1 more=true/);
+    // Named by the failure table, like any other FHIR failure: the refused delete is a 403.
+    expect(logs[0]).toMatch(/outcome=failed:access_denied deleted=0 failed=1 more=true/);
     expect(logs[0]).not.toMatch(/Patient|evt_/);
   });
 

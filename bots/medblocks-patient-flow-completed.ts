@@ -1,10 +1,7 @@
-// Medplum bot: verifies and applies Medblocks `patient_flow.completed` (and `patient_session.completed`) deliveries.
-// Deploy with publicWebhook and rawBody on; see README "Going live".
-import { REGISTRY } from '../src/runtime/registry';
-import { createWebhookBot, defineWebhookBot } from '../src/runtime/webhook-bot';
-import { patientFlowCompleted } from '../src/runtime/handlers/patient-flow';
+// Medplum bot: verifies and applies Medblocks `patient_session.completed` (and `patient_flow.completed`) deliveries.
+// What it knows of its event is src/runtime/events/patient-session-completed.ts; `bot` is for tests (they build
+// its handler with a test clock and log). Deploy with publicWebhook and rawBody on: README "Going live".
+import { bindEventType } from '../src/runtime/webhook-bot';
+import { patientSessionCompleted } from '../src/runtime/events/patient-session-completed';
 
-/** The registry entry bound to its handler; tests build the handler from it (with a test clock and log). */
-export const bot = defineWebhookBot(REGISTRY['medblocks-patient-flow-completed'], patientFlowCompleted);
-
-export const handler = createWebhookBot(bot);
+export const { bot, handler } = bindEventType(patientSessionCompleted);

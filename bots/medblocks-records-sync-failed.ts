@@ -1,10 +1,7 @@
 // Medplum bot: verifies and applies Medblocks `records.sync.failed` deliveries.
-// Deploy with publicWebhook and rawBody on; see README "Going live".
-import { REGISTRY } from '../src/runtime/registry';
-import { createWebhookBot, defineWebhookBot } from '../src/runtime/webhook-bot';
-import { recordsSyncFailed } from '../src/runtime/handlers/records-sync';
+// What it knows of its event is src/runtime/events/records-sync-failed.ts; `bot` is for tests (they build
+// its handler with a test clock and log). Deploy with publicWebhook and rawBody on: README "Going live".
+import { bindEventType } from '../src/runtime/webhook-bot';
+import { recordsSyncFailed } from '../src/runtime/events/records-sync-failed';
 
-/** The registry entry bound to its handler; tests build the handler from it (with a test clock and log). */
-export const bot = defineWebhookBot(REGISTRY['medblocks-records-sync-failed'], recordsSyncFailed);
-
-export const handler = createWebhookBot(bot);
+export const { bot, handler } = bindEventType(recordsSyncFailed);

@@ -4,7 +4,7 @@
 // the per-resource comparator really is per resource (3 requests each), so the ratio means something.
 import { describe, expect, it } from 'vitest';
 import { impliedResources } from '../src/tools/bench/naive';
-import { medblocksEventHandler } from '../src/runtime/handlers';
+import { medblocksEventHandler } from '../src/runtime/events';
 import { BUDGETS, importBudgets, loadBudgets, requestBudgets } from '../src/tools/bench/report';
 import type { ImportRow } from '../src/tools/bench/import';
 import type { LoadRow } from '../src/tools/bench/load';

@@ -17,7 +17,7 @@ import { buildMarker } from '../src/runtime/fhir/marker';
 import { buildPatient } from '../src/runtime/fhir/patient';
 import { CODE, packageCode, SYSTEM } from '../src/runtime/fhir/systems';
 import { REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
-import { EVENT_TYPES } from '../src/runtime/medblocks/events';
+import { EVENT_TYPES } from '../src/runtime/events';
 import { UNKNOWN_EVENT_TYPE } from '../src/runtime/receive';
 import type { WebhookBotName } from '../src/runtime/registry';
 import { satisfiesWriteConstraints, withAccessPolicy } from '../src/tools/emulator/access-policy-repository';

@@ -3,12 +3,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ALL_BOTS, botForEventType, REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
 import { defineWebhookBot } from '../src/runtime/webhook-bot';
-import { tokenRefreshFailed } from '../src/runtime/handlers/token-refresh';
-import { EVENT_TYPES } from '../src/runtime/medblocks/events';
-import { bot as flowBot } from '../bots/medblocks-patient-flow-completed';
-import { bot as refreshBot } from '../bots/medblocks-connection-token-refresh-failed';
-import { bot as syncCompletedBot } from '../bots/medblocks-records-sync-completed';
-import { bot as syncFailedBot } from '../bots/medblocks-records-sync-failed';
+import { connectionTokenRefreshFailed as refresh } from '../src/runtime/events/connection-token-refresh-failed';
+import { definitionOf, EVENT_TYPES } from '../src/runtime/events';
 
 const root = new URL('..', import.meta.url);
 
@@ -33,25 +29,34 @@ describe('the bot registry', () => {
   it('every Medblocks event type has exactly one bot', () => {
     for (const type of EVENT_TYPES) {
       expect(
-        WEBHOOK_BOTS.filter((b) => b.eventTypes.includes(type)),
+        WEBHOOK_BOTS.filter((b) => (b.eventTypes as readonly string[]).includes(type)),
         type
       ).toHaveLength(1);
       expect(botForEventType(type).eventTypes).toContain(type);
     }
   });
 
-  it('each bot file binds its own registry entry', () => {
-    for (const bound of [flowBot, refreshBot, syncCompletedBot, syncFailedBot]) {
-      const { handler: _handler, ...entry } = bound;
-      expect(entry).toEqual(REGISTRY[bound.name as keyof typeof REGISTRY]);
+  it.each(WEBHOOK_BOTS.map((b) => [b.name, b] as const))(
+    '%s: its bot file binds its registry entry',
+    async (_, spec) => {
+      type BotFile = { bot: typeof spec & { handler: unknown }; handler: unknown };
+      const file = (await import(`../${spec.source}`)) as BotFile;
+      expect(typeof file.handler).toBe('function');
+      const { handler: _handler, schema, ...entry } = file.bot;
+      const { schema: registered, ...registeredEntry } = spec;
+      expect(entry).toEqual(registeredEntry);
+      // Both parse with the bot's own event type's delivery schema only.
+      const own = { type: 'variant', options: [definitionOf(spec.medblocksEvent).schema] };
+      expect(schema).toMatchObject(own);
+      expect(registered).toMatchObject(own);
     }
-  });
+  );
 
   it('a handler wired to another bot’s event type does not compile', () => {
     // The line below is a type error (npm test typechecks the tests): records.sync.completed
     // deliveries cannot reach the token-refresh handler.
     // @ts-expect-error the handler's event type does not cover the entry's event types
-    const miswired = defineWebhookBot(REGISTRY['medblocks-records-sync-completed'], tokenRefreshFailed);
+    const miswired = defineWebhookBot(REGISTRY['medblocks-records-sync-completed'], refresh.handler);
     expect(miswired.eventTypes).toEqual(['records.sync.completed']);
   });
 });

@@ -171,14 +171,21 @@ export function isFailureReason(value: string): value is FailureReason {
   return Object.hasOwn(FAILURES, value);
 }
 
+const OUTCOME_PREFIX = { rejected: 'rejected', transient: 'failed', permanent: 'quarantined' } as const;
+
+/** The summary-line outcome of one failure reason, as a literal: `failed:conflict`, `quarantined:patient_not_found`. */
+export type FailureOutcome<R extends FailureReason = FailureReason> = R extends FailureReason
+  ? `${(typeof OUTCOME_PREFIX)[(typeof FAILURES)[R]['failureClass']]}:${R}`
+  : never;
+
 /**
  * The summary-line outcome of a failure: `rejected:<reason>`, `failed:<reason>` (transient) or
  * `quarantined:<reason>` (permanent). Derived from the class so that the log can never say a
  * delivery was retried when it was quarantined.
  */
-export function outcomeOfFailure(reason: FailureReason): string {
-  const prefix = { rejected: 'rejected', transient: 'failed', permanent: 'quarantined' } as const;
-  return `${prefix[FAILURES[reason].failureClass]}:${reason}`;
+export function outcomeOfFailure<R extends FailureReason>(reason: R): FailureOutcome<R> {
+  // The template the type spells out, which the compiler cannot follow through the table lookup.
+  return `${OUTCOME_PREFIX[FAILURES[reason].failureClass]}:${reason}` as FailureOutcome<R>;
 }
 
 /**

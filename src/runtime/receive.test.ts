@@ -2,16 +2,14 @@ import type { BotEvent } from '@medplum/core';
 import { describe, expect, it } from 'vitest';
 import { medplumBotEvent, TEST_SECRET } from '../tools/harness/world';
 import { patientFlowCompleted, recordsSyncFailed, serialise } from '../tools/fixtures/events';
-import type { MedblocksEvent } from './medblocks/events';
+import type { MedblocksEvent, RecordsSyncFailedEvent } from './events';
+import { REGISTRY } from './registry';
 import { signatureHeader } from './medblocks/signature';
 import { createHash } from 'node:crypto';
 import { DeliveryRejectedError, InvalidPayloadError, MAX_BODY_BYTES, receiveDelivery } from './receive';
 import type { ReceiverSpec, RejectionReason } from './receive';
 
-const SPEC: ReceiverSpec = {
-  eventTypes: ['records.sync.failed'],
-  secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED',
-};
+const SPEC: ReceiverSpec<RecordsSyncFailedEvent> = REGISTRY['medblocks-records-sync-failed'];
 const EVENT = recordsSyncFailed();
 const SIGNED_AT = Date.parse(EVENT.created_at);
 

@@ -8,8 +8,10 @@ import { createHash } from 'node:crypto';
 import type { BotEvent } from '@medplum/core';
 import { ClassifiedFailure } from './failures';
 import type { RejectedReason } from './failures';
-import { isEventType, parseMedblocksEvent, usableEventId } from './medblocks/events';
-import type { EventType, MedblocksEvent } from './medblocks/events';
+import type * as v from 'valibot';
+import { isEventType } from './events';
+import { parseEvent, usableEventId } from './medblocks/events';
+import type { EventEnvelope } from './medblocks/events';
 import { SIGNATURE_HEADER, verifySignature } from './medblocks/signature';
 import { readSettings, readSigningSecrets } from './settings';
 import type { BotSettings, Secrets } from './settings';
@@ -59,14 +61,18 @@ export function bodyKey(rawBody: string | Uint8Array): string {
   return `sha256-${createHash('sha256').update(rawBody).digest('hex')}`;
 }
 
-/** What one bot accepts: the event types it is wired to and the project secret holding its signing secret. */
-export interface ReceiverSpec<T extends EventType = EventType> {
-  readonly eventTypes: readonly T[];
+/**
+ * What one bot accepts: the event types it is wired to, the schema of their deliveries (only its
+ * own event type's, so its bundle carries no other) and the project secret holding its signing secret.
+ */
+export interface ReceiverSpec<E extends EventEnvelope> {
+  readonly eventTypes: readonly string[];
+  readonly schema: v.GenericSchema<unknown, E>;
   readonly secretName: string;
 }
 
-export interface VerifiedDelivery<T extends EventType = EventType> {
-  readonly event: Extract<MedblocksEvent, { type: T }>;
+export interface VerifiedDelivery<E extends EventEnvelope> {
+  readonly event: E;
   readonly settings: BotSettings;
   /** True when the body was re-serialised from a parsed object (`MEDBLOCKS_ALLOW_PARSED_BODY`). */
   readonly verifiedAgainstReserialisedBody: boolean;
@@ -90,11 +96,11 @@ const MESSAGES: Partial<Record<RejectionReason, string>> = {
  * Verifies and parses one delivery for one bot. Order matters: the signature is checked over the
  * exact bytes before the body is parsed, and nothing here talks to the FHIR server.
  */
-export function receiveDelivery<T extends EventType>(
+export function receiveDelivery<E extends EventEnvelope>(
   botEvent: BotEvent,
-  spec: ReceiverSpec<T>,
+  spec: ReceiverSpec<E>,
   options: ReceiveOptions = {}
-): VerifiedDelivery<T> {
+): VerifiedDelivery<E> {
   // Typed as required, but a hand-built event (or an older server) may omit it: fail closed, not crash.
   const secrets = botEvent.secrets as Secrets | undefined;
   const settings = readSettings(secrets ?? {});
@@ -120,7 +126,7 @@ export function receiveDelivery<T extends EventType>(
   }
   const id = usableEventId(parsed.id);
   const type: unknown = parsed.type;
-  if (typeof type === 'string' && !(spec.eventTypes as readonly string[]).includes(type)) {
+  if (typeof type === 'string' && !spec.eventTypes.includes(type)) {
     // Misrouted: the endpoint is subscribed to events this bot does not take. A known type is named
     // (it leaks nothing); anything else is not echoed.
     const known = isEventType(type);
@@ -132,7 +138,9 @@ export function receiveDelivery<T extends EventType>(
       known && id !== undefined ? { id, type } : undefined
     );
   }
-  const result = parseMedblocksEvent(parsed);
+  // Only this bot's event types get here (a string of another type was refused above), so its own
+  // schema gives the answer every event type's schemas would: the discriminator's issue is the same.
+  const result = parseEvent(spec.schema, parsed);
   if (!result.ok) {
     throw new InvalidPayloadError(
       id ?? bodyKey(rawBody),
@@ -141,8 +149,8 @@ export function receiveDelivery<T extends EventType>(
       result.problems.join('; ')
     );
   }
-  if (!isOfType(result.event, spec.eventTypes)) {
-    // Unreachable after the type check above; kept so that the narrowing below is checked, not assumed.
+  if (!spec.eventTypes.includes(result.event.type)) {
+    // Unreachable after the type check above (the schema takes only this bot's names); kept so that it is checked, not assumed.
     throw new DeliveryRejectedError('unexpected_event_type', 'the event type is not one this bot handles');
   }
   return { event: result.event, settings, verifiedAgainstReserialisedBody: reserialised };
@@ -170,13 +178,6 @@ function extractRawBody(
     return { rawBody: JSON.stringify(input), reserialised: true };
   }
   throw new DeliveryRejectedError('body_not_raw', MESSAGES.body_not_raw);
-}
-
-function isOfType<T extends EventType>(
-  event: MedblocksEvent,
-  types: readonly T[]
-): event is Extract<MedblocksEvent, { type: T }> {
-  return (types as readonly EventType[]).includes(event.type);
 }
 
 /**

@@ -1,91 +1,24 @@
-// The one list of this package's bots. Everything else derives from it: each bot's entry file in
-// bots/ (which binds its handler, type-checked against the event types below), medplum.config.json
-// and access-policies/ (checked against it by test/registry.test.ts), provisioning, the emulator,
-// the benchmark and the tests. Adding an event type means one entry here, a handler, a policy file
-// and a test (README "Adding an event type").
-import type { EventType } from './medblocks/events';
+// The one list of this package's bots: a webhook bot per event type (derived from the event types'
+// modules, src/runtime/events/index.ts) and the scheduled bots. Everything else derives from it:
+// medplum.config.json and access-policies/ (checked against it by test/registry.test.ts),
+// provisioning, the emulator, the benchmark and the tests. A bot's bundle never imports it (it
+// would carry every handler): each bots/<bot>.ts binds its event type's definition directly.
+import { files, webhookEntry } from './bot-entry';
+import type { BotEntry, WebhookEntryFor } from './bot-entry';
+import { EVENT_DEFINITIONS } from './events';
+import type { EventType, EventTypeDefinitionOf } from './events';
 
-/** Below Medblocks' 5 s deadline, above the pipeline's 3.5 s retry budget: a stuck run answers 400 before Medblocks gives up. */
-const WEBHOOK_TIMEOUT_SECONDS = 4;
+export type { BotEntry, CronBotEntry, WebhookBotEntry } from './bot-entry';
 
-interface BotEntryBase {
-  readonly name: string;
-  /** Medplum's `Bot.timeout`, seconds. */
-  readonly timeoutSeconds: number;
-  /** The AccessPolicy its membership carries, relative to the project root. */
-  readonly policyFile: string;
-  /** The bot's source and its built bundle (medplum.config.json's `source` and `dist`). */
-  readonly source: string;
-  readonly dist: string;
-}
+/** Each event type's bot under its name, with the literal types of its definition. */
+type WebhookEntries = { readonly [D in EventTypeDefinitionOf as D['bot']]: WebhookEntryFor<D> };
 
-/** A bot on Medplum's public webhook endpoint, receiving one Medblocks endpoint's deliveries. */
-export interface WebhookBotEntry extends BotEntryBase {
-  readonly kind: 'webhook';
-  /** The event types it applies; a delivery of any other type is refused as `unexpected_event_type`. */
-  readonly eventTypes: readonly EventType[];
-  /** What its Medblocks endpoint is registered for. */
-  readonly medblocksEvent: EventType;
-  /** The project secret holding that endpoint's signing secret (each endpoint has its own). */
-  readonly secretName: string;
-  readonly schedule?: undefined;
-}
-
-/** A bot Medplum runs on a schedule (`Bot.cronString`); no public webhook. */
-export interface CronBotEntry extends BotEntryBase {
-  readonly kind: 'cron';
-  /** `Bot.cronString`. */
-  readonly schedule: string;
-  /** What goes wrong while it never runs (a project without Medplum's cron feature): provisioning says it. */
-  readonly unscheduled: string;
-  readonly eventTypes?: undefined;
-  readonly medblocksEvent?: undefined;
-  readonly secretName?: undefined;
-}
-
-export type BotEntry = WebhookBotEntry | CronBotEntry;
-
-function files(name: string): Pick<BotEntryBase, 'policyFile' | 'source' | 'dist'> {
-  return { policyFile: `access-policies/${name}.json`, source: `bots/${name}.ts`, dist: `dist/${name}.js` };
-}
-
-function webhook<const N extends string, const T extends readonly [EventType, ...EventType[]]>(
-  name: N,
-  eventTypes: T,
-  secretName: string
-): WebhookBotEntry & { readonly name: N; readonly eventTypes: T; readonly medblocksEvent: T[0] } {
-  return {
-    kind: 'webhook',
-    name,
-    eventTypes,
-    medblocksEvent: eventTypes[0],
-    secretName,
-    timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
-    ...files(name),
-  };
-}
+// Object.fromEntries loses the keys' types; the mapped type above restores them, and
+// test/registry.test.ts checks every event type's bot is here under its own name.
+const WEBHOOK_ENTRIES = Object.fromEntries(EVENT_DEFINITIONS.map((d) => [d.bot, webhookEntry(d)])) as WebhookEntries;
 
 export const REGISTRY = {
-  'medblocks-patient-flow-completed': webhook(
-    'medblocks-patient-flow-completed',
-    ['patient_session.completed', 'patient_flow.completed'],
-    'MEDBLOCKS_WEBHOOK_SECRET_PATIENT_FLOW_COMPLETED'
-  ),
-  'medblocks-connection-token-refresh-failed': webhook(
-    'medblocks-connection-token-refresh-failed',
-    ['connection.token_refresh_failed'],
-    'MEDBLOCKS_WEBHOOK_SECRET_CONNECTION_TOKEN_REFRESH_FAILED'
-  ),
-  'medblocks-records-sync-completed': webhook(
-    'medblocks-records-sync-completed',
-    ['records.sync.completed'],
-    'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_COMPLETED'
-  ),
-  'medblocks-records-sync-failed': webhook(
-    'medblocks-records-sync-failed',
-    ['records.sync.failed'],
-    'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED'
-  ),
+  ...WEBHOOK_ENTRIES,
   'medblocks-marker-sweeper': {
     kind: 'cron',
     name: 'medblocks-marker-sweeper',

@@ -6,12 +6,26 @@
 //    sender parse it back into an outcome).
 // Both carry ids, types, outcomes and counts only: they reach AuditEvents, an unauthenticated
 // caller, and Medblocks' dashboard.
+import type { FailureOutcome, TransientReason } from './failures';
+import type { FhirFailureReason } from './store/errors';
 
 /**
- * `processed` | `duplicate` | `stale` | `quarantined:<reason>` | `rejected:<reason>` | `failed:<reason>`
- * (the reasons are src/runtime/failures.ts's; the sweeper: `swept`).
+ * What a run says it ended as, in its summary line: `processed` | `duplicate` | `stale` |
+ * `rejected:<reason>` | `failed:<reason>` | `quarantined:<reason>` (the reasons are the failure
+ * table's, src/runtime/failures.ts, so an outcome no row explains does not compile) — for a
+ * delivery quarantined after a day of retries also the recurring cause; the sweeper's `swept` or
+ * `failed:<reason>`. Parsers of a line someone else wrote return plain strings.
  */
-export type Outcome = string;
+export type Outcome =
+  | 'processed'
+  | 'duplicate'
+  | 'stale'
+  | FailureOutcome
+  | `${FailureOutcome<'retries_exhausted'>} cause=${TransientReason}`
+  | SweepOutcome;
+
+/** The sweeper's: done (`swept`), or stopped by a FHIR failure, named by its failure-table reason. */
+export type SweepOutcome = 'swept' | `failed:${FhirFailureReason}`;
 
 export interface DeliverySummary {
   readonly eventId: string;
@@ -47,7 +61,7 @@ export function formatSweepSummary(s: SweepSummary): string {
 const SUMMARY_OUTCOME = /^medblocks(?:-sweeper)? .*?\boutcome=(\S+)/gm;
 
 /** The outcome of the last summary line in a run's console output (AuditEvent.outcomeDesc). */
-export function outcomeOfConsole(outcomeDesc: string | undefined): Outcome | undefined {
+export function outcomeOfConsole(outcomeDesc: string | undefined): string | undefined {
   const matches = [...(outcomeDesc ?? '').matchAll(SUMMARY_OUTCOME)];
   return matches.at(-1)?.[1];
 }
@@ -67,14 +81,14 @@ export function fhirFailedMessage(phase: string, reason: string, status: number 
   return `FHIR ${phase} failed: ${reason}${status ? ` (HTTP ${String(status)})` : ''}; nothing was marked applied, so a Medblocks retry will complete it`;
 }
 
-const FAILURE_OUTCOMES: readonly [RegExp, (m: RegExpExecArray) => Outcome][] = [
+const FAILURE_OUTCOMES: readonly [RegExp, (m: RegExpExecArray) => string][] = [
   [/^Delivery rejected: ([a-z_]+)/, (m) => `rejected:${m[1] ?? ''}`],
   [/^Delivery not applied: ([a-z_]+):/, (m) => `failed:${m[1] ?? ''}`],
   [/^FHIR (?:read|write|marker|dead-letter) failed: ([a-z_]+)/, (m) => `failed:${m[1] ?? ''}`],
 ];
 
 /** The outcome a thrown message stands for (the inverse of the three builders above). */
-export function outcomeOfFailureMessage(message: string): Outcome | undefined {
+export function outcomeOfFailureMessage(message: string): string | undefined {
   for (const [pattern, outcome] of FAILURE_OUTCOMES) {
     const match = pattern.exec(message);
     if (match) return outcome(match);
@@ -87,7 +101,7 @@ export function outcomeOfFailureMessage(message: string): Outcome | undefined {
  * for a quarantine, as the summary line says it), or, for a 400, the outcome its OperationOutcome's
  * message stands for. `unknown` when the answer is neither.
  */
-export function outcomeOfAnswer(httpStatus: number | undefined, body: string): Outcome {
+export function outcomeOfAnswer(httpStatus: number | undefined, body: string): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);

@@ -21,15 +21,19 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { BotEvent, MedplumClient } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
+import type * as v from 'valibot';
 import { ClassifiedFailure, ESCALATE_AFTER_MS, FAILURES, outcomeOfFailure } from './failures';
 import type { FailureReason, PermanentReason, TransientReason } from './failures';
 import { isOpenDeadLetter, resolveDeadLetter } from './fhir/dead-letter';
 import { marksApplied } from './fhir/marker';
 import { DeliveryRejectedError, InvalidPayloadError, receiveDelivery } from './receive';
 import type { EventStamp } from './fhir/stamp';
-import { unknownValueNotes } from './medblocks/events';
+import { unknownStatusNotes } from './medblocks/events';
+import type { EventEnvelope } from './medblocks/events';
 import type { EventHandler, PlannedWrite } from './handlers/plan';
-import type { EventType, MedblocksEvent } from './medblocks/events';
+import { webhookEntry } from './bot-entry';
+import type { EntrySource, WebhookBotEntry, WebhookEntryFor } from './bot-entry';
+import type { EventOfDefinition } from './events/define';
 import { recordDeadLetter } from './store/dead-letter';
 import { FhirFailureError } from './store/errors';
 import { readState } from './store/read';
@@ -43,27 +47,47 @@ import {
   writesToResend,
 } from './store/write';
 import type { RequestCounter, WriteConflict } from './store/write';
-import type { WebhookBotEntry } from './registry';
 import { formatDeliverySummary, notAppliedMessage } from './summary';
+import type { Outcome } from './summary';
 
-/** The event of one of the given types. */
-export type EventOf<T extends EventType> = Extract<MedblocksEvent, { type: T }>;
+/** What a bot parses a delivery with: its own event type's schema. */
+interface ParsingEntry<E> extends WebhookBotEntry {
+  readonly schema: v.GenericSchema<unknown, E>;
+  /** The connection statuses a delivery reports, so that one Medblocks added later is logged. */
+  connectionStatuses?(event: E): readonly string[];
+}
 
-/** A registry entry bound to its handler; the handler's event type must cover the entry's event types. */
-export interface WebhookBot<T extends EventType = EventType> extends WebhookBotEntry {
-  readonly eventTypes: readonly T[];
-  readonly handler: EventHandler<EventOf<T>>;
+/** A registry entry bound to its handler; the handler takes exactly the events the entry parses. */
+export interface WebhookBot<E extends EventEnvelope> extends ParsingEntry<E> {
+  readonly handler: EventHandler<E>;
 }
 
 /**
- * Binds a registry entry to its handler. The types tie them: wiring the records-sync bot to the
+ * Binds a registry entry to a handler. The types tie them: wiring the records-sync bot to the
  * token-refresh handler does not compile (test/registry.test.ts shows it).
  */
-export function defineWebhookBot<const T extends EventType>(
-  entry: WebhookBotEntry & { readonly eventTypes: readonly T[] },
-  handler: EventHandler<EventOf<T>>
-): WebhookBot<T> {
+export function defineWebhookBot<E extends EventEnvelope>(
+  entry: ParsingEntry<E>,
+  handler: EventHandler<NoInfer<E>>
+): WebhookBot<E> {
   return { ...entry, handler };
+}
+
+/** A definition's bot: its registry entry and its handler. */
+export type BoundBot<D> = WebhookBot<EventOfDefinition<D>> & WebhookEntryFor<D>;
+
+/**
+ * What a bots/<bot>.ts file exports, from its event type's definition alone: `bot` (the entry and
+ * its handler; tests build handlers from it with a test clock and log) and `handler` (what Medplum
+ * runs). The bot file imports no registry, so its bundle carries no other event type's handler.
+ */
+export function bindEventType<const D extends EntrySource & { readonly handler: unknown }>(
+  definition: D
+): { readonly bot: BoundBot<D>; readonly handler: MedplumBotHandler } {
+  // The entry parses exactly the events the definition's handler takes (defineEventType typed both
+  // from the same names and payload), which the compiler cannot follow through the generic spread.
+  const bot = { ...webhookEntry(definition), handler: definition.handler } as unknown as BoundBot<D>;
+  return { bot, handler: createWebhookBot(bot) };
 }
 
 export type AppliedOutcome = 'processed' | 'duplicate' | 'stale';
@@ -124,8 +148,8 @@ interface Progress {
 }
 
 /** Builds the `handler` a bot file exports. Options exist for tests (clock, sleep, log sink). */
-export function createWebhookBot<T extends EventType>(
-  bot: WebhookBot<T>,
+export function createWebhookBot<E extends EventEnvelope>(
+  bot: WebhookBot<E>,
   options: PipelineOptions = {}
 ): MedplumBotHandler {
   const now = options.now ?? Date.now;
@@ -141,7 +165,7 @@ export function createWebhookBot<T extends EventType>(
     const started = now();
     const counter: RequestCounter = { requests: 0 };
     const seen: Progress = { eventId: '-', type: '-', createdAt: undefined, deadLetter: 'unknown' };
-    const summarise = (outcome: string): void => {
+    const summarise = (outcome: Outcome): void => {
       const { eventId, type } = seen;
       log(formatDeliverySummary({ eventId, type, outcome, fhirRequests: counter.requests, ms: now() - started }));
     };
@@ -159,7 +183,7 @@ export function createWebhookBot<T extends EventType>(
       const quarantined = cause ? 'retries_exhausted' : (reason as PermanentReason);
       try {
         const answer = await quarantine(medplum, bot.name, failure, { reason: quarantined, cause }, seen, counter, now);
-        summarise(cause ? `${outcomeOfFailure(quarantined)} cause=${cause}` : outcomeOfFailure(quarantined));
+        summarise(cause ? `${outcomeOfFailure('retries_exhausted')} cause=${cause}` : outcomeOfFailure(quarantined));
         return answer;
       } catch (err) {
         failure = err; // the dead-letter could not be written: fail, so that Medblocks retries
@@ -179,10 +203,10 @@ export function createWebhookBot<T extends EventType>(
 }
 
 /** The pipeline. `seen` receives the event's id and type once they are safe to log (verified). */
-async function deliver<T extends EventType>(
+async function deliver<E extends EventEnvelope>(
   medplum: MedplumClient,
   botEvent: BotEvent,
-  bot: WebhookBot<T>,
+  bot: WebhookBot<E>,
   options: PipelineOptions,
   log: (line: string) => void,
   counter: RequestCounter,
@@ -199,7 +223,7 @@ async function deliver<T extends EventType>(
   seen.createdAt = event.created_at;
   // Values Medblocks added since this package was written are applied as the mapping says and named here.
   // Through `log`, never a detached `console.log`: Medplum's vmcontext console needs its `this`.
-  for (const note of unknownValueNotes(event)) log(note);
+  for (const note of unknownStatusNotes(event.id, bot.connectionStatuses?.(event) ?? [])) log(note);
   const stamp: EventStamp = { at: event.created_at, eventId: event.id };
   const context = { stamp, settings, newUuid: options.newUuid ?? randomUUID };
 
@@ -337,7 +361,7 @@ function isPermanent(reason: FailureReason): reason is PermanentReason {
 }
 
 /** Maps a failure to the summary outcome and the safe message thrown (and so answered non-2xx). */
-function describeFailure(err: unknown): { outcome: string; message: string } {
+function describeFailure(err: unknown): { outcome: Outcome; message: string } {
   if (err instanceof ClassifiedFailure) {
     return { outcome: outcomeOfFailure(err.reason), message: err.message };
   }

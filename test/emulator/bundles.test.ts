@@ -13,7 +13,7 @@ import type { EmulatedBotSpec } from '../../src/tools/emulator/project';
 import { sandboxGlobals } from '../../src/tools/emulator/sandbox';
 import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
-import { serialise } from '../../src/tools/fixtures/events';
+import { SAMPLE_PATIENT_ID, serialise } from '../../src/tools/fixtures/events';
 import { buildEvent } from '../../src/tools/fixtures/variants';
 import { signatureHeader } from '../../src/runtime/medblocks/signature';
 import { buildIntoTempRoot, sendSigned } from './support';
@@ -40,6 +40,19 @@ describe('built bundles', () => {
   test('one bundle per bot entry, at least the four webhook bots', () => {
     const names = bundles.map((b) => b.name);
     expect(names).toEqual(expect.arrayContaining(WEBHOOK_BOTS.map((b) => b.name)));
+  });
+
+  test('a webhook bundle carries its own event type only, and no test fixture', () => {
+    // Each bots/<bot>.ts binds one event type's module; the index it reaches for every type's names
+    // must not drag the other definitions (and their handlers) in (src/runtime/events/define.ts).
+    for (const bot of WEBHOOK_BOTS) {
+      const code = readFileSync(bundles.find((b) => b.name === bot.name)?.file ?? '', 'utf8');
+      expect(code, bot.name).toContain(bot.secretName);
+      for (const other of WEBHOOK_BOTS.filter((o) => o.name !== bot.name)) {
+        expect(code.includes(other.secretName), `${bot.name} carries ${other.name}`).toBe(false);
+      }
+      expect(code.includes(SAMPLE_PATIENT_ID), `${bot.name} carries fixtures`).toBe(false);
+    }
   });
 
   test('every bundle exposes exports.handler inside the vmcontext wrapper', () => {

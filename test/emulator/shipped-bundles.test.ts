@@ -17,7 +17,7 @@ import {
   tokenRefreshFailed,
 } from '../../src/tools/fixtures/events';
 import { loadPolicy } from '../../src/tools/harness/world';
-import type { PatientFlowConnection } from '../../src/runtime/medblocks/events';
+import type { PatientFlowConnection } from '../../src/runtime/events';
 import { readSettings } from '../../src/tools/provision/env';
 import { connectMedplum } from '../../src/tools/provision/medplum';
 import { probeVmContext, VM_CONTEXT_DISABLED } from '../../src/tools/provision/runtime-probe';

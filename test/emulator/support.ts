@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { buildBots } from '../../src/tools/bundling';
 import type { EmulatorBot } from '../../src/tools/emulator/server';
 import { serialise } from '../../src/tools/fixtures/events';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import type { MedblocksEvent } from '../../src/runtime/events';
 import { signatureHeader } from '../../src/runtime/medblocks/signature';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');

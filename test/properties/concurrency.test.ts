@@ -15,7 +15,7 @@ import {
   recordsSyncFailed,
   serialise,
 } from '../../src/tools/fixtures/events';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import type { MedblocksEvent } from '../../src/runtime/events';
 import { signatureHeader } from '../../src/runtime/medblocks/signature';
 import { botForEvent } from './support';
 

@@ -15,7 +15,7 @@ import {
   recordsSyncFailed,
   tokenRefreshFailed,
 } from '../../src/tools/fixtures/events';
-import type { MedblocksEvent, PatientFlowConnection } from '../../src/runtime/medblocks/events';
+import type { MedblocksEvent, PatientFlowConnection } from '../../src/runtime/events';
 import { expectStoreValid } from '../support/assertions';
 import { World } from '../../src/tools/harness/world';
 import type { BotUnderTest, WorldOptions } from '../../src/tools/harness/world';

@@ -11,8 +11,9 @@ import { validateResource } from '@medplum/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SYSTEM } from '../../src/runtime/fhir/systems';
-import { CONNECTION_STATUSES, isCleanText, parseMedblocksEvent } from '../../src/runtime/medblocks/events';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import { CONNECTION_STATUSES, isCleanText } from '../../src/runtime/medblocks/events';
+import { parseMedblocksEvent } from '../../src/runtime/events';
+import type { MedblocksEvent } from '../../src/runtime/events';
 import { World } from '../../src/tools/harness/world';
 import { STATE_TYPES, botForEvent } from './support';
 

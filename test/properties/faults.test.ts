@@ -17,7 +17,7 @@ import {
   recordsSyncFailed,
   tokenRefreshFailed,
 } from '../../src/tools/fixtures/events';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import type { MedblocksEvent } from '../../src/runtime/events';
 import type { Resource } from '@medplum/fhirtypes';
 import { World } from '../../src/tools/harness/world';
 import type { DeliverOptions, Fault, FaultInjector, SentRequest, WorldOptions } from '../../src/tools/harness/world';

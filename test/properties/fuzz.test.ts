@@ -30,8 +30,8 @@ import {
   serialise,
   tokenRefreshFailed,
 } from '../../src/tools/fixtures/events';
-import { medblocksEventHandler } from '../../src/runtime/handlers';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import { medblocksEventHandler } from '../../src/runtime/events';
+import type { MedblocksEvent } from '../../src/runtime/events';
 import { World } from '../../src/tools/harness/world';
 import { botForEvent } from './support';
 
@@ -442,7 +442,7 @@ describe('fuzzing receiveDelivery', () => {
         const botEvent = botEventFor(recipe, delivery);
         let result: ReturnType<typeof receiveDelivery> | undefined;
         try {
-          result = receiveDelivery(botEvent, REGISTRY[recipe.bot], { now: () => NOW });
+          result = receiveDelivery<MedblocksEvent>(botEvent, REGISTRY[recipe.bot], { now: () => NOW });
         } catch (err) {
           if (err instanceof InvalidPayloadError) {
             // Genuine but unreadable: the pipeline quarantines it (answered 2xx), so it must be signed.
@@ -479,11 +479,14 @@ describe('fuzzing a whole bot (on MockClient under its AccessPolicy)', () => {
         const world = new World();
         const bot = world.bot(recipe.bot);
         const logs: string[] = [];
-        const handler = createWebhookBot(defineWebhookBot(REGISTRY[recipe.bot], medblocksEventHandler), {
-          now: () => NOW,
-          sleep: () => Promise.resolve(),
-          log: (line) => logs.push(line),
-        });
+        const handler = createWebhookBot(
+          defineWebhookBot<MedblocksEvent>(REGISTRY[recipe.bot], medblocksEventHandler),
+          {
+            now: () => NOW,
+            sleep: () => Promise.resolve(),
+            log: (line) => logs.push(line),
+          }
+        );
         const delivery = materialise(recipe, NOW, {});
         const signedOk = independentlySigned(delivery.header, delivery.input, delivery.secretSetting, NOW);
         const outcome = await handler(bot.medplum, botEventFor(recipe, delivery)).then(

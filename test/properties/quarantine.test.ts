@@ -5,27 +5,21 @@
 // unsigned or forged is ever answered 2xx, and it makes no FHIR request.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
-import { WEBHOOK_BOTS } from '../../src/runtime/registry';
+import type { MedblocksEvent } from '../../src/runtime/events';
+import { REGISTRY, WEBHOOK_BOTS } from '../../src/runtime/registry';
 import type { WebhookBotName } from '../../src/runtime/registry';
-import {
-  patientFlowCompleted,
-  recordsSyncCompleted,
-  recordsSyncFailed,
-  serialise,
-  tokenRefreshFailed,
-} from '../../src/tools/fixtures/events';
+import { serialise } from '../../src/tools/fixtures/events';
+import { buildEvent } from '../../src/tools/fixtures/variants';
 import { signatureHeader } from '../../src/runtime/medblocks/signature';
 import { TEST_SECRET, World } from '../../src/tools/harness/world';
 import { deadLetters } from '../support/quarantine';
 import { duplicatedKeys } from './support';
 
-const OWN_EVENT: Record<WebhookBotName, () => MedblocksEvent> = {
-  'medblocks-patient-flow-completed': () => patientFlowCompleted(),
-  'medblocks-connection-token-refresh-failed': () => tokenRefreshFailed({ id: 'conn_p', patient_id: 'user_p' }),
-  'medblocks-records-sync-completed': () => recordsSyncCompleted(),
-  'medblocks-records-sync-failed': () => recordsSyncFailed(),
-};
+/** A genuine event of the bot's own type: its Medblocks endpoint's name, in its default variant. */
+function ownEvent(name: WebhookBotName): MedblocksEvent {
+  const shape = { at: '2026-05-20T03:12:45.000Z', patientId: 'user_p', connectionId: 'conn_p' };
+  return buildEvent(REGISTRY[name].medblocksEvent, undefined, shape);
+}
 
 const APPLIED = ['processed', 'duplicate', 'stale', 'quarantined'];
 
@@ -94,7 +88,7 @@ describe('no single event can get an endpoint disabled', () => {
       fc.asyncProperty(caseArb, async ({ bot: name, spoils, createPatients }) => {
         const world = new World({ secrets: { MEDBLOCKS_CREATE_MISSING_PATIENTS: String(createPatients) } });
         const bot = world.bot(name);
-        const event = OWN_EVENT[name]();
+        const event = ownEvent(name);
         const rawBody = spoiled(event, spoils);
         for (const attempt of [1, 2]) {
           const answer = await bot.deliver(event, { rawBody, now: Date.parse(event.created_at) + attempt * 60_000 });
@@ -120,7 +114,7 @@ describe('no single event can get an endpoint disabled', () => {
         async ({ bot: name, spoils }, attack) => {
           const world = new World();
           const bot = world.bot(name);
-          const event = OWN_EVENT[name]();
+          const event = ownEvent(name);
           const rawBody = spoiled(event, spoils);
           // A spoil that changed nothing leaves a genuine delivery: not an attack.
           fc.pre(attack !== 'tampered' || rawBody !== serialise(event));

@@ -94,7 +94,7 @@ describe('npm run provision', () => {
     expect(config.bots?.map((b) => [b.name, b.id])).toEqual(ids);
 
     // One Medblocks endpoint per event type, pointing at its bot; its secret stored under the bot's name.
-    expect(medblocks.endpoints).toHaveLength(4);
+    expect(medblocks.endpoints).toHaveLength(WEBHOOK_BOTS.length);
     const secrets = await medplum.secrets();
     for (const bot of WEBHOOK_BOTS) {
       const url = `${medplum.url}webhook/${(await medplum.membership((await medplum.bot(bot.name)).id)).id}`;
@@ -219,7 +219,7 @@ describe('npm run provision', () => {
     const secrets = await medplum.secrets();
     expect(secrets.find((s) => s.name === refresh?.secretName)?.valueString).toBe(rotated?.secret);
     // The other secrets are untouched.
-    expect(secrets).toHaveLength(4);
+    expect(secrets).toHaveLength(WEBHOOK_BOTS.length);
     expectNoSecrets(output);
 
     expect((await run()).output).toContain('No changes');

@@ -7,7 +7,7 @@
 //   - the dead-letter itself failing → non-2xx, so that nothing is lost.
 import type { Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import type { MedblocksEvent } from '../../src/runtime/medblocks/events';
+import type { MedblocksEvent } from '../../src/runtime/events';
 import type { WebhookBotName } from '../../src/runtime/registry';
 import { SYSTEM } from '../../src/runtime/fhir/systems';
 import { recordsSyncCompleted, recordsSyncFailed, serialise } from '../../src/tools/fixtures/events';

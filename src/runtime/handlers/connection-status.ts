@@ -11,7 +11,7 @@ import type { ConnectionStatus } from '../medblocks/events';
  * it is, and a connection we have never seen gets no Consent (inventing an active one would let a
  * `pending` authorization resolve reconnect and follow-up Tasks; inventing an inactive one would
  * claim a stop that may not have happened). The bot logs the status by name when it is a short
- * safe token (medblocks/events.ts `unknownValueNotes`), so the mapping can be extended.
+ * safe token (medblocks/events.ts `unknownStatusNotes`), so the mapping can be extended.
  */
 export function consentStatusFor(status: ConnectionStatus): ConsentStatus | undefined {
   if (!isKnownConnectionStatus(status)) {

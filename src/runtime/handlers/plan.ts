@@ -4,7 +4,7 @@ import type { Reference } from '@medplum/fhirtypes';
 import type { PlannedWrite, ReadRequest, DeliveryState } from '../store/contract';
 import { ClassifiedFailure } from '../failures';
 import type { BotSettings } from '../settings';
-import type { MedblocksEvent } from '../medblocks/events';
+import type { EventEnvelope } from '../medblocks/events';
 import type { EventStamp } from '../fhir/stamp';
 
 export type { DeliveryState, PlannedWrite, ReadRequest } from '../store/contract';
@@ -24,7 +24,7 @@ export interface PlanContext {
 }
 
 /** One event type's pure logic: what to read, and what to write given what was read. */
-export interface EventHandler<E extends MedblocksEvent = MedblocksEvent> {
+export interface EventHandler<E extends EventEnvelope> {
   readonly reads: (event: E) => ReadRequest;
   readonly plan: (event: E, state: DeliveryState, context: PlanContext) => WritePlan;
 }

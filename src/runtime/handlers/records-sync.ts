@@ -1,11 +1,13 @@
-// records.sync.completed / records.sync.failed: one Task per patient and source shows the newest
-// pull and heals itself — a later success flips a failed Task back to completed.
+// What both records-sync events read: the one Task per patient and source that shows the newest
+// pull (events/records-sync-completed.ts and events/records-sync-failed.ts plan its two outcomes).
 import { TASK_KEY } from '../fhir/systems';
-import type { RecordsSyncCompletedEvent, RecordsSyncFailedEvent } from '../medblocks/events';
-import type { EventHandler, ReadRequest } from './plan';
-import { WorkingSet } from './working-set';
+import type { ReadRequest } from './plan';
 
-function syncReads(event: RecordsSyncCompletedEvent | RecordsSyncFailedEvent): ReadRequest {
+/** The sync Task of this patient and source, and the source's name. */
+export function recordsSyncReads(event: {
+  readonly id: string;
+  readonly data: { readonly object: { readonly patient_id: string; readonly connection_id: string } };
+}): ReadRequest {
   const sync = event.data.object;
   return {
     eventId: event.id,
@@ -17,33 +19,3 @@ function syncReads(event: RecordsSyncCompletedEvent | RecordsSyncFailedEvent): R
     sourceIds: [sync.connection_id],
   };
 }
-
-export const recordsSyncCompleted: EventHandler<RecordsSyncCompletedEvent> = {
-  reads: syncReads,
-  plan(event, state, context) {
-    const sync = event.data.object;
-    const work = new WorkingSet(state, context);
-    const patient = work.resolvePatient(state, sync.patient_id);
-    work.reportSync(sync.patient_id, sync.connection_id, patient, {
-      kind: 'completed',
-      total: sync.total,
-      errors: sync.errors,
-      durationMs: sync.duration_ms ?? undefined,
-    });
-    return work.toPlan(patient);
-  },
-};
-
-export const recordsSyncFailed: EventHandler<RecordsSyncFailedEvent> = {
-  reads: syncReads,
-  plan(event, state, context) {
-    const sync = event.data.object;
-    const work = new WorkingSet(state, context);
-    const patient = work.resolvePatient(state, sync.patient_id);
-    work.reportSync(sync.patient_id, sync.connection_id, patient, {
-      kind: 'failed',
-      message: sync.error_message ?? undefined,
-    });
-    return work.toPlan(patient);
-  },
-};

@@ -7,8 +7,9 @@ import {
   recordsSyncFailed,
   tokenRefreshFailed,
 } from '../../tools/fixtures/events';
-import { MAX_CONNECTIONS_PER_FLOW, normaliseTimestamp, parseMedblocksEvent, unknownValueNotes } from './events';
-import type { MedblocksEvent } from './events';
+import { MAX_CONNECTIONS_PER_FLOW, normaliseTimestamp } from './events';
+import { parseMedblocksEvent, unknownValueNotes } from '../events';
+import type { MedblocksEvent } from '../events';
 
 /** The four sample deliveries of medblocks-webhooks.md, byte for byte. */
 const DOCUMENTED_SAMPLES = [

@@ -1,5 +1,7 @@
-// The four Medblocks Connect webhook events, as runtime schemas and the types inferred from them.
-// Objects are "loose": Medblocks may add fields at any time and we must keep accepting deliveries.
+// The building blocks of Medblocks Connect's webhook schemas (each event type's payload schema is
+// in its module, src/runtime/events/), the envelope around every payload, and parsing with answers
+// safe to echo. Objects are "loose": Medblocks may add fields at any time and we must keep
+// accepting deliveries.
 //
 // Parsing rules (the README lists them):
 // - Forward compatible: enum-like fields (connection `status`, `resource_type`, the flow's `status`)
@@ -16,16 +18,6 @@
 //   instant kept to the millisecond (sub-millisecond digits truncated); impossible calendar dates
 //   (`2026-02-30`) are refused; a leap second (`:60`) is read as `:59.999` of the same minute.
 import * as v from 'valibot';
-
-/** The event types a bot can be wired to; `patient_session.completed` is the newer name of the flow event. */
-export const EVENT_TYPES = [
-  'patient_flow.completed',
-  'patient_session.completed',
-  'connection.token_refresh_failed',
-  'records.sync.completed',
-  'records.sync.failed',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
 
 /** The connection statuses Medblocks documents today; any other bounded string is accepted as unknown. */
 export const CONNECTION_STATUSES = ['active', 'failed', 'expired', 'refresh_failed', 'disconnected'] as const;
@@ -115,7 +107,7 @@ export function normaliseTimestamp(text: string): string | undefined {
   return `${base}.${fraction.slice(0, 3).padEnd(3, '0')}Z`;
 }
 
-const isoDateTime = v.pipe(
+export const isoDateTime = v.pipe(
   v.string(),
   v.maxLength(40),
   v.check((s) => normaliseTimestamp(s) !== undefined),
@@ -123,22 +115,23 @@ const isoDateTime = v.pipe(
 );
 
 /** An enum-like field: any short string, so that a value Medblocks adds later is not refused. */
-const openEnum = v.pipe(v.string(), v.maxLength(64));
+export const openEnum = v.pipe(v.string(), v.maxLength(64));
 
 /** The customer's own patient id: opaque, up to 200 characters. */
-const patientId = opaqueText(MAX_PATIENT_ID_LENGTH);
+export const patientId = opaqueText(MAX_PATIENT_ID_LENGTH);
 /** `evt_` + a ULID-style run of ASCII letters and digits: nothing exotic is ever echoed. */
 const eventId = v.pipe(v.string(), v.regex(/^evt_[A-Za-z0-9]{1,60}$/));
-const connectionId = prefixedId(['conn_'], 128);
-const sourceId = prefixedId(['fhirsrc_'], 128);
-const flowId = prefixedId(['pf_', 'ps_'], 128);
-const failureCode = v.nullish(v.pipe(v.string(), v.maxLength(MAX_FAILURE_CODE_LENGTH), v.check(isCleanText)));
+export const connectionId = prefixedId(['conn_'], 128);
+export const sourceId = prefixedId(['fhirsrc_'], 128);
+export const flowId = prefixedId(['pf_', 'ps_'], 128);
+export const failureCode = v.nullish(v.pipe(v.string(), v.maxLength(MAX_FAILURE_CODE_LENGTH), v.check(isCleanText)));
 /** A count: any non-negative integer (the Task builder keeps values beyond FHIR's int32 as decimals). */
-const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+export const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 /** A duration: the published schema says `number`, so a fractional millisecond count is genuine. */
-const milliseconds = v.pipe(v.number(), v.finite(), v.minValue(0));
+export const milliseconds = v.pipe(v.number(), v.finite(), v.minValue(0));
 
-const connectionShape = {
+/** What a connection item says in every event that carries one (a flow's entries, a refresh failure). */
+export const connectionShape = {
   connection_id: sourceId,
   status: openEnum,
   failure_code: failureCode,
@@ -146,41 +139,8 @@ const connectionShape = {
   created_at: isoDateTime,
 };
 
-/** One authorization attempt in a flow; `id` is null for a failed attempt. */
-const PatientFlowConnectionSchema = v.looseObject({ id: v.nullable(connectionId), ...connectionShape });
-
-const PatientFlowSchema = v.looseObject({
-  id: flowId,
-  resource_type: v.optional(openEnum),
-  patient_id: patientId,
-  connections: v.pipe(v.array(PatientFlowConnectionSchema), v.maxLength(MAX_CONNECTIONS_PER_FLOW)),
-});
-
-/** A refresh failure always concerns an existing connection, so `id` is required; `patient_id` may come one day. */
-const TokenRefreshFailedSchema = v.looseObject({
-  id: connectionId,
-  ...connectionShape,
-  patient_id: v.optional(patientId),
-});
-
-const RecordsSyncCompletedSchema = v.looseObject({
-  resource_type: v.optional(openEnum),
-  patient_id: patientId,
-  connection_id: sourceId,
-  total: count,
-  errors: count,
-  duration_ms: v.nullish(milliseconds),
-});
-
-const RecordsSyncFailedSchema = v.looseObject({
-  resource_type: v.optional(openEnum),
-  patient_id: patientId,
-  connection_id: sourceId,
-  // Long and free-text: kept, but only ever copied cleaned and cut to a bound (see the Task builder).
-  error_message: v.nullish(v.string()),
-});
-
-function envelope<TType extends v.GenericSchema<string>, TPayload extends v.GenericSchema>(
+/** The envelope around every payload: Medblocks' event object, with its type and payload schemas. */
+export function envelope<TType extends v.GenericSchema<string>, TPayload extends v.GenericSchema>(
   type: TType,
   payload: TPayload
 ) {
@@ -194,25 +154,15 @@ function envelope<TType extends v.GenericSchema<string>, TPayload extends v.Gene
   });
 }
 
-export const MedblocksEventSchema = v.variant('type', [
-  envelope(v.picklist(['patient_flow.completed', 'patient_session.completed']), PatientFlowSchema),
-  envelope(v.literal('connection.token_refresh_failed'), TokenRefreshFailedSchema),
-  envelope(v.literal('records.sync.completed'), RecordsSyncCompletedSchema),
-  envelope(v.literal('records.sync.failed'), RecordsSyncFailedSchema),
-]);
+/** What the pipeline and the store read of any event, whatever its type. */
+export interface EventEnvelope {
+  readonly id: string;
+  readonly type: string;
+  readonly created_at: string;
+}
 
-export type MedblocksEvent = v.InferOutput<typeof MedblocksEventSchema>;
-export type PatientFlowCompletedEvent = Extract<
-  MedblocksEvent,
-  { type: 'patient_flow.completed' | 'patient_session.completed' }
->;
-export type TokenRefreshFailedEvent = Extract<MedblocksEvent, { type: 'connection.token_refresh_failed' }>;
-export type RecordsSyncCompletedEvent = Extract<MedblocksEvent, { type: 'records.sync.completed' }>;
-export type RecordsSyncFailedEvent = Extract<MedblocksEvent, { type: 'records.sync.failed' }>;
-export type PatientFlowConnection = PatientFlowCompletedEvent['data']['object']['connections'][number];
-
-export type EventParseResult =
-  | { readonly ok: true; readonly event: MedblocksEvent }
+export type EventParseResult<E> =
+  | { readonly ok: true; readonly event: E }
   | {
       readonly ok: false;
       readonly problems: readonly string[];
@@ -221,11 +171,12 @@ export type EventParseResult =
     };
 
 /**
- * Validates a parsed JSON value as a Medblocks event. Problems name the field path and what was
- * expected, never the value received: they end up in answers to unauthenticated callers.
+ * Validates a parsed JSON value against a variant of event schemas (a bot's own, or every event
+ * type's for the tools). Problems name the field path and what was expected, never the value
+ * received: they end up in answers to unauthenticated callers.
  */
-export function parseMedblocksEvent(value: unknown): EventParseResult {
-  const result = v.safeParse(MedblocksEventSchema, withEventDiscriminator(value), { abortPipeEarly: true });
+export function parseEvent<E>(schema: v.GenericSchema<unknown, E>, value: unknown): EventParseResult<E> {
+  const result = v.safeParse(schema, withEventDiscriminator(value), { abortPipeEarly: true });
   if (result.success) {
     return { ok: true, event: result.output };
   }
@@ -257,11 +208,6 @@ function withEventDiscriminator(value: unknown): unknown {
  */
 export function usableEventId(value: unknown): string | undefined {
   return v.is(eventId, value) ? value : undefined;
-}
-
-/** Whether a string is one of the event types this package knows (and so is safe to log and answer). */
-export function isEventType(value: unknown): value is EventType {
-  return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
 }
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {
@@ -297,15 +243,9 @@ const SAFE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
  * is noticed and the mapping extended. The status is named only when it is a short lower-case
  * token; anything else is reported as `(not shown)`: log lines become AuditEvent text.
  */
-export function unknownValueNotes(event: MedblocksEvent): string[] {
-  const statuses =
-    event.type === 'patient_flow.completed' || event.type === 'patient_session.completed'
-      ? event.data.object.connections.map((c) => c.status)
-      : event.type === 'connection.token_refresh_failed'
-        ? [event.data.object.status]
-        : [];
+export function unknownStatusNotes(eventId: string, statuses: readonly string[]): string[] {
   const unknown = [...new Set(statuses.filter((s) => !isKnownConnectionStatus(s)))];
   return unknown.map(
-    (s) => `medblocks evt=${event.id} note=unknown_connection_status status=${SAFE_NAME.test(s) ? s : '(not shown)'}`
+    (s) => `medblocks evt=${eventId} note=unknown_connection_status status=${SAFE_NAME.test(s) ? s : '(not shown)'}`
   );
 }

@@ -27,7 +27,7 @@ export async function deleteMarkers(
   medplum: MedplumClient,
   ids: readonly string[],
   counter: RequestCounter
-): Promise<{ deleted: number; failed: number }> {
+): Promise<{ deleted: number; failed: number; failedStatus: number | undefined }> {
   counter.requests++;
   const batch: Bundle = {
     resourceType: 'Bundle',
@@ -37,10 +37,15 @@ export async function deleteMarkers(
   const response = await medplum.executeBatch(batch);
   let deleted = 0;
   let failed = 0;
+  let failedStatus: number | undefined;
   for (const entry of response.entry ?? ([] as BundleEntry[])) {
     const status = Number.parseInt(entry.response?.status ?? '', 10);
-    if ((status >= 200 && status < 300) || status === 404 || status === 410) deleted++;
-    else failed++;
+    if ((status >= 200 && status < 300) || status === 404 || status === 410) {
+      deleted++;
+    } else {
+      failed++;
+      failedStatus ??= Number.isNaN(status) ? undefined : status;
+    }
   }
-  return { deleted, failed };
+  return { deleted, failed, failedStatus };
 }

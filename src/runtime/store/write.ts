@@ -4,7 +4,7 @@ import type { MedplumClient } from '@medplum/core';
 import type { Bundle, BundleEntry, Reference, Resource } from '@medplum/fhirtypes';
 import { buildMarker } from '../fhir/marker';
 import type { PlannedWrite } from './contract';
-import type { MedblocksEvent } from '../medblocks/events';
+import type { EventEnvelope } from '../medblocks/events';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
 
 /** Counts FHIR requests as they are sent, so that a failed delivery still reports how many it made. */
@@ -204,7 +204,7 @@ export function resolveSubject(
  */
 export async function markApplied(
   medplum: MedplumClient,
-  event: MedblocksEvent,
+  event: EventEnvelope,
   subject: Reference | undefined,
   counter: RequestCounter,
   appliedAt: string

@@ -5,6 +5,7 @@
 import type { Basic } from '@medplum/fhirtypes';
 import { CODE, SYSTEM } from '../fhir/systems';
 import { formatSweepSummary } from '../summary';
+import type { SweepOutcome } from '../summary';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -44,8 +45,8 @@ export function sweepSummaryLine(summary: SweepSummary, fhirRequests: number, ms
 }
 
 export interface SweepSummary {
-  /** `swept` when the run finished cleanly (even with work left), `failed:<class>` otherwise. */
-  readonly status: string;
+  /** `swept` when the run finished cleanly (even with work left), `failed:<reason>` otherwise. */
+  readonly status: SweepOutcome;
   readonly cutoff: string;
   readonly retentionDays: number;
   readonly deleted: number;

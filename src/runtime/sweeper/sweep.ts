@@ -8,6 +8,7 @@ import { classifyStatus, statusOfError } from '../store/errors';
 import { deleteMarkers, findExpiredMarkers } from '../store/markers';
 import { DEFAULT_SWEEP_LIMITS, isExpiredMarker, retentionCutoff } from './plan';
 import type { SweepLimits, SweepSummary } from './plan';
+import type { SweepOutcome } from '../summary';
 
 export interface SweepOptions {
   readonly now?: () => number;
@@ -38,7 +39,7 @@ export async function sweepMarkers(
   let deleted = 0;
   let failed = 0;
   const counter = { requests: 0 };
-  const result = (status: string, more: boolean): SweepResult => ({
+  const result = (status: SweepOutcome, more: boolean): SweepResult => ({
     summary: { status, cutoff, retentionDays, deleted, failed, more },
     fhirRequests: counter.requests,
   });
@@ -55,7 +56,9 @@ export async function sweepMarkers(
       const counts = await deleteMarkers(medplum, ids, counter);
       deleted += counts.deleted;
       failed += counts.failed;
-      if (counts.failed > 0) return result('failed:delete', true);
+      // Named like any other FHIR failure (the failure table's reason for the first refused delete),
+      // so that monitor counts it with the others instead of as a reason no table lists.
+      if (counts.failed > 0) return result(`failed:${classifyStatus(counts.failedStatus)}`, true);
       if (ids.length < count) return result('swept', false);
     }
     return result('swept', true);

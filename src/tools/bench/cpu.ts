@@ -3,12 +3,12 @@
 // Synchronous work, timed per iteration with performance.now (p50, p99) and over the whole loop
 // with process.cpuUsage (mean CPU per delivery).
 import { performance } from 'node:perf_hooks';
-import { REGISTRY } from '../../runtime/registry';
+import { botForEvent, REGISTRY } from '../../runtime/registry';
 import { receiveDelivery } from '../../runtime/receive';
-import { medblocksEventHandler as handler } from '../../runtime/handlers';
+import { medblocksEventHandler as handler } from '../../runtime/events';
+import type { MedblocksEvent } from '../../runtime/events';
 import { readState } from '../../runtime/store/read';
 import { medplumBotEvent, World } from '../harness/world';
-import { botForEvent } from '../../runtime/registry';
 import type { BenchScenario } from './scenarios';
 
 export interface CpuRow {
@@ -33,7 +33,7 @@ export async function measureCpu(scenarios: readonly BenchScenario[], iterations
     for (const event of scenario.before) {
       await world.bot(botForEvent(event)).deliver(event);
     }
-    const spec = REGISTRY[scenario.bot];
+    const spec = REGISTRY[botForEvent(scenario.target)];
     const signedAt = Date.parse(scenario.target.created_at);
     const botEvent = medplumBotEvent(scenario.target, { signedAt, secretName: spec.secretName });
     // The state a real delivery would plan against: one batch read, done once, outside the timing.
@@ -41,7 +41,7 @@ export async function measureCpu(scenarios: readonly BenchScenario[], iterations
     const now = (): number => signedAt;
     let uuid = 0;
     const once = (): void => {
-      const { event, settings } = receiveDelivery(botEvent, spec, { now });
+      const { event, settings } = receiveDelivery<MedblocksEvent>(botEvent, spec, { now });
       const reads = handler.reads(event);
       if (reads.eventId !== event.id) throw new Error('unexpected read request');
       handler.plan(event, state, {

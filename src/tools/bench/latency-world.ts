@@ -11,7 +11,7 @@ import { readSettings } from '../../runtime/settings';
 import { World } from '../harness/world';
 import { percentile } from './cpu';
 import type { LatencyRow } from './latency';
-import { medblocksEventHandler } from '../../runtime/handlers';
+import { medblocksEventHandler } from '../../runtime/events';
 import { naiveApply, PER_RESOURCE_POLICY } from './naive';
 import { benchFlow } from './scenarios';
 

@@ -3,17 +3,17 @@
 // records sync per source: 30 patients, 180 deliveries, 8 in flight at a time, through the emulator
 // over HTTP with simulated FHIR latency and SERIALIZABLE transactions that hold their place and
 // conflict per resource type. Ours beside the per-resource pattern, on the same workload.
-import type { WebhookBotName } from '../../runtime/registry';
+import { botForEvent } from '../../runtime/registry';
 import type { RunningEmulator } from '../emulator/server';
 import { connection, patientFlowCompleted, recordsSyncCompleted, serialise } from '../fixtures/events';
-import type { MedblocksEvent } from '../../runtime/medblocks/events';
+import type { MedblocksEvent } from '../../runtime/events';
 import { percentile } from './cpu';
 import type { LatencyRow } from './latency';
 import { postSigned, startBenchEmulator } from './latency';
 import { NAIVE_BOT_NAME } from './naive-bot';
 
+/** One delivery of the workload; its bot is the one its event type's module names (`botForEvent`). */
 export interface LoadDelivery {
-  readonly bot: WebhookBotName;
   readonly event: MedblocksEvent;
 }
 
@@ -62,7 +62,6 @@ export function loadWorkload(patients: number, connectionsPerFlow: number): Load
     const patientId = `load_${String(run)}_${String(p)}`;
     const sources = Array.from({ length: connectionsPerFlow }, (_, i) => `fhirsrc_load${String(i)}`);
     deliveries.push({
-      bot: 'medblocks-patient-flow-completed',
       event: patientFlowCompleted({
         id: `pf_${patientId}`,
         patient_id: patientId,
@@ -73,7 +72,6 @@ export function loadWorkload(patients: number, connectionsPerFlow: number): Load
     });
     for (const source of sources) {
       deliveries.push({
-        bot: 'medblocks-records-sync-completed',
         event: recordsSyncCompleted({ patient_id: patientId, connection_id: source }),
       });
     }
@@ -90,7 +88,8 @@ export async function measureLoad(
   const emulator: RunningEmulator = await startBenchEmulator(options.fhirLatencyMs, root, options.transactionMs);
   try {
     const workload = loadWorkload(options.patients, options.connectionsPerFlow);
-    const target = (delivery: LoadDelivery) => emulator.bot(implementation === 'ours' ? delivery.bot : NAIVE_BOT_NAME);
+    const target = (delivery: LoadDelivery) =>
+      emulator.bot(implementation === 'ours' ? botForEvent(delivery.event) : NAIVE_BOT_NAME);
     const samples: number[] = [];
     const failureStatuses: Record<string, number> = {};
     let next = 0;

@@ -8,7 +8,7 @@ import type { MedplumClient } from '@medplum/core';
 import type { AccessPolicy, Resource } from '@medplum/fhirtypes';
 import type { BotSettings } from '../../runtime/settings';
 import type { DeliveryState, EventHandler } from '../../runtime/handlers/plan';
-import type { MedblocksEvent } from '../../runtime/medblocks/events';
+import type { MedblocksEvent } from '../../runtime/events';
 
 /** The per-resource pattern needs search, create and update on everything it touches (no policy criteria). */
 export const PER_RESOURCE_POLICY: AccessPolicy = {

@@ -3,7 +3,7 @@
 // pattern, for a new delivery and for its duplicate.
 import { readSettings } from '../../runtime/settings';
 import { World } from '../harness/world';
-import { medblocksEventHandler as handler } from '../../runtime/handlers';
+import { medblocksEventHandler as handler } from '../../runtime/events';
 import { naiveApply, PER_RESOURCE_POLICY } from './naive';
 import type { BenchScenario } from './scenarios';
 import { botForEvent } from '../../runtime/registry';
@@ -31,7 +31,7 @@ async function prepared(scenario: BenchScenario, secrets: Record<string, string>
 
 async function ours(scenario: BenchScenario, secrets: Record<string, string>): Promise<RequestCounts> {
   const world = await prepared(scenario, secrets);
-  const bot = world.bot(scenario.bot);
+  const bot = world.bot(botForEvent(scenario.target));
   const first = await bot.deliver(scenario.target);
   if (first.status !== 'processed') throw new Error(`${scenario.label}: expected processed, got ${first.status}`);
   const fresh = bot.lastRequestCount();
@@ -42,7 +42,7 @@ async function ours(scenario: BenchScenario, secrets: Record<string, string>): P
 
 async function perResource(scenario: BenchScenario): Promise<RequestCounts> {
   const world = await prepared(scenario, {});
-  const bot = world.bot(scenario.bot, { policy: PER_RESOURCE_POLICY });
+  const bot = world.bot(botForEvent(scenario.target), { policy: PER_RESOURCE_POLICY });
   const settings = readSettings({});
   const fresh = await naiveApply(bot.medplum, scenario.target, handler, settings);
   const duplicate = await naiveApply(bot.medplum, scenario.target, handler, settings);

@@ -1,6 +1,5 @@
 // The deliveries the benchmark measures: per event type a "new" delivery (from a realistic prior
 // state) and its duplicate; flows with 1, 5 and 20 connections.
-import type { WebhookBotName } from '../../runtime/registry';
 import {
   connection,
   failedAttempt,
@@ -9,13 +8,12 @@ import {
   recordsSyncFailed,
   tokenRefreshFailed,
 } from '../fixtures/events';
-import type { MedblocksEvent, PatientFlowConnection } from '../../runtime/medblocks/events';
+import type { MedblocksEvent, PatientFlowConnection } from '../../runtime/events';
 
 export interface BenchScenario {
   /** e.g. `patient_flow.completed ×5`. */
   readonly label: string;
   readonly type: MedblocksEvent['type'];
-  readonly bot: WebhookBotName;
   readonly connections: number | undefined;
   /** Applied before the measured delivery (setting up what it updates). */
   readonly before: readonly MedblocksEvent[];
@@ -46,7 +44,6 @@ export function benchScenarios(): BenchScenario[] {
   const flows: BenchScenario[] = FLOW_SIZES.map((n) => ({
     label: `patient_flow.completed ×${String(n)}`,
     type: 'patient_flow.completed',
-    bot: 'medblocks-patient-flow-completed',
     connections: n,
     before: [],
     target: benchFlow(n),
@@ -66,7 +63,6 @@ export function benchScenarios(): BenchScenario[] {
     {
       label: 'connection.token_refresh_failed',
       type: 'connection.token_refresh_failed',
-      bot: 'medblocks-connection-token-refresh-failed',
       connections: undefined,
       before: [refreshFlow],
       target: tokenRefreshFailed({ id: `conn_${refreshPatient}` }, { created_at: '2026-05-20T03:12:45.000Z' }),
@@ -74,7 +70,6 @@ export function benchScenarios(): BenchScenario[] {
     {
       label: 'records.sync.completed',
       type: 'records.sync.completed',
-      bot: 'medblocks-records-sync-completed',
       connections: undefined,
       before: [recordsSyncFailed({ patient_id: syncPatient }, { created_at: '2026-04-25T14:30:00.000Z' })],
       target: recordsSyncCompleted({ patient_id: syncPatient }, { created_at: '2026-04-25T14:36:12.000Z' }),
@@ -82,7 +77,6 @@ export function benchScenarios(): BenchScenario[] {
     {
       label: 'records.sync.failed',
       type: 'records.sync.failed',
-      bot: 'medblocks-records-sync-failed',
       connections: undefined,
       before: [],
       target: recordsSyncFailed({ patient_id: `bench_patient_${++sequence}` }),

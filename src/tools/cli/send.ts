@@ -10,8 +10,8 @@ import { DEFAULT_EMULATOR_HOST, DEFAULT_EMULATOR_PORT, devSecret, membershipIdFo
 import { serialise } from '../fixtures/events';
 import { buildEvent, eventBatch, VARIANTS } from '../fixtures/variants';
 import type { BatchOrder } from '../fixtures/variants';
-import { EVENT_TYPES } from '../../runtime/medblocks/events';
-import type { EventType, MedblocksEvent } from '../../runtime/medblocks/events';
+import { EVENT_TYPES } from '../../runtime/events';
+import type { EventType, MedblocksEvent } from '../../runtime/events';
 import { deliver, LOCAL_RETRY_SCHEDULE_MS, RETRY_SCHEDULE_MS } from '../sender/sender';
 import type { AttemptRecord, DeliveryResult, Tamper } from '../sender/sender';
 import { CONSOLE_IO, exitWith, isEntryPoint, runCommand } from './args';

@@ -27,7 +27,8 @@ import type {
 import { MockClient, MockFetchClient } from '@medplum/mock';
 import { REGISTRY } from '../../runtime/registry';
 import type { BotName, WebhookBotName } from '../../runtime/registry';
-import { createWebhookBot } from '../../runtime/webhook-bot';
+import { bindEventType, createWebhookBot } from '../../runtime/webhook-bot';
+import { EVENT_DEFINITIONS } from '../../runtime/events';
 import type { BotAnswer, MedplumBotHandler, PipelineOptions } from '../../runtime/webhook-bot';
 import { withAccessPolicy } from '../emulator/access-policy-repository';
 import { indexFhirDefinitions } from '../emulator/definitions';
@@ -35,22 +36,21 @@ import type { PolicyDecision } from '../emulator/access-policy-repository';
 import { ProjectFhirRouter, TransactionalRepository } from '../emulator/project-fhir';
 import type { ProjectFeature } from '../emulator/project-fhir';
 import { serialise } from '../fixtures/events';
-import type { MedblocksEvent } from '../../runtime/medblocks/events';
+import type { MedblocksEvent } from '../../runtime/events';
 import { signatureHeader } from '../../runtime/medblocks/signature';
-import { bot as flowBot } from '../../../bots/medblocks-patient-flow-completed';
-import { bot as refreshBot } from '../../../bots/medblocks-connection-token-refresh-failed';
-import { bot as syncCompletedBot } from '../../../bots/medblocks-records-sync-completed';
-import { bot as syncFailedBot } from '../../../bots/medblocks-records-sync-failed';
 
 export const TEST_SECRET = 'whsec_test_0123456789abcdef0123456789abcdef';
 
-/** Each bot as its own file binds it; deliveries build its handler with a test clock, sleep and log sink. */
-const BUILD: Record<WebhookBotName, (options: PipelineOptions) => MedplumBotHandler> = {
-  'medblocks-patient-flow-completed': (options) => createWebhookBot(flowBot, options),
-  'medblocks-connection-token-refresh-failed': (options) => createWebhookBot(refreshBot, options),
-  'medblocks-records-sync-completed': (options) => createWebhookBot(syncCompletedBot, options),
-  'medblocks-records-sync-failed': (options) => createWebhookBot(syncFailedBot, options),
-};
+/**
+ * Each event type's bot, bound as its bots/<bot>.ts binds it (test/registry.test.ts checks they
+ * agree); deliveries build its handler with a test clock, sleep and log sink.
+ */
+const BUILD = Object.fromEntries(
+  EVENT_DEFINITIONS.map((definition) => {
+    const { bot } = bindEventType(definition);
+    return [definition.bot, (options: PipelineOptions) => createWebhookBot<MedblocksEvent>(bot, options)];
+  })
+) as Readonly<Record<WebhookBotName, (options: PipelineOptions) => MedplumBotHandler>>;
 
 export function loadPolicy(botName: WebhookBotName): AccessPolicy {
   return JSON.parse(

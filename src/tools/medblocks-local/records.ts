@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Identifier, Resource } from '@medplum/fhirtypes';
 import { SYSTEM } from '../../runtime/fhir/systems';
-import type { RecordsSyncCompletedEvent } from '../../runtime/medblocks/events';
+import type { RecordsSyncCompletedEvent } from '../../runtime/events';
 import { eventId, recordsSyncCompleted } from '../fixtures/events';
 
 /** One item of `PatientRecords.data`: the EHR (`fhirsrc_…`, or null) and the resource as that EHR holds it. */

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EVENT_TYPES } from '../../runtime/medblocks/events';
+import { EVENT_TYPES } from '../../runtime/events';
+import type { PATIENT_SESSION_COMPLETED } from '../../runtime/events/patient-session-completed';
 import { DELIVERY_DEADLINE_MS, MAX_RECORDED_RESPONSE_BYTES, RETRY_SCHEDULE_MS, signedRequest } from '../sender/sender';
 import { createRecordsStore, RecordsQueryError, syncCompletedEvents } from './records';
 import type { PatientRecordItem, PutRecordsOptions, PutRecordsResult, StoredPatientRecord } from './records';
@@ -19,7 +20,7 @@ export type {
   StoredPatientRecord,
 } from './records';
 
-export type FlowEventName = 'patient_flow.completed' | 'patient_session.completed';
+export type FlowEventName = (typeof PATIENT_SESSION_COMPLETED)[number];
 
 export interface LocalMedblocksOptions {
   readonly port?: number;

@@ -204,12 +204,8 @@ export async function monitor(options: MonitorOptions): Promise<MonitorReport> {
     for (const spec of bots) {
       if (spec.kind !== 'webhook') continue;
       const url = urls[spec.name];
-      const event = spec.medblocksEvent;
-      // The flow event has two names (issue 11 item 4): an endpoint under either is the flow bot's.
-      const names: readonly string[] =
-        event === 'patient_flow.completed' || event === 'patient_session.completed'
-          ? ['patient_flow.completed', 'patient_session.completed']
-          : [event];
+      // Every name of the bot's event (the flow event has two): an endpoint under either is the bot's.
+      const names: readonly string[] = spec.eventTypes;
       const endpoint = url
         ? all.find((e) => e.url === url && e.events.some((n) => n === '*' || names.includes(n)))
         : undefined;

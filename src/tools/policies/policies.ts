@@ -1,45 +1,30 @@
 // The bots' AccessPolicies, built from code (issue 21): each bot's policy is the same few grants —
 // its markers, Patient ids, the Patients it may create, the EHR-source Organizations, its Consents,
 // its Tasks and its own dead-letters — specialised by the registry entry (name, event types) and by
-// POLICY_SHAPES (which Consent and Task grants it needs). Every system, code and extension URL comes
+// its event type's policy shape (which Consent and Task grants it needs). Every system, code and extension URL comes
 // from runtime/fhir/systems.ts. `npm run policies` writes access-policies/*.json from here;
 // test/policies.test.ts fails when a checked-in file differs, so the JSON users provision is always
 // this module's output and four near-copies are never edited by hand again.
 import type { AccessPolicy, AccessPolicyResource } from '@medplum/fhirtypes';
 import { CODE, EXTENSION, SYSTEM } from '../../runtime/fhir/systems';
 import type { TaskCode } from '../../runtime/fhir/systems';
-import type { EventType } from '../../runtime/medblocks/events';
+import type { EventType } from '../../runtime/events';
 import { IMPORT_RUN_SYSTEM, RECORD_SYSTEM } from '../../runtime/import/identity';
 import { DEFAULT_IMPORT_TYPES } from '../../runtime/import/settings';
+import { EVENT_DEFINITIONS } from '../../runtime/events';
+import type { PolicyShape } from '../../runtime/events/define';
 import { REGISTRY } from '../../runtime/registry';
 import type { WebhookBotName } from '../../runtime/registry';
 
 type Constraint = NonNullable<AccessPolicyResource['writeConstraint']>[number];
 
-/** What each webhook bot writes beyond what every bot does: typed by bot name, so a new bot must say. */
-export const POLICY_SHAPES: Readonly<
-  Record<
-    WebhookBotName,
-    { readonly title: string; readonly consents: boolean; readonly taskCodes: readonly TaskCode[] }
-  >
-> = {
-  'medblocks-patient-flow-completed': {
-    title: 'patient flow completed',
-    consents: true,
-    taskCodes: [CODE.reconnectEhr, CODE.connectionFollowUp],
-  },
-  'medblocks-connection-token-refresh-failed': {
-    title: 'connection token refresh failed',
-    consents: true,
-    taskCodes: [CODE.reconnectEhr],
-  },
-  'medblocks-records-sync-completed': {
-    title: 'records sync completed',
-    consents: false,
-    taskCodes: [CODE.recordsSync],
-  },
-  'medblocks-records-sync-failed': { title: 'records sync failed', consents: false, taskCodes: [CODE.recordsSync] },
-};
+/**
+ * What each webhook bot writes beyond what every bot does, from its event type's definition
+ * (src/runtime/events/<event-type>.ts `policy`): keyed by bot name, so every webhook bot has one.
+ */
+export const POLICY_SHAPES = Object.fromEntries(EVENT_DEFINITIONS.map((d) => [d.bot, d.policy])) as Readonly<
+  Record<WebhookBotName, PolicyShape>
+>;
 
 /** The statuses each Task kind is written with (fhir/tasks/*.ts): nothing else, never entered-in-error. */
 const TASK_STATUSES: Readonly<Record<TaskCode, readonly string[]>> = {
@@ -384,7 +369,8 @@ export function webhookPolicy(name: WebhookBotName): AccessPolicy {
       patientCreateGrant(),
       ORGANIZATION_SEARCH,
       ...(shape.consents ? [consentGrant()] : []),
-      taskGrant(shape.taskCodes),
+      // A bot that writes no Task kind gets no Task grant (its dead-letters have their own).
+      ...(shape.taskCodes.length > 0 ? [taskGrant(shape.taskCodes)] : []),
       deadLetterGrant(name, bot.eventTypes),
     ],
   };

@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { demoStory } from '../fixtures/demo-story';
 import type { DemoIds, DemoStep } from '../fixtures/demo-story';
 import { ulidAt } from '../fixtures/events';
-import type { MedblocksEvent } from '../../runtime/medblocks/events';
+import type { MedblocksEvent } from '../../runtime/events';
 
 export interface FreshStory {
   readonly ids: DemoIds;

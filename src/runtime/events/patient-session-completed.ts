@@ -1,4 +1,4 @@
-// patient_flow.completed (and its newer name patient_session.completed): one Consent per
+// patient_session.completed (and its older name patient_flow.completed): one Consent per
 // authorization attempt, reconnect Tasks for connections reported as refresh_failed, and a
 // follow-up Task when the patient ended the flow without any active connection.
 //
@@ -9,11 +9,40 @@
 // `refresh_failed` → an inactive Consent and a reconnect Task keyed by the attempt key (a person
 // still has to ask the patient to reconnect); `expired`/`disconnected` → inactive; an unknown
 // status → nothing (handlers/connection-status.ts).
+import * as v from 'valibot';
 import { asCode, attemptKey, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { sortedUnique } from '../fhir/tasks/parts';
-import type { PatientFlowCompletedEvent, PatientFlowConnection } from '../medblocks/events';
-import type { EventHandler } from './plan';
-import { WorkingSet } from './working-set';
+import type { EventHandler } from '../handlers/plan';
+import { WorkingSet } from '../handlers/working-set';
+import {
+  connectionId,
+  connectionShape,
+  flowId,
+  MAX_CONNECTIONS_PER_FLOW,
+  openEnum,
+  patientId,
+} from '../medblocks/events';
+import { defineEventType } from './define';
+import type { EnvelopeOf } from './define';
+
+/** Both names of the flow event: the guides' older one first, then the published API's. */
+export const PATIENT_SESSION_COMPLETED = ['patient_flow.completed', 'patient_session.completed'] as const;
+
+/** One authorization attempt in a flow; `id` is null for a failed attempt. */
+const PatientFlowConnectionSchema = v.looseObject({ id: v.nullable(connectionId), ...connectionShape });
+
+const PatientFlowSchema = v.looseObject({
+  id: flowId,
+  resource_type: v.optional(openEnum),
+  patient_id: patientId,
+  connections: v.pipe(v.array(PatientFlowConnectionSchema), v.maxLength(MAX_CONNECTIONS_PER_FLOW)),
+});
+
+export type PatientFlowCompletedEvent = EnvelopeOf<
+  (typeof PATIENT_SESSION_COMPLETED)[number],
+  typeof PatientFlowSchema
+>;
+export type PatientFlowConnection = PatientFlowCompletedEvent['data']['object']['connections'][number];
 
 /** Failed attempts have no `conn_` id; their key is stable across redeliveries of the same flow. */
 export function connectionKey(flowId: string, connection: PatientFlowConnection): { system: string; value: string } {
@@ -53,7 +82,7 @@ function distinctConnections(event: PatientFlowCompletedEvent): DistinctConnecti
   return [...byKey.values()];
 }
 
-export const patientFlowCompleted: EventHandler<PatientFlowCompletedEvent> = {
+const handler: EventHandler<PatientFlowCompletedEvent> = {
   reads(event) {
     const flow = event.data.object;
     const connections = distinctConnections(event).map((d) => d.connection);
@@ -111,3 +140,19 @@ export const patientFlowCompleted: EventHandler<PatientFlowCompletedEvent> = {
     return work.toPlan(patient);
   },
 };
+
+export const patientSessionCompleted = /* @__PURE__ */ defineEventType({
+  names: PATIENT_SESSION_COMPLETED,
+  // The published API's name; provisioning falls back to the older one for an account that refuses it.
+  medblocksEvent: 'patient_session.completed',
+  payload: PatientFlowSchema,
+  bot: 'medblocks-patient-flow-completed',
+  secretName: 'MEDBLOCKS_WEBHOOK_SECRET_PATIENT_FLOW_COMPLETED',
+  policy: {
+    title: 'patient flow completed',
+    consents: true,
+    taskCodes: ['reconnect-ehr', 'connection-follow-up'],
+  },
+  handler,
+  connectionStatuses: (event) => event.data.object.connections.map((c) => c.status),
+});

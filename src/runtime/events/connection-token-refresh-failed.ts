@@ -1,13 +1,30 @@
 // connection.token_refresh_failed: the connection's Consent becomes inactive and a reconnect Task
 // asks the patient to link the source again. The event carries no patient_id: the patient comes
 // from the Consent written when the flow reported the connection, or stays unknown until it does.
-import { consentStatusFor } from './connection-status';
+import * as v from 'valibot';
 import { asCode, SYSTEM, TASK_KEY, token } from '../fhir/systems';
-import type { TokenRefreshFailedEvent } from '../medblocks/events';
-import type { EventHandler } from './plan';
-import { WorkingSet } from './working-set';
+import { consentStatusFor } from '../handlers/connection-status';
+import type { EventHandler } from '../handlers/plan';
+import { WorkingSet } from '../handlers/working-set';
+import { connectionId, connectionShape, patientId } from '../medblocks/events';
+import { defineEventType } from './define';
+import type { EnvelopeOf } from './define';
 
-export const tokenRefreshFailed: EventHandler<TokenRefreshFailedEvent> = {
+export const CONNECTION_TOKEN_REFRESH_FAILED = ['connection.token_refresh_failed'] as const;
+
+/** A refresh failure always concerns an existing connection, so `id` is required; `patient_id` may come one day. */
+const TokenRefreshFailedSchema = v.looseObject({
+  id: connectionId,
+  ...connectionShape,
+  patient_id: v.optional(patientId),
+});
+
+export type TokenRefreshFailedEvent = EnvelopeOf<
+  (typeof CONNECTION_TOKEN_REFRESH_FAILED)[number],
+  typeof TokenRefreshFailedSchema
+>;
+
+const handler: EventHandler<TokenRefreshFailedEvent> = {
   reads(event) {
     const connection = event.data.object;
     return {
@@ -46,3 +63,13 @@ export const tokenRefreshFailed: EventHandler<TokenRefreshFailedEvent> = {
     return work.toPlan(patient);
   },
 };
+
+export const connectionTokenRefreshFailed = /* @__PURE__ */ defineEventType({
+  names: CONNECTION_TOKEN_REFRESH_FAILED,
+  payload: TokenRefreshFailedSchema,
+  bot: 'medblocks-connection-token-refresh-failed',
+  secretName: 'MEDBLOCKS_WEBHOOK_SECRET_CONNECTION_TOKEN_REFRESH_FAILED',
+  policy: { title: 'connection token refresh failed', consents: true, taskCodes: ['reconnect-ehr'] },
+  handler,
+  connectionStatuses: (event) => [event.data.object.status],
+});

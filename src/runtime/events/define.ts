@@ -1,0 +1,79 @@
+// What one Medblocks event type is, as one value: the names Medblocks sends it under, its payload
+// schema, the pure handler, the bot that receives it (name, signing-secret project secret) and what
+// that bot's AccessPolicy grants beyond the grants every bot has. Each event type's module
+// (src/runtime/events/<event-type>.ts) builds its definition here; src/runtime/events/index.ts lists
+// them, and the registry, the policies, the tools and the tests derive their lists from that index.
+import * as v from 'valibot';
+import type { TaskCode } from '../fhir/systems';
+import type { EventHandler } from '../handlers/plan';
+import { envelope } from '../medblocks/events';
+
+/** The schema of a whole delivery (envelope and payload) of an event type named `N`. */
+export type EnvelopeSchema<N extends string, P extends v.GenericSchema> = ReturnType<
+  typeof envelope<v.PicklistSchema<readonly [N, ...N[]], undefined>, P>
+>;
+
+/** A delivery of an event type named `N` with payload schema `P`, as parsed. */
+export type EnvelopeOf<N extends string, P extends v.GenericSchema> = v.InferOutput<EnvelopeSchema<N, P>>;
+
+/** What a webhook bot's AccessPolicy grants beyond markers, Patients, sources and its dead-letters. */
+export interface PolicyShape {
+  /** The policy's name is `Medblocks: <title> bot`. */
+  readonly title: string;
+  /** Whether it reads and writes Consents (and so their patients' records). */
+  readonly consents: boolean;
+  /**
+   * The Task kinds it writes (none: no Task grant but its dead-letters'), as literals (`'records-sync'`, typed by TaskCode): reading
+   * `CODE.recordsSync` in a definition would count as a side effect and keep it in every bundle.
+   */
+  readonly taskCodes: readonly TaskCode[];
+}
+
+/** What an event type's module says; `defineEventType` adds what follows from it. */
+export interface EventTypeSpec<N extends string, P extends v.GenericSchema, B extends string> {
+  /** Every name Medblocks sends this event under (the flow event has an older and a newer one). */
+  readonly names: readonly [N, ...N[]];
+  /** The name its Medblocks endpoint is registered for; the first name when absent. */
+  readonly medblocksEvent?: N;
+  /** The schema of `data.object`. */
+  readonly payload: P;
+  /** The bot that receives it: its registry name, `bots/<bot>.ts` and `access-policies/<bot>.json`. */
+  readonly bot: B;
+  /** The project secret holding its endpoint's signing secret (each endpoint has its own). */
+  readonly secretName: string;
+  readonly policy: PolicyShape;
+  readonly handler: EventHandler<EnvelopeOf<N, P>>;
+  /** The connection statuses the event reports, so that a status Medblocks adds later is logged. */
+  // A method, so that every definition is also a definition of "some event" (the registry maps them all).
+  connectionStatuses?(event: EnvelopeOf<N, P>): readonly string[];
+}
+
+/** One event type, complete: what its module said, its delivery schema and its endpoint's name. */
+export interface EventTypeDefinition<
+  N extends string = string,
+  P extends v.GenericSchema = v.GenericSchema,
+  B extends string = string,
+> extends EventTypeSpec<N, P, B> {
+  readonly medblocksEvent: N;
+  /** The whole delivery: the envelope with `type` one of `names`, and the payload. */
+  readonly schema: EnvelopeSchema<N, P>;
+}
+
+/** The delivery type of a definition. */
+export type EventOfDefinition<D> = D extends EventTypeDefinition<infer N, infer P> ? EnvelopeOf<N, P> : never;
+
+/**
+ * Builds an event type's definition. Each module calls it as `/* @__PURE__ *\/ defineEventType({…})`
+ * with only literals, functions and identifiers in the spec: a bot's bundle imports the index for
+ * every event type's names, and so esbuild drops the definitions (and handlers) nothing in the
+ * bundle reads. test/emulator/bundles.test.ts fails when a bundle carries another bot's definition.
+ */
+export function defineEventType<const N extends string, P extends v.GenericSchema, const B extends string>(
+  spec: EventTypeSpec<N, P, B>
+): EventTypeDefinition<N, P, B> {
+  return {
+    ...spec,
+    medblocksEvent: spec.medblocksEvent ?? spec.names[0],
+    schema: envelope(v.picklist(spec.names), spec.payload),
+  };
+}

@@ -1,0 +1,50 @@
+// records.sync.completed: the patient's Task for that source shows the newest pull as completed,
+// with its counts; a later success flips a failed Task back to completed.
+import * as v from 'valibot';
+import type { EventHandler } from '../handlers/plan';
+import { recordsSyncReads } from '../handlers/records-sync';
+import { WorkingSet } from '../handlers/working-set';
+import { count, milliseconds, openEnum, patientId, sourceId } from '../medblocks/events';
+import { defineEventType } from './define';
+import type { EnvelopeOf } from './define';
+
+export const RECORDS_SYNC_COMPLETED = ['records.sync.completed'] as const;
+
+const RecordsSyncCompletedSchema = v.looseObject({
+  resource_type: v.optional(openEnum),
+  patient_id: patientId,
+  connection_id: sourceId,
+  total: count,
+  errors: count,
+  duration_ms: v.nullish(milliseconds),
+});
+
+export type RecordsSyncCompletedEvent = EnvelopeOf<
+  (typeof RECORDS_SYNC_COMPLETED)[number],
+  typeof RecordsSyncCompletedSchema
+>;
+
+const handler: EventHandler<RecordsSyncCompletedEvent> = {
+  reads: recordsSyncReads,
+  plan(event, state, context) {
+    const sync = event.data.object;
+    const work = new WorkingSet(state, context);
+    const patient = work.resolvePatient(state, sync.patient_id);
+    work.reportSync(sync.patient_id, sync.connection_id, patient, {
+      kind: 'completed',
+      total: sync.total,
+      errors: sync.errors,
+      durationMs: sync.duration_ms ?? undefined,
+    });
+    return work.toPlan(patient);
+  },
+};
+
+export const recordsSyncCompleted = /* @__PURE__ */ defineEventType({
+  names: RECORDS_SYNC_COMPLETED,
+  payload: RecordsSyncCompletedSchema,
+  bot: 'medblocks-records-sync-completed',
+  secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_COMPLETED',
+  policy: { title: 'records sync completed', consents: false, taskCodes: ['records-sync'] },
+  handler,
+});

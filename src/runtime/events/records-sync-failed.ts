@@ -1,0 +1,44 @@
+// records.sync.failed: the patient's Task for that source shows the newest pull as failed, with the
+// reason; it heals itself when a later sync completes.
+import * as v from 'valibot';
+import type { EventHandler } from '../handlers/plan';
+import { recordsSyncReads } from '../handlers/records-sync';
+import { WorkingSet } from '../handlers/working-set';
+import { openEnum, patientId, sourceId } from '../medblocks/events';
+import { defineEventType } from './define';
+import type { EnvelopeOf } from './define';
+
+export const RECORDS_SYNC_FAILED = ['records.sync.failed'] as const;
+
+const RecordsSyncFailedSchema = v.looseObject({
+  resource_type: v.optional(openEnum),
+  patient_id: patientId,
+  connection_id: sourceId,
+  // Long and free-text: kept, but only ever copied cleaned and cut to a bound (see the Task builder).
+  error_message: v.nullish(v.string()),
+});
+
+export type RecordsSyncFailedEvent = EnvelopeOf<(typeof RECORDS_SYNC_FAILED)[number], typeof RecordsSyncFailedSchema>;
+
+const handler: EventHandler<RecordsSyncFailedEvent> = {
+  reads: recordsSyncReads,
+  plan(event, state, context) {
+    const sync = event.data.object;
+    const work = new WorkingSet(state, context);
+    const patient = work.resolvePatient(state, sync.patient_id);
+    work.reportSync(sync.patient_id, sync.connection_id, patient, {
+      kind: 'failed',
+      message: sync.error_message ?? undefined,
+    });
+    return work.toPlan(patient);
+  },
+};
+
+export const recordsSyncFailed = /* @__PURE__ */ defineEventType({
+  names: RECORDS_SYNC_FAILED,
+  payload: RecordsSyncFailedSchema,
+  bot: 'medblocks-records-sync-failed',
+  secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED',
+  policy: { title: 'records sync failed', consents: false, taskCodes: ['records-sync'] },
+  handler,
+});
