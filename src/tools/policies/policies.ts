@@ -463,14 +463,22 @@ export function importPolicy(): AccessPolicy {
 
 /**
  * The reconciler's: what a connection event's bot needs to report a connection — find and create
- * Patients, name EHR sources, write Consents and reconnect Tasks — and nothing else: no markers (it
- * applies no event), no dead-letters, no follow-up or records-sync Tasks, no deletes.
+ * Patients, name EHR sources, write Consents, reconnect Tasks and the follow-up Tasks a newly active
+ * connection resolves (as `npm run reconcile` does; without the grant the search hides them and a
+ * follow-up stays `requested`) — and nothing else: no markers (it applies no event), no
+ * dead-letters, no records-sync Tasks, no deletes.
  */
 export function reconcilerPolicy(): AccessPolicy {
   return {
     resourceType: 'AccessPolicy',
     name: 'Medblocks: reconciler bot',
-    resource: [PATIENT_READ, patientCreateGrant(), ORGANIZATION_SEARCH, consentGrant(), taskGrant([CODE.reconnectEhr])],
+    resource: [
+      PATIENT_READ,
+      patientCreateGrant(),
+      ORGANIZATION_SEARCH,
+      consentGrant(),
+      taskGrant([CODE.reconnectEhr, CODE.connectionFollowUp]),
+    ],
   };
 }
 
