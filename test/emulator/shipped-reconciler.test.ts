@@ -7,7 +7,7 @@ import { MedblocksApi } from '../../src/tools/provision/medblocks-api';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
-import { connection, patientFlowCompleted } from '../../src/tools/fixtures/events';
+import { connection, failedAttempt, patientFlowCompleted } from '../../src/tools/fixtures/events';
 import { startLocalMedblocks } from '../../src/tools/medblocks-local/server';
 import type { RunningLocalMedblocks } from '../../src/tools/medblocks-local/server';
 import { buildIntoTempRoot, sendSigned } from './support';
@@ -118,6 +118,38 @@ describe('the shipped reconciler bundle, fired as a cron job', () => {
     const healed = await emulator.runScheduled(BOT);
     expect(healed.ran && healed.result.logResult).toMatch(/endpoints_disabled=0 ops_tasks_opened=0 ops_tasks_closed=1/);
     expect((await opsTasks())[0]?.status).toBe('completed');
+  });
+
+  test('a connection that became active at Medblocks completes the flow’s follow-up Task, as npm run reconcile does', async () => {
+    // Found on a real 5.1.31 server: the policy granted reconnect Tasks only, so the follow-up was
+    // hidden from the run's search and stayed `requested`, while `npm run reconcile` completed it.
+    const flow = patientFlowCompleted(
+      {
+        patient_id: 'pt_followed_up',
+        connections: [failedAttempt({ connection_id: SOURCE })],
+      },
+      { created_at: '2026-11-20T10:00:00.000Z', type: 'patient_session.completed' }
+    );
+    const answer = await sendSigned(emulator.bot('medblocks-patient-flow-completed'), flow);
+    expect(answer.status, answer.text).toBe(200);
+    const followUpKey = `identifier=urn:medblocks:task-key|flow-follow-up/${flow.data.object.id}`;
+    expect((await emulator.store.all<Task>('Task', followUpKey)).map((t) => t.status)).toEqual(['requested']);
+
+    mb.setPatient('pt_followed_up', [
+      {
+        id: 'conn_01RECONCILEFOLLOWUP00000C',
+        connection_id: SOURCE,
+        status: 'active',
+        created_at: '2026-11-21T09:00:00.000Z',
+        updated_at: '2026-11-21T09:00:00.000Z',
+      },
+    ]);
+    const run = await emulator.runScheduled(BOT);
+    expect(run.ran).toBe(true);
+    if (!run.ran) return;
+    expect(run.result.success, run.result.logResult).toBe(true);
+    expect((await consentOf('conn_01RECONCILEFOLLOWUP00000C'))?.status).toBe('active');
+    expect((await emulator.store.all<Task>('Task', followUpKey)).map((t) => t.status)).toEqual(['completed']);
   });
 
   test('without MEDBLOCKS_API_KEY it is off and says why', async () => {

@@ -449,9 +449,10 @@ export function importPolicy(): AccessPolicy {
 
 /**
  * The reconciler's: what a connection event's bot needs to report a connection — find and create
- * Patients, name EHR sources, write Consents and reconnect Tasks — plus its ops Tasks for disabled
- * endpoints, and nothing else: no markers (it applies no event), no dead-letters, no follow-up or
- * records-sync Tasks, no deletes.
+ * Patients, name EHR sources, write Consents, reconnect Tasks and the follow-up Tasks a newly active
+ * connection resolves (as `npm run reconcile` does; without the grant the search hides them and a
+ * follow-up stays `requested`), plus its ops Tasks for disabled endpoints — and nothing else: no
+ * markers (it applies no event), no dead-letters, no records-sync Tasks, no deletes.
  */
 export function reconcilerPolicy(): AccessPolicy {
   return {
@@ -462,7 +463,7 @@ export function reconcilerPolicy(): AccessPolicy {
       patientCreateGrant(),
       ORGANIZATION_SEARCH,
       consentGrant(),
-      taskGrant([CODE.reconnectEhr]),
+      taskGrant([CODE.reconnectEhr, CODE.connectionFollowUp]),
       {
         resourceType: 'Task',
         criteria: `Task?code=${SYSTEM.code}|${CODE.endpointDisabled}`,
