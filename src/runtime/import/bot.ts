@@ -2,6 +2,7 @@
 // AuditEvent's text, so it names no patient and no record) and the summary as the answer. A failed
 // run throws after logging, so the AuditEvent is a failure and `npm run monitor` counts it.
 import type { BotEvent, MedplumClient } from '@medplum/core';
+import { scheduledBot } from '../scheduled-bot';
 import { COUNT_NAMES } from './import-task';
 import { runImport } from './run';
 import type { ImportOptions, ImportSummary } from './run';
@@ -45,19 +46,15 @@ export function importSummaryLine(summary: ImportSummary, ms: number): string {
 export function createImportBot(
   options: ImportBotOptions = {}
 ): (medplum: MedplumClient, event: BotEvent) => Promise<ImportSummary> {
-  const now = options.now ?? Date.now;
-  const log =
-    options.log ??
-    ((line: string) => {
-      console.log(line);
-    });
-  return async (medplum, event) => {
-    const started = now();
-    const summary = await runImport(medplum, event.secrets, options);
-    log(importSummaryLine(summary, now() - started));
-    if (summary.status.startsWith('failed:')) {
-      throw new Error(`Records import stopped: ${summary.status}; the next scheduled run continues where it stopped`);
-    }
-    return summary;
-  };
+  return scheduledBot(
+    {
+      run: (medplum, event) => runImport(medplum, event.secrets, options),
+      line: importSummaryLine,
+      failure: (summary) =>
+        summary.status.startsWith('failed:')
+          ? `Records import stopped: ${summary.status}; the next scheduled run continues where it stopped`
+          : undefined,
+    },
+    options
+  );
 }

@@ -4,6 +4,7 @@
 // race against node:timers/promises (unref'd, so it never holds a process open). Nothing of an
 // answer's body reaches an error: only the status, the published `param` and `request_id`.
 import { setTimeout as delay } from 'node:timers/promises';
+import * as v from 'valibot';
 
 /** Medblocks' API version the bots speak (the `Version` header), as the tools do. */
 export const MEDBLOCKS_API_VERSION = '2026-04-25';
@@ -112,4 +113,36 @@ function failureOf(status: number, text: string, headerRequestId: string | null)
     return new MedblocksCallError('medblocks_cursor_rejected', status, id);
   }
   return new MedblocksCallError('medblocks_error', status, id);
+}
+
+/** The largest page a Medblocks list serves (`limit` 1–100). */
+const LIST_PAGE_LIMIT = 100;
+
+/**
+ * Every item of a Medblocks list (`{data, has_more, next_cursor}`, published paging), each checked
+ * against `item`; past `maxPages` it throws rather than answer short without saying so.
+ */
+export async function listAll<T>(
+  connection: MedblocksConnection,
+  path: string,
+  item: v.GenericSchema<unknown, T>,
+  maxPages: number
+): Promise<T[]> {
+  const page = v.object({
+    data: v.pipe(v.array(item), v.maxLength(LIST_PAGE_LIMIT)),
+    has_more: v.boolean(),
+    next_cursor: v.nullable(v.string()),
+  });
+  const out: T[] = [];
+  let cursor: string | undefined;
+  for (let n = 0; n < maxPages; n++) {
+    const query = new URLSearchParams({ limit: String(LIST_PAGE_LIMIT) });
+    if (cursor) query.set('starting_after', cursor);
+    const parsed = v.safeParse(page, await medblocksGet(connection, path, query));
+    if (!parsed.success) throw new MedblocksCallError('medblocks_error', 200, undefined, `GET ${path}`);
+    out.push(...parsed.output.data);
+    cursor = parsed.output.has_more ? (parsed.output.next_cursor ?? undefined) : undefined;
+    if (!cursor) return out;
+  }
+  throw new MedblocksCallError('medblocks_error', undefined, undefined, `GET ${path} beyond ${String(maxPages)} pages`);
 }

@@ -3,7 +3,7 @@
 // stated bound, each object type-checked. The schemas are the published shapes; the tools' client
 // (src/tools/provision/medblocks-api.ts) uses the same ones.
 import * as v from 'valibot';
-import { MedblocksCallError, medblocksGet } from './http';
+import { listAll, MedblocksCallError, medblocksGet } from './http';
 import type { MedblocksConnection } from './http';
 
 /** A connection of `PatientDetail` (all required): the only place expired and disconnected show. */
@@ -41,38 +41,14 @@ export interface PatientSource {
   getPatient(patientId: string): Promise<MedblocksPatientDetail>;
 }
 
-/** Largest page the API serves (`limit` 1–100), and how many pages are followed before stopping. */
-const PAGE_LIMIT = 100;
+/** Pages of `GET /patients` followed before the run says it stopped (10,000 patients). */
 export const MAX_PATIENT_PAGES = 100;
-
-const ListPageSchema = v.object({
-  data: v.pipe(v.array(PatientSchema), v.maxLength(PAGE_LIMIT)),
-  has_more: v.boolean(),
-  next_cursor: v.nullable(v.string()),
-});
 
 /** The bot's side of PatientSource, over `fetch`. */
 export function patientsOverFetch(connection: MedblocksConnection): PatientSource {
   return {
     async listPatientIds() {
-      const ids: string[] = [];
-      let cursor: string | undefined;
-      for (let page = 0; page < MAX_PATIENT_PAGES; page++) {
-        const query = new URLSearchParams({ limit: String(PAGE_LIMIT) });
-        if (cursor) query.set('starting_after', cursor);
-        const parsed = v.safeParse(ListPageSchema, await medblocksGet(connection, '/patients', query));
-        if (!parsed.success) throw new MedblocksCallError('medblocks_error', 200, undefined, 'GET /patients');
-        ids.push(...parsed.output.data.map((p) => p.id));
-        cursor = parsed.output.has_more ? (parsed.output.next_cursor ?? undefined) : undefined;
-        if (!cursor) return ids;
-      }
-      // Never silently short: past the bound the run says so and the next one starts again.
-      throw new MedblocksCallError(
-        'medblocks_error',
-        undefined,
-        undefined,
-        `GET /patients beyond ${String(MAX_PATIENT_PAGES)} pages`
-      );
+      return (await listAll(connection, '/patients', PatientSchema, MAX_PATIENT_PAGES)).map((p) => p.id);
     },
     async getPatient(patientId) {
       const body = await medblocksGet(connection, `/patients/${encodeURIComponent(patientId)}`);

@@ -12,6 +12,7 @@ import { readSettings, readString } from '../settings';
 import { FhirFailureError } from '../store/errors';
 import { checkEndpoints } from './endpoints';
 import type { EndpointCheck } from './endpoints';
+import { scheduledBot } from '../scheduled-bot';
 import { reconcile } from './reconcile';
 import type { ReconcileSummary } from './reconcile';
 
@@ -30,6 +31,8 @@ export type ReconcilerStatus = 'off' | 'done' | 'partial' | `failed:${string}`;
 
 export interface ReconcilerResult {
   readonly status: ReconcilerStatus;
+  /** Why the run is off, when it is. */
+  readonly why?: string;
   readonly endpoints?: EndpointCheck;
   readonly summary?: ReconcileSummary;
 }
@@ -47,50 +50,51 @@ export function reconcilerSummaryLine(result: ReconcilerResult, ms: number, why?
   return `medblocks-reconcile status=${result.status}${why ? ` why="${why}"` : ''}${endpoints}${counts} ms=${String(ms)}`;
 }
 
+/** One reconciliation run: the endpoints first, then every patient within the budget. */
+async function runReconciler(
+  medplum: MedplumClient,
+  event: BotEvent,
+  options: ReconcilerOptions
+): Promise<ReconcilerResult> {
+  const now = options.now ?? Date.now;
+  const apiKey = readString(event.secrets, IMPORT_SETTING_NAMES.apiKey);
+  if (!apiKey) return { status: 'off', why: `${IMPORT_SETTING_NAMES.apiKey} is not set` };
+  const baseUrl = readString(event.secrets, IMPORT_SETTING_NAMES.apiBaseUrl) ?? DEFAULT_MEDBLOCKS_API_BASE_URL;
+  const deadline = now() + (options.budgetMs ?? RECONCILE_BUDGET_MS);
+  const connection = { baseUrl, apiKey, fetch: options.fetch ?? fetch };
+  let endpoints: EndpointCheck | undefined;
+  try {
+    // The endpoints first: a disabled one loses every event, the worst news this run can bring.
+    endpoints = await checkEndpoints(medplum, connection, new Date(now()).toISOString(), { requests: 0 });
+    const summary = await reconcile({
+      medplum,
+      api: patientsOverFetch(connection),
+      settings: readSettings(event.secrets),
+      dryRun: false,
+      // One line per changed connection is the CLI's; the bot's AuditEvent keeps the counts only.
+      print: () => undefined,
+      shouldStop: () => now() >= deadline,
+    });
+    return { status: summary.notReached > 0 ? 'partial' : 'done', endpoints, summary };
+  } catch (err) {
+    const reason = err instanceof FhirFailureError || err instanceof MedblocksCallError ? err.reason : 'internal';
+    return { status: `failed:${reason}`, endpoints };
+  }
+}
+
 /** Builds the reconciler's `handler`. Options exist for tests (clock, fetch, budget, log sink). */
 export function createReconciler(
   options: ReconcilerOptions = {}
 ): (medplum: MedplumClient, event: BotEvent) => Promise<ReconcilerResult> {
-  const now = options.now ?? Date.now;
-  const log =
-    options.log ??
-    ((line: string) => {
-      console.log(line);
-    });
-  return async (medplum, event) => {
-    const started = now();
-    const apiKey = readString(event.secrets, IMPORT_SETTING_NAMES.apiKey);
-    if (!apiKey) {
-      const off: ReconcilerResult = { status: 'off' };
-      log(reconcilerSummaryLine(off, now() - started, `${IMPORT_SETTING_NAMES.apiKey} is not set`));
-      return off;
-    }
-    const baseUrl = readString(event.secrets, IMPORT_SETTING_NAMES.apiBaseUrl) ?? DEFAULT_MEDBLOCKS_API_BASE_URL;
-    const deadline = started + (options.budgetMs ?? RECONCILE_BUDGET_MS);
-    const connection = { baseUrl, apiKey, fetch: options.fetch ?? fetch };
-    let result: ReconcilerResult;
-    let endpoints: EndpointCheck | undefined;
-    try {
-      // The endpoints first: a disabled one loses every event, the worst news this run can bring.
-      endpoints = await checkEndpoints(medplum, connection, new Date(now()).toISOString(), { requests: 0 });
-      const summary = await reconcile({
-        medplum,
-        api: patientsOverFetch(connection),
-        settings: readSettings(event.secrets),
-        dryRun: false,
-        // One line per changed connection is the CLI's; the bot's AuditEvent keeps the counts only.
-        print: () => undefined,
-        shouldStop: () => now() >= deadline,
-      });
-      result = { status: summary.notReached > 0 ? 'partial' : 'done', endpoints, summary };
-    } catch (err) {
-      const reason = err instanceof FhirFailureError || err instanceof MedblocksCallError ? err.reason : 'internal';
-      result = { status: `failed:${reason}`, endpoints };
-    }
-    log(reconcilerSummaryLine(result, now() - started));
-    if (result.status.startsWith('failed:')) {
-      throw new Error(`Reconciliation stopped: ${result.status}; the next scheduled run starts again`);
-    }
-    return result;
-  };
+  return scheduledBot(
+    {
+      run: (medplum, event) => runReconciler(medplum, event, options),
+      line: (result, ms) => reconcilerSummaryLine(result, ms, result.why),
+      failure: (result) =>
+        result.status.startsWith('failed:')
+          ? `Reconciliation stopped: ${result.status}; the next scheduled run starts again`
+          : undefined,
+    },
+    options
+  );
 }

@@ -4,6 +4,7 @@
 import type { BotEvent, MedplumClient } from '@medplum/core';
 import { sweepSummaryLine } from './plan';
 import type { SweepSummary } from './plan';
+import { scheduledBot } from '../scheduled-bot';
 import { sweepMarkers } from './sweep';
 import type { SweepOptions } from './sweep';
 
@@ -16,19 +17,20 @@ export interface SweeperOptions extends SweepOptions {
 export function createSweeper(
   options: SweeperOptions = {}
 ): (medplum: MedplumClient, event: BotEvent) => Promise<SweepSummary> {
-  const now = options.now ?? Date.now;
-  const log =
-    options.log ??
-    ((line: string) => {
-      console.log(line);
-    });
-  return async (medplum, event) => {
-    const started = now();
-    const { summary, fhirRequests } = await sweepMarkers(medplum, event.secrets, options);
-    log(sweepSummaryLine(summary, fhirRequests, now() - started));
-    if (summary.status.startsWith('failed:')) {
-      throw new Error(`Marker sweep stopped: ${summary.status}; ${summary.deleted} deleted, the next run continues`);
-    }
-    return summary;
-  };
+  let fhirRequests = 0;
+  return scheduledBot(
+    {
+      run: async (medplum, event) => {
+        const swept = await sweepMarkers(medplum, event.secrets, options);
+        fhirRequests = swept.fhirRequests;
+        return swept.summary;
+      },
+      line: (summary, ms) => sweepSummaryLine(summary, fhirRequests, ms),
+      failure: (summary) =>
+        summary.status.startsWith('failed:')
+          ? `Marker sweep stopped: ${summary.status}; ${summary.deleted} deleted, the next run continues`
+          : undefined,
+    },
+    options
+  );
 }

@@ -105,6 +105,25 @@ async function play(emulator: RunningEmulator, number: number, step: DemoStep): 
   };
 }
 
+/** A story's step result, numbered from `first`: what was expected (HTTP status and outcome) beside what happened. */
+function stepRow(first: number) {
+  return (
+    offset: number,
+    title: string,
+    eventType: string,
+    expected: [number | undefined, string],
+    actual: { status: number | undefined; outcome: string }
+  ): StepResult => ({
+    step: first + offset,
+    title,
+    eventType,
+    expected: `${expected[0] === undefined ? '-' : String(expected[0])} ${expected[1]}`,
+    status: actual.status,
+    outcome: actual.outcome,
+    ok: actual.status === expected[0] && actual.outcome === expected[1],
+  });
+}
+
 /** The patient of the quarantine story: Medplum does not know it when its sync arrives. */
 export const DEMO_UNKNOWN_PATIENT_ID = 'demo_patient_0002';
 /** Deliveries the quarantine story makes (the poison one, then its redelivery): one AuditEvent each. */
@@ -133,21 +152,7 @@ async function playQuarantine(emulator: RunningEmulator, first: number): Promise
       const status = record?.last_status_code ?? undefined;
       return { status, outcome: outcomeOfAnswer(status, record?.last_response_body ?? '') };
     };
-    const step = (
-      offset: number,
-      title: string,
-      eventType: string,
-      expected: [number | undefined, string],
-      actual: { status: number | undefined; outcome: string }
-    ): StepResult => ({
-      step: first + offset,
-      title,
-      eventType,
-      expected: `${expected[0] === undefined ? '-' : String(expected[0])} ${expected[1]}`,
-      status: actual.status,
-      outcome: actual.outcome,
-      ok: actual.status === expected[0] && actual.outcome === expected[1],
-    });
+    const step = stepRow(first);
 
     await setProjectSecret(emulator, SETTING_NAMES.createMissingPatients, 'false');
     medblocks.emit(event);
@@ -319,21 +324,7 @@ async function playImport(emulator: RunningEmulator, first: number): Promise<Ste
       const [created, updated] = [count('created'), count('updated')];
       return created + updated === 0 ? 'nothing to do' : `${String(created)} imported, ${String(updated)} updated`;
     };
-    const row = (
-      offset: number,
-      title: string,
-      eventType: string,
-      expected: [number | undefined, string],
-      actual: { status: number | undefined; outcome: string }
-    ): StepResult => ({
-      step: first + offset,
-      title,
-      eventType,
-      expected: `${expected[0] === undefined ? '-' : String(expected[0])} ${expected[1]}`,
-      status: actual.status,
-      outcome: actual.outcome,
-      ok: actual.status === expected[0] && actual.outcome === expected[1],
-    });
+    const row = stepRow(first);
     const firstSync = await land(records);
     const firstRun = await runImportNow();
     const provenanced = new Set(
