@@ -90,6 +90,38 @@ describe('receiveDelivery accepts what Medplum hands a bot with Bot.rawBody: tru
     expect(delivery.event.id).toBe(EVENT.id);
     expect(delivery.verifiedAgainstReserialisedBody).toBe(true);
   });
+
+  /** What Medplum before 5.2 hands the bot for bytes Medblocks signed: the parsed JSON. */
+  function parsedDelivery(sent: string): BotEvent {
+    const event = botEvent({
+      rawBody: JSON.parse(sent) as Record<string, unknown>,
+      secrets: { MEDBLOCKS_ALLOW_PARSED_BODY: 'true' },
+    });
+    const header = signatureHeader(TEST_SECRET, Math.floor(SIGNED_AT / 1000), sent);
+    return { ...event, headers: { ...event.headers, 'medblocks-signature': header } };
+  }
+  const reversed = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(reversed)
+      : value !== null && typeof value === 'object'
+        ? Object.fromEntries(
+            Object.entries(value)
+              .reverse()
+              .map(([k, v]) => [k, reversed(v)])
+          )
+        : value;
+
+  it('the fallback does not depend on key order: parsing and re-serialising keep the order sent', () => {
+    // As on a real 5.1.29 (issue 23): a body signed with its keys in another order is accepted.
+    const delivery = receive(parsedDelivery(JSON.stringify(reversed(EVENT))));
+    expect(delivery.event.id).toBe(EVENT.id);
+  });
+
+  it('the fallback refuses what re-serialising changes: pretty-printed or escaped JSON', () => {
+    expectRejected(() => receive(parsedDelivery(JSON.stringify(EVENT, null, 2))), 'signature_mismatch');
+    const escaped = JSON.stringify(EVENT).replace('"event"', '"\\u0065vent"');
+    expectRejected(() => receive(parsedDelivery(escaped)), 'signature_mismatch');
+  });
 });
 
 describe('receiveDelivery refuses, with a typed reason and a safe message', () => {
