@@ -129,6 +129,27 @@ describe('after records.sync.completed', () => {
     }
   });
 
+  it('the records-sync Task shows what the import made of its sync, beside the sync’s own counts', async () => {
+    await sync(first, FIRST_PULL);
+    await runTheImport();
+    const [syncTask] = (await world.tasks()).filter((t) => t.code?.coding?.[0]?.code === 'records-sync');
+    const output = (code: string) => syncTask?.output?.find((o) => o.type.coding?.[0]?.code === code)?.valueInteger;
+    expect([output('import-created'), output('import-updated'), output('import-refused')]).toEqual([
+      first.length - 1,
+      0,
+      0,
+    ]);
+    expect(output('total')).toBe(first.length);
+    expect(syncTask?.status).toBe('completed');
+    // The next sync event rewrites the Task: its outputs are the new sync's until its import ran.
+    await sync(first, '2026-11-21T09:00:00.000Z');
+    const [resynced] = (await world.tasks()).filter((t) => t.code?.coding?.[0]?.code === 'records-sync');
+    expect(resynced?.output?.some((o) => o.type.coding?.[0]?.code === 'import-created')).toBe(false);
+    await runTheImport();
+    const [reported] = (await world.tasks()).filter((t) => t.code?.coding?.[0]?.code === 'records-sync');
+    expect(reported?.output?.find((o) => o.type.coding?.[0]?.code === 'import-created')?.valueInteger).toBe(0);
+  });
+
   it('the import Task shows the outcome and the watermark; the next run has nothing to do', async () => {
     await sync(first, FIRST_PULL);
     await runTheImport();

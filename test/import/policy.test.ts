@@ -8,6 +8,8 @@ import { MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, Condition, Provenance, Resource, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { CODE, packageCode, SYSTEM } from '../../src/runtime/fhir/systems';
+import { outputOf } from '../../src/runtime/fhir/tasks/parts';
+import { withImportOutcome, zeroCounts } from '../../src/runtime/import/import-task';
 import { IMPORT_RUN_SYSTEM, RECORD_SYSTEM, sourceOrganization } from '../../src/runtime/import/identity';
 import { satisfiesWriteConstraints, withAccessPolicy } from '../../src/tools/emulator/access-policy-repository';
 
@@ -119,14 +121,29 @@ describe('the import bot’s policy', () => {
     await expectWrite({ ...importTask, identifier: [{ system: SYSTEM.taskKey, value: 'reconnect/conn_1' }] }, false);
   });
 
-  it('cannot touch the records-sync Tasks it follows', async () => {
-    const syncTask: Task = {
-      ...importTask,
-      identifier: [{ system: SYSTEM.taskKey, value: 'records-sync/pt_1/fhirsrc_epic' }],
-      code: packageCode(CODE.recordsSync),
-      status: 'completed',
-    };
-    await expectWrite(syncTask, false);
+  const syncTask: Task = {
+    ...importTask,
+    identifier: [{ system: SYSTEM.taskKey, value: 'records-sync/pt_1/fhirsrc_epic' }],
+    code: packageCode(CODE.recordsSync),
+    status: 'completed',
+    businessStatus: { text: 'Records synced' },
+    output: [outputOf('total', { valueInteger: 12 }), outputOf('errors', { valueInteger: 0 })],
+  };
+
+  it('on a records-sync Task it follows, adds its three counts and changes nothing else', async () => {
+    const counts = { ...zeroCounts(), created: 11, refused: 1 };
+    const reported = withImportOutcome(syncTask, counts);
+    await expectWrite(reported, true, syncTask);
+    await expectWrite(syncTask, false); // never creates one
+    await expectWrite({ ...reported, status: 'failed' }, false, syncTask);
+    await expectWrite({ ...reported, businessStatus: { text: 'Records sync failed' } }, false, syncTask);
+    await expectWrite({ ...syncTask, output: [outputOf('total', { valueInteger: 9999 })] }, false, syncTask);
+    await expectWrite(
+      { ...syncTask, output: [...(syncTask.output ?? []), outputOf('other', { valueString: 'x' })] },
+      false,
+      syncTask
+    );
+    await expectWrite({ ...reported, note: [{ text: 'smuggled' }] }, false, syncTask);
   });
 
   it('creates Provenance only naming an EHR source and an import run', async () => {

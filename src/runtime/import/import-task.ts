@@ -189,3 +189,26 @@ export function decodeImportTask(task: Task): ImportTaskModel | undefined {
     state,
   };
 }
+
+/** The sync's own outputs (records-sync codec), kept as they are beside the import's. */
+const IMPORT_OUTCOME_CODES = ['import-created', 'import-updated', 'import-refused'] as const;
+
+/**
+ * The records-sync Task showing what the import made of its sync: three outputs beside the sync's
+ * own (which, like everything else on it, are kept). The next sync event rewrites the Task's
+ * outputs, so they always describe the newest sync's import.
+ */
+export function withImportOutcome(task: Task, counts: ImportCounts): Task {
+  const own = (task.output ?? []).filter(
+    (o) => !(IMPORT_OUTCOME_CODES as readonly (string | undefined)[]).includes(o.type.coding?.[0]?.code)
+  );
+  return {
+    ...task,
+    output: [
+      ...own,
+      outputOf('import-created', countValue(counts.created)),
+      outputOf('import-updated', countValue(counts.updated)),
+      outputOf('import-refused', countValue(counts.refused)),
+    ],
+  };
+}

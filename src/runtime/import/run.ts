@@ -19,7 +19,7 @@ import { keyOfItem, planPage } from './plan';
 import type { RecordItem, StoredCopy } from './plan';
 import { referencedKeys } from './references';
 import { readImportSettings } from './settings';
-import { buildProvenance, readCopies, readPendingWork, recordProgress, writeRecords } from './store';
+import { buildProvenance, readCopies, readPendingWork, recordProgress, reportOnSyncTasks, writeRecords } from './store';
 import type { PendingSync, WriteResult } from './store';
 
 /** Records changed this long before the watermark are asked for again: clocks differ; re-reads are free. */
@@ -240,6 +240,7 @@ async function importPatient(ctx: RunContext, sync: PendingSync, existing: Task 
       ? { ...model, coveredThrough: run.target, state: { status: 'completed', run: nextRun } }
       : { ...model, state: { status: 'in-progress', run: nextRun, lastFailure: undefined } };
     if (!(await save(next, provenances))) return 'busy';
+    if (done) await reportOnSyncTasks(ctx.medplum, sync.syncTaskResources, nextRun.counts, run.target, ctx.counter);
   }
   return model.state.status === 'completed' ? 'done' : 'failed';
 }

@@ -12,6 +12,8 @@ import type { RequestCounter } from '../store/write';
 import { IMPORT_RUN_SYSTEM, recordKeyOf, recordToken, sourceOrganization } from './identity';
 import type { RecordKey } from './identity';
 import type { PlannedImportWrite, StoredCopy } from './plan';
+import { withImportOutcome } from './import-task';
+import type { ImportCounts } from './import-task';
 
 /** Identifier values per search: keeps each GET line well under common URL limits. */
 const KEYS_PER_SEARCH = 40;
@@ -26,6 +28,8 @@ export interface PendingSync {
   /** The newest completed records sync of the patient (any source). */
   readonly newest: EventStamp;
   readonly syncTasks: readonly Reference[];
+  /** Those Tasks as read (with their versions): the import reports its outcome on them. */
+  readonly syncTaskResources: readonly Task[];
 }
 
 async function batch(
@@ -81,7 +85,10 @@ export async function readPendingWork(
     counter,
     'read'
   );
-  const byPatient = new Map<string, { patient: Reference; newest: EventStamp; syncTasks: Reference[] }>();
+  const byPatient = new Map<
+    string,
+    { patient: Reference; newest: EventStamp; syncTasks: Reference[]; syncTaskResources: Task[] }
+  >();
   for (const task of resourcesOf<Task>(syncEntry, 'read')) {
     const patientId = patientIdOfSyncKey(task.identifier?.find((i) => i.system === SYSTEM.taskKey)?.value);
     const stamp = readStamp(task, EXTENSION.lastEvent);
@@ -89,9 +96,15 @@ export async function readPendingWork(
     const seen = byPatient.get(patientId);
     const reference = { reference: `Task/${task.id}` };
     if (!seen) {
-      byPatient.set(patientId, { patient: { reference: task.for.reference }, newest: stamp, syncTasks: [reference] });
+      byPatient.set(patientId, {
+        patient: { reference: task.for.reference },
+        newest: stamp,
+        syncTasks: [reference],
+        syncTaskResources: [task],
+      });
     } else {
       seen.syncTasks.push(reference);
+      seen.syncTaskResources.push(task);
       if (Date.parse(stamp.at) > Date.parse(seen.newest.at)) seen.newest = stamp;
     }
   }
@@ -268,4 +281,37 @@ export async function recordProgress(
   if (status === 200 || status === 201) return { task: taskAnswer?.resource as Task, provenanceFailed };
   if (status === 412 || status === 409) return { task: undefined, provenanceFailed };
   throw FhirFailureError.of(status, 'write');
+}
+
+/**
+ * Shows the finished import on the records-sync Tasks it covered (those whose sync is not newer
+ * than the run's target), If-Match the version read: a Task a newer sync rewrote meanwhile is left
+ * to that sync's import. Best effort: the records are in whatever this answers.
+ */
+export async function reportOnSyncTasks(
+  medplum: MedplumClient,
+  tasks: readonly Task[],
+  counts: ImportCounts,
+  through: string,
+  counter: RequestCounter
+): Promise<number> {
+  const covered = tasks.filter((t) => {
+    const stamp = readStamp(t, EXTENSION.lastEvent);
+    return t.id && stamp && Date.parse(stamp.at) <= Date.parse(through);
+  });
+  if (covered.length === 0) return 0;
+  const entries: BundleEntry[] = covered.map((task) => ({
+    resource: withImportOutcome(task, counts),
+    request: {
+      method: 'PUT',
+      url: `Task/${task.id ?? ''}`,
+      ...(task.meta?.versionId ? { ifMatch: `W/"${task.meta.versionId}"` } : {}),
+    },
+  }));
+  try {
+    const answers = await batch(medplum, entries, counter, 'write');
+    return answers.filter((a) => parseEntryStatus(a.response?.status) === 200).length;
+  } catch {
+    return 0;
+  }
 }

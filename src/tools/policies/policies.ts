@@ -391,6 +391,39 @@ export function sweeperPolicy(): AccessPolicy {
   };
 }
 
+/** A field the same before and after (both absent, or equal). */
+const unchanged = (field: string): string =>
+  `((%after.${field}.empty() and %before.${field}.empty()) or %after.${field} = %before.${field})`;
+
+/** What the import may never change on a records-sync Task: all of it but `output`. */
+const IMPORT_UNCHANGED_TASK_FIELDS = [
+  'status',
+  'statusReason',
+  'businessStatus',
+  'identifier',
+  'code',
+  'for',
+  'focus',
+  'owner',
+  'description',
+  'input',
+  'extension',
+  'modifierExtension',
+  'executionPeriod',
+  'authoredOn',
+  'lastModified',
+  'note',
+  'priority',
+  'intent',
+  'basedOn',
+  'partOf',
+  'groupIdentifier',
+  'contained',
+  'text',
+];
+const SYNC_OUTPUT_CODES = ['total', 'errors', 'duration-ms'];
+const IMPORT_OUTPUT_CODES = [...SYNC_OUTPUT_CODES, 'import-created', 'import-updated', 'import-refused'];
+
 /**
  * The records import's: read the records-sync Tasks it follows, keep its own Task, and create or
  * update only resources of the imported types that carry its record identifier (which it never
@@ -405,7 +438,20 @@ export function importPolicy(): AccessPolicy {
       {
         resourceType: 'Task',
         criteria: `Task?code=${SYSTEM.code}|${CODE.recordsSync}`,
-        interaction: ['search', 'read'],
+        interaction: ['search', 'read', 'update'],
+        writeConstraint: [
+          rule(
+            `%before.exists() and ${IMPORT_UNCHANGED_TASK_FIELDS.map(unchanged).join(' and ')}`,
+            'Only an existing records-sync Task, everything on it but its outputs unchanged: the import shows its outcome there, nothing else.'
+          ),
+          rule(
+            `%after.output.all(${anyOf('type.coding.code', IMPORT_OUTPUT_CODES)}) and ${SYNC_OUTPUT_CODES.map(
+              (code) =>
+                `((%after.output.where(type.coding.code = '${code}').empty() and %before.output.where(type.coding.code = '${code}').empty()) or %after.output.where(type.coding.code = '${code}') = %before.output.where(type.coding.code = '${code}'))`
+            ).join(' and ')}`,
+            "The sync's own outputs kept as they are; the only others, the import's three counts."
+          ),
+        ],
       },
       {
         resourceType: 'Task',

@@ -106,6 +106,18 @@ export const PARAMETER_CODES: Readonly<Record<string, CodeDefinition>> = {
     definition: 'Why the event was quarantined (invalid_payload, patient_not_found, invalid_resource).',
   },
   'field-path': { display: 'Field', definition: 'The path of the field that made the event unusable, when known.' },
+  'import-created': {
+    display: 'Imported records',
+    definition: "On a records-sync Task: the records this sync's import created in Medplum.",
+  },
+  'import-updated': {
+    display: 'Updated records',
+    definition: "On a records-sync Task: the records this sync's import updated (changed at the EHR).",
+  },
+  'import-refused': {
+    display: 'Refused records',
+    definition: 'On a records-sync Task: the records of this sync Medplum refused to store (see the import Task).',
+  },
   'endpoint-id': {
     display: 'Medblocks endpoint',
     definition: 'The Medblocks webhook endpoint (wh_…) the Task is about.',
