@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../support/until';
 import { verifySignature } from '../../src/runtime/medblocks/signature';
 import { startLocalMedblocks, type RunningLocalMedblocks } from '../../src/tools/medblocks-local/server';
 import { MedblocksApi, MedblocksApiError } from '../../src/tools/provision/medblocks-api';
@@ -182,7 +183,7 @@ describe('local Medblocks endpoint API', () => {
     const api = new MedblocksApi(mb.url, mb.apiKey);
     await api.createEndpoint({ url: rx.url, events: ['*'], description: 'all' });
     mb.emit(event('evt_E'));
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => rx.hits.length >= 1, 'the first attempt');
     await mb.close();
     await mb.idle();
     expect(rx.hits).toHaveLength(1);

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../support/until';
 import { startLocalMedblocks } from '../../src/tools/medblocks-local/server';
 import { MedblocksApi } from '../../src/tools/provision/medblocks-api';
 import { redeliver } from '../../src/tools/redeliver/redeliver';
@@ -116,7 +117,7 @@ describe('redeliver against the local Medblocks', () => {
     const api = new MedblocksApi(mb.url, mb.apiKey);
     await api.createEndpoint({ url: rx.url, events: ['records.sync.failed'], description: 'sync' });
     mb.emit(ev('evt_3', 'records.sync.failed'));
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => rx.hits.length >= 1, 'the first attempt');
     const now = () => clock;
     const a = await redeliver({ api, dryRun: true, now, print: () => undefined });
     expect(a.skipped.map((x) => x.id)).toEqual(['evt_3']);
