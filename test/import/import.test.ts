@@ -214,6 +214,50 @@ describe('after records.sync.completed', () => {
   });
 });
 
+describe('every record traced, however a run ended', () => {
+  const records = generatePatientRecords({ patientId: PATIENT_ID, source: SOURCE, count: 80 });
+
+  async function untraced(): Promise<string[]> {
+    const targets = new Set(
+      (await world.all<Provenance>('Provenance')).flatMap((p) =>
+        p.target.map((t) => (t.reference ?? '').replace(/\/_history\/.*$/, ''))
+      )
+    );
+    return (await imported()).map((c) => `${c.resourceType}/${c.id ?? ''}`).filter((ref) => !targets.has(ref));
+  }
+
+  it('records stored without their Provenance (a batch refused part-way) get it from the next pass', async () => {
+    await sync(records, FIRST_PULL);
+    await runTheImport();
+    expect(await untraced()).toEqual([]);
+    // What a real server showed under its FHIR quota: entries stored, the page's Provenance never written.
+    const [lost] = await world.all<Provenance>('Provenance');
+    await world.admin.deleteResource('Provenance', lost?.id ?? '');
+    expect((await untraced()).length).toBeGreaterThan(0);
+    await sync(records, '2026-11-21T09:00:00.000Z');
+    const { summary, requests } = await runTheImport();
+    expect(summary.counts.created + summary.counts.updated).toBe(0);
+    expect(requests.filter(isClinicalWrite)).toEqual([]);
+    expect(await untraced()).toEqual([]);
+  });
+
+  it("Medplum's FHIR quota pauses the run instead of failing it; the next run finishes, every record traced", async () => {
+    await sync(records, FIRST_PULL);
+    let seen = 0;
+    const importer = world.scheduled('medblocks-records-import', {
+      // MedplumClient retries a 429 twice itself: three in a row reach the bot.
+      faults: () => (++seen >= 6 && seen <= 8 ? { status: 429 } : undefined),
+    });
+    const first = await runImport(importer.medplum, settings(), { now: () => clock, sleep: () => Promise.resolve() });
+    expect(first.status).toBe('paused');
+    expect(first.why).toMatch(/^rate_limited/);
+    const { summary } = await runTheImport();
+    expect(summary.status).toBe('done');
+    expect(await imported()).toHaveLength(records.length - 1);
+    expect(await untraced()).toEqual([]);
+  });
+});
+
 describe('off, paused, refused', () => {
   it('without MEDBLOCKS_API_KEY the import is off and makes no request', async () => {
     const importer = world.scheduled('medblocks-records-import');

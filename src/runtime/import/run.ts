@@ -19,7 +19,15 @@ import { keyOfItem, planPage } from './plan';
 import type { RecordItem, StoredCopy } from './plan';
 import { referencedKeys } from './references';
 import { readImportSettings } from './settings';
-import { buildProvenance, readCopies, readPendingWork, recordProgress, reportOnSyncTasks, writeRecords } from './store';
+import {
+  buildProvenance,
+  readCopies,
+  readPendingWork,
+  recordProgress,
+  reportOnSyncTasks,
+  untracedCopies,
+  writeRecords,
+} from './store';
 import type { PendingSync, WriteResult } from './store';
 
 /** Records changed this long before the watermark are asked for again: clocks differ; re-reads are free. */
@@ -122,7 +130,15 @@ export async function runImport(
     }
     if (summary.status === 'idle' && pending.length > 0) summary.status = 'done';
   } catch (err) {
-    summary.status = `failed:${reasonOf(err)}`;
+    if (err instanceof FhirFailureError && err.reason === 'rate_limited') {
+      // Medplum's FHIR quota (per user and minute): not a failure of the import, a reason to stop
+      // for now. The next scheduled run continues where this one saved its place; a page stored
+      // part-way is completed then, its Provenance included (untracedCopies).
+      summary.status = 'paused';
+      summary.why = "rate_limited: Medplum's FHIR quota is spent for this minute; the next run continues";
+    } else {
+      summary.status = `failed:${reasonOf(err)}`;
+    }
   }
   summary.fhirRequests = counter.requests;
   return summary;
@@ -311,6 +327,19 @@ async function importPage(
     for (const [value, copy] of existing) known.set(value, copy.id);
     const plan = planPage(todo, { patient: model.patient as { reference: string }, importTypes, existing, known });
     addCounts(counts, plan.counts);
+    if (attempt === 0) {
+      // Copies of this page left as they are, that no Provenance names yet: named in this page's.
+      const planned = new Set(plan.writes.map((w) => recordKeyValue(w.key)));
+      const kept = [...itemByKey.keys()].flatMap((value) => {
+        const copy = existing.get(value);
+        return copy && !planned.has(value) ? [copy] : [];
+      });
+      for (const copy of await untracedCopies(ctx.medplum, kept, ctx.counter)) {
+        const value = [...itemByKey.keys()].find((v) => existing.get(v) === copy);
+        const item = value ? itemByKey.get(value) : undefined;
+        if (value && item) written.set(value, { stored: copy, unresolved: [], item });
+      }
+    }
     const results = await writeRecords(ctx.medplum, plan.writes, ctx.counter);
     const retry: RecordItem[] = [];
     let transient: WriteResult | undefined;

@@ -315,3 +315,32 @@ export async function reportOnSyncTasks(
     return 0;
   }
 }
+
+/**
+ * Of these copies of ours, the ones no Provenance names: written by an import whose Provenance
+ * never landed (a batch refused part-way, e.g. by Medplum's FHIR quota, after its first entries
+ * had been stored). The page that finds them names them in its own Provenance, so every record
+ * the import wrote is traced, however the earlier run ended.
+ */
+export async function untracedCopies(
+  medplum: MedplumClient,
+  copies: readonly StoredCopy[],
+  counter: RequestCounter
+): Promise<StoredCopy[]> {
+  if (copies.length === 0) return [];
+  const reads: BundleEntry[] = [];
+  for (let i = 0; i < copies.length; i += KEYS_PER_SEARCH) {
+    const targets = copies
+      .slice(i, i + KEYS_PER_SEARCH)
+      .map((c) => encodeURIComponent(`${c.resourceType}/${c.id}`))
+      .join(',');
+    reads.push({ request: { method: 'GET', url: `Provenance?target=${targets}&_count=1000&_elements=target` } });
+  }
+  const traced = new Set<string>();
+  for (const entry of await batch(medplum, reads, counter, 'read')) {
+    for (const provenance of resourcesOf<Provenance>(entry, 'read')) {
+      for (const target of provenance.target) traced.add((target.reference ?? '').replace(/\/_history\/.*$/, ''));
+    }
+  }
+  return copies.filter((c) => !traced.has(`${c.resourceType}/${c.id}`));
+}

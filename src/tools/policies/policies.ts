@@ -481,7 +481,8 @@ export function importPolicy(): AccessPolicy {
       })),
       {
         resourceType: 'Provenance',
-        interaction: ['create'],
+        // search and read: to find its own records no Provenance names yet (a page stored part-way).
+        interaction: ['search', 'read', 'create'],
         writeConstraint: [
           rule(
             `%after.agent.count() = 1 and %after.agent.who.identifier.system = '${SYSTEM.fhirSourceId}' and %after.entity.where(role = 'derivation').what.identifier.system = '${IMPORT_RUN_SYSTEM}'`,
