@@ -258,6 +258,27 @@ describe('every record traced, however a run ended', () => {
   });
 });
 
+describe('paced by Medplum’s FHIR quota', () => {
+  it('stops before a page the quota left would not cover, and the next run continues', async () => {
+    const records = generatePatientRecords({ patientId: PATIENT_ID, source: SOURCE, count: 80 });
+    await sync(records, FIRST_PULL);
+    const importer = world.scheduled('medblocks-records-import');
+    // What MedplumClient keeps from a server's `RateLimit` header: few points left this minute.
+    importer.medplum.rateLimitStatus = () => [
+      { name: 'fhirInteractions', remainingUnits: 5000, secondsUntilReset: 42, resetsAfter: Date.now() + 42_000 },
+    ];
+    const paced = await runImport(importer.medplum, settings(), { now: () => clock, sleep: () => Promise.resolve() });
+    expect(paced.status).toBe('paused');
+    expect(paced.why).toBe("paced: Medplum's FHIR quota has 5000 points left, renewed in 42 s; the next run continues");
+    // Every run does one page: the first type's.
+    expect(paced.counts.created).toBeGreaterThan(0);
+    expect(paced.counts.created).toBeLessThan(records.length - 1);
+    const { summary } = await runTheImport();
+    expect(summary.status).toBe('done');
+    expect(await imported()).toHaveLength(records.length - 1);
+  });
+});
+
 describe('off, paused, refused', () => {
   it('without MEDBLOCKS_API_KEY the import is off and makes no request', async () => {
     const importer = world.scheduled('medblocks-records-import');

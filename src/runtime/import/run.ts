@@ -37,6 +37,12 @@ export const GIVE_UP_AFTER_MS = 24 * 3600 * 1000;
 /** Default work budget of one run, inside the bot's 120 s timeout. */
 export const DEFAULT_BUDGET_MS = 90_000;
 const PAGE_ATTEMPTS = 3;
+/**
+ * What one page costs of Medplum's FHIR quota, with room to spare: a real server metered a page of
+ * 100 records at about 14,000 points (its default quota: 50,000 a minute per user). Below this, the
+ * run stops before the page rather than have the server refuse the batch part-way.
+ */
+export const PAGE_QUOTA_POINTS = 20_000;
 
 export interface ImportOptions {
   readonly now?: () => number;
@@ -144,6 +150,22 @@ export async function runImport(
   return summary;
 }
 
+/**
+ * The FHIR-interaction points Medplum says are left this window (its `RateLimit` header, which
+ * MedplumClient keeps from the last answer); undefined when the server sends none (no quota).
+ */
+function quotaLeft(medplum: MedplumClient): { remaining: number; seconds: number } | undefined {
+  // Older clients (a server's own @medplum/core) may lack the method: no pacing then.
+  let status: ReturnType<MedplumClient['rateLimitStatus']>;
+  try {
+    status = typeof medplum.rateLimitStatus === 'function' ? medplum.rateLimitStatus() : [];
+  } catch {
+    return undefined; // a header MedplumClient cannot parse: no pacing rather than no import
+  }
+  const fhir = status.find((s) => s.name === 'fhirInteractions');
+  return fhir ? { remaining: fhir.remainingUnits, seconds: fhir.secondsUntilReset } : undefined;
+}
+
 function reasonOf(err: unknown): string {
   if (err instanceof FhirFailureError || err instanceof MedblocksCallError) return err.reason;
   return 'internal';
@@ -214,6 +236,11 @@ async function importPatient(ctx: RunContext, sync: PendingSync, existing: Task 
   for (let pages = 0; model.state.status === 'in-progress' && model.state.run.typeIndex < ctx.types.length; pages++) {
     const run = model.state.run;
     if (pages > 0 && ctx.now() >= ctx.deadline) return 'paused';
+    const quota = quotaLeft(ctx.medplum);
+    if (pages > 0 && quota !== undefined && quota.remaining < PAGE_QUOTA_POINTS) {
+      ctx.summary.why = `paced: Medplum's FHIR quota has ${String(quota.remaining)} points left, renewed in ${String(quota.seconds)} s; the next run continues`;
+      return 'paused';
+    }
     const type = ctx.types[run.typeIndex] ?? '';
     const cursorUsable =
       run.cursor !== undefined &&
