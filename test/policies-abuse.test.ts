@@ -7,7 +7,7 @@
 // here failed against the policies before this change (SECURITY.md, "What a compromised bot can do").
 import { accessPolicySupportsInteraction, satisfiedAccessPolicy } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
-import type { AccessPolicy, Basic, Consent, Organization, Patient, Resource, Task } from '@medplum/fhirtypes';
+import type { Basic, Consent, Organization, Patient, Resource, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { encodeConsent } from '../src/runtime/fhir/consent';
 import { buildDeadLetter, resolveDeadLetter } from '../src/runtime/fhir/dead-letter';
@@ -20,7 +20,8 @@ import { REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
 import { EVENT_TYPES } from '../src/runtime/events';
 import { UNKNOWN_EVENT_TYPE } from '../src/runtime/receive';
 import type { WebhookBotName } from '../src/runtime/registry';
-import { satisfiesWriteConstraints, withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
+import { withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
+import { emulatorAllows, medplumAllows } from './support/policy-decisions';
 import { patientFlowCompleted, connection, recordsSyncCompleted } from '../src/tools/fixtures/events';
 import { loadPolicy, World } from '../src/tools/harness/world';
 
@@ -28,31 +29,6 @@ const FLOW: WebhookBotName = 'medblocks-patient-flow-completed';
 const REFRESH: WebhookBotName = 'medblocks-connection-token-refresh-failed';
 const SYNC_OK: WebhookBotName = 'medblocks-records-sync-completed';
 const CONSENT_BOTS = [FLOW, REFRESH] as const;
-
-/** Medplum's own decision for a write: the grant the new version satisfies, then its writeConstraints. */
-function medplumAllows(policy: AccessPolicy, interaction: 'create' | 'update', after: Resource, before?: Resource) {
-  const grant = satisfiedAccessPolicy(after, interaction, policy);
-  if (interaction === 'update' && before && !satisfiedAccessPolicy(before, 'update', policy)) return false;
-  return grant !== undefined && satisfiesWriteConstraints(grant, before, after);
-}
-
-/** The same write through the emulator's access model, on a store of its own. */
-async function emulatorAllows(policy: AccessPolicy, resource: Resource, existing?: Resource): Promise<boolean> {
-  const base = new MemoryRepository();
-  try {
-    if (existing) {
-      const stored = await base.createResource(existing);
-      await withAccessPolicy(base, policy).updateResource({ ...resource, id: stored.id, meta: stored.meta });
-    } else {
-      await withAccessPolicy(base, policy).createResource(resource);
-    }
-    return true;
-  } catch (err) {
-    // An update of a resource outside the grant's criteria is not found at all (AC-2), as on the server.
-    expect(String(err)).toMatch(existing ? /Forbidden|Not found/ : /Forbidden/);
-    return false;
-  }
-}
 
 async function expectWrite(
   name: WebhookBotName,

@@ -3,44 +3,23 @@
 // %before/%after as the server's `Repository.isResourceWriteable` does) and through the emulator's
 // access model — beside the legitimate write it is allowed, so a policy refusing everything fails.
 import { readFileSync } from 'node:fs';
-import { satisfiedAccessPolicy } from '@medplum/core';
-import { MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, Condition, Provenance, Resource, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { CODE, packageCode, SYSTEM } from '../../src/runtime/fhir/systems';
 import { outputOf } from '../../src/runtime/fhir/tasks/parts';
 import { withImportOutcome, zeroCounts } from '../../src/runtime/import/import-task';
 import { IMPORT_RUN_SYSTEM, RECORD_SYSTEM, sourceOrganization } from '../../src/runtime/import/identity';
-import { satisfiesWriteConstraints, withAccessPolicy } from '../../src/tools/emulator/access-policy-repository';
+import { emulatorAllows, medplumAllows } from '../support/policy-decisions';
 
 const policy = JSON.parse(
   readFileSync(new URL('../../access-policies/medblocks-records-import.json', import.meta.url), 'utf8')
 ) as AccessPolicy;
 
-function medplumAllows(interaction: 'create' | 'update', after: Resource, before?: Resource): boolean {
-  const grant = satisfiedAccessPolicy(after, interaction, policy);
-  if (interaction === 'update' && before && !satisfiedAccessPolicy(before, 'update', policy)) return false;
-  return grant !== undefined && satisfiesWriteConstraints(grant, before, after);
-}
-
-async function emulatorAllows(resource: Resource, existing?: Resource): Promise<boolean> {
-  const base = new MemoryRepository();
-  try {
-    if (existing) {
-      const stored = await base.createResource(existing);
-      await withAccessPolicy(base, policy).updateResource({ ...resource, id: stored.id, meta: stored.meta });
-    } else {
-      await withAccessPolicy(base, policy).createResource(resource);
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function expectWrite(resource: Resource, allowed: boolean, existing?: Resource): Promise<void> {
-  expect(medplumAllows(existing ? 'update' : 'create', resource, existing), 'Medplum’s evaluation').toBe(allowed);
-  expect(await emulatorAllows(resource, existing), 'the emulator').toBe(allowed);
+  expect(medplumAllows(policy, existing ? 'update' : 'create', resource, existing), 'Medplum’s evaluation').toBe(
+    allowed
+  );
+  expect(await emulatorAllows(policy, resource, existing), 'the emulator').toBe(allowed);
 }
 
 const condition: Condition = {

@@ -5,7 +5,8 @@ import * as v from 'valibot';
 import { listAll } from './http';
 import type { MedblocksConnection } from './http';
 
-const EndpointSchema = v.looseObject({
+/** `WebhookEndpoint` as published (MB-1); the tools' client checks its answers with it too. */
+export const EndpointSchema = v.looseObject({
   id: v.string(),
   url: v.string(),
   events: v.array(v.string()),

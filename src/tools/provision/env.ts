@@ -8,13 +8,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
+// The bots' default too (the import and the reconciler read the same API): one constant.
+import { DEFAULT_MEDBLOCKS_API_BASE_URL } from '../../runtime/import/settings';
+
+export { DEFAULT_MEDBLOCKS_API_BASE_URL };
 
 /** Hosted Medplum's API server: one of the two usual values of MEDPLUM_BASE_URL. */
 export const HOSTED_MEDPLUM_BASE_URL = 'https://api.medplum.com/';
 /** `npm run dev`'s emulator (8913: not 8103, the port a local Medplum server uses by default). */
 export const LOCAL_MEDPLUM_BASE_URL = 'http://127.0.0.1:8913/';
 /** Medblocks' API; used when MEDBLOCKS_API_KEY is set and MEDBLOCKS_API_BASE_URL is not. */
-export const DEFAULT_MEDBLOCKS_API_BASE_URL = 'https://app.medblocks.com';
 
 /** A setting that cannot work; the message names the variable and what to set it to. */
 export class SettingsError extends Error {

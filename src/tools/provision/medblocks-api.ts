@@ -9,6 +9,9 @@
 // client, so that no run can wait for hours; list pages are bounded and their items type-checked, and
 // an answer that is not JSON says so, naming the variable to check.
 import * as v from 'valibot';
+import { EndpointSchema } from '../../runtime/medblocks/endpoints';
+// The API version (`Version` header) the bots speak too: one constant for both.
+import { MEDBLOCKS_API_VERSION } from '../../runtime/medblocks/http';
 import { PatientDetailSchema, PatientSchema } from '../../runtime/medblocks/patients';
 import type { MedblocksPatientDetail } from '../../runtime/medblocks/patients';
 import { describeNetworkError, NoAnswerError, UnreachableError } from './reach';
@@ -23,8 +26,6 @@ const READ_RETRIES = 3;
 const MAX_SINGLE_WAIT_MS = 65_000;
 /** All waits of one client together, whatever the server asks: then the run stops and says so. */
 export const DEFAULT_WAIT_BUDGET_MS = 10 * 60_000;
-/** The API version this client speaks (Medblocks' `Version` header). */
-const MEDBLOCKS_API_VERSION = '2026-04-25';
 const TRANSIENT = new Set([429, 502, 503, 504]);
 
 /**
@@ -82,14 +83,6 @@ const ListPageSchema = v.looseObject({
   data: v.array(v.unknown()),
   has_more: v.optional(v.nullable(v.boolean())),
   next_cursor: v.optional(v.nullable(v.string())),
-});
-
-const EndpointSchema = v.looseObject({
-  id: v.string(),
-  url: v.string(),
-  events: v.array(v.string()),
-  status: v.string(),
-  description: v.optional(v.nullable(v.string())),
 });
 
 const optionalText = v.optional(v.nullable(v.string()));
