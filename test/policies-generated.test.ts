@@ -1,11 +1,13 @@
-// The AccessPolicy files are generated (issue 21): what is checked in, and what provision installs,
-// is exactly src/tools/policies/policies.ts's output. A hand edit of a JSON file, or a change to the
+// The AccessPolicy files and medplum.config.json's bot list are generated: what is checked in, and
+// what provision installs, is exactly src/tools/policies/policies.ts's and the registry's output. A hand edit of a JSON file, or a change to the
 // generator not followed by `npm run policies`, fails here.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ALL_BOTS } from '../src/runtime/registry';
-import { policyFileText } from '../src/tools/cli/policies';
+import { policyFileText, writeBotConfig } from '../src/tools/cli/policies';
+import { botIdFor } from '../src/tools/emulator/identity';
 import { allPolicies, POLICY_SHAPES, webhookPolicy } from '../src/tools/policies/policies';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -32,6 +34,43 @@ describe('access-policies/*.json', () => {
       expect(types.includes('Consent'), name).toBe(POLICY_SHAPES[name].consents);
       // Its Tasks (when its shape names a kind), its dead-letters.
       expect(types.filter((t) => t === 'Task')).toHaveLength(POLICY_SHAPES[name].taskCodes.length > 0 ? 2 : 1);
+    }
+  });
+});
+
+describe('medplum.config.json', () => {
+  it('is written by `npm run policies` with every registry bot: a new bot gets its emulator id, ids and other bots kept', () => {
+    const root = mkdtempSync(join(tmpdir(), 'bot-config-'));
+    try {
+      const [first, ...rest] = ALL_BOTS;
+      const foreign = { name: 'someone-elses-bot', id: 'b1', source: 'x.ts', dist: 'x.js' };
+      writeFileSync(
+        join(root, 'medplum.config.json'),
+        JSON.stringify({ bots: [foreign, { ...first, id: 'server-id' }] }),
+        'utf8'
+      );
+      expect(writeBotConfig(root)).toEqual(['medplum.config.json']);
+      const config = JSON.parse(readFileSync(join(root, 'medplum.config.json'), 'utf8')) as {
+        bots: { name: string; id: string }[];
+      };
+      expect(config.bots.map((b) => [b.name, b.id])).toEqual([
+        [foreign.name, 'b1'],
+        [first?.name, 'server-id'],
+        ...rest.map((b) => [b.name, botIdFor(b.name)]),
+      ]);
+      expect(writeBotConfig(root)).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('as checked in, is what `npm run policies` leaves it', () => {
+    const root = mkdtempSync(join(tmpdir(), 'bot-config-'));
+    try {
+      copyFileSync(join(ROOT, 'medplum.config.json'), join(root, 'medplum.config.json'));
+      expect(writeBotConfig(root)).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

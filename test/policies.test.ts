@@ -8,87 +8,54 @@ import { WEBHOOK_BOTS } from '../src/runtime/registry';
 import { withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
 import { encodeConsent } from '../src/runtime/fhir/consent';
 import { SYSTEM } from '../src/runtime/fhir/systems';
-import {
-  connection,
-  failedAttempt,
-  patientFlowCompleted,
-  recordsSyncCompleted,
-  recordsSyncFailed,
-  SAMPLE_SOURCE_A,
-  tokenRefreshFailed,
-} from '../src/tools/fixtures/events';
+import { EVENT_DEFINITIONS, EVENT_SAMPLES } from '../src/runtime/events';
+import type { SampleShape } from '../src/runtime/events/samples';
+import { failedAttempt, patientFlowCompleted, SAMPLE_SOURCE_A } from '../src/tools/fixtures/events';
 import { loadPolicy, World } from '../src/tools/harness/world';
 
-/** Scenarios that together exercise each bot's behaviour: new, duplicate, updates, gap-filling. */
+/**
+ * Every event type's samples (its module's, as the sender sends them), delivered to its bot as a new
+ * patient, a duplicate and a later update, then each sample for an unknown patient while creation
+ * is off — quarantined (dead-letter created), quarantined again (found and updated), then applied
+ * once creation is on (resolved). Derived from the event modules, so a new event type is exercised
+ * without a line here; its bot's unused grants, if any, are named by the test below.
+ */
 async function exerciseAll(world: World): Promise<void> {
-  const flowBot = world.bot('medblocks-patient-flow-completed');
-  const refreshBot = world.bot('medblocks-connection-token-refresh-failed');
-  const syncOk = world.bot('medblocks-records-sync-completed');
-  const syncFailed = world.bot('medblocks-records-sync-failed');
   // The EHR's name, as `npm run sources` writes it: every bot reads it for its texts.
   await world.admin.createResource({
     resourceType: 'Organization',
     name: 'Epic MyChart',
     identifier: [{ system: SYSTEM.fhirSourceId, value: SAMPLE_SOURCE_A }],
   });
-
-  const refreshFirst = tokenRefreshFailed({ id: 'conn_early' }, { created_at: '2026-04-24T00:00:00.000Z' });
-  await refreshBot.deliver(refreshFirst);
-  await refreshBot.deliver(refreshFirst);
-  const flow = patientFlowCompleted(
-    {
-      id: 'pf_1',
-      connections: [
-        connection({ id: 'conn_early' }),
-        connection({ id: 'conn_rf', status: 'refresh_failed' }),
-        failedAttempt(),
-      ],
-    },
-    { created_at: '2026-04-25T00:00:00.000Z' }
-  );
-  await flowBot.deliver(flow);
-  await flowBot.deliver(flow);
-  await flowBot.deliver(
-    patientFlowCompleted({ id: 'pf_2', connections: [failedAttempt()] }, { created_at: '2026-04-26T00:00:00.000Z' })
-  );
-  await flowBot.deliver(
-    patientFlowCompleted(
-      { id: 'pf_3', connections: [connection({ id: 'conn_3' })] },
-      { created_at: '2026-04-27T00:00:00.000Z' }
+  let minute = 0;
+  const shape = (patientId: string, connectionId = 'conn_policies'): SampleShape => ({
+    at: new Date(Date.parse('2026-04-25T00:00:00.000Z') + ++minute * 60_000).toISOString(),
+    patientId,
+    connectionId,
+    sourceId: SAMPLE_SOURCE_A,
+  });
+  const samples = EVENT_DEFINITIONS.flatMap((definition) =>
+    definition.names.flatMap((type) =>
+      Object.entries(EVENT_SAMPLES[type]).map(([variant, build]) => ({ bot: definition.bot, variant, build }))
     )
   );
-  await refreshBot.deliver(tokenRefreshFailed({ id: 'conn_3' }, { created_at: '2026-04-28T00:00:00.000Z' }));
-  await refreshBot.deliver(tokenRefreshFailed({ id: 'conn_3' }, { created_at: '2026-04-29T00:00:00.000Z' }));
-  await refreshBot.deliver(tokenRefreshFailed({ id: 'conn_new_patient', patient_id: 'user_new' }));
-  const firstSync = recordsSyncCompleted({}, { created_at: '2026-04-25T00:00:00.000Z' });
-  const firstFailure = recordsSyncFailed({}, { created_at: '2026-04-26T00:00:00.000Z' });
-  for (const [bot, event] of [
-    [syncOk, firstSync],
-    [syncOk, firstSync],
-    [syncFailed, firstFailure],
-    [syncFailed, firstFailure],
-    [syncOk, recordsSyncCompleted({}, { created_at: '2026-04-27T00:00:00.000Z' })],
-    [syncFailed, recordsSyncFailed({}, { created_at: '2026-04-28T00:00:00.000Z' })],
-    [syncFailed, recordsSyncFailed({ patient_id: 'user_other' }, { created_at: '2026-04-28T00:00:00.000Z' })],
-    [syncOk, recordsSyncCompleted({ patient_id: 'user_third' }, { created_at: '2026-04-28T00:00:00.000Z' })],
-  ] as const) {
-    await bot.deliver(event);
+  for (const { bot, build } of samples) {
+    const first = build(shape('user_policies'));
+    await world.bot(bot).deliver(first);
+    await world.bot(bot).deliver(first);
+    await world.bot(bot).deliver(build(shape('user_policies')));
   }
-
-  // Quarantine and redelivery: an unknown patient while creation is off is quarantined (dead-letter
-  // created), quarantined again (found and updated), then applied once creation is on (resolved).
   const creationOff = { secrets: { MEDBLOCKS_CREATE_MISSING_PATIENTS: 'false' } };
-  const poisoned = [
-    [flowBot, patientFlowCompleted({ id: 'pf_q', patient_id: 'user_q1', connections: [failedAttempt()] })],
-    [refreshBot, tokenRefreshFailed({ id: 'conn_q', patient_id: 'user_q2' })],
-    [syncOk, recordsSyncCompleted({ patient_id: 'user_q3' })],
-    [syncFailed, recordsSyncFailed({ patient_id: 'user_q4' })],
-  ] as const;
-  for (const [bot, event] of poisoned) {
-    expect((await bot.deliver(event, creationOff)).status).toBe('quarantined');
-    expect((await bot.deliver(event, creationOff)).status).toBe('quarantined');
-    expect((await bot.deliver(event)).status).toBe('processed');
+  const quarantinedBy = new Set<string>();
+  for (const { bot, variant, build } of samples) {
+    // A sample that names no patient (a refresh failure without patient_id) is not quarantined.
+    const event = build(shape(`user_q_${bot}_${variant}`, `conn_q_${bot}_${variant}`));
+    if ((await world.bot(bot).deliver(event, creationOff)).status !== 'quarantined') continue;
+    quarantinedBy.add(bot);
+    expect((await world.bot(bot).deliver(event, creationOff)).status).toBe('quarantined');
+    expect((await world.bot(bot).deliver(event)).status).toBe('processed');
   }
+  expect([...quarantinedBy].sort()).toEqual(WEBHOOK_BOTS.map((b) => b.name).sort());
 }
 
 describe('access policies', () => {

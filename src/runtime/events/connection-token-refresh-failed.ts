@@ -9,6 +9,8 @@ import { WorkingSet } from '../handlers/working-set';
 import { connectionId, connectionShape, patientId } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
+import { defineSamples, SAMPLE_SOURCE_A, sampleEnvelope } from './samples';
+import type { EnvelopeOverrides } from './samples';
 
 export const CONNECTION_TOKEN_REFRESH_FAILED = ['connection.token_refresh_failed'] as const;
 
@@ -72,4 +74,36 @@ export const connectionTokenRefreshFailed = /* @__PURE__ */ defineEventType({
   policy: { title: 'connection token refresh failed', consents: true, taskCodes: ['reconnect-ehr'] },
   handler,
   connectionStatuses: (event) => [event.data.object.status],
+});
+
+/** A connection.token_refresh_failed as Medblocks sends it (the connection id required), for tests, the sender and the demo. */
+export function sampleTokenRefreshFailed(
+  connection: Partial<TokenRefreshFailedEvent['data']['object']> & { id: string },
+  envelope: EnvelopeOverrides = {}
+): TokenRefreshFailedEvent {
+  const createdAt = envelope.created_at ?? '2026-05-20T03:12:45.000Z';
+  return sampleEnvelope(
+    'connection.token_refresh_failed',
+    createdAt,
+    {
+      connection_id: SAMPLE_SOURCE_A,
+      status: 'refresh_failed',
+      failure_code: null,
+      failure_at: null,
+      created_at: '2026-04-25T14:33:10.000Z',
+      ...connection,
+    },
+    envelope.id
+  );
+}
+
+export const tokenRefreshFailedSamples = /* @__PURE__ */ defineSamples({
+  'connection.token_refresh_failed': {
+    default: (s) => sampleTokenRefreshFailed({ id: s.connectionId, connection_id: s.sourceId }, { created_at: s.at }),
+    'with-patient-id': (s) =>
+      sampleTokenRefreshFailed(
+        { id: s.connectionId, connection_id: s.sourceId, patient_id: s.patientId },
+        { created_at: s.at }
+      ),
+  },
 });

@@ -11,11 +11,20 @@ import * as v from 'valibot';
 import { parseEvent, unknownStatusNotes } from '../medblocks/events';
 import type { EventEnvelope, EventParseResult } from '../medblocks/events';
 import type { EventHandler } from '../handlers/plan';
-import { CONNECTION_TOKEN_REFRESH_FAILED, connectionTokenRefreshFailed } from './connection-token-refresh-failed';
-import { PATIENT_SESSION_COMPLETED, patientSessionCompleted } from './patient-session-completed';
-import { RECORDS_SYNC_COMPLETED, recordsSyncCompleted } from './records-sync-completed';
-import { RECORDS_SYNC_FAILED, recordsSyncFailed } from './records-sync-failed';
+import {
+  CONNECTION_TOKEN_REFRESH_FAILED,
+  connectionTokenRefreshFailed,
+  tokenRefreshFailedSamples,
+} from './connection-token-refresh-failed';
+import {
+  PATIENT_SESSION_COMPLETED,
+  patientSessionCompleted,
+  patientSessionCompletedSamples,
+} from './patient-session-completed';
+import { RECORDS_SYNC_COMPLETED, recordsSyncCompleted, recordsSyncCompletedSamples } from './records-sync-completed';
+import { RECORDS_SYNC_FAILED, recordsSyncFailed, recordsSyncFailedSamples } from './records-sync-failed';
 import type { EventOfDefinition } from './define';
+import type { SampleShape } from './samples';
 
 /** Every event type's definition, in deployment order (the registry lists their bots so). */
 export const EVENT_DEFINITIONS = [
@@ -44,6 +53,25 @@ export type EventOf<T extends EventType> = Extract<MedblocksEvent, { type: T }>;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
 type _NamesMatch = Assert<Same<EventType, EventTypeDefinitionOf['names'][number]>>;
+
+/**
+ * Every event type's named samples, from the same modules: the sender's variants, the demo's and
+ * the tests' deliveries. Pure, so no bundle carries them; a name without samples does not compile.
+ */
+export const EVENT_SAMPLES: Readonly<
+  Record<EventType, Readonly<Record<string, (shape: SampleShape) => MedblocksEvent>>>
+> = /* @__PURE__ */ mergeSamples(
+  patientSessionCompletedSamples,
+  tokenRefreshFailedSamples,
+  recordsSyncCompletedSamples,
+  recordsSyncFailedSamples
+);
+
+function mergeSamples<const L extends readonly object[]>(...lists: L): UnionToIntersection<L[number]> {
+  return Object.assign({}, ...lists) as UnionToIntersection<L[number]>;
+}
+
+type UnionToIntersection<U> = (U extends unknown ? (k: U) => void : never) extends (k: infer I) => void ? I : never;
 
 export type { PatientFlowCompletedEvent, PatientFlowConnection } from './patient-session-completed';
 export type { TokenRefreshFailedEvent } from './connection-token-refresh-failed';

@@ -24,6 +24,18 @@ import {
 } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
+import {
+  defineSamples,
+  nextEntropy,
+  SAMPLE_PATIENT_ID,
+  SAMPLE_SOURCE_A,
+  SAMPLE_SOURCE_B,
+  sampleConnection,
+  sampleEnvelope,
+  sampleFailedAttempt,
+  ulidAt,
+} from './samples';
+import type { EnvelopeOverrides, SampleShape } from './samples';
 
 /** Both names of the flow event: the guides' older one first, then the published API's. */
 export const PATIENT_SESSION_COMPLETED = ['patient_flow.completed', 'patient_session.completed'] as const;
@@ -155,4 +167,62 @@ export const patientSessionCompleted = /* @__PURE__ */ defineEventType({
   },
   handler,
   connectionStatuses: (event) => event.data.object.connections.map((c) => c.status),
+});
+
+/** A flow event as Medblocks sends it (the older name unless `type` says otherwise), every field overridable. */
+export function samplePatientFlowCompleted(
+  flow: Partial<PatientFlowCompletedEvent['data']['object']> = {},
+  envelope: EnvelopeOverrides & { readonly type?: PatientFlowCompletedEvent['type'] } = {}
+): PatientFlowCompletedEvent {
+  const createdAt = envelope.created_at ?? '2026-04-25T14:35:00.000Z';
+  const type = envelope.type ?? 'patient_flow.completed';
+  return sampleEnvelope(
+    type,
+    createdAt,
+    {
+      id: `pf_${ulidAt(createdAt, nextEntropy())}`,
+      resource_type: type === 'patient_session.completed' ? 'patient_session' : 'patient_flow',
+      status: 'complete',
+      url: 'https://app.medblocks.com/c/9c9b6f7a8e4f4a3b9c1e6f3a2d8b7c4d',
+      patient_id: SAMPLE_PATIENT_ID,
+      connection_id: null,
+      recommended_connection_ids: [SAMPLE_SOURCE_A, SAMPLE_SOURCE_B],
+      return_url: 'https://app.example.com/connected',
+      return_button_label: 'Acme Health',
+      connections: [sampleConnection(), sampleFailedAttempt()],
+      expires_at: '2026-04-25T15:00:00.000Z',
+      metadata: { signup_source: 'checkout' },
+      created_at: '2026-04-25T14:30:00.000Z',
+      ...flow,
+    },
+    envelope.id
+  );
+}
+
+const sampleFlow = (s: SampleShape, connections: PatientFlowConnection[]): PatientFlowCompletedEvent =>
+  samplePatientFlowCompleted({ patient_id: s.patientId, connections }, { created_at: s.at });
+
+const activeConnection = (s: SampleShape, status: 'active' | 'refresh_failed' = 'active'): PatientFlowConnection =>
+  sampleConnection({ id: s.connectionId, connection_id: s.sourceId, status, created_at: s.at });
+
+export const patientSessionCompletedSamples = /* @__PURE__ */ defineSamples({
+  'patient_flow.completed': {
+    mixed: (s) => sampleFlow(s, [activeConnection(s), sampleFailedAttempt({ created_at: s.at, failure_at: s.at })]),
+    'all-active': (s) => sampleFlow(s, [activeConnection(s)]),
+    'all-failed': (s) =>
+      sampleFlow(s, [sampleFailedAttempt({ connection_id: s.sourceId, created_at: s.at, failure_at: s.at })]),
+    'no-connections': (s) => sampleFlow(s, []),
+    'refresh-failed': (s) => sampleFlow(s, [activeConnection(s, 'refresh_failed')]),
+  },
+  'patient_session.completed': {
+    mixed: (s) =>
+      samplePatientFlowCompleted(
+        {
+          id: `ps_${ulidAt(s.at, 7)}`,
+          patient_id: s.patientId,
+          connections: [activeConnection(s), sampleFailedAttempt({ created_at: s.at })],
+        },
+        { created_at: s.at, type: 'patient_session.completed' }
+      ),
+  },
 });

@@ -7,6 +7,8 @@ import { WorkingSet } from '../handlers/working-set';
 import { count, milliseconds, openEnum, patientId, sourceId } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
+import { defineSamples, SAMPLE_PATIENT_ID, SAMPLE_SOURCE_A, sampleEnvelope } from './samples';
+import type { EnvelopeOverrides } from './samples';
 
 export const RECORDS_SYNC_COMPLETED = ['records.sync.completed'] as const;
 
@@ -47,4 +49,38 @@ export const recordsSyncCompleted = /* @__PURE__ */ defineEventType({
   secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_COMPLETED',
   policy: { title: 'records sync completed', consents: false, taskCodes: ['records-sync'] },
   handler,
+});
+
+/** A records.sync.completed as Medblocks sends it, every field overridable: for tests, the sender and the demo. */
+export function sampleRecordsSyncCompleted(
+  sync: Partial<RecordsSyncCompletedEvent['data']['object']> = {},
+  envelope: EnvelopeOverrides = {}
+): RecordsSyncCompletedEvent {
+  const createdAt = envelope.created_at ?? '2026-04-25T14:36:12.000Z';
+  return sampleEnvelope(
+    'records.sync.completed',
+    createdAt,
+    {
+      resource_type: 'records_sync',
+      patient_id: SAMPLE_PATIENT_ID,
+      connection_id: SAMPLE_SOURCE_A,
+      total: 1342,
+      errors: 0,
+      duration_ms: 48211,
+      ...sync,
+    },
+    envelope.id
+  );
+}
+
+export const recordsSyncCompletedSamples = /* @__PURE__ */ defineSamples({
+  'records.sync.completed': {
+    default: (s) =>
+      sampleRecordsSyncCompleted({ patient_id: s.patientId, connection_id: s.sourceId }, { created_at: s.at }),
+    'with-errors': (s) =>
+      sampleRecordsSyncCompleted(
+        { patient_id: s.patientId, connection_id: s.sourceId, errors: 3 },
+        { created_at: s.at }
+      ),
+  },
 });

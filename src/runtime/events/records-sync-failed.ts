@@ -7,6 +7,8 @@ import { WorkingSet } from '../handlers/working-set';
 import { openEnum, patientId, sourceId } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
+import { defineSamples, SAMPLE_PATIENT_ID, SAMPLE_SOURCE_A, sampleEnvelope } from './samples';
+import type { EnvelopeOverrides } from './samples';
 
 export const RECORDS_SYNC_FAILED = ['records.sync.failed'] as const;
 
@@ -41,4 +43,41 @@ export const recordsSyncFailed = /* @__PURE__ */ defineEventType({
   secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED',
   policy: { title: 'records sync failed', consents: false, taskCodes: ['records-sync'] },
   handler,
+});
+
+/** A records.sync.failed as Medblocks sends it, every field overridable: for tests, the sender and the demo. */
+export function sampleRecordsSyncFailed(
+  sync: Partial<RecordsSyncFailedEvent['data']['object']> = {},
+  envelope: EnvelopeOverrides = {}
+): RecordsSyncFailedEvent {
+  const createdAt = envelope.created_at ?? '2026-04-25T14:36:12.000Z';
+  return sampleEnvelope(
+    'records.sync.failed',
+    createdAt,
+    {
+      resource_type: 'records_sync',
+      patient_id: SAMPLE_PATIENT_ID,
+      connection_id: SAMPLE_SOURCE_A,
+      error_message: 'FHIR server returned 503 for Observation search',
+      ...sync,
+    },
+    envelope.id
+  );
+}
+
+export const recordsSyncFailedSamples = /* @__PURE__ */ defineSamples({
+  'records.sync.failed': {
+    default: (s) =>
+      sampleRecordsSyncFailed({ patient_id: s.patientId, connection_id: s.sourceId }, { created_at: s.at }),
+    'no-message': (s) =>
+      sampleRecordsSyncFailed(
+        { patient_id: s.patientId, connection_id: s.sourceId, error_message: null },
+        { created_at: s.at }
+      ),
+    'long-message': (s) =>
+      sampleRecordsSyncFailed(
+        { patient_id: s.patientId, connection_id: s.sourceId, error_message: 'upstream timeout; '.repeat(400) },
+        { created_at: s.at }
+      ),
+  },
 });

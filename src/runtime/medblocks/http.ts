@@ -5,9 +5,7 @@
 // answer's body reaches an error: only the status, the published `param` and `request_id`.
 import { setTimeout as delay } from 'node:timers/promises';
 import * as v from 'valibot';
-
-/** Medblocks' API version the bots speak (the `Version` header), as the tools do. */
-export const MEDBLOCKS_API_VERSION = '2026-04-25';
+import { MEDBLOCKS_API_VERSION } from './version';
 
 const REQUEST_TIMEOUT_MS = 15_000;
 

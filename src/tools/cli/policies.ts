@@ -1,17 +1,24 @@
-// `npm run policies`: writes access-policies/*.json from src/tools/policies/policies.ts, formatted as
-// the repository formats JSON. The files are checked in (provision and users read them);
-// test/policies-generated.test.ts fails when one differs from what this writes.
-import { readFileSync, writeFileSync } from 'node:fs';
+// `npm run policies`: writes what is generated from the code and checked in — access-policies/*.json
+// from src/tools/policies/policies.ts, formatted as the repository formats JSON, and
+// medplum.config.json's entry for every bot of the registry (a new bot gets the emulator's id, as the
+// shipped file holds; `npm run provision` writes a server's ids). Provision and users read these
+// files; test/policies-generated.test.ts and test/registry.test.ts fail when one differs.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { format, resolveConfig } from 'prettier';
+import { ALL_BOTS } from '../../runtime/registry';
+import { botIdFor } from '../emulator/identity';
 import { allPolicies } from '../policies/policies';
+import { configWithBots } from '../provision/plan';
+import type { MedplumConfig } from '../provision/plan';
+import { CONFIG_FILE } from '../provision/provision';
 import { exitWith, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
 
 export const POLICIES_SPEC = {
   name: 'policies',
   summary:
-    'writes access-policies/*.json from src/tools/policies/policies.ts (the grants each bot needs, built from the registry and the systems the bots write); the files are never edited by hand',
+    "writes access-policies/*.json from src/tools/policies/policies.ts (the grants each bot needs, built from the registry and the systems the bots write) and medplum.config.json's entry for each bot of the registry; none of them is edited by hand",
   options: {},
   examples: ['npm run policies'],
   exitCodes: { 0: 'written (a file already equal is left untouched)', 1: 'a file could not be written' },
@@ -44,6 +51,23 @@ export async function writePolicies(root: string): Promise<string[]> {
   return written;
 }
 
+/**
+ * Lists every bot of the registry in medplum.config.json (`medplum bot deploy` reads it), so that a
+ * new event type's bot needs no hand edit there; ids already in the file are kept. Returns the file
+ * when written.
+ */
+export function writeBotConfig(root: string): string[] {
+  const path = join(root, CONFIG_FILE);
+  const config = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as MedplumConfig) : {};
+  const ids = Object.fromEntries(
+    ALL_BOTS.map((bot) => [bot.name, config.bots?.find((b) => b.name === bot.name)?.id || botIdFor(bot.name)])
+  );
+  const next = configWithBots(config, ALL_BOTS, ids);
+  if (!next) return [];
+  writeFileSync(path, `${JSON.stringify(next, null, 2)}\n`, 'utf8');
+  return [CONFIG_FILE];
+}
+
 export function runPolicies(
   argv: readonly string[],
   io: { print: (line: string) => void; root?: string }
@@ -52,8 +76,11 @@ export function runPolicies(
     POLICIES_SPEC,
     argv,
     async () => {
-      const written = await writePolicies(io.root ?? process.cwd());
-      io.print(written.length === 0 ? 'access-policies/ already up to date.' : `wrote ${written.join(', ')}`);
+      const root = io.root ?? process.cwd();
+      const written = [...(await writePolicies(root)), ...writeBotConfig(root)];
+      io.print(
+        written.length === 0 ? `access-policies/ and ${CONFIG_FILE} already up to date.` : `wrote ${written.join(', ')}`
+      );
       return 0;
     },
     { print: io.print, printError: io.print }

@@ -11,7 +11,7 @@
 import * as v from 'valibot';
 import { EndpointSchema } from '../../runtime/medblocks/endpoints';
 // The API version (`Version` header) the bots speak too: one constant for both.
-import { MEDBLOCKS_API_VERSION } from '../../runtime/medblocks/http';
+import { MEDBLOCKS_API_VERSION } from '../../runtime/medblocks/version';
 import { PatientDetailSchema, PatientSchema } from '../../runtime/medblocks/patients';
 import type { MedblocksPatientDetail } from '../../runtime/medblocks/patients';
 import { describeNetworkError, NoAnswerError, UnreachableError } from './reach';
