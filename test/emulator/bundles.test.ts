@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BotEvent, MedplumClient } from '@medplum/core';
 import type { AccessPolicy, Basic } from '@medplum/fhirtypes';
 import { WEBHOOK_BOTS } from '../../src/runtime/registry';
+import { definitionOf } from '../../src/runtime/events';
+import type { TaskCode } from '../../src/runtime/fhir/systems';
 import { BotConsole } from '../../src/tools/emulator/bot-console';
 import { discoverBots } from '../../src/tools/emulator/project';
 import type { EmulatedBotSpec } from '../../src/tools/emulator/project';
@@ -51,6 +53,20 @@ describe('built bundles', () => {
       for (const other of WEBHOOK_BOTS.filter((o) => o.name !== bot.name)) {
         expect(code.includes(other.secretName), `${bot.name} carries ${other.name}`).toBe(false);
       }
+    }
+  });
+
+  test('a webhook bundle carries the Task kinds its event type names, and no other', () => {
+    // What only each kind's codec writes: its description.
+    const kindText: Readonly<Record<TaskCode, string>> = {
+      'reconnect-ehr': 'reconnect their',
+      'connection-follow-up': 'help them connect',
+      'records-sync': 'Records were pulled from',
+    };
+    for (const bot of WEBHOOK_BOTS) {
+      const code = readFileSync(bundles.find((b) => b.name === bot.name)?.file ?? '', 'utf8');
+      const carried = Object.entries(kindText).flatMap(([kind, text]) => (code.includes(text) ? [kind] : []));
+      expect(carried.sort(), bot.name).toEqual([...definitionOf(bot.medblocksEvent).policy.taskCodes].sort());
     }
   });
 

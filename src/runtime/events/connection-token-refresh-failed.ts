@@ -6,6 +6,7 @@ import { asCode, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { consentStatusFor } from '../handlers/connection-status';
 import type { EventHandler } from '../handlers/plan';
 import { WorkingSet } from '../handlers/working-set';
+import { reconnectTask } from '../fhir/tasks/reconnect';
 import { connectionId, connectionShape, patientId } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
@@ -26,6 +27,8 @@ export type TokenRefreshFailedEvent = EnvelopeOf<
   typeof TokenRefreshFailedSchema
 >;
 
+const TASK_KINDS = [reconnectTask];
+
 const handler: EventHandler<TokenRefreshFailedEvent> = {
   reads(event) {
     const connection = event.data.object;
@@ -42,7 +45,7 @@ const handler: EventHandler<TokenRefreshFailedEvent> = {
 
   plan(event, state, context) {
     const connection = event.data.object;
-    const work = new WorkingSet(state, context);
+    const work = new WorkingSet(state, context, TASK_KINDS);
     const key = { system: SYSTEM.connectionId, value: connection.id };
     const patient =
       work.consent(key)?.patient ??
@@ -60,7 +63,12 @@ const handler: EventHandler<TokenRefreshFailedEvent> = {
       failureCodes: [asCode(connection.failure_code)].filter((c): c is string => c !== undefined),
       isActivation: false,
     });
-    work.reportRefreshFailure(connection.id, connection.connection_id, work.consentReference(key), patient);
+    work.report(reconnectTask, {
+      connectionId: connection.id,
+      sourceId: connection.connection_id,
+      consent: work.consentReference(key),
+      patient,
+    });
     work.reconcile();
     return work.toPlan(patient);
   },
@@ -71,7 +79,8 @@ export const connectionTokenRefreshFailed = /* @__PURE__ */ defineEventType({
   payload: TokenRefreshFailedSchema,
   bot: 'medblocks-connection-token-refresh-failed',
   secretName: 'MEDBLOCKS_WEBHOOK_SECRET_CONNECTION_TOKEN_REFRESH_FAILED',
-  policy: { title: 'connection token refresh failed', consents: true, taskCodes: ['reconnect-ehr'] },
+  policy: { title: 'connection token refresh failed', consents: true },
+  taskKinds: TASK_KINDS,
   handler,
   connectionStatuses: (event) => [event.data.object.status],
 });

@@ -5,6 +5,7 @@
 // them, and the registry, the policies, the tools and the tests derive their lists from that index.
 import * as v from 'valibot';
 import type { TaskCode } from '../fhir/systems';
+import type { AnyTaskKind } from '../fhir/tasks/kind';
 import type { EventHandler } from '../handlers/plan';
 import { envelope } from '../medblocks/events';
 
@@ -22,10 +23,7 @@ export interface PolicyShape {
   readonly title: string;
   /** Whether it reads and writes Consents (and so their patients' records). */
   readonly consents: boolean;
-  /**
-   * The Task kinds it writes (none: no Task grant but its dead-letters'), as literals (`'records-sync'`, typed by TaskCode): reading
-   * `CODE.recordsSync` in a definition would count as a side effect and keep it in every bundle.
-   */
+  /** The Task kinds it writes (none: no Task grant but its dead-letters'), from its event type's `taskKinds`. */
   readonly taskCodes: readonly TaskCode[];
 }
 
@@ -41,7 +39,13 @@ export interface EventTypeSpec<N extends string, P extends v.GenericSchema, B ex
   readonly bot: B;
   /** The project secret holding its endpoint's signing secret (each endpoint has its own). */
   readonly secretName: string;
-  readonly policy: PolicyShape;
+  /** Its policy's name and Consent grant; the Task grant follows from `taskKinds`. */
+  readonly policy: Omit<PolicyShape, 'taskCodes'>;
+  /**
+   * The Task kinds its bot writes (fhir/tasks/*.ts), none for a bot that writes no Task: the
+   * handler's working set reads and writes these only, and its policy grants these only.
+   */
+  readonly taskKinds: readonly AnyTaskKind[];
   readonly handler: EventHandler<EnvelopeOf<N, P>>;
   /** The connection statuses the event reports, so that a status Medblocks adds later is logged. */
   // A method, so that every definition is also a definition of "some event" (the registry maps them all).
@@ -53,7 +57,8 @@ export interface EventTypeDefinition<
   N extends string = string,
   P extends v.GenericSchema = v.GenericSchema,
   B extends string = string,
-> extends EventTypeSpec<N, P, B> {
+> extends Omit<EventTypeSpec<N, P, B>, 'policy'> {
+  readonly policy: PolicyShape;
   readonly medblocksEvent: N;
   /** The whole delivery: the envelope with `type` one of `names`, and the payload. */
   readonly schema: EnvelopeSchema<N, P>;
@@ -73,6 +78,7 @@ export function defineEventType<const N extends string, P extends v.GenericSchem
 ): EventTypeDefinition<N, P, B> {
   return {
     ...spec,
+    policy: { ...spec.policy, taskCodes: spec.taskKinds.map((kind) => kind.code) },
     medblocksEvent: spec.medblocksEvent ?? spec.names[0],
     schema: envelope(v.picklist(spec.names), spec.payload),
   };

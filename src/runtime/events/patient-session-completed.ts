@@ -13,7 +13,10 @@ import * as v from 'valibot';
 import { asCode, attemptKey, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { sortedUnique } from '../fhir/tasks/parts';
 import type { EventHandler } from '../handlers/plan';
+import { reportMedblocksConnection } from '../handlers/medblocks-connection';
 import { WorkingSet } from '../handlers/working-set';
+import { followUpTask } from '../fhir/tasks/follow-up';
+import { reconnectTask } from '../fhir/tasks/reconnect';
 import {
   connectionId,
   connectionShape,
@@ -94,6 +97,9 @@ function distinctConnections(event: PatientFlowCompletedEvent): DistinctConnecti
   return [...byKey.values()];
 }
 
+/** The Task kinds the flow's bot writes: reconnects for refresh_failed connections, a follow-up when none connected. */
+const TASK_KINDS = [reconnectTask, followUpTask];
+
 const handler: EventHandler<PatientFlowCompletedEvent> = {
   reads(event) {
     const flow = event.data.object;
@@ -119,12 +125,13 @@ const handler: EventHandler<PatientFlowCompletedEvent> = {
 
   plan(event, state, context) {
     const flow = event.data.object;
-    const work = new WorkingSet(state, context);
+    const work = new WorkingSet(state, context, TASK_KINDS);
     const patient = work.resolvePatient(state, flow.patient_id);
     const connections = distinctConnections(event);
 
     for (const { connection, failureCodes } of connections) {
-      work.reportMedblocksConnection(
+      reportMedblocksConnection(
+        work,
         {
           key: connectionKey(flow.id, connection),
           connectionId: connection.id,
@@ -140,12 +147,12 @@ const handler: EventHandler<PatientFlowCompletedEvent> = {
     }
 
     if (!connections.some((c) => c.connection.status === 'active')) {
-      work.reportFlowWithoutConnection(
-        flow.id,
+      work.report(followUpTask, {
+        flowId: flow.id,
         patient,
-        sortedUnique(connections.map((c) => c.connection.connection_id)),
-        sortedUnique(connections.flatMap((c) => c.failureCodes))
-      );
+        sources: sortedUnique(connections.map((c) => c.connection.connection_id)),
+        failureCodes: sortedUnique(connections.flatMap((c) => c.failureCodes)),
+      });
     }
 
     work.reconcile();
@@ -160,11 +167,8 @@ export const patientSessionCompleted = /* @__PURE__ */ defineEventType({
   payload: PatientFlowSchema,
   bot: 'medblocks-patient-flow-completed',
   secretName: 'MEDBLOCKS_WEBHOOK_SECRET_PATIENT_FLOW_COMPLETED',
-  policy: {
-    title: 'patient flow completed',
-    consents: true,
-    taskCodes: ['reconnect-ehr', 'connection-follow-up'],
-  },
+  policy: { title: 'patient flow completed', consents: true },
+  taskKinds: TASK_KINDS,
   handler,
   connectionStatuses: (event) => event.data.object.connections.map((c) => c.status),
 });

@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import type { EventHandler } from '../handlers/plan';
 import { recordsSyncReads } from '../handlers/records-sync';
 import { WorkingSet } from '../handlers/working-set';
+import { recordsSyncTask } from '../fhir/tasks/records-sync';
 import { count, milliseconds, openEnum, patientId, sourceId } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
@@ -30,13 +31,18 @@ const handler: EventHandler<RecordsSyncCompletedEvent> = {
   reads: recordsSyncReads,
   plan(event, state, context) {
     const sync = event.data.object;
-    const work = new WorkingSet(state, context);
+    const work = new WorkingSet(state, context, [recordsSyncTask]);
     const patient = work.resolvePatient(state, sync.patient_id);
-    work.reportSync(sync.patient_id, sync.connection_id, patient, {
-      kind: 'completed',
-      total: sync.total,
-      errors: sync.errors,
-      durationMs: sync.duration_ms ?? undefined,
+    work.report(recordsSyncTask, {
+      patientId: sync.patient_id,
+      sourceId: sync.connection_id,
+      patient,
+      result: {
+        kind: 'completed',
+        total: sync.total,
+        errors: sync.errors,
+        durationMs: sync.duration_ms ?? undefined,
+      },
     });
     return work.toPlan(patient);
   },
@@ -47,7 +53,8 @@ export const recordsSyncCompleted = /* @__PURE__ */ defineEventType({
   payload: RecordsSyncCompletedSchema,
   bot: 'medblocks-records-sync-completed',
   secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_COMPLETED',
-  policy: { title: 'records sync completed', consents: false, taskCodes: ['records-sync'] },
+  policy: { title: 'records sync completed', consents: false },
+  taskKinds: [recordsSyncTask],
   handler,
 });
 

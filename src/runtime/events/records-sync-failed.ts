@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import type { EventHandler } from '../handlers/plan';
 import { recordsSyncReads } from '../handlers/records-sync';
 import { WorkingSet } from '../handlers/working-set';
+import { recordsSyncTask } from '../fhir/tasks/records-sync';
 import { openEnum, patientId, sourceId } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
@@ -26,11 +27,16 @@ const handler: EventHandler<RecordsSyncFailedEvent> = {
   reads: recordsSyncReads,
   plan(event, state, context) {
     const sync = event.data.object;
-    const work = new WorkingSet(state, context);
+    const work = new WorkingSet(state, context, [recordsSyncTask]);
     const patient = work.resolvePatient(state, sync.patient_id);
-    work.reportSync(sync.patient_id, sync.connection_id, patient, {
-      kind: 'failed',
-      message: sync.error_message ?? undefined,
+    work.report(recordsSyncTask, {
+      patientId: sync.patient_id,
+      sourceId: sync.connection_id,
+      patient,
+      result: {
+        kind: 'failed',
+        message: sync.error_message ?? undefined,
+      },
     });
     return work.toPlan(patient);
   },
@@ -41,7 +47,8 @@ export const recordsSyncFailed = /* @__PURE__ */ defineEventType({
   payload: RecordsSyncFailedSchema,
   bot: 'medblocks-records-sync-failed',
   secretName: 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED',
-  policy: { title: 'records sync failed', consents: false, taskCodes: ['records-sync'] },
+  policy: { title: 'records sync failed', consents: false },
+  taskKinds: [recordsSyncTask],
   handler,
 });
 

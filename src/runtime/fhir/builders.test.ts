@@ -9,7 +9,14 @@ import { compareStamps } from './stamp';
 import { CODE, EXTENSION, SYSTEM } from './systems';
 import { decodeTask, encodeTask } from './task';
 import { MAX_STATUS_REASON_LENGTH } from './tasks/records-sync';
-import type { TaskModel } from './task';
+import type { FollowUpTaskModel } from './tasks/follow-up';
+import { followUpTask } from './tasks/follow-up';
+import type { ReconnectTaskModel } from './tasks/reconnect';
+import { reconnectTask } from './tasks/reconnect';
+import type { RecordsSyncTaskModel } from './tasks/records-sync';
+import { recordsSyncTask } from './tasks/records-sync';
+
+const KINDS = [reconnectTask, followUpTask, recordsSyncTask];
 
 const stamp = { at: '2026-04-25T14:35:00.000Z', eventId: 'evt_01J9YR9N3X4VZ6P2K5RH7M3LMP' };
 const later = { at: '2026-05-20T03:12:45.000Z', eventId: 'evt_01JA0B1C2D3E4F5G6H7J8K9M0N' };
@@ -123,7 +130,7 @@ describe('Consent builder', () => {
 
 describe('Task builders', () => {
   const owner = { reference: 'Organization/care-team' } as const;
-  const reconnect: TaskModel = {
+  const reconnect: ReconnectTaskModel = {
     kind: CODE.reconnectEhr,
     key: 'reconnect/conn_1',
     connectionId: 'conn_1',
@@ -137,7 +144,7 @@ describe('Task builders', () => {
   };
 
   it('reconnect-ehr: requested, routine, focus on the Consent, awaiting the patient', () => {
-    const task = encodeTask(reconnect, undefined, owner);
+    const task = encodeTask(reconnectTask, reconnect, undefined, owner);
     expectValid(task);
     expect(task).toMatchObject({
       status: 'requested',
@@ -160,12 +167,15 @@ describe('Task builders', () => {
     // Plain words for a person, never a raw source id as the only label.
     expect(task.description).toBe('Ask the patient to reconnect their EHR portal: its access expired.');
     expect(task.description).not.toContain('fhirsrc_');
-    expect(decodeTask(task)).toEqual(reconnect);
+    expect(decodeTask(KINDS, task)?.model).toEqual(reconnect);
   });
 
   it('reconnect-ehr resolved: completed, reconnected, output is the new Consent', () => {
-    const resolved: TaskModel = { ...reconnect, reconnectedBy: { consent: { reference: 'Consent/c2' }, stamp: later } };
-    const task = encodeTask(resolved, undefined, undefined);
+    const resolved: ReconnectTaskModel = {
+      ...reconnect,
+      reconnectedBy: { consent: { reference: 'Consent/c2' }, stamp: later },
+    };
+    const task = encodeTask(reconnectTask, resolved, undefined, undefined);
     expectValid(task);
     expect(task.status).toBe('completed');
     expect(task.businessStatus?.coding?.[0]).toMatchObject({
@@ -174,11 +184,11 @@ describe('Task builders', () => {
     });
     expect(task.output?.[0]?.valueReference).toEqual({ reference: 'Consent/c2' });
     expect(task.lastModified).toBe(later.at);
-    expect(decodeTask(task)).toEqual(resolved);
+    expect(decodeTask(KINDS, task)?.model).toEqual(resolved);
   });
 
   it('connection-follow-up lists the attempted sources and failure codes', () => {
-    const followUp: TaskModel = {
+    const followUp: FollowUpTaskModel = {
       kind: CODE.connectionFollowUp,
       key: 'flow-follow-up/pf_1',
       flowId: 'pf_1',
@@ -190,7 +200,7 @@ describe('Task builders', () => {
       sourceNames: [],
       connectedAt: undefined,
     };
-    const task = encodeTask(followUp, undefined, undefined);
+    const task = encodeTask(followUpTask, followUp, undefined, undefined);
     expectValid(task);
     expect(task.status).toBe('requested');
     expect(task.businessStatus?.coding).toEqual([
@@ -202,13 +212,13 @@ describe('Task builders', () => {
       'fhirsrc_b',
       'access_denied',
     ]);
-    expect(decodeTask(task)).toEqual(followUp);
-    const noCodes = encodeTask({ ...followUp, failureCodes: [] }, undefined, undefined);
+    expect(decodeTask(KINDS, task)?.model).toEqual(followUp);
+    const noCodes = encodeTask(followUpTask, { ...followUp, failureCodes: [] }, undefined, undefined);
     expect(noCodes.businessStatus?.coding?.[0]).toMatchObject({ code: 'no-connection', display: 'No EHR connected' });
   });
 
   it('records-sync completed: outputs are integers, synced-with-errors when errors > 0', () => {
-    const sync: TaskModel = {
+    const sync: RecordsSyncTaskModel = {
       kind: CODE.recordsSync,
       key: 'records-sync/user_42/fhirsrc_a',
       sourceId: 'fhirsrc_a',
@@ -218,7 +228,7 @@ describe('Task builders', () => {
       lastEvent: stamp,
       result: { kind: 'completed', total: 1342, errors: 3, durationMs: 48211 },
     };
-    const task = encodeTask(sync, undefined, undefined);
+    const task = encodeTask(recordsSyncTask, sync, undefined, undefined);
     expectValid(task);
     expect(task.status).toBe('completed');
     expect(task.businessStatus?.coding?.[0]?.code).toBe('synced-with-errors');
@@ -228,12 +238,12 @@ describe('Task builders', () => {
       ['errors', 3],
       ['duration-ms', 48211],
     ]);
-    expect(decodeTask(task)).toEqual(sync);
+    expect(decodeTask(KINDS, task)?.model).toEqual(sync);
   });
 
   it('records-sync failed: urgent, statusReason cut to a bound', () => {
     const long = 'x'.repeat(5000);
-    const sync: TaskModel = {
+    const sync: RecordsSyncTaskModel = {
       kind: CODE.recordsSync,
       key: 'records-sync/user_42/fhirsrc_a',
       sourceId: 'fhirsrc_a',
@@ -243,7 +253,7 @@ describe('Task builders', () => {
       lastEvent: stamp,
       result: { kind: 'failed', message: long },
     };
-    const task = encodeTask(sync, undefined, undefined);
+    const task = encodeTask(recordsSyncTask, sync, undefined, undefined);
     expectValid(task);
     expect(task).toMatchObject({
       status: 'failed',
@@ -255,8 +265,11 @@ describe('Task builders', () => {
   });
 
   it('never replaces an owner someone assigned', () => {
-    const existing: Task = { ...encodeTask(reconnect, undefined, undefined), owner: { reference: 'Practitioner/p1' } };
-    expect(encodeTask(reconnect, existing, owner).owner).toEqual({ reference: 'Practitioner/p1' });
+    const existing: Task = {
+      ...encodeTask(reconnectTask, reconnect, undefined, undefined),
+      owner: { reference: 'Practitioner/p1' },
+    };
+    expect(encodeTask(reconnectTask, reconnect, existing, owner).owner).toEqual({ reference: 'Practitioner/p1' });
   });
 });
 

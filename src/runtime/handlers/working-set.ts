@@ -6,17 +6,12 @@ import type { Consent, Patient, Reference, Task } from '@medplum/fhirtypes';
 import { decodeConsent, encodeConsent, hasKnownPatient } from '../fhir/consent';
 import type { ConsentModel, ConsentStatus } from '../fhir/consent';
 import { buildPatient, isFhirId } from '../fhir/patient';
-import { compareStamps, isNewer, newestOf, oldestOf } from '../fhir/stamp';
+import { compareStamps, isNewer, newestOf } from '../fhir/stamp';
 import type { EventStamp } from '../fhir/stamp';
-import { CODE, patientIdentifier, SYSTEM, TASK_KEY, token } from '../fhir/systems';
+import { patientIdentifier, SYSTEM, token } from '../fhir/systems';
 import { decodeTask, encodeTask } from '../fhir/task';
-import type { TaskModel } from '../fhir/task';
-import type { FollowUpTaskModel } from '../fhir/tasks/follow-up';
-import { sortedUnique } from '../fhir/tasks/parts';
-import type { ReconnectTaskModel } from '../fhir/tasks/reconnect';
-import type { RecordsSyncTaskModel, SyncResult } from '../fhir/tasks/records-sync';
-import type { ConnectionStatus } from '../medblocks/events';
-import { consentStatusFor } from './connection-status';
+import type { Activation, AnyTaskKind, KindedTaskModel, MergeContext, TaskKind } from '../fhir/tasks/kind';
+import { knownPatient } from '../fhir/tasks/parts';
 import { PlanningError } from './plan';
 import type { DeliveryState, PlanContext, PlannedWrite, WritePlan } from './plan';
 
@@ -25,6 +20,11 @@ interface Entry<R, M> {
   readonly original: M | undefined;
   model: M;
   readonly fullUrl: string | undefined;
+}
+
+/** A Task in view, with the kind that reads, merges and writes it. */
+interface TaskEntry extends Entry<Task, KindedTaskModel> {
+  readonly kind: AnyTaskKind;
 }
 
 /** What one event says about one connection. */
@@ -39,34 +39,18 @@ export interface ConnectionReport {
   readonly isActivation: boolean;
 }
 
-/**
- * One connection as Medblocks reports it (a flow's entry, or a patient's connection read by
- * reconciliation), for `reportMedblocksConnection`: the mapping contract applied in one place.
- */
-export interface MedblocksConnectionReport {
-  readonly key: { readonly system: string; readonly value: string };
-  /** Its `conn_` id, when it has one: a reconnect Task of that id gets the patient. */
-  readonly connectionId: string | null | undefined;
-  /** What its reconnect Task is keyed by: the `conn_` id, or the attempt key when there is none. */
-  readonly reconnectId: string;
-  readonly sourceId: string;
-  readonly status: ConnectionStatus;
-  readonly createdAt: string;
-  /** When an inactive connection ended: `failure_at`, else the report's own time. */
-  readonly endedAt: string;
-  readonly failureCodes: readonly string[];
-}
-
-export class WorkingSet {
+export class WorkingSet implements MergeContext {
   private readonly consents = new Map<string, Entry<Consent, ConsentModel>>();
-  private readonly tasks = new Map<string, Entry<Task, TaskModel>>();
+  private readonly tasks = new Map<string, TaskEntry>();
   private patientCreate: { fullUrl: string; resource: Patient; patientId: string } | undefined;
   private stale = false;
   private readonly sourceNames: ReadonlyMap<string, string> | undefined;
 
+  /** `taskKinds`: the kinds this delivery's bot writes; a Task of another kind in view is left alone. */
   constructor(
     state: DeliveryState,
-    private readonly context: PlanContext
+    private readonly context: PlanContext,
+    taskKinds: readonly AnyTaskKind[]
   ) {
     this.sourceNames = state.sourceNames;
     for (const consent of state.consents) {
@@ -81,14 +65,15 @@ export class WorkingSet {
       }
     }
     for (const task of state.tasks) {
-      const model = decodeTask(task);
-      if (model) {
-        this.tasks.set(model.key, { existing: task, original: model, model, fullUrl: undefined });
+      const decoded = decodeTask(taskKinds, task);
+      if (decoded) {
+        const { kind, model } = decoded;
+        this.tasks.set(model.key, { existing: task, original: model, model, fullUrl: undefined, kind });
       }
     }
   }
 
-  private get stamp(): EventStamp {
+  get stamp(): EventStamp {
     return this.context.stamp;
   }
 
@@ -149,7 +134,7 @@ export class WorkingSet {
         model: {
           key: report.key,
           sourceId: report.sourceId,
-          patient: normalisePatient(report.patient),
+          patient: knownPatient(report.patient),
           status: report.status,
           connectionCreatedAt: report.connectionCreatedAt,
           periodEnd: report.periodEnd,
@@ -164,7 +149,7 @@ export class WorkingSet {
     const current = entry.model;
     const merged: ConsentModel = {
       ...current,
-      patient: current.patient ?? normalisePatient(report.patient),
+      patient: current.patient ?? knownPatient(report.patient),
       sourceName: this.sourceName(report.sourceId) ?? current.sourceName,
       lastActiveEvent: newestOf(current.lastActiveEvent, activation),
     };
@@ -182,124 +167,21 @@ export class WorkingSet {
     }
   }
 
-  /** A refresh failure (re)opens the reconnect Task of that connection, unless a newer reconnection already resolves it. */
-  /**
-   * A connection with the status Medblocks gives it (handlers/connection-status.ts): its Consent,
-   * and for `refresh_failed` a reconnect Task; an unknown status changes nothing. Returns whether
-   * the status was one this package knows.
-   */
-  reportMedblocksConnection(report: MedblocksConnectionReport, patient: Reference): boolean {
-    if (report.connectionId) this.linkReconnectTask(report.connectionId, patient);
-    const status = consentStatusFor(report.status);
-    if (status === undefined) return false;
-    const active = status === 'active';
-    this.reportConnection({
-      key: report.key,
-      sourceId: report.sourceId,
-      patient,
-      status,
-      connectionCreatedAt: report.createdAt,
-      periodEnd: active ? undefined : report.endedAt,
-      failureCodes: report.failureCodes,
-      isActivation: active,
-    });
-    if (report.status === 'refresh_failed') {
-      this.reportRefreshFailure(report.reconnectId, report.sourceId, this.consentReference(report.key), patient);
-    }
-    return true;
+  /** Merges an event's report into the Task of that kind it is about (created when there is none yet). */
+  report<M extends KindedTaskModel, R>(kind: TaskKind<M, R>, report: R): void {
+    const key = kind.key(report);
+    const entry = this.tasks.get(key);
+    // The one cast: a Task in view whose code is this kind's was decoded by this kind.
+    const current = entry?.kind.code === kind.code ? (entry.model as M) : undefined;
+    this.putTask(key, entry, kind, kind.merge(current, report, this));
   }
 
-  reportRefreshFailure(
-    connectionId: string,
-    sourceId: string,
-    consent: Reference,
-    patient: Reference | undefined
-  ): void {
-    const key = TASK_KEY.reconnect(connectionId);
-    const entry = this.tasks.get(key);
-    const current = entry?.model.kind === CODE.reconnectEhr ? entry.model : undefined;
-    const lastRefreshFailed = newestOf(current?.lastRefreshFailed, this.stamp) ?? this.stamp;
-    if (current && !isNewer(this.stamp, current.lastRefreshFailed)) {
-      this.noteStaleIfOlder(current.lastRefreshFailed);
+  /** A late event links a Task created before its patient was known (a reconnect Task made by a refresh failure). */
+  linkPatient(taskKey: string, patient: Reference): void {
+    const entry = this.tasks.get(taskKey);
+    if (entry && !entry.model.patient) {
+      this.putTask(taskKey, entry, entry.kind, { ...entry.model, patient: knownPatient(patient) });
     }
-    const reconnectedBy =
-      current?.reconnectedBy && compareStamps(current.reconnectedBy.stamp, lastRefreshFailed) > 0
-        ? current.reconnectedBy
-        : undefined;
-    const model: ReconnectTaskModel = {
-      kind: CODE.reconnectEhr,
-      key,
-      connectionId,
-      sourceId,
-      sourceName: this.sourceName(sourceId) ?? current?.sourceName,
-      // This event's reference to the connection's Consent wins: a stored one that differs names a
-      // Consent create that failed to serialise in the bundle that created this Task (the server had
-      // assigned it an id), and the focus is the one reference the policies let a bot re-point.
-      consent,
-      patient: current?.patient ?? normalisePatient(patient),
-      authoredOn: earliest(current?.authoredOn, this.stamp.at),
-      lastRefreshFailed,
-      reconnectedBy,
-    };
-    this.putTask(key, entry, model);
-  }
-
-  /** A late flow event links a reconnect Task created before the patient was known. */
-  linkReconnectTask(connectionId: string, patient: Reference): void {
-    const key = TASK_KEY.reconnect(connectionId);
-    const entry = this.tasks.get(key);
-    if (entry?.model.kind === CODE.reconnectEhr && !entry.model.patient) {
-      this.putTask(key, entry, { ...entry.model, patient: normalisePatient(patient) });
-    }
-  }
-
-  /** A flow in which no connection became active asks for a follow-up with the patient. */
-  reportFlowWithoutConnection(flowId: string, patient: Reference, sources: string[], failureCodes: string[]): void {
-    const key = TASK_KEY.followUp(flowId);
-    const entry = this.tasks.get(key);
-    const current = entry?.model.kind === CODE.connectionFollowUp ? entry.model : undefined;
-    const model: FollowUpTaskModel = {
-      kind: CODE.connectionFollowUp,
-      key,
-      flowId,
-      patient: current?.patient ?? normalisePatient(patient),
-      authoredOn: earliest(current?.authoredOn, this.stamp.at),
-      trigger: oldestOf(current?.trigger, this.stamp) ?? this.stamp,
-      sources: sortedUnique([...(current?.sources ?? []), ...sources]),
-      failureCodes: sortedUnique([...(current?.failureCodes ?? []), ...failureCodes]),
-      sourceNames: sortedUnique([
-        ...(current?.sourceNames ?? []),
-        ...[...(current?.sources ?? []), ...sources].map((id) => this.sourceName(id)),
-      ]),
-      connectedAt: current?.connectedAt,
-    };
-    this.putTask(key, entry, model);
-  }
-
-  /** One records-sync Task per patient and source shows the newest pull: last writer by event stamp wins. */
-  reportSync(patientId: string, sourceId: string, patient: Reference, result: SyncResult): void {
-    const key = TASK_KEY.recordsSync(patientId, sourceId);
-    const entry = this.tasks.get(key);
-    const current = entry?.model.kind === CODE.recordsSync ? entry.model : undefined;
-    const base = {
-      patient: current?.patient ?? normalisePatient(patient),
-      authoredOn: earliest(current?.authoredOn, this.stamp.at),
-      sourceName: this.sourceName(sourceId) ?? current?.sourceName,
-    };
-    if (current && !isNewer(this.stamp, current.lastEvent)) {
-      this.noteStaleIfOlder(current.lastEvent);
-      this.putTask(key, entry, { ...current, ...base });
-      return;
-    }
-    const model: RecordsSyncTaskModel = {
-      kind: CODE.recordsSync,
-      key,
-      sourceId,
-      ...base,
-      lastEvent: this.stamp,
-      result,
-    };
-    this.putTask(key, entry, model);
   }
 
   /**
@@ -311,12 +193,8 @@ export class WorkingSet {
   reconcile(): void {
     const activations = this.activations();
     for (const [key, entry] of this.tasks) {
-      const task = entry.model;
-      if (task.kind === CODE.recordsSync || !hasKnownPatient(task.patient)) continue;
-      const [best] = activations.filter((a) => resolves(a, task)).sort(rankFor(task));
-      if (!best) continue;
-      const resolved = task.kind === CODE.reconnectEhr ? reconnectedBy(task, best) : connectedBy(task, best);
-      if (resolved) this.putTask(key, entry, resolved);
+      const resolved = entry.kind.resolve?.(entry.model, activations);
+      if (resolved) this.putTask(key, entry, entry.kind, resolved);
     }
   }
 
@@ -349,13 +227,13 @@ export class WorkingSet {
       pushWrite(writes, entry, encodeConsent(entry.model, entry.existing), identifierQuery(key.system, key.value));
     }
     for (const entry of this.tasks.values()) {
-      const resource = encodeTask(entry.model, entry.existing, this.context.settings.taskOwner);
+      const resource = encodeTask(entry.kind, entry.model, entry.existing, this.context.settings.taskOwner);
       pushWrite(writes, entry, resource, identifierQuery(SYSTEM.taskKey, entry.model.key));
     }
     return { writes, markerSubject, stale: this.stale };
   }
 
-  private putTask(key: string, entry: Entry<Task, TaskModel> | undefined, model: TaskModel): void {
+  private putTask(key: string, entry: TaskEntry | undefined, kind: AnyTaskKind, model: KindedTaskModel): void {
     if (entry) {
       entry.model = model;
     } else {
@@ -364,62 +242,16 @@ export class WorkingSet {
         original: undefined,
         model,
         fullUrl: `urn:uuid:${this.context.newUuid()}`,
+        kind,
       });
     }
   }
 
-  private noteStaleIfOlder(applied: EventStamp): void {
+  noteStaleIfOlder(applied: EventStamp): void {
     if (compareStamps(this.stamp, applied) < 0) {
       this.stale = true;
     }
   }
-}
-
-/** A Consent's activation: the newest event that reported its connection active. */
-interface Activation {
-  readonly model: ConsentModel;
-  readonly stamp: EventStamp;
-  readonly ref: Reference;
-}
-
-/**
- * Whether an activation resolves a Task: the same patient, activated by an event newer than the one
- * that opened (or last re-opened) the Task; a reconnect also needs the same EHR source, a follow-up
- * takes any source.
- */
-function resolves(activation: Activation, task: ReconnectTaskModel | FollowUpTaskModel): boolean {
-  const since = task.kind === CODE.reconnectEhr ? task.lastRefreshFailed : task.trigger;
-  return (
-    activation.model.patient?.reference === task.patient?.reference &&
-    (task.kind === CODE.connectionFollowUp || activation.model.sourceId === task.sourceId) &&
-    compareStamps(activation.stamp, since) > 0
-  );
-}
-
-/**
- * A total order on the activations that resolve a Task, best first: the newest; on a tie (one flow
- * can activate two connections of one source with the same stamp), the Task's own connection; then
- * the lowest connection key. Total, so that the pick never depends on which Consent was seen first.
- */
-function rankFor(task: ReconnectTaskModel | FollowUpTaskModel): (a: Activation, b: Activation) => number {
-  const own = task.kind === CODE.reconnectEhr ? task.connectionId : undefined;
-  return (a, b) =>
-    compareStamps(b.stamp, a.stamp) ||
-    Number(b.model.key.value === own) - Number(a.model.key.value === own) ||
-    compareText(a.model.key.value, b.model.key.value);
-}
-
-/** The reconnect Task completed by `best`, or undefined when what it records already ranks as high. */
-function reconnectedBy(task: ReconnectTaskModel, best: Activation): ReconnectTaskModel | undefined {
-  const current = task.reconnectedBy;
-  const order = current ? compareStamps(best.stamp, current.stamp) : 1;
-  const changes = order > 0 || (order === 0 && best.ref.reference !== current?.consent.reference);
-  return changes ? { ...task, reconnectedBy: { consent: best.ref, stamp: best.stamp } } : undefined;
-}
-
-/** The follow-up Task completed by `best`, or undefined when it already records a connection as new. */
-function connectedBy(task: FollowUpTaskModel, best: Activation): FollowUpTaskModel | undefined {
-  return isNewer(best.stamp, task.connectedAt) ? { ...task, connectedAt: best.stamp } : undefined;
 }
 
 function pushWrite<R extends Consent | Task, M>(
@@ -443,19 +275,7 @@ export function identifierQuery(system: string, value: string): string {
   return `identifier=${encodeURIComponent(token(system, value))}`;
 }
 
-function normalisePatient(patient: Reference | undefined): Reference<Patient> | undefined {
-  return hasKnownPatient(patient) ? { reference: patient.reference } : undefined;
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** `time`, or `floor` when `time` is earlier. */
 function notBefore(time: string, floor: string): string {
   return Date.parse(time) < Date.parse(floor) ? floor : time;
-}
-
-function earliest(a: string | undefined, b: string): string {
-  return a !== undefined && Date.parse(a) <= Date.parse(b) ? a : b;
 }

@@ -16,12 +16,18 @@ import { asCode, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import type { EventStamp } from '../fhir/stamp';
 import { consentStatusFor } from '../handlers/connection-status';
 import type { PlannedWrite, ReadRequest } from '../handlers/plan';
+import { reportMedblocksConnection } from '../handlers/medblocks-connection';
 import { WorkingSet } from '../handlers/working-set';
+import { followUpTask } from '../fhir/tasks/follow-up';
+import { reconnectTask } from '../fhir/tasks/reconnect';
 import { normaliseTimestamp } from '../medblocks/events';
 import type { MedblocksPatientConnection, PatientSource } from '../medblocks/patients';
 import type { BotSettings } from '../settings';
 import { readState } from '../store/read';
 import { writePlan } from '../store/write';
+
+/** What reporting a connection writes: reconnect Tasks, and the follow-ups an activation completes. */
+const TASK_KINDS = [reconnectTask, followUpTask];
 
 /** Attempts per connection when a concurrent writer (a bot, another run) changed what was read. */
 const MAX_ATTEMPTS = 3;
@@ -93,9 +99,10 @@ async function reconcileConnection(
   const counter = { requests: 0 };
   for (let attempt = 1; ; attempt++) {
     const state = await readState(options.medplum, reads, counter);
-    const work = new WorkingSet(state, { stamp, settings: options.settings, newUuid: randomUUID });
+    const work = new WorkingSet(state, { stamp, settings: options.settings, newUuid: randomUUID }, TASK_KINDS);
     const patient = work.resolvePatient(state, patientId);
-    work.reportMedblocksConnection(
+    reportMedblocksConnection(
+      work,
       {
         key,
         connectionId: connection.id,

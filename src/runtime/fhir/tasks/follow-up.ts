@@ -4,12 +4,26 @@
 // Invariant: trigger-event is the flow event that opened the Task; last-applied-event =
 // newest(trigger, connectedAt), so connected ⟺ last-applied-event is newer than trigger-event.
 // Sources and failure codes are kept sorted and unique: the inputs do not depend on report order.
-import type { Task } from '@medplum/fhirtypes';
-import { compareStamps, newestOf } from '../stamp';
+import type { Reference, Task } from '@medplum/fhirtypes';
+import { hasKnownPatient } from '../consent';
+import { compareStamps, isNewer, newestOf, oldestOf, stampExtension } from '../stamp';
 import type { EventStamp } from '../stamp';
-import { failureCodeDisplay, SYSTEM } from '../systems';
+import { EXTENSION, failureCodeDisplay, SYSTEM, TASK_KEY } from '../systems';
 import type { CODE } from '../systems';
-import { businessStatus, ehrNameInput, ehrNamesOf, inputOf, inputValues, orList, sourceInput } from './parts';
+import type { TaskKind } from './kind';
+import {
+  bestActivation,
+  businessStatus,
+  earliest,
+  ehrNameInput,
+  ehrNamesOf,
+  inputOf,
+  inputValues,
+  knownPatient,
+  orList,
+  sortedUnique,
+  sourceInput,
+} from './parts';
 import type { TaskModelBase, VisibleTaskState } from './parts';
 
 export interface FollowUpTaskModel extends TaskModelBase {
@@ -74,3 +88,52 @@ export function decodeFollowUp(
     connectedAt: compareStamps(lastEvent, trigger) > 0 ? lastEvent : undefined,
   };
 }
+
+/** What a flow in which no connection became active says about its follow-up Task. */
+export interface FlowWithoutConnectionReport {
+  readonly flowId: string;
+  readonly patient: Reference;
+  /** The sources the patient tried, and the failure codes Medblocks gave. */
+  readonly sources: readonly string[];
+  readonly failureCodes: readonly string[];
+}
+
+/** The follow-up Task kind: opened by a flow without a connection, completed by a newer activation of the same patient. */
+export const followUpTask: TaskKind<FollowUpTaskModel, FlowWithoutConnectionReport> = {
+  code: 'connection-follow-up',
+  statuses: ['requested', 'completed'],
+  lastEvent: followUpLastEvent,
+  stamps: (model) => [stampExtension(EXTENSION.triggerEvent, model.trigger)],
+  encode: encodeFollowUp,
+  decode: (task, base, lastEvent, readStamp) =>
+    decodeFollowUp(task, base, lastEvent, readStamp(EXTENSION.triggerEvent)),
+  key: (report) => TASK_KEY.followUp(report.flowId),
+  merge(current, report, context) {
+    return {
+      kind: 'connection-follow-up',
+      key: TASK_KEY.followUp(report.flowId),
+      flowId: report.flowId,
+      patient: current?.patient ?? knownPatient(report.patient),
+      authoredOn: earliest(current?.authoredOn, context.stamp.at),
+      trigger: oldestOf(current?.trigger, context.stamp) ?? context.stamp,
+      sources: sortedUnique([...(current?.sources ?? []), ...report.sources]),
+      failureCodes: sortedUnique([...(current?.failureCodes ?? []), ...report.failureCodes]),
+      sourceNames: sortedUnique([
+        ...(current?.sourceNames ?? []),
+        ...[...(current?.sources ?? []), ...report.sources].map((id) => context.sourceName(id)),
+      ]),
+      connectedAt: current?.connectedAt,
+    };
+  },
+  /** Completed by the best activation of the same patient (any source) newer than the flow that opened it. */
+  resolve(model, activations) {
+    if (!hasKnownPatient(model.patient)) return undefined;
+    const best = bestActivation(
+      activations.filter(
+        (a) => a.model.patient?.reference === model.patient?.reference && compareStamps(a.stamp, model.trigger) > 0
+      ),
+      undefined
+    );
+    return best && isNewer(best.stamp, model.connectedAt) ? { ...model, connectedAt: best.stamp } : undefined;
+  },
+};

@@ -1,8 +1,11 @@
-// What the three Task codecs share: the model fields every Task has and the coded input/output
+// What the Task kinds share: the model fields every Task has and the coded input/output
 // and businessStatus shapes, so that each kind's codec reads as its own contract.
 import type { CodeableConcept, Patient, Reference, Task, TaskInput, TaskOutput } from '@medplum/fhirtypes';
+import { hasKnownPatient } from '../consent';
+import { compareStamps } from '../stamp';
 import { BUSINESS_STATUS_DISPLAY, SYSTEM } from '../systems';
 import type { BusinessStatusCode } from '../systems';
+import type { Activation } from './kind';
 
 export interface TaskModelBase {
   readonly key: string;
@@ -73,4 +76,35 @@ export function inputValues(task: Task, code: string): string[] {
 /** Sorted and unique, so that a Task's inputs do not depend on the order attempts were reported in. */
 export function sortedUnique(values: Iterable<string | null | undefined>): string[] {
   return [...new Set([...values].filter((v): v is string => typeof v === 'string' && v.length > 0))].sort();
+}
+
+/** A known patient as a bare reference (what a Task's `for` holds), or undefined. */
+export function knownPatient(patient: Reference | undefined): Reference<Patient> | undefined {
+  return hasKnownPatient(patient) ? { reference: patient.reference } : undefined;
+}
+
+/** The earlier of a stored first-event time and this event's: a Task's `authoredOn` never moves later. */
+export function earliest(a: string | undefined, b: string): string {
+  return a !== undefined && Date.parse(a) <= Date.parse(b) ? a : b;
+}
+
+/**
+ * A total order on the activations that resolve a Task, best first: the newest; on a tie (one flow
+ * can activate two connections of one source with the same stamp), the Task's own connection; then
+ * the lowest connection key. Total, so that the pick never depends on which Consent was seen first.
+ */
+export function bestActivation(
+  activations: readonly Activation[],
+  ownConnection: string | undefined
+): Activation | undefined {
+  return [...activations].sort(
+    (a, b) =>
+      compareStamps(b.stamp, a.stamp) ||
+      Number(b.model.key.value === ownConnection) - Number(a.model.key.value === ownConnection) ||
+      compareText(a.model.key.value, b.model.key.value)
+  )[0];
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -8,11 +8,23 @@
 //   output is present. A refresh failure newer than the reconnect re-opens the Task: its stamp
 //   becomes the newest, so the stored reconnect no longer counts.
 import type { Reference, Task } from '@medplum/fhirtypes';
-import { compareStamps, newestOf } from '../stamp';
+import { hasKnownPatient } from '../consent';
+import { compareStamps, isNewer, newestOf, stampExtension } from '../stamp';
 import type { EventStamp } from '../stamp';
-import { decodeKeyPart, TASK_KEY } from '../systems';
+import { decodeKeyPart, EXTENSION, TASK_KEY } from '../systems';
 import type { CODE } from '../systems';
-import { businessStatus, ehrNameInput, ehrNamesOf, outputOf, sourceInput, sourceOf } from './parts';
+import type { TaskKind } from './kind';
+import {
+  bestActivation,
+  businessStatus,
+  earliest,
+  ehrNameInput,
+  ehrNamesOf,
+  knownPatient,
+  outputOf,
+  sourceInput,
+  sourceOf,
+} from './parts';
 import type { TaskModelBase, VisibleTaskState } from './parts';
 
 export interface ReconnectTaskModel extends TaskModelBase {
@@ -67,3 +79,68 @@ export function decodeReconnect(
     reconnectedBy: reconnected ? { consent: newConsent, stamp: lastEvent } : undefined,
   };
 }
+
+/** What a refresh failure (or a flow's `refresh_failed` connection) says about its reconnect Task. */
+export interface RefreshFailureReport {
+  /** What the Task is keyed by: the `conn_` id, or the attempt key when there is none. */
+  readonly connectionId: string;
+  readonly sourceId: string;
+  /** This event's reference to the connection's Consent. */
+  readonly consent: Reference;
+  readonly patient: Reference | undefined;
+}
+
+/** The reconnect Task kind: opened by a refresh failure, completed by a newer activation of the same patient and source. */
+export const reconnectTask: TaskKind<ReconnectTaskModel, RefreshFailureReport> = {
+  code: 'reconnect-ehr',
+  statuses: ['requested', 'completed'],
+  lastEvent: reconnectLastEvent,
+  stamps: (model) => [stampExtension(EXTENSION.lastRefreshFailedEvent, model.lastRefreshFailed)],
+  encode: encodeReconnect,
+  decode: (task, base, lastEvent, readStamp) =>
+    decodeReconnect(task, base, lastEvent, readStamp(EXTENSION.lastRefreshFailedEvent)),
+  key: (report) => TASK_KEY.reconnect(report.connectionId),
+  merge(current, report, context) {
+    const lastRefreshFailed = newestOf(current?.lastRefreshFailed, context.stamp) ?? context.stamp;
+    if (current && !isNewer(context.stamp, current.lastRefreshFailed)) {
+      context.noteStaleIfOlder(current.lastRefreshFailed);
+    }
+    const reconnectedBy =
+      current?.reconnectedBy && compareStamps(current.reconnectedBy.stamp, lastRefreshFailed) > 0
+        ? current.reconnectedBy
+        : undefined;
+    return {
+      kind: 'reconnect-ehr',
+      key: TASK_KEY.reconnect(report.connectionId),
+      connectionId: report.connectionId,
+      sourceId: report.sourceId,
+      sourceName: context.sourceName(report.sourceId) ?? current?.sourceName,
+      // This event's reference to the connection's Consent wins: a stored one that differs names a
+      // Consent create that failed to serialise in the bundle that created this Task (the server had
+      // assigned it an id), and the focus is the one reference the policies let a bot re-point.
+      consent: report.consent,
+      patient: current?.patient ?? knownPatient(report.patient),
+      authoredOn: earliest(current?.authoredOn, context.stamp.at),
+      lastRefreshFailed,
+      reconnectedBy,
+    };
+  },
+  /** Completed by the best newer activation of the same patient and EHR source; unchanged when what it records ranks as high. */
+  resolve(model, activations) {
+    if (!hasKnownPatient(model.patient)) return undefined;
+    const best = bestActivation(
+      activations.filter(
+        (a) =>
+          a.model.patient?.reference === model.patient?.reference &&
+          a.model.sourceId === model.sourceId &&
+          compareStamps(a.stamp, model.lastRefreshFailed) > 0
+      ),
+      model.connectionId
+    );
+    if (!best) return undefined;
+    const current = model.reconnectedBy;
+    const order = current ? compareStamps(best.stamp, current.stamp) : 1;
+    const changes = order > 0 || (order === 0 && best.ref.reference !== current?.consent.reference);
+    return changes ? { ...model, reconnectedBy: { consent: best.ref, stamp: best.stamp } } : undefined;
+  },
+};

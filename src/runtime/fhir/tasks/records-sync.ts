@@ -3,11 +3,23 @@
 //
 // Invariant: last-applied-event is the newest sync event applied; the result is read back from the
 // status (`failed` → the failure with its bounded statusReason; otherwise the integer outputs).
-import type { Task } from '@medplum/fhirtypes';
+import type { Reference, Task } from '@medplum/fhirtypes';
+import { isNewer } from '../stamp';
 import type { EventStamp } from '../stamp';
 import type { CODE } from '../systems';
-import { asFhirText } from '../systems';
-import { businessStatus, countValue, ehrNameInput, ehrNamesOf, outputOf, sourceInput, sourceOf } from './parts';
+import { asFhirText, TASK_KEY } from '../systems';
+import type { TaskKind } from './kind';
+import {
+  businessStatus,
+  countValue,
+  earliest,
+  ehrNameInput,
+  ehrNamesOf,
+  knownPatient,
+  outputOf,
+  sourceInput,
+  sourceOf,
+} from './parts';
 import type { TaskModelBase, VisibleTaskState } from './parts';
 
 /** statusReason is free text from Medblocks; it is kept, but never unbounded. */
@@ -106,3 +118,41 @@ export function boundedReason(message: string | undefined): string {
   const points = Array.from(text);
   return points.length > MAX_STATUS_REASON_LENGTH ? `${points.slice(0, MAX_STATUS_REASON_LENGTH - 1).join('')}…` : text;
 }
+
+/** What a records-sync event says about its patient's Task for that source. */
+export interface SyncReport {
+  readonly patientId: string;
+  readonly sourceId: string;
+  readonly patient: Reference;
+  readonly result: SyncResult;
+}
+
+/** The records-sync Task kind: one per patient and source, showing the newest pull (last writer by event stamp wins). */
+export const recordsSyncTask: TaskKind<RecordsSyncTaskModel, SyncReport> = {
+  code: 'records-sync',
+  statuses: ['completed', 'failed'],
+  lastEvent: (model) => model.lastEvent,
+  stamps: () => [],
+  encode: encodeRecordsSync,
+  decode: (task, base, lastEvent) => decodeRecordsSync(task, base, lastEvent),
+  key: (report) => TASK_KEY.recordsSync(report.patientId, report.sourceId),
+  merge(current, report, context) {
+    const known = {
+      patient: current?.patient ?? knownPatient(report.patient),
+      authoredOn: earliest(current?.authoredOn, context.stamp.at),
+      sourceName: context.sourceName(report.sourceId) ?? current?.sourceName,
+    };
+    if (current && !isNewer(context.stamp, current.lastEvent)) {
+      context.noteStaleIfOlder(current.lastEvent);
+      return { ...current, ...known };
+    }
+    return {
+      kind: 'records-sync',
+      key: TASK_KEY.recordsSync(report.patientId, report.sourceId),
+      sourceId: report.sourceId,
+      ...known,
+      lastEvent: context.stamp,
+      result: report.result,
+    };
+  },
+};
