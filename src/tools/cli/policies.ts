@@ -1,9 +1,11 @@
 // `npm run policies`: writes access-policies/*.json from src/tools/policies/policies.ts, formatted as
-// the repository formats JSON. The files are checked in (provision and users read them);
-// test/policies-generated.test.ts fails when one differs from what this writes.
+// the repository formats JSON, and SECURITY.md's grant tables from the same grants' reasons. The
+// files are checked in (provision and users read them); test/policies-generated.test.ts and
+// test/security.test.ts fail when one differs from what this writes.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { format, resolveConfig } from 'prettier';
+import { withGrantTables } from '../policies/grant-tables';
 import { allPolicies } from '../policies/policies';
 import { exitWith, isEntryPoint, printToConsole, runCommand } from './args';
 import type { CommandSpec } from './args';
@@ -11,32 +13,44 @@ import type { CommandSpec } from './args';
 export const POLICIES_SPEC = {
   name: 'policies',
   summary:
-    'writes access-policies/*.json from src/tools/policies/policies.ts (the grants each bot needs, built from the registry and the systems the bots write); the files are never edited by hand',
+    "writes access-policies/*.json from src/tools/policies/policies.ts (the grants each bot needs, built from the registry and the systems the bots write) and SECURITY.md's grant tables from the grants' reasons; neither is edited by hand",
   options: {},
   examples: ['npm run policies'],
   exitCodes: { 0: 'written (a file already equal is left untouched)', 1: 'a file could not be written' },
 } as const satisfies CommandSpec;
 
-/** The file text of a policy, formatted with the repository's Prettier settings. */
-export async function policyFileText(root: string, file: string, policy: unknown): Promise<string> {
+/** A file's text as the repository's Prettier settings format it (tables padded, JSON wrapped). */
+async function formatted(root: string, file: string, text: string): Promise<string> {
   const path = join(root, file);
   const options = (await resolveConfig(path)) ?? {};
-  return format(JSON.stringify(policy), { ...options, filepath: path });
+  return format(text, { ...options, filepath: path });
 }
 
-/** Writes every policy file that differs; returns the files written. */
+/** The file text of a policy, formatted with the repository's Prettier settings. */
+export function policyFileText(root: string, file: string, policy: unknown): Promise<string> {
+  return formatted(root, file, JSON.stringify(policy));
+}
+
+function currentText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes every policy file, and SECURITY.md, that differs; returns the files written. */
 export async function writePolicies(root: string): Promise<string[]> {
+  const texts = await Promise.all(
+    allPolicies().map(async ({ file, policy }) => ({ file, text: await policyFileText(root, file, policy) }))
+  );
+  // SECURITY.md is hand-written around its tables: without it there is nothing to render into.
+  const security = readFileSync(join(root, 'SECURITY.md'), 'utf8');
+  texts.push({ file: 'SECURITY.md', text: await formatted(root, 'SECURITY.md', withGrantTables(security)) });
   const written: string[] = [];
-  for (const { file, policy } of allPolicies()) {
-    const text = await policyFileText(root, file, policy);
+  for (const { file, text } of texts) {
     const path = join(root, file);
-    let current: string | undefined;
-    try {
-      current = readFileSync(path, 'utf8');
-    } catch {
-      current = undefined;
-    }
-    if (current !== text) {
+    if (currentText(path) !== text) {
       writeFileSync(path, text, 'utf8');
       written.push(file);
     }
@@ -53,7 +67,9 @@ export function runPolicies(
     argv,
     async () => {
       const written = await writePolicies(io.root ?? process.cwd());
-      io.print(written.length === 0 ? 'access-policies/ already up to date.' : `wrote ${written.join(', ')}`);
+      io.print(
+        written.length === 0 ? 'access-policies/ and SECURITY.md already up to date.' : `wrote ${written.join(', ')}`
+      );
       return 0;
     },
     { print: io.print, printError: io.print }
