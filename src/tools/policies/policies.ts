@@ -3,7 +3,7 @@
 // its Tasks and its own dead-letters — specialised by the registry entry (name, event types) and by
 // its event type's policy shape (which Consent and Task grants it needs). Every system, code and extension URL comes
 // from runtime/fhir/systems.ts. `npm run policies` writes access-policies/*.json from here;
-// test/policies.test.ts fails when a checked-in file differs, so the JSON users provision is always
+// test/policies-generated.test.ts fails when a checked-in file differs, so the JSON users provision is always
 // this module's output and four near-copies are never edited by hand again. Each grant carries its
 // reasons (why the bot needs it, what an attacker holding it could do, what confines it) beside it:
 // SECURITY.md's grant tables are those reasons rendered (grant-tables.ts), never the JSON's.
