@@ -4,19 +4,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FAILURE_REASONS, failureTableMarkdown } from '../src/runtime/failures';
+import { cells } from './support/markdown';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const scripts = Object.keys(
   (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: object }).scripts
 );
-
-/** Cells of a markdown table row, trimmed, so that Prettier's column padding does not matter. */
-function cells(row: string): string[] {
-  return row
-    .split(/(?<!\\)\|/)
-    .slice(1, -1)
-    .map((cell) => cell.trim());
-}
 
 describe('README', () => {
   it('lists every failure reason with the class, answer and advice of src/runtime/failures.ts', () => {
