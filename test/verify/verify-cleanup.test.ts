@@ -47,6 +47,11 @@ describe('npm run verify on a project that creates no missing patients', () => {
       'The project has MEDBLOCKS_CREATE_MISSING_PATIENTS=false: verify created its patient first, as you would before Medblocks reports on one.'
     );
     expect(lines.at(-1)).toMatch(/^verify: PASS — 9 deliveries and 10 checks as expected/);
+    // No MEDBLOCKS_API_KEY in the project: the import's one row says it was skipped and why, and
+    // is not counted among the checks.
+    expect(output).toMatch(
+      /^records import +on, or skipped +skipped: MEDBLOCKS_API_KEY is not a project secret: the import is off \(npm run provision -- --import turns it on\) +skip$/m
+    );
     expect(code).toBe(0);
     expect(await deadLetters()).toEqual([]);
   });
@@ -70,6 +75,7 @@ describe('npm run verify on a project that creates no missing patients', () => {
       medplum: session.medplum,
       rawBodySupported: true,
       createsMissingPatients: undefined,
+      recordsImport: { on: false, why: 'the project secrets were not read' } as const,
     };
     const lines: string[] = [];
     const result = await runVerify({ target, log: (l) => lines.push(l), auditWaitMs: 0 });

@@ -26,6 +26,7 @@ function emulatorTarget(secrets: Partial<Record<string, string>> = {}): VerifyTa
     // The emulator's /fhir/R4 needs no login; on a real server this client is the logged-in admin.
     medplum: newMedplumClient(`${emulator.url}/`),
     rawBodySupported: true,
+    recordsImport: { on: false, why: 'not looked at here (test/verify/verify-import.test.ts checks the import)' },
   };
 }
 

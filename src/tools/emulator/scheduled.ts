@@ -61,7 +61,7 @@ export function hasCronJob(bot: Bot): boolean {
 }
 
 /** `findProjectMembership` (workers/utils.ts): the membership in the bot's project whose profile is the bot. */
-async function findProjectMembership(
+export async function findProjectMembership(
   ctx: ExecutionContext,
   projectId: string,
   profile: string

@@ -16,7 +16,7 @@ import { runScheduledBot } from './scheduled';
 import type { ScheduledRun } from './scheduled';
 import { EmulatorStore, FHIR_PATH } from './store';
 import type { StoreOptions } from './store';
-import { handleWebhook, MAX_WEBHOOK_BODY_BYTES } from './webhook';
+import { handleExecute, handleWebhook, MAX_WEBHOOK_BODY_BYTES } from './webhook';
 import type { HttpAnswer, WebhookContext } from './webhook';
 
 export interface EmulatorOptions {
@@ -87,6 +87,8 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const WEBHOOK_ROUTE = /^\/(?:api\/)?(?:projects\/[^/]+\/)?webhook\/([^/]+)\/?$/;
 /** The emulator's own route (no Medplum counterpart): fire a bot's cron job now, for `npm run dev`. */
 const RUN_SCHEDULED_ROUTE = /^\/emulator\/run-scheduled\/([^/]+)\/?$/;
+/** Medplum's `Bot/{id}/$execute`: a write, so only as the logged-in admin or with --fhir-writes. */
+const EXECUTE_ROUTE = new RegExp(`^/${FHIR_PATH}/Bot/([^/]+)/\\$execute$`);
 
 /**
  * Starts the emulator and resolves once it listens. Tests, the demo and the benchmark start it
@@ -278,6 +280,10 @@ async function fhirRoute(
         },
       ],
     });
+  }
+  const execute = EXECUTE_ROUTE.exec(url.pathname);
+  if (execute && method === 'POST') {
+    return handleExecute(ctx, { botId: decodeURIComponent(execute[1] ?? ''), headers: req.headers, body: raw });
   }
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {

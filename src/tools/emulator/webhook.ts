@@ -5,13 +5,15 @@
 //   the parsed JSON; malformed JSON → 400 before the bot runs); the bot runs synchronously in the
 //   vmcontext sandbox under its membership's AccessPolicy with the project secrets; an AuditEvent
 //   is written (both by execute.ts, which the scheduled runs of scheduled.ts share); 200 with the returned value, or 400 with an OperationOutcome holding the thrown
-//   message only (the console output goes to the AuditEvent).
+//   message only (the console output goes to the AuditEvent). And, answered the same way, an
+//   admin's `Bot/{id}/$execute` (handleExecute), which verify runs the records import through.
 import { randomUUID } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { allOk, badRequest, ContentType, getStatus, notFound } from '@medplum/core';
 import type { Binary, Bot, OperationOutcome, ProjectMembership } from '@medplum/fhirtypes';
 import { EXECUTION_MESSAGES, executeBot } from './execute';
 import type { ExecutionContext } from './execute';
+import { findProjectMembership, SCHEDULED_MESSAGES } from './scheduled';
 import type { BotExecutionResult } from './sandbox';
 import { outcomeOfAnswer, outcomeOfConsole } from '../../runtime/summary';
 
@@ -110,24 +112,9 @@ async function handleWebhookRun(
     return { answer: textAnswer(403, MESSAGES.notPublic) };
   }
 
-  const contentType = headerValue(req.headers['content-type']) ?? '';
-  let input: unknown;
-  try {
-    input = parseBody(req.body, contentType, headerValue(req.headers['content-encoding']), bot.rawBody === true);
-  } catch {
-    return { answer: outcomeAnswer(badRequest(MESSAGES.unparsable)) };
-  }
-
-  const { result } = await executeBot(ctx, {
-    bot,
-    runAs,
-    input,
-    contentType,
-    headers: req.headers,
-    traceId: randomUUID(),
-    requestTime: startTime,
-  });
-  const answer = answerFor(result, contentType);
+  const ran = await parseAndExecute(ctx, { bot, runAs, rawBody: bot.rawBody === true }, req, startTime);
+  if (!ran.result) return { answer: ran.answer };
+  const { answer, result } = ran;
   const body = typeof answer.body === 'string' ? answer.body : '';
   const eventId = SUMMARY_EVENT_ID.exec(result.logResult)?.[1];
   return {
@@ -139,6 +126,59 @@ async function handleWebhookRun(
       ...(eventId ? { eventId } : {}),
     },
   };
+}
+
+/** One `POST /fhir/R4/Bot/{id}/$execute`, as the authenticated FHIR route hands it over. */
+export interface ExecuteRequest {
+  readonly botId: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Uint8Array;
+}
+
+/**
+ * Medplum's `$execute` (server `fhir/operations/execute.ts`, `bots/utils.ts`) for an admin who runs a
+ * bot by hand: the bot as its own membership (one without is refused here, where Medplum would fall
+ * back to the caller's; `runAsUser` is not modelled), the body as input, answered as a webhook run
+ * is (ANS-1, ANS-2; EXEC-1). It is how `npm run verify` runs the records import once instead of
+ * waiting for its cron job.
+ */
+export async function handleExecute(ctx: ExecutionContext, req: ExecuteRequest): Promise<HttpAnswer> {
+  const startTime = new Date().toISOString();
+  const bot = (await ctx.store.repo.readResource<Bot>('Bot', req.botId).catch(() => undefined)) as
+    (Bot & { id: string }) | undefined;
+  if (!bot) return outcomeAnswer(notFound);
+  const runAs = await findProjectMembership(ctx, bot.meta?.project ?? '', `Bot/${bot.id}`);
+  if (!runAs) return outcomeAnswer(badRequest(SCHEDULED_MESSAGES.noMembership));
+  return (await parseAndExecute(ctx, { bot, runAs, rawBody: false }, req, startTime)).answer;
+}
+
+/**
+ * The body parsed as Medplum's parser does (a malformed one refused before any code runs), then
+ * the bot run and its answer: what the webhook route and `$execute` share.
+ */
+async function parseAndExecute(
+  ctx: ExecutionContext,
+  run: { readonly bot: Bot & { id: string }; readonly runAs: ProjectMembership; readonly rawBody: boolean },
+  req: { readonly headers: WebhookRequest['headers']; readonly body: Uint8Array },
+  startTime: string
+): Promise<{ answer: HttpAnswer; result?: BotExecutionResult }> {
+  const contentType = headerValue(req.headers['content-type']) ?? '';
+  let input: unknown;
+  try {
+    input = parseBody(req.body, contentType, headerValue(req.headers['content-encoding']), run.rawBody);
+  } catch {
+    return { answer: outcomeAnswer(badRequest(MESSAGES.unparsable)) };
+  }
+  const { result } = await executeBot(ctx, {
+    bot: run.bot,
+    runAs: run.runAs,
+    input,
+    contentType,
+    headers: req.headers,
+    traceId: randomUUID(),
+    requestTime: startTime,
+  });
+  return { answer: answerFor(result, contentType), result };
 }
 
 /**

@@ -1,8 +1,9 @@
 // Where verify delivers on a real server: each webhook bot found by name, its webhook URL from its
 // ProjectMembership (`{base}webhook/{membership id}`, not the Bot id), and its signing secret from
 // the project's secrets (a project admin reads Project.secret) or, failing that, from the
-// environment under the same name. Read-only.
-import { WEBHOOK_BOTS } from '../../runtime/registry';
+// environment under the same name; and whether the records import is on (its bot, the project
+// secret MEDBLOCKS_API_KEY), for verify's import rows. Read-only.
+import { REGISTRY, WEBHOOK_BOTS } from '../../runtime/registry';
 import type { WebhookBotName } from '../../runtime/registry';
 import type { EnvLookup } from '../provision/env';
 import { call, membershipOf, readProject } from '../provision/medplum';
@@ -10,6 +11,7 @@ import type { MedplumSession } from '../provision/medplum';
 import { byExactName, supportsRawBody, webhookUrl } from '../provision/plan';
 import { parsedBodyExplanation, secretIsTrue } from '../provision/preflight';
 import type { VerifyBot, VerifyTarget } from './verify';
+import { importSetting } from './import-check';
 import { readBoolean, SETTING_NAMES } from '../../runtime/settings';
 
 export interface FoundTarget {
@@ -19,6 +21,8 @@ export interface FoundTarget {
   /** Context worth printing first: the server, where each secret came from, the fallback. */
   readonly notes: readonly string[];
 }
+
+const IMPORT_BOT = REGISTRY['medblocks-records-import'].name;
 
 /** The first of several secrets (a rotation list) as the bots read them. */
 function firstSecret(value: string | undefined): string | undefined {
@@ -67,8 +71,14 @@ export async function findTarget(session: MedplumSession, lookup: EnvLookup): Pr
     );
     bots.push({ name, botId: bot.id, webhookUrl: webhookUrl(session.baseUrl, membership.id), secret });
   }
-  const createsMissingPatients = readable
-    ? (readBoolean(Object.fromEntries(secrets.map((x) => [x.name, x])), SETTING_NAMES.createMissingPatients) ?? true)
+  const byName = readable ? Object.fromEntries(secrets.map((x) => [x.name, x])) : undefined;
+  const createsMissingPatients = byName
+    ? (readBoolean(byName, SETTING_NAMES.createMissingPatients) ?? true)
     : undefined;
-  return { target: { bots, medplum, rawBodySupported, createsMissingPatients }, problems, notes };
+  const importBot = byExactName(
+    await call('GET', 'fhir/R4/Bot', () => medplum.searchResources('Bot', { name: IMPORT_BOT })),
+    IMPORT_BOT
+  );
+  const recordsImport = importSetting(importBot?.id, byName);
+  return { target: { bots, medplum, rawBodySupported, createsMissingPatients, recordsImport }, problems, notes };
 }

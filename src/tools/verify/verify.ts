@@ -13,6 +13,9 @@ import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
 import { answerOutcome, answerText, hintFor } from './outcome';
 import { freshStory } from './story';
+import type { FreshStory } from './story';
+import { verifyImport } from './import-check';
+import type { VerifyImport } from './import-check';
 import { textTable } from '../text-table';
 
 /** A provisioned webhook bot as verify reaches it. */
@@ -36,6 +39,8 @@ export interface VerifyTarget {
    * Undefined when the project's secrets could not be read (the bots' default, true, is assumed).
    */
   readonly createsMissingPatients?: boolean;
+  /** Whether the records import is on (then verify runs its bot once and checks it), or why not. */
+  readonly recordsImport: VerifyImport;
 }
 
 export interface VerifyOptions {
@@ -47,6 +52,8 @@ export interface VerifyOptions {
   readonly auditWaitMs?: number;
   readonly now?: () => number;
   readonly fetch?: typeof fetch;
+  /** The story to play; a fresh one by default (a test passes one to give its patient records at Medblocks first). */
+  readonly story?: FreshStory;
 }
 
 export interface StepResult extends DemoStepResult {
@@ -60,6 +67,8 @@ export interface CheckResult {
   readonly expected: string;
   readonly actual: string;
   readonly ok: boolean;
+  /** Shown with "skip", not counted, never a failure (the import when it is off). */
+  readonly skipped?: boolean;
 }
 
 /** The FHIR state of one verify run's patient, as plain data for the checks. */
@@ -81,6 +90,8 @@ export interface VerifyResult {
   readonly hints: readonly string[];
   /** Dead-letter Tasks of this run's events that verify closed (`cancelled`), by event id. */
   readonly closedDeadLetters: readonly string[];
+  /** The import bot verify ran once, when the import is on. */
+  readonly importBotId?: string;
 }
 
 const FORGED_SECRET = 'whsec_forged_0000000000000000000000000000';
@@ -91,7 +102,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyResult> {
   const now = options.now ?? Date.now;
   const { target } = options;
   const startedAt = new Date(now() - 60_000).toISOString();
-  const story = freshStory(now());
+  const story = options.story ?? freshStory(now());
   log(`Patient ${story.ids.patientId}, connection ${story.ids.connectionA}: fresh ids for this run.`);
   if (target.createsMissingPatients === false) {
     await createPatient(target.medplum, story.ids.patientId);
@@ -109,8 +120,11 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyResult> {
     wantAudits: expectation.audits,
     waitMs: options.auditWaitMs ?? 10_000,
   });
-  const checks = checkState(state, expectation);
-  const hints = [...new Set(steps.map((s) => s.hint).filter((h): h is string => Boolean(h)))];
+  // After the story's records syncs and after the state above is read, so that the import's own
+  // Task is not counted among the story's.
+  const recordsImport = await verifyImport(target.medplum, target.recordsImport, story.ids);
+  const checks = [...checkState(state, expectation), ...recordsImport.checks];
+  const hints = [...new Set([...steps.map((s) => s.hint), recordsImport.hint].filter((h): h is string => Boolean(h)))];
   // After the state is read (the checks see what the bots left), before the report: a dead-letter
   // of verify's own event would keep monitor at "Needs attention", and redeliver could never clear
   // it (Medblocks never sent the event).
@@ -122,6 +136,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyResult> {
     checks,
     hints,
     closedDeadLetters,
+    ...(target.recordsImport.on ? { importBotId: target.recordsImport.botId } : {}),
   };
   report(result, log);
   return result;
@@ -349,7 +364,7 @@ function report(result: VerifyResult, log: (line: string) => void): void {
   log('');
   table(
     ['check', 'expected', 'actual', ''],
-    result.checks.map((c) => [c.check, c.expected, c.actual, c.ok ? 'pass' : 'FAIL']),
+    result.checks.map((c) => [c.check, c.expected, c.actual, c.skipped ? 'skip' : c.ok ? 'pass' : 'FAIL']),
     log
   );
   if (result.hints.length > 0) {
@@ -371,11 +386,18 @@ function report(result: VerifyResult, log: (line: string) => void): void {
         `monitor and redeliver do not wait on events Medblocks never sent: ${result.closedDeadLetters.join(', ')}`
     );
   }
+  if (result.importBotId) {
+    log('');
+    log(
+      `note: verify ran the records import once (Bot/${result.importBotId}/$execute), as its cron job does every 5 minutes: ` +
+        'that run imports for every patient whose records wait, not only verify’s.'
+    );
+  }
   const failed = result.steps.filter((s) => !s.ok).length + result.checks.filter((c) => !c.ok).length;
   log('');
   log(
     result.ok
-      ? `verify: PASS — ${result.steps.length} deliveries and ${result.checks.length} checks as expected (patient ${result.ids.patientId})`
+      ? `verify: PASS — ${result.steps.length} deliveries and ${result.checks.filter((c) => !c.skipped).length} checks as expected (patient ${result.ids.patientId})`
       : `verify: FAIL — ${failed} mismatch(es) (patient ${result.ids.patientId})`
   );
 }
