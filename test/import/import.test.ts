@@ -69,6 +69,9 @@ async function imported(): Promise<Resource[]> {
   return all;
 }
 
+const isProvenanceWrite = (r: { method: string; body: unknown }): boolean =>
+  r.method !== 'GET' && JSON.stringify(r.body ?? '').includes('"resourceType":"Provenance"');
+
 const isClinicalWrite = (r: { method: string; body: unknown }): boolean =>
   r.method !== 'GET' &&
   JSON.stringify(r.body ?? '').includes(RECORD_SYSTEM) &&
@@ -182,14 +185,18 @@ describe('after records.sync.completed', () => {
     expect(Date.parse(period?.end ?? '')).toBeLessThanOrEqual(ticking.at);
   });
 
-  it('replaying the same sync (a new event, the same records) writes no record', async () => {
+  it('replaying the same sync (a new event, the same records) writes no record and no Provenance', async () => {
     await sync(first, FIRST_PULL);
     await runTheImport();
+    const provenances = (await world.all<Provenance>('Provenance')).length;
     await sync(first, '2026-11-21T09:00:00.000Z');
     const { summary, requests } = await runTheImport();
     expect(summary.status).toBe('done');
     expect(summary.counts.created + summary.counts.updated).toBe(0);
     expect(requests.filter(isClinicalWrite)).toEqual([]);
+    // Every copy is already named by the Provenance of the page that wrote it (its version).
+    expect(requests.filter(isProvenanceWrite)).toEqual([]);
+    expect(await world.all<Provenance>('Provenance')).toHaveLength(provenances);
     expect(await imported()).toHaveLength(first.length - 1);
   });
 

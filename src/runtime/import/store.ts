@@ -217,7 +217,7 @@ export function buildProvenance(
   return {
     resourceType: 'Provenance',
     target: targets.map((t) => ({
-      reference: `${t.resourceType}/${t.id}${t.meta?.versionId ? `/_history/${t.meta.versionId}` : ''}`,
+      reference: versionedReference(t),
     })),
     recorded,
     agent: [
@@ -317,7 +317,16 @@ export async function reportOnSyncTasks(
 }
 
 /**
- * Of these copies of ours, the ones no Provenance names: written by an import whose Provenance
+ * The version a Provenance names: the one the import wrote, so that a later change by anyone else
+ * is not covered by it. Searches match it exactly (`Provenance?target=Type/id` finds no Provenance
+ * naming `Type/id/_history/v`, on a real server as in the emulator).
+ */
+function versionedReference(copy: StoredCopy): string {
+  return `${copy.resourceType}/${copy.id}${copy.meta?.versionId ? `/_history/${copy.meta.versionId}` : ''}`;
+}
+
+/**
+ * Of these copies of ours, the ones no Provenance names (their stored version): written by an import whose Provenance
  * never landed (a batch refused part-way, e.g. by Medplum's FHIR quota, after its first entries
  * had been stored). The page that finds them names them in its own Provenance, so every record
  * the import wrote is traced, however the earlier run ended.
@@ -332,15 +341,15 @@ export async function untracedCopies(
   for (let i = 0; i < copies.length; i += KEYS_PER_SEARCH) {
     const targets = copies
       .slice(i, i + KEYS_PER_SEARCH)
-      .map((c) => encodeURIComponent(`${c.resourceType}/${c.id}`))
+      .map((c) => encodeURIComponent(versionedReference(c)))
       .join(',');
     reads.push({ request: { method: 'GET', url: `Provenance?target=${targets}&_count=1000&_elements=target` } });
   }
   const traced = new Set<string>();
   for (const entry of await batch(medplum, reads, counter, 'read')) {
     for (const provenance of resourcesOf<Provenance>(entry, 'read')) {
-      for (const target of provenance.target) traced.add((target.reference ?? '').replace(/\/_history\/.*$/, ''));
+      for (const target of provenance.target) traced.add(target.reference ?? '');
     }
   }
-  return copies.filter((c) => !traced.has(`${c.resourceType}/${c.id}`));
+  return copies.filter((c) => !traced.has(versionedReference(c)));
 }
