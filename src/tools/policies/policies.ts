@@ -7,6 +7,10 @@
 // this module's output and four near-copies are never edited by hand again. Each grant carries its
 // reasons (why the bot needs it, what an attacker holding it could do, what confines it) beside it:
 // SECURITY.md's grant tables are those reasons rendered (grant-tables.ts), never the JSON's.
+import { followUpTask } from '../../runtime/fhir/tasks/follow-up';
+import type { AnyTaskKind } from '../../runtime/fhir/tasks/kind';
+import { reconnectTask } from '../../runtime/fhir/tasks/reconnect';
+import { recordsSyncTask } from '../../runtime/fhir/tasks/records-sync';
 import type { AccessPolicy, AccessPolicyResource } from '@medplum/fhirtypes';
 import { CODE, EXTENSION, SYSTEM } from '../../runtime/fhir/systems';
 import type { TaskCode } from '../../runtime/fhir/systems';
@@ -65,11 +69,11 @@ export const POLICY_SHAPES = Object.fromEntries(EVENT_DEFINITIONS.map((d) => [d.
   Record<WebhookBotName, PolicyShape>
 >;
 
-/** The statuses each Task kind is written with (fhir/tasks/*.ts): nothing else, never entered-in-error. */
-const TASK_STATUSES: Readonly<Record<TaskCode, readonly string[]>> = {
-  [CODE.reconnectEhr]: ['requested', 'completed'],
-  [CODE.connectionFollowUp]: ['requested', 'completed'],
-  [CODE.recordsSync]: ['completed', 'failed'],
+/** Every Task kind by its code (a kind this table misses does not compile): their statuses bound the Task grants. */
+const TASK_KINDS: Readonly<Record<TaskCode, AnyTaskKind>> = {
+  [CODE.reconnectEhr]: reconnectTask,
+  [CODE.connectionFollowUp]: followUpTask,
+  [CODE.recordsSync]: recordsSyncTask,
 };
 
 /** MEDBLOCKS_TASK_OWNER's shape (runtime/settings.ts): a bare reference to one of these types. */
@@ -394,7 +398,8 @@ function consentGrant(
 }
 
 function taskGrant(codes: readonly TaskCode[], why = codes.map((c) => TASK_WHY[c]).join('; ')): ExplainedGrant {
-  const statuses = [...new Set(codes.flatMap((c) => TASK_STATUSES[c]))];
+  // The statuses each kind's codec writes (fhir/tasks/*.ts): nothing else, never entered-in-error.
+  const statuses = [...new Set(codes.flatMap((c) => TASK_KINDS[c].statuses))];
   const focusesConsent = codes.includes(CODE.reconnectEhr);
   const focus = focusesConsent
     ? "(%after.focus.empty() or (%after.focus.reference.startsWith('Consent/') and %after.focus.display.empty() and %after.focus.identifier.empty() and %after.focus.type.empty() and %after.focus.extension.empty()))"
