@@ -155,7 +155,7 @@ export function createWebhookBot<E extends EventEnvelope>(
   const now = options.now ?? Date.now;
   // A method call on `console`, never `console.log` passed around: the console Medplum's vmcontext
   // gives a bot is an object whose `log` reads `this` (server `util/console.ts`), so a detached
-  // `console.log` throws there — and every delivery that logs a note then fails (issue 18).
+  // `console.log` throws there — and every delivery that logs a note then fails.
   const log =
     options.log ??
     ((line: string) => {

@@ -62,7 +62,7 @@ describe('usableName', () => {
     expect(usableName('   ')).toBeUndefined();
     expect(usableName(undefined)).toBeUndefined();
     expect(usableName('Epic\u0000')).toBeUndefined();
-    // Bidi controls (issue 18: they reached Organization.name) are dropped, the name kept.
+    // Bidi controls (a hostile answer could put them in Organization.name) are dropped, the name kept.
     expect(usableName('Epic\u202e trahCyM\u2066x\u2069')).toBe('Epic trahCyMx');
     expect(usableName('\u202e\u200f')).toBeUndefined();
   });

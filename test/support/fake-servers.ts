@@ -1,7 +1,7 @@
 // In-process stand-ins for a Medplum server and the Medblocks API, as `fetch` functions: provision,
 // the monitor and verify run their real clients (MedplumClient, MedblocksApi) against them. FHIR
 // CRUD and search are @medplum/fhir-router over a MemoryRepository; added by hand is only what a
-// real server does beyond that and what provisioning meets (issue 9): client-credentials login and
+// real server does beyond that and what provisioning meets: client-credentials login and
 // /auth/me, /healthcheck's version, the admin API, `$deploy` with its refusals ("Bots not enabled",
 // awslambda without AWS), executableCode read back as a presigned storage URL, raw Binary reads, and
 // strict projects refusing `Bot.rawBody` before 5.2. Every request is logged, so tests can assert
@@ -361,7 +361,7 @@ export class FakeMedblocks extends FakeService {
   /**
    * The event types this account knows; undefined: any. An endpoint registered for another is
    * refused with 400 invalid_request_error on `events`, as the newer Medblocks API refuses
-   * `patient_flow.completed` (issue 11 item 4).
+   * `patient_flow.completed`.
    */
   knownEvents: readonly string[] | undefined;
   private n = 0;

@@ -44,7 +44,7 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
     searches.push(['tasks', `Task?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
   if (request.sourceIds?.length) {
-    // The EHRs' names (issue 12 item 7): one more search in the same batch, no extra request.
+    // The EHRs' names, which events never carry: one more search in the same batch, no extra request.
     const tokens = request.sourceIds.map((id) => encodeURIComponent(token(SYSTEM.fhirSourceId, id))).join(',');
     searches.push(['sources', `Organization?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
