@@ -1,4 +1,5 @@
 // `npm run sources`, the pure part: which sources the Consents name, and what each Organization needs.
+import type { WithId } from '@medplum/core';
 import type { Consent, Organization } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import {
@@ -31,7 +32,7 @@ function consent(...actors: { system?: string; value?: string }[]): Consent {
   };
 }
 
-function org(id: string, name: string | undefined, ...values: string[]): Organization & { id: string } {
+function org(id: string, name: string | undefined, ...values: string[]): WithId<Organization> {
   return {
     resourceType: 'Organization',
     id,

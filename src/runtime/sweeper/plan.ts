@@ -2,6 +2,7 @@
 // "is this really an expired marker" check can be tested without a server. Markers are an
 // optimisation and an audit record: deleting one only means a very late replay is re-applied,
 // which every write tolerates (conditional, newest-event-wins).
+import type { WithId } from '@medplum/core';
 import type { Basic } from '@medplum/fhirtypes';
 import { CODE, SYSTEM } from '../fhir/systems';
 import { formatSweepSummary } from '../summary';
@@ -32,7 +33,7 @@ export function retentionCutoff(nowMs: number, retentionDays: number): string {
  * Defence in depth over the search: only a Basic that carries the marker code, an event-id
  * identifier and a `created` before the cut-off is ever deleted, whatever the server returned.
  */
-export function isExpiredMarker(resource: Basic, cutoff: string): resource is Basic & { id: string } {
+export function isExpiredMarker(resource: Basic, cutoff: string): resource is WithId<Basic> {
   const isMarker = resource.code.coding?.some((c) => c.system === SYSTEM.code && c.code === CODE.webhookEvent);
   const hasEventId = resource.identifier?.some((i) => i.system === SYSTEM.eventId);
   const created = resource.created?.slice(0, 10);
