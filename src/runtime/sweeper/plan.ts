@@ -5,8 +5,6 @@
 import type { WithId } from '@medplum/core';
 import type { Basic } from '@medplum/fhirtypes';
 import { CODE, SYSTEM } from '../fhir/systems';
-import { formatSweepSummary } from '../summary';
-import type { SweepOutcome } from '../summary';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -38,20 +36,4 @@ export function isExpiredMarker(resource: Basic, cutoff: string): resource is Wi
   const hasEventId = resource.identifier?.some((i) => i.system === SYSTEM.eventId);
   const created = resource.created?.slice(0, 10);
   return Boolean(resource.id && isMarker && hasEventId && created !== undefined && created < cutoff);
-}
-
-/** The sweeper's summary line (format in src/runtime/summary.ts) — counts only. */
-export function sweepSummaryLine(summary: SweepSummary, fhirRequests: number, ms: number): string {
-  return formatSweepSummary({ ...summary, outcome: summary.status, fhirRequests, ms });
-}
-
-export interface SweepSummary {
-  /** `swept` when the run finished cleanly (even with work left), `failed:<reason>` otherwise. */
-  readonly status: SweepOutcome;
-  readonly cutoff: string;
-  readonly retentionDays: number;
-  readonly deleted: number;
-  readonly failed: number;
-  /** True when the run stopped on a limit with expired markers possibly left: the next run continues. */
-  readonly more: boolean;
 }
