@@ -22,6 +22,7 @@ import {
   openEnum,
   patientId,
 } from '../medblocks/events';
+import type { KnownConnectionStatus } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
 import {
@@ -110,7 +111,9 @@ const handler: EventHandler<PatientFlowCompletedEvent> = {
       taskKeys: [
         TASK_KEY.followUp(flow.id),
         ...connections.flatMap((c) =>
-          c.id || c.status === 'refresh_failed' ? [TASK_KEY.reconnect(reconnectId(flow.id, c))] : []
+          c.id || c.status === ('refresh_failed' satisfies KnownConnectionStatus)
+            ? [TASK_KEY.reconnect(reconnectId(flow.id, c))]
+            : []
         ),
       ],
       sourceIds: sortedUnique(connections.map((c) => c.connection_id)),
@@ -139,7 +142,7 @@ const handler: EventHandler<PatientFlowCompletedEvent> = {
       );
     }
 
-    if (!connections.some((c) => c.connection.status === 'active')) {
+    if (!connections.some((c) => c.connection.status === ('active' satisfies KnownConnectionStatus))) {
       work.reportFlowWithoutConnection(
         flow.id,
         patient,
