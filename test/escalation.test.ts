@@ -1,4 +1,4 @@
-// No endpoint is ever disabled by one event, whatever fails after verification (issue 18 item 3).
+// No endpoint is ever disabled by one event, whatever fails after verification.
 // Medblocks retries an event 9 times over ~3.6 days, then disables the whole endpoint. A verified
 // event whose delivery keeps failing — a bug of ours, a missing grant, a persistent conflict, a
 // server error — is answered non-2xx while retries can still help, and quarantined (200, one

@@ -1,5 +1,5 @@
 // Every written resource valid against HL7's R4 JSON schema, whatever characters a genuine value
-// carries (issue 18, item 6). Medblocks' patient ids are the customer's own opaque strings; HL7's
+// carries. Medblocks' patient ids are the customer's own opaque strings; HL7's
 // `string` refuses Unicode whitespace other than space, tab, CR and LF. The rule
 // (docs/parsing-and-normalisation.md): an id valid as a FHIR string is kept exactly; any other is
 // percent-encoded under a second identifier system, so the mapping stays one-to-one.

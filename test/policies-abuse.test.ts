@@ -1,4 +1,4 @@
-// What a compromised bot could try with its own policy (issue 13, "least privilege"), one case per
+// What a compromised bot could try with its own policy (least privilege), one case per
 // abuse, each shown refused twice: by Medplum's own evaluation (`satisfiedAccessPolicy` picks the
 // grant, `evalFhirPathTyped` runs its writeConstraints with %before/%after, as the server's
 // `Repository.isResourceWriteable` does) and through the emulator's access model
@@ -583,7 +583,7 @@ describe('every write grant is constrained, every Patient read hides the demogra
   });
 });
 
-// The bypasses issue 18 found (evaluated with @medplum/core and confirmed in the emulator), each now
+// The bypasses a security review found (evaluated with @medplum/core and confirmed in the emulator), each now
 // refused. The resources start from what the bots really write (a World delivery), so that the
 // legitimate write is shown allowed beside every abuse.
 describe('abuse: text smuggled where the grants looked away', () => {

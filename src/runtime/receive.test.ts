@@ -112,7 +112,7 @@ describe('receiveDelivery accepts what Medplum hands a bot with Bot.rawBody: tru
         : value;
 
   it('the fallback does not depend on key order: parsing and re-serialising keep the order sent', () => {
-    // As on a real 5.1.29 (issue 23): a body signed with its keys in another order is accepted.
+    // As on a real 5.1.29: a body signed with its keys in another order is accepted.
     const delivery = receive(parsedDelivery(JSON.stringify(reversed(EVENT))));
     expect(delivery.event.id).toBe(EVENT.id);
   });

@@ -66,15 +66,11 @@ describe('summary lines', () => {
     });
     expect(line).toBe('medblocks evt=evt_1 type=records.sync.failed outcome=processed fhir_requests=3 ms=41');
     expect(outcomeOfConsole(`noise\n${line}\nmore noise`)).toBe('processed');
-    const sweep = formatSweepSummary({
-      cutoff: '2026-05-03',
-      outcome: 'swept',
-      deleted: 2,
-      failed: 0,
-      more: false,
-      fhirRequests: 3,
-      ms: 7,
-    });
+    const sweep = formatSweepSummary(
+      { status: 'swept', cutoff: '2026-05-03', retentionDays: 90, deleted: 2, failed: 0, more: false },
+      3,
+      7
+    );
     expect(sweep).toBe(
       'medblocks-sweeper cutoff=2026-05-03 outcome=swept deleted=2 failed=0 more=false fhir_requests=3 ms=7'
     );

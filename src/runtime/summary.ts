@@ -40,21 +40,26 @@ export function formatDeliverySummary(s: DeliverySummary): string {
   return `medblocks evt=${s.eventId} type=${s.type} outcome=${s.outcome} fhir_requests=${String(s.fhirRequests)} ms=${String(Math.round(s.ms))}`;
 }
 
+/** What a marker sweep ended as: the sweeper bot's answer, and the counts its summary line shows. */
 export interface SweepSummary {
+  /** `swept` when the run finished cleanly (even with work left), `failed:<reason>` otherwise. */
+  readonly status: SweepOutcome;
   readonly cutoff: string;
-  readonly outcome: Outcome;
+  readonly retentionDays: number;
   readonly deleted: number;
   readonly failed: number;
+  /** True when the run stopped on a limit with expired markers possibly left: the next run continues. */
   readonly more: boolean;
-  readonly fhirRequests: number;
-  readonly ms: number;
 }
 
-/** The sweeper's line: `medblocks-sweeper cutoff=… outcome=… deleted=… failed=… more=… fhir_requests=… ms=…`. */
-export function formatSweepSummary(s: SweepSummary): string {
+/**
+ * The sweeper's line, counts only: `medblocks-sweeper cutoff=… outcome=… deleted=… failed=… more=…
+ * fhir_requests=… ms=…` (the outcome is the sweep's `status`).
+ */
+export function formatSweepSummary(s: SweepSummary, fhirRequests: number, ms: number): string {
   return (
-    `medblocks-sweeper cutoff=${s.cutoff} outcome=${s.outcome} deleted=${String(s.deleted)} ` +
-    `failed=${String(s.failed)} more=${String(s.more)} fhir_requests=${String(s.fhirRequests)} ms=${String(Math.round(s.ms))}`
+    `medblocks-sweeper cutoff=${s.cutoff} outcome=${s.status} deleted=${String(s.deleted)} ` +
+    `failed=${String(s.failed)} more=${String(s.more)} fhir_requests=${String(fhirRequests)} ms=${String(Math.round(ms))}`
   );
 }
 

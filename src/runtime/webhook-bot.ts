@@ -19,7 +19,7 @@
 // AuditEvent.outcomeDesc, and answers reach an unauthenticated caller and Medblocks' dashboard.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import type { BotEvent, MedplumClient } from '@medplum/core';
+import type { BotEvent, MedplumClient, WithId } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
 import type * as v from 'valibot';
 import { ClassifiedFailure, ESCALATE_AFTER_MS, FAILURES, outcomeOfFailure } from './failures';
@@ -144,7 +144,7 @@ interface Progress {
   /** The verified event's `created_at`: how long Medblocks has been retrying it. */
   createdAt: string | undefined;
   /** The dead-letter found by the last read batch, or 'unknown' before any read. */
-  deadLetter: (Task & { id: string }) | undefined | 'unknown';
+  deadLetter: WithId<Task> | undefined | 'unknown';
 }
 
 /** Builds the `handler` a bot file exports. Options exist for tests (clock, sleep, log sink). */
@@ -155,7 +155,7 @@ export function createWebhookBot<E extends EventEnvelope>(
   const now = options.now ?? Date.now;
   // A method call on `console`, never `console.log` passed around: the console Medplum's vmcontext
   // gives a bot is an object whose `log` reads `this` (server `util/console.ts`), so a detached
-  // `console.log` throws there — and every delivery that logs a note then fails (issue 18).
+  // `console.log` throws there — and every delivery that logs a note then fails.
   const log =
     options.log ??
     ((line: string) => {
@@ -295,7 +295,7 @@ async function deliver<E extends EventEnvelope>(
 }
 
 /** A quarantined event's dead-letter, resolved by this successful delivery in the same write batch. */
-function resolvedDeadLetter(deadLetter: (Task & { id: string }) | undefined, at: number): PlannedWrite[] {
+function resolvedDeadLetter(deadLetter: WithId<Task> | undefined, at: number): PlannedWrite[] {
   if (!isOpenDeadLetter(deadLetter)) return [];
   const resource = resolveDeadLetter(deadLetter, new Date(at).toISOString());
   return [{ kind: 'update', resource, versionId: deadLetter.meta?.versionId }];

@@ -1,7 +1,7 @@
 // Progress of a long run, in the words a person waiting wants: how far, and how long still
 // (`3 of 12, about 2 min left`). Redeliver can wait a minute per event (Medblocks' limit) and
 // reconcile reads one patient at a time: printed once, "retrying in 54 s" and then nothing left
-// people guessing whether a run of 200 events would take minutes or hours (issue 23, item 5).
+// people guessing whether a run of 200 events would take minutes or hours.
 // The estimate is the pace measured so far, plus the wait about to start: no model of the server.
 // The lines go to stderr, so that a command's stdout (its report, or --json) stays clean.
 import { terminalSafe } from './outside-text';

@@ -1,4 +1,4 @@
-// The monitor's HTML report as a person sees it (issue 23, "a picture of health"): written by
+// The monitor's HTML report as a person sees it (a picture of health at a glance): written by
 // `npm run monitor -- --html`, opened in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core; `.ci/run` installs Chromium when it is missing), and checked for what is on the
 // screen: every bot's charts drawn with non-empty bars and lines, and the numbers shown equal to the

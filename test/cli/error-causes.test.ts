@@ -1,4 +1,4 @@
-// Messages that name the real cause and the variable to change (issue 23, item 3), against real
+// Messages that name the real cause and the variable to change, against real
 // loopback servers: a Medplum that fails (500, a proxy's HTML 502, a 404), the Medplum web app at
 // MEDPLUM_BASE_URL instead of the API, and a Medblocks that cannot be reached, speaks plain HTTP
 // to https://, or is an HTML site. Before: a 500 read "HTTP 400", the web app was blamed on the

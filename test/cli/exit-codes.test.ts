@@ -1,4 +1,4 @@
-// One exit-code rule for every tool (issue 23, item 3): 0 done, 1 failed (a missing or invalid
+// One exit-code rule for every tool: 0 done, 1 failed (a missing or invalid
 // setting included: the message names the variable), 2 the command line was not understood (the
 // usage is printed). Each tool in-process, against no server or a fake one, so the whole file runs
 // in a few seconds; --help and unknown options for every command are in commands.test.ts.

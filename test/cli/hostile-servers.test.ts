@@ -1,4 +1,4 @@
-// Tools that survive a hostile or silent server (issue 18, item 8). Real loopback servers: one that
+// Tools that survive a hostile or silent server. Real loopback servers: one that
 // accepts every connection and never answers, and a Medblocks that answers what an attacker or an
 // outage would (HTML, a page of 300,000 items, a non-array `data`, an item of the wrong shape,
 // endless 429s). Each run ends, non-zero where it could not do its work, with a message that names

@@ -1,4 +1,4 @@
-// Tools print and write text that came from outside (issue 18, item 8): a hostile answer's escape
+// Tools print and write text that came from outside: a hostile answer's escape
 // sequences and bidi controls reach the terminal as visible, inert escapes — never as controls.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CONSOLE_IO, printToConsole } from '../../src/tools/cli/args';

@@ -1,4 +1,4 @@
-// Long waits show progress (issue 23, item 5): redeliver's one-a-minute waits and reconcile's
+// Long waits show progress: redeliver's one-a-minute waits and reconcile's
 // patient reads say how far the run is and how long it still takes (`3 of 12 events, about 9 min
 // left`), on their own channel (stderr from the CLI), so stdout stays the report. An injected clock
 // and sleep: no test waits a real minute.

@@ -2,6 +2,7 @@
 // repository code and observed answers; docs/fidelity-ledger.md AC-1…AC-12), not from this package's
 // policies. The same wrapper guards every bot test (src/tools/harness/world.ts) and the emulator.
 import { OperationOutcomeError, parseSearchRequest } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, AccessPolicyResource, Patient, Task } from '@medplum/fhirtypes';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -26,8 +27,8 @@ function policyOf(...resource: AccessPolicyResource[]): AccessPolicy {
 
 let base: MemoryRepository;
 let decisions: PolicyDecision[];
-let ours: Task & { id: string };
-let theirs: Task & { id: string };
+let ours: WithId<Task>;
+let theirs: WithId<Task>;
 
 function view(...resource: AccessPolicyResource[]): MemoryRepository {
   return withAccessPolicy(base, policyOf(...resource), (d) => decisions.push(d));

@@ -1,5 +1,6 @@
 // The emulator's login and admin API (docs/fidelity-ledger.md ADM-7 … ADM-12), over HTTP, with the
 // server's own answers: what provision and monitor meet on `npm run dev`.
+import type { WithId } from '@medplum/core';
 import type { Bot, Project, ProjectMembership } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMULATOR_PROJECT_ID } from '../../src/tools/emulator/identity';
@@ -143,7 +144,7 @@ describe('ADM-10/11/12 the admin API and $deploy', () => {
       accessPolicy: { reference: `AccessPolicy/${policy.id}` },
     });
     expect(answer.status).toBe(201);
-    const bot = (await answer.json()) as Bot & { id: string };
+    const bot = (await answer.json()) as WithId<Bot>;
     expect(bot).toMatchObject({ runtimeVersion: 'vmcontext', meta: { project: EMULATOR_PROJECT_ID } });
     const [membership] = await emulator.store.all<ProjectMembership>('ProjectMembership', `profile=Bot/${bot.id}`);
     expect(membership?.accessPolicy?.reference).toBe(`AccessPolicy/${policy.id}`);

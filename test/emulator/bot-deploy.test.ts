@@ -1,4 +1,4 @@
-// `npx medplum bot deploy` against the emulator (issue 23, item 2): the CLI uploads each bot's
+// `npx medplum bot deploy` against the emulator: the CLI uploads each bot's
 // source as a Binary (`POST /fhir/R4/Binary`, raw body with its Content-Type), updates the Bot with
 // it as `sourceCode`, then calls `Bot/{id}/$deploy`. The emulator answered the upload 400, so the
 // CLI said "Number of errors: 5". ADM-16 in docs/fidelity-ledger.md; the CLI run end to end, and

@@ -1,4 +1,4 @@
-// Test what ships (issue 18): the bundles in dist/, started as Medplum's vmcontext starts them —
+// Test what ships: the bundles in dist/, started as Medplum's vmcontext starts them —
 // the emulator's sandbox, whose console is an object with methods that read `this` like the
 // server's `util/console.ts`, and no options of ours (no injected log, clock or sleep). Every
 // behaviour that depends on how a bot is started is pinned here against the built bundle: the

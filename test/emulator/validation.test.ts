@@ -1,5 +1,6 @@
 // The emulator checks writes and answers identifier searches as Medplum's server does
 // (docs/fidelity-ledger.md VAL-1, SRCH-1; src/tools/emulator/validation.ts).
+import type { WithId } from '@medplum/core';
 import type { Bundle, OperationOutcome, Patient, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { token } from '../../src/runtime/fhir/systems';
@@ -32,7 +33,7 @@ describe('VAL-1: writes are validated strictly, refused with 400 and the validat
     const store = new EmulatorStore();
     const created = await store.handle({ method: 'POST', path: '/Task', body: task(12) });
     expect(created.status).toBe(201);
-    const stored = created.body as Task & { id: string };
+    const stored = created.body as WithId<Task>;
     const update = await store.handle({
       method: 'PUT',
       path: `/Task/${stored.id}`,

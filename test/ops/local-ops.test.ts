@@ -1,4 +1,4 @@
-// The ops tools against the local emulator (issue 12, item 6): `npm run provision` and
+// The ops tools against the local emulator: `npm run provision` and
 // `npm run monitor` log in to `npm run dev` with the admin client it prints and work there as
 // against a server. Provision's Medplum part runs for real over HTTP; its Medblocks part is left
 // out (no MEDBLOCKS_API_KEY), as a user without a Medblocks account would run it.
@@ -55,7 +55,7 @@ describe('provision and monitor against the emulator', () => {
     const configBefore = existsSync(configPath) ? readFileSync(configPath, 'utf8') : undefined;
     const first = (await runProvision()).join('\n');
     expect(first).toContain(`Preflight (read-only): Medplum ${EMULATOR_VERSION} at ${emulator.url}/ (self-hosted)`);
-    // The emulator's throwaway ids never reach the tracked medplum.config.json (issue 23).
+    // The emulator's throwaway ids never reach the tracked medplum.config.json.
     expect(existsSync(configPath) ? readFileSync(configPath, 'utf8') : undefined).toBe(configBefore);
     expect(first).toMatch(/NOTE: medplum\.config\.json left as it is: this is the local emulator/);
     expect(first).toMatch(/client is a project admin, runtime vmcontext/);

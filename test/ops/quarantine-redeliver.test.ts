@@ -1,4 +1,4 @@
-// The quarantine story end to end (issue 11 item 5): the local Medblocks delivers a poison event to
+// The quarantine story end to end: the local Medblocks delivers a poison event to
 // the real bots in the emulator → 200 quarantined, an open dead-letter Task; the operator fixes the
 // cause; `npm run redeliver -- --quarantined` (the command, over HTTP, logged in with the emulator's
 // admin client) → Medblocks delivers it again → applied, dead-letter completed. The retry clock is

@@ -1,4 +1,4 @@
-// The published-schema fuzzer (issue 18, "Done when"): genuine events generated from Medblocks'
+// The published-schema fuzzer: genuine events generated from Medblocks'
 // published payload schemas (its OpenAPI/AsyncAPI description, version 2026-04-25: the envelope, the
 // full 13-field PatientSession with its session-connection items, the token-refresh connection
 // item, the records-sync summary and failure), every field at its edges — nulls where the schema

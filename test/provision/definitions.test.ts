@@ -1,4 +1,4 @@
-// The CodeSystem and extension definitions provision installs (issue 12, item 7): derived from
+// The CodeSystem and extension definitions provision installs: derived from
 // src/runtime/fhir/systems.ts, valid for Medplum's validator, and complete — every code literal
 // the runtime writes under urn:medblocks:code is defined, with a display and a definition.
 import { readdirSync, readFileSync, statSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Both names of the flow event (issue 11 item 4, issue 19 row 2): provision registers the published
+// Both names of the flow event: provision registers the published
 // API's `patient_session.completed` (the only flow name its `events` enum lists); an account that
 // still knows only the guides' older `patient_flow.completed` gets that, and provision says which;
 // an endpoint subscribed under either name is the flow bot's.

@@ -1,5 +1,5 @@
 // The preflight's rules and the helpers that make a real server's answers comparable, from the
-// server's behaviour (issue 9: items 6 and 7).
+// server's behaviour.
 import { describe, expect, it } from 'vitest';
 import { binaryIdOf, deployFix } from '../../src/tools/provision/medplum';
 import { supportsRawBody } from '../../src/tools/provision/plan';

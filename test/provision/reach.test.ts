@@ -1,5 +1,5 @@
-// A tool never waits silently on a Medplum that accepts the connection and never answers (issue 18
-// item 8): each request gives up after REQUEST_TIMEOUT_MS (30 s) with a message naming the variable, the
+// A tool never waits silently on a Medplum that accepts the connection and never answers:
+// each request gives up after REQUEST_TIMEOUT_MS (30 s) with a message naming the variable, the
 // URL and what it was waiting for (the path, never the query, which may carry identifiers).
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';

@@ -1,5 +1,5 @@
 // What provisioning says about the server setting vmContextBotsEnabled, which Medplum checks on
-// every run and never on $deploy (issue 18, item 7). The probe against a server is pinned in
+// every run and never on $deploy. The probe against a server is pinned in
 // test/emulator/shipped-bundles.test.ts; these are the words the operator reads.
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '@medplum/fhirtypes';

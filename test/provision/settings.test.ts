@@ -1,4 +1,4 @@
-// Settings errors name the variable (issue 12, item 6): no silent hosted default for
+// Settings errors name the variable: no silent hosted default for
 // MEDPLUM_BASE_URL, a malformed URL names its variable, and a server that does not answer is
 // reported with its URL and the cause — for Medplum and for the Medblocks API alike.
 import { createServer } from 'node:net';

@@ -1,4 +1,4 @@
-// `npm run reconcile` end to end (issue 19, item 4): the bots' state in the emulator, Medblocks'
+// `npm run reconcile` end to end: the bots' state in the emulator, Medblocks'
 // state in the local Medblocks (`GET /patients/{id}`), the command in-process over HTTP. What
 // Medblocks never pushes — a connection that expires or is disconnected — reaches the Consent; a
 // second run writes nothing; a snapshot older than what the bots applied changes nothing; a patient

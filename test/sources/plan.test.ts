@@ -1,4 +1,5 @@
 // `npm run sources`, the pure part: which sources the Consents name, and what each Organization needs.
+import type { WithId } from '@medplum/core';
 import type { Consent, Organization } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import {
@@ -31,7 +32,7 @@ function consent(...actors: { system?: string; value?: string }[]): Consent {
   };
 }
 
-function org(id: string, name: string | undefined, ...values: string[]): Organization & { id: string } {
+function org(id: string, name: string | undefined, ...values: string[]): WithId<Organization> {
   return {
     resourceType: 'Organization',
     id,
@@ -62,7 +63,7 @@ describe('usableName', () => {
     expect(usableName('   ')).toBeUndefined();
     expect(usableName(undefined)).toBeUndefined();
     expect(usableName('Epic\u0000')).toBeUndefined();
-    // Bidi controls (issue 18: they reached Organization.name) are dropped, the name kept.
+    // Bidi controls (a hostile answer could put them in Organization.name) are dropped, the name kept.
     expect(usableName('Epic\u202e trahCyM\u2066x\u2069')).toBe('Epic trahCyMx');
     expect(usableName('\u202e\u200f')).toBeUndefined();
   });

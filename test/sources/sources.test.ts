@@ -1,4 +1,4 @@
-// `npm run sources` end to end (issue 12 item 7): a bot delivery writes a Consent for an EHR source,
+// `npm run sources` end to end: a bot delivery writes a Consent for an EHR source,
 // the command (in-process, over HTTP) asks the local Medblocks for the source's name and creates
 // the Organization in the emulator, and the next delivery's Task names the EHR.
 import type { Organization, Task } from '@medplum/fhirtypes';

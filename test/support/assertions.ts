@@ -1,14 +1,13 @@
 // Readable lookups and checks for bot tests: find resources by their business keys, and validate
 // everything the bots wrote with Medplum's own validator.
 import { validateResource } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type { Basic, Consent, Task } from '@medplum/fhirtypes';
 import { expect } from 'vitest';
 import { SYSTEM } from '../../src/runtime/fhir/systems';
 import type { World } from '../../src/tools/harness/world';
 
-type Stored<T> = T & { id: string };
-
-export async function consentFor(world: World, connectionKey: string): Promise<Stored<Consent> | undefined> {
+export async function consentFor(world: World, connectionKey: string): Promise<WithId<Consent> | undefined> {
   const matches = (await world.consents()).filter((c) =>
     c.identifier?.some(
       (i) => (i.system === SYSTEM.connectionId || i.system === SYSTEM.connectionAttempt) && i.value === connectionKey
@@ -18,7 +17,7 @@ export async function consentFor(world: World, connectionKey: string): Promise<S
   return matches[0];
 }
 
-export async function taskFor(world: World, key: string): Promise<Stored<Task> | undefined> {
+export async function taskFor(world: World, key: string): Promise<WithId<Task> | undefined> {
   const matches = (await world.tasks()).filter((t) =>
     t.identifier?.some((i) => i.system === SYSTEM.taskKey && i.value === key)
   );
@@ -26,7 +25,7 @@ export async function taskFor(world: World, key: string): Promise<Stored<Task> |
   return matches[0];
 }
 
-export async function markers(world: World): Promise<Stored<Basic>[]> {
+export async function markers(world: World): Promise<WithId<Basic>[]> {
   return world.all<Basic>('Basic');
 }
 

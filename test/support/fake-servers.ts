@@ -1,12 +1,13 @@
 // In-process stand-ins for a Medplum server and the Medblocks API, as `fetch` functions: provision,
 // the monitor and verify run their real clients (MedplumClient, MedblocksApi) against them. FHIR
 // CRUD and search are @medplum/fhir-router over a MemoryRepository; added by hand is only what a
-// real server does beyond that and what provisioning meets (issue 9): client-credentials login and
+// real server does beyond that and what provisioning meets: client-credentials login and
 // /auth/me, /healthcheck's version, the admin API, `$deploy` with its refusals ("Bots not enabled",
 // awslambda without AWS), executableCode read back as a presigned storage URL, raw Binary reads, and
 // strict projects refusing `Bot.rawBody` before 5.2. Every request is logged, so tests can assert
 // "no writes" and "no secret in any URL".
 import { allOk, badRequest, forbidden, getStatus, notFound, parseSearchRequest, unauthorized } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
 import type {
@@ -128,7 +129,7 @@ export class FakeMedplum extends FakeService {
   }
 
   /** Writes as the server's system would (no checks), keeping the id. */
-  async put<T extends Resource>(resource: T): Promise<T & { id: string }> {
+  async put<T extends Resource>(resource: T): Promise<WithId<T>> {
     await this.seed();
     return resource.id ? this.repo.updateResource(resource) : this.repo.createResource(resource);
   }
@@ -137,18 +138,18 @@ export class FakeMedplum extends FakeService {
     await this.repo.deleteResource(type, id);
   }
 
-  async bot(name: string): Promise<Bot & { id: string }> {
+  async bot(name: string): Promise<WithId<Bot>> {
     const bot = (await this.all<Bot>('Bot')).find((b) => b.name === name);
     if (!bot?.id) throw new Error(`no bot ${name}`);
-    return bot as Bot & { id: string };
+    return bot as WithId<Bot>;
   }
 
-  async membership(botId: string): Promise<ProjectMembership & { id: string }> {
+  async membership(botId: string): Promise<WithId<ProjectMembership>> {
     const m = (await this.all<ProjectMembership>('ProjectMembership')).find(
       (x) => x.profile.reference === `Bot/${botId}`
     );
     if (!m?.id) throw new Error(`no membership for ${botId}`);
-    return m as ProjectMembership & { id: string };
+    return m as WithId<ProjectMembership>;
   }
 
   async project(): Promise<Project> {
@@ -361,7 +362,7 @@ export class FakeMedblocks extends FakeService {
   /**
    * The event types this account knows; undefined: any. An endpoint registered for another is
    * refused with 400 invalid_request_error on `events`, as the newer Medblocks API refuses
-   * `patient_flow.completed` (issue 11 item 4).
+   * `patient_flow.completed`.
    */
   knownEvents: readonly string[] | undefined;
   private n = 0;

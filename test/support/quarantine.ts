@@ -5,6 +5,7 @@
 //   - the cause fixed → the same event is applied, its dead-letter completed, its marker written;
 //   - rejected deliveries and transient FHIR failures stay non-2xx with nothing marked;
 //   - the dead-letter itself failing → non-2xx, so that nothing is lost.
+import type { WithId } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import type { MedblocksEvent } from '../../src/runtime/events';
@@ -15,10 +16,8 @@ import { World } from '../../src/tools/harness/world';
 import type { SentRequest } from '../../src/tools/harness/world';
 import { expectStoreValid, markers } from './assertions';
 
-type Stored<T> = T & { id: string };
-
 /** Every dead-letter Task in the store. */
-export async function deadLetters(world: World): Promise<Stored<Task>[]> {
+export async function deadLetters(world: World): Promise<WithId<Task>[]> {
   return (await world.tasks()).filter((t) => t.identifier?.some((i) => i.system === SYSTEM.deadLetter));
 }
 

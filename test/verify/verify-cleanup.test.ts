@@ -1,4 +1,4 @@
-// `npm run verify` leaves nothing that needs attention (issue 23, item 2). With
+// `npm run verify` leaves nothing that needs attention. With
 // MEDBLOCKS_CREATE_MISSING_PATIENTS=false every story event for verify's unknown patient used to be
 // quarantined, leaving dead-letters that `redeliver` could never clear (Medblocks never sent the
 // events) and `monitor` at "Needs attention" for ever. Now verify creates its patient first when the

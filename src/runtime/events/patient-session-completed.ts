@@ -25,6 +25,7 @@ import {
   openEnum,
   patientId,
 } from '../medblocks/events';
+import type { KnownConnectionStatus } from '../medblocks/events';
 import { defineEventType } from './define';
 import type { EnvelopeOf } from './define';
 import {
@@ -116,7 +117,9 @@ const handler: EventHandler<PatientFlowCompletedEvent> = {
       taskKeys: [
         TASK_KEY.followUp(flow.id),
         ...connections.flatMap((c) =>
-          c.id || c.status === 'refresh_failed' ? [TASK_KEY.reconnect(reconnectId(flow.id, c))] : []
+          c.id || c.status === ('refresh_failed' satisfies KnownConnectionStatus)
+            ? [TASK_KEY.reconnect(reconnectId(flow.id, c))]
+            : []
         ),
       ],
       sourceIds: sortedUnique(connections.map((c) => c.connection_id)),
@@ -146,7 +149,7 @@ const handler: EventHandler<PatientFlowCompletedEvent> = {
       );
     }
 
-    if (!connections.some((c) => c.connection.status === 'active')) {
+    if (!connections.some((c) => c.connection.status === ('active' satisfies KnownConnectionStatus))) {
       work.report(followUpTask, {
         flowId: flow.id,
         patient,

@@ -38,7 +38,7 @@ export interface ConsentModel {
   readonly periodEnd: string | undefined;
   /** Medblocks' failure codes for this connection, sorted and unique (one extension each). */
   readonly failureCodes: readonly string[];
-  /** The EHR's name when an Organization names the source (issue 12 item 7); shown as the actor. */
+  /** The EHR's name when an Organization names the source (events carry only its id); shown as the actor. */
   readonly sourceName: string | undefined;
   readonly lastEvent: EventStamp;
   /** Newest event that reported this connection active; reconnect and follow-up Tasks resolve on it. */

@@ -6,6 +6,7 @@
 import type { WithId } from '@medplum/core';
 import type { Task, TaskInput } from '@medplum/fhirtypes';
 import type { PermanentReason, TransientReason } from '../failures';
+import { earliest } from './stamp';
 import { CODE, CODE_DISPLAY, packageCode, SYSTEM, token } from './systems';
 
 export interface DeadLetterReport {
@@ -110,8 +111,4 @@ function whyText(report: DeadLetterReport): string {
 
 function businessStatus(code: typeof CODE.quarantined | typeof CODE.appliedAfterRedelivery): Task['businessStatus'] {
   return { coding: [{ system: SYSTEM.code, code, display: CODE_DISPLAY[code] }], text: code };
-}
-
-function earliest(a: string | undefined, b: string): string {
-  return a !== undefined && Date.parse(a) <= Date.parse(b) ? a : b;
 }

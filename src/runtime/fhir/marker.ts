@@ -5,7 +5,7 @@
 // A refresh failure applied before its flow event has no patient; filling its marker when the flow
 // arrives would need the flow bot to search and update markers of another bot's event type (new
 // Basic read/update grants, and exactly the cross-bot marker access a compromised bot could abuse
-// to suppress or forge other bots' events, issue 13 item 5), plus one more search per flow. The
+// to suppress or forge other bots' events), plus one more search per flow. The
 // patient is found from the event's own resources instead: the Consent and reconnect Task of the
 // connection get their patient when the flow arrives (WorkingSet.reportConnection, linkReconnectTask).
 import type { Basic, Reference } from '@medplum/fhirtypes';

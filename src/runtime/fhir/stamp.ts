@@ -34,6 +34,11 @@ export function oldestOf(a: EventStamp | undefined, b: EventStamp | undefined): 
   return compareStamps(a, b) <= 0 ? a : b;
 }
 
+/** The earlier of two ISO 8601 instants, compared as instants (`a` when they are the same moment). */
+export function earliest(a: string | undefined, b: string): string {
+  return a !== undefined && Date.parse(a) <= Date.parse(b) ? a : b;
+}
+
 export function stampExtension(url: string, stamp: EventStamp): Extension {
   return {
     url,

@@ -5,7 +5,7 @@
 import type { Reference } from '@medplum/fhirtypes';
 import { TASK_KEY } from '../fhir/systems';
 import { reconnectTask } from '../fhir/tasks/reconnect';
-import type { ConnectionStatus } from '../medblocks/events';
+import type { ConnectionStatus, KnownConnectionStatus } from '../medblocks/events';
 import { consentStatusFor } from './connection-status';
 import type { WorkingSet } from './working-set';
 
@@ -47,7 +47,7 @@ export function reportMedblocksConnection(
     failureCodes: report.failureCodes,
     isActivation: active,
   });
-  if (report.status === 'refresh_failed') {
+  if (report.status === ('refresh_failed' satisfies KnownConnectionStatus)) {
     work.report(reconnectTask, {
       connectionId: report.reconnectId,
       sourceId: report.sourceId,

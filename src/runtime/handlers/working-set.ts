@@ -2,6 +2,7 @@
 // event reports into it; reconcile() derives reconnect and follow-up resolution from the Consents;
 // toPlan() emits only what actually changed. Pure: no I/O, no clock.
 import { deepEquals } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type { Consent, Patient, Reference, Task } from '@medplum/fhirtypes';
 import { decodeConsent, encodeConsent, hasKnownPatient } from '../fhir/consent';
 import type { ConsentModel, ConsentStatus } from '../fhir/consent';
@@ -16,7 +17,7 @@ import { PlanningError } from './plan';
 import type { DeliveryState, PlanContext, PlannedWrite, WritePlan } from './plan';
 
 interface Entry<R, M> {
-  readonly existing: (R & { id: string }) | undefined;
+  readonly existing: WithId<R> | undefined;
   readonly original: M | undefined;
   model: M;
   readonly fullUrl: string | undefined;

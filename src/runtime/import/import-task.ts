@@ -8,9 +8,8 @@
 // progress is `in-progress` with its `target` (the sync time it will cover once done); only a
 // finished run moves `covered-through`.
 import type { Reference, Task, TaskInput, TaskOutput } from '@medplum/fhirtypes';
-import { BUSINESS_STATUS_DISPLAY, CODE, packageCode, SYSTEM, TASK_KEY } from '../fhir/systems';
-import type { BusinessStatusCode } from '../fhir/systems';
-import { countValue, inputOf, outputOf } from '../fhir/tasks/parts';
+import { CODE, packageCode, SYSTEM, TASK_KEY } from '../fhir/systems';
+import { businessStatus, countValue, inputOf, outputOf } from '../fhir/tasks/parts';
 
 export interface ImportCounts {
   created: number;
@@ -82,11 +81,6 @@ export const OUTPUT_CODE: Readonly<Record<keyof ImportCounts, string>> = {
   patientRecords: 'ehr-patient-records',
   malformed: 'malformed',
 };
-
-function businessStatus(code: BusinessStatusCode): Task['businessStatus'] {
-  const display = BUSINESS_STATUS_DISPLAY[code];
-  return { coding: [{ system: SYSTEM.code, code, display }], text: display };
-}
 
 /**
  * `writtenAt` is the time of this write: a finished run's `executionPeriod.end`. (It was the sync time

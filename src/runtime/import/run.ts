@@ -14,7 +14,7 @@ import type { RecordKey } from './identity';
 import { addCounts, decodeImportTask, encodeImportTask, zeroCounts } from './import-task';
 import type { ImportCounts, ImportRun, ImportTaskModel } from './import-task';
 import { CURSOR_LIFETIME_MS, fetchRecordsPage, MedblocksCallError } from './medblocks-records';
-import type { MedblocksConnection, RecordsPage } from './medblocks-records';
+import type { MedblocksConnection, MedblocksFailureReason, RecordsPage } from './medblocks-records';
 import { keyOfItem, planPage } from './plan';
 import type { RecordItem, StoredCopy } from './plan';
 import { referencedKeys } from './references';
@@ -292,7 +292,7 @@ async function parkOrDefer(
   ctx: RunContext,
   model: ImportTaskModel,
   save: (next: ImportTaskModel) => Promise<boolean>,
-  reason: string
+  reason: MedblocksFailureReason
 ): Promise<PatientOutcome> {
   const run = model.state.run;
   const givingUp = reason === 'medblocks_patient_unknown' || ctx.now() - Date.parse(run.startedAt) >= GIVE_UP_AFTER_MS;

@@ -22,8 +22,14 @@ import * as v from 'valibot';
 /** The connection statuses Medblocks documents today; any other bounded string is accepted as unknown. */
 export const CONNECTION_STATUSES = ['active', 'failed', 'expired', 'refresh_failed', 'disconnected'] as const;
 export type KnownConnectionStatus = (typeof CONNECTION_STATUSES)[number];
-/** A documented status, or one Medblocks added later (see handlers/connection-status.ts for its meaning). */
-export type ConnectionStatus = string;
+/**
+ * A documented status, or one Medblocks added later (see handlers/connection-status.ts for its
+ * meaning). Open, so comparing one with a literal checks nothing: code that branches on a status
+ * narrows it with isKnownConnectionStatus first (handlers/connection-status.ts), and a single
+ * equality test writes its literal `satisfies KnownConnectionStatus` (no runtime cost, as the bundles
+ * are sized), so that the compiler refuses a misspelt status either way.
+ */
+export type ConnectionStatus = KnownConnectionStatus | (string & {});
 
 export function isKnownConnectionStatus(status: string): status is KnownConnectionStatus {
   return (CONNECTION_STATUSES as readonly string[]).includes(status);

@@ -5,9 +5,8 @@
 // the endpoint delivers again (or no longer exists). A run that finds nothing new writes nothing.
 import type { MedplumClient } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
-import { inputOf } from '../fhir/tasks/parts';
-import { BUSINESS_STATUS_DISPLAY, CODE, packageCode, SYSTEM, TASK_KEY, token } from '../fhir/systems';
-import type { BusinessStatusCode } from '../fhir/systems';
+import { businessStatus, inputOf } from '../fhir/tasks/parts';
+import { CODE, packageCode, SYSTEM, TASK_KEY, token } from '../fhir/systems';
 import { listEndpoints } from '../medblocks/endpoints';
 import type { MedblocksEndpointRecord } from '../medblocks/endpoints';
 import type { MedblocksConnection } from '../medblocks/http';
@@ -25,11 +24,6 @@ export interface EndpointCheck {
 export function endpointBot(endpoint: Pick<MedblocksEndpointRecord, 'description'>): string | undefined {
   const description = endpoint.description ?? '';
   return WEBHOOK_BOTS.find((b) => description === b.name || description === `Medplum bot ${b.name}`)?.name;
-}
-
-function businessStatus(code: BusinessStatusCode): Task['businessStatus'] {
-  const display = BUSINESS_STATUS_DISPLAY[code];
-  return { coding: [{ system: SYSTEM.code, code, display }], text: display };
 }
 
 /** The ops Task of a disabled endpoint, or its resolution; keeps what people added (notes, owner). */

@@ -1,4 +1,4 @@
-// Reconciliation (issue 19, item 4): Medplum converges on what Medblocks knows, without waiting for
+// Reconciliation: Medplum converges on what Medblocks knows, without waiting for
 // a webhook. Medblocks pushes a connection's `refresh_failed` but never its `expired` or
 // `disconnected`, so a Consent would stay `active` after the patient's access ended; and a project
 // that adopts the package starts with none of the patients and connections Medblocks already has.

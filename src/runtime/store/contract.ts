@@ -26,12 +26,13 @@ export interface ReadRequest {
   readonly consentsWithPatientRecords: boolean;
   /** Task business keys (values of urn:medblocks:task-key). */
   readonly taskKeys: readonly string[];
-  /** EHR sources (`fhirsrc_…`) whose names the Consents and Tasks may show (issue 12 item 7). */
+  /** EHR sources (`fhirsrc_…`) whose names the Consents and Tasks may show: events carry only the ids. */
   readonly sourceIds?: readonly string[];
   /**
    * The bot whose dead-letter of this event to look for (its registry name; the pipeline sets it).
    * Another bot's dead-letter carrying this event's id is not this delivery's: its policy refuses to
-   * touch it, so it is never searched for (issue 18). Absent, no dead-letter is read.
+   * touch it, and a compromised bot could write one to fail this bot's genuine deliveries; so it is
+   * never searched for. Absent, no dead-letter is read.
    */
   readonly deadLetterOwner?: string;
 }

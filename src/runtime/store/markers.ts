@@ -3,6 +3,7 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Basic, Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { CODE, SYSTEM, token } from '../fhir/systems';
+import { parseEntryStatus } from './errors';
 import type { RequestCounter } from './write';
 
 /** One page of markers created before `cutoff`, oldest first; confined to the marker code like the sweeper's policy. */
@@ -39,12 +40,12 @@ export async function deleteMarkers(
   let failed = 0;
   let failedStatus: number | undefined;
   for (const entry of response.entry ?? ([] as BundleEntry[])) {
-    const status = Number.parseInt(entry.response?.status ?? '', 10);
-    if ((status >= 200 && status < 300) || status === 404 || status === 410) {
+    const status = parseEntryStatus(entry.response?.status);
+    if (status !== undefined && ((status >= 200 && status < 300) || status === 404 || status === 410)) {
       deleted++;
     } else {
       failed++;
-      failedStatus ??= Number.isNaN(status) ? undefined : status;
+      failedStatus ??= status;
     }
   }
   return { deleted, failed, failedStatus };

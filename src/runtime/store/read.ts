@@ -44,7 +44,7 @@ export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: 
     searches.push(['tasks', `Task?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
   if (request.sourceIds?.length) {
-    // The EHRs' names (issue 12 item 7): one more search in the same batch, no extra request.
+    // The EHRs' names, which events never carry: one more search in the same batch, no extra request.
     const tokens = request.sourceIds.map((id) => encodeURIComponent(token(SYSTEM.fhirSourceId, id))).join(',');
     searches.push(['sources', `Organization?identifier=${tokens}&_count=${MAX_MATCHES}`]);
   }
@@ -105,13 +105,13 @@ export function parseReadResponse(
     // A proxy page or an empty body where a batch-response was due: a server-side failure.
     throw new FhirFailureError('server_error', undefined, 'read');
   }
-  const consents = new Map<string, Consent & { id: string }>();
-  const tasks = new Map<string, Task & { id: string }>();
-  let marker: (Basic & { id: string }) | undefined;
-  let patientByIdentifier: (Patient & { id: string }) | undefined;
-  let patientById: (Patient & { id: string }) | undefined;
+  const consents = new Map<string, WithId<Consent>>();
+  const tasks = new Map<string, WithId<Task>>();
+  let marker: WithId<Basic> | undefined;
+  let patientByIdentifier: WithId<Patient> | undefined;
+  let patientById: WithId<Patient> | undefined;
   const sourceNames = new Map<string, string>();
-  let deadLetter: (Task & { id: string }) | undefined;
+  let deadLetter: WithId<Task> | undefined;
 
   slots.forEach((slot, index) => {
     const entry: BundleEntry | undefined = response.entry?.[index];
@@ -133,21 +133,21 @@ export function parseReadResponse(
       const isMatch = item.search?.mode !== 'include';
       switch (resource.resourceType) {
         case 'Basic':
-          if (slot === 'marker' && isMatch) marker ??= resource as Basic & { id: string };
+          if (slot === 'marker' && isMatch) marker ??= resource as WithId<Basic>;
           break;
         case 'Patient':
-          if (slot === 'patientByIdentifier' && isMatch) patientByIdentifier ??= resource as Patient & { id: string };
-          if (slot === 'patientById' && isMatch) patientById ??= resource as Patient & { id: string };
+          if (slot === 'patientByIdentifier' && isMatch) patientByIdentifier ??= resource as WithId<Patient>;
+          if (slot === 'patientById' && isMatch) patientById ??= resource as WithId<Patient>;
           break;
         case 'Consent':
-          consents.set(resource.id, resource as Consent & { id: string });
+          consents.set(resource.id, resource as WithId<Consent>);
           break;
         case 'Task':
           if (slot === 'deadLetter') {
-            if (isMatch && isOwnDeadLetter(resource)) deadLetter ??= resource as Task & { id: string };
+            if (isMatch && isOwnDeadLetter(resource)) deadLetter ??= resource as WithId<Task>;
             break;
           }
-          tasks.set(resource.id, resource as Task & { id: string });
+          tasks.set(resource.id, resource as WithId<Task>);
           break;
         case 'Organization':
           if (slot === 'sources') addSourceNames(sourceNames, resource);

@@ -2,9 +2,9 @@
 // AuditEvent.outcomeDesc) and a small summary answer. A failed run throws after logging, so that
 // Medplum records the AuditEvent as a failure (outcome 4) and the monitor counts it.
 import type { BotEvent, MedplumClient } from '@medplum/core';
-import { sweepSummaryLine } from './plan';
-import type { SweepSummary } from './plan';
 import { scheduledBot } from '../scheduled-bot';
+import { formatSweepSummary } from '../summary';
+import type { SweepSummary } from '../summary';
 import { sweepMarkers } from './sweep';
 import type { SweepOptions } from './sweep';
 
@@ -25,7 +25,7 @@ export function createSweeper(
         fhirRequests = swept.fhirRequests;
         return swept.summary;
       },
-      line: (summary, ms) => sweepSummaryLine(summary, fhirRequests, ms),
+      line: (summary, ms) => formatSweepSummary(summary, fhirRequests, ms),
       failure: (summary) =>
         summary.status.startsWith('failed:')
           ? `Marker sweep stopped: ${summary.status}; ${summary.deleted} deleted, the next run continues`

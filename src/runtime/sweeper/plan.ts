@@ -2,10 +2,9 @@
 // "is this really an expired marker" check can be tested without a server. Markers are an
 // optimisation and an audit record: deleting one only means a very late replay is re-applied,
 // which every write tolerates (conditional, newest-event-wins).
+import type { WithId } from '@medplum/core';
 import type { Basic } from '@medplum/fhirtypes';
 import { CODE, SYSTEM } from '../fhir/systems';
-import { formatSweepSummary } from '../summary';
-import type { SweepOutcome } from '../summary';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -32,25 +31,9 @@ export function retentionCutoff(nowMs: number, retentionDays: number): string {
  * Defence in depth over the search: only a Basic that carries the marker code, an event-id
  * identifier and a `created` before the cut-off is ever deleted, whatever the server returned.
  */
-export function isExpiredMarker(resource: Basic, cutoff: string): resource is Basic & { id: string } {
+export function isExpiredMarker(resource: Basic, cutoff: string): resource is WithId<Basic> {
   const isMarker = resource.code.coding?.some((c) => c.system === SYSTEM.code && c.code === CODE.webhookEvent);
   const hasEventId = resource.identifier?.some((i) => i.system === SYSTEM.eventId);
   const created = resource.created?.slice(0, 10);
   return Boolean(resource.id && isMarker && hasEventId && created !== undefined && created < cutoff);
-}
-
-/** The sweeper's summary line (format in src/runtime/summary.ts) — counts only. */
-export function sweepSummaryLine(summary: SweepSummary, fhirRequests: number, ms: number): string {
-  return formatSweepSummary({ ...summary, outcome: summary.status, fhirRequests, ms });
-}
-
-export interface SweepSummary {
-  /** `swept` when the run finished cleanly (even with work left), `failed:<reason>` otherwise. */
-  readonly status: SweepOutcome;
-  readonly cutoff: string;
-  readonly retentionDays: number;
-  readonly deleted: number;
-  readonly failed: number;
-  /** True when the run stopped on a limit with expired markers possibly left: the next run continues. */
-  readonly more: boolean;
 }

@@ -7,8 +7,8 @@ import type { Secrets } from '../settings';
 import { classifyStatus, statusOfError } from '../store/errors';
 import { deleteMarkers, findExpiredMarkers } from '../store/markers';
 import { DEFAULT_SWEEP_LIMITS, isExpiredMarker, retentionCutoff } from './plan';
-import type { SweepLimits, SweepSummary } from './plan';
-import type { SweepOutcome } from '../summary';
+import type { SweepLimits } from './plan';
+import type { SweepOutcome, SweepSummary } from '../summary';
 
 export interface SweepOptions {
   readonly now?: () => number;

@@ -1,5 +1,5 @@
 // `npm run sources [-- --dry-run]`: names the EHRs in Medplum. The bots show an EHR's name in Task
-// descriptions and Consent actors only when an Organization carries it (issue 12 item 7); this
+// descriptions and Consent actors only when an Organization carries it (events carry only ids); this
 // command keeps one such Organization per source the bots' Consents use, named as Medblocks names
 // it. See src/tools/sources/ and docs/commands.md.
 import { readSettings } from '../provision/env';

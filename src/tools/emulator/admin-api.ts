@@ -15,6 +15,7 @@
 // over the project's store, read-write, as a project admin without an AccessPolicy has it.
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { allOk, badRequest, ContentType, created, forbidden, getReferenceString, notFound } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type { Attachment, Binary, Bot, OperationOutcome, Project, ProjectMembership } from '@medplum/fhirtypes';
 import { EMULATOR_PROJECT_ID } from './identity';
 import { authState, profileOf } from './oauth';
@@ -178,7 +179,7 @@ interface CreateBotBody {
  * and `runtimeVersion` (default: the server's `defaultBotRuntimeVersion`, vmcontext on a
  * self-hosted server without AWS), then its ProjectMembership carrying the given policy; 201 Bot.
  */
-async function createBot(store: EmulatorStore, project: Project & { id: string }, raw: unknown): Promise<HttpAnswer> {
+async function createBot(store: EmulatorStore, project: WithId<Project>, raw: unknown): Promise<HttpAnswer> {
   const params = (raw ?? {}) as CreateBotBody;
   if (typeof params.name !== 'string' || params.name === '') {
     return json(

@@ -2,6 +2,7 @@
 // packages/server/src/util/auditevent.ts), so that `AuditEvent?entity=Bot/{id}&outcome=4` and the
 // monitor behave locally as they do on a server.
 import { createReference, isResourceWithId } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type {
   AuditEvent,
   AuditEventAgent,
@@ -17,7 +18,7 @@ export const MAX_OUTCOME_DESC_LENGTH = 10 * 1024;
 export const AUDIT_EVENT_TYPE = { system: 'https://medplum.com/CodeSystem/audit-event', code: 'execute' } as const;
 
 export interface BotRunRecord {
-  readonly bot: Bot & { id: string };
+  readonly bot: WithId<Bot>;
   readonly runAs: ProjectMembership;
   readonly requester?: AuditEventAgent['who'];
   /** The bot's input: when it is a resource with an id (a cron run's input is the Bot itself), it is an entity too. */

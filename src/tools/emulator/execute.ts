@@ -4,6 +4,7 @@
 // webhook run gets right (the bots feature, the vmContextBotsEnabled setting, the deployed code,
 // the membership's policy, the secrets, the AuditEvent) a scheduled run gets right too.
 import { badRequest, createReference } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type { AccessPolicy, AuditEvent, Bot, Project, ProjectMembership, ProjectSetting } from '@medplum/fhirtypes';
 import type { MemoryRepository } from '@medplum/fhir-router';
 import { createFakeJwt } from '@medplum/mock';
@@ -37,7 +38,7 @@ export interface ExecutionContext {
 
 /** Medplum's `BotExecutionRequest`, the fields its two callers here fill in. */
 export interface BotExecutionRequest {
-  readonly bot: Bot & { id: string };
+  readonly bot: WithId<Bot>;
   readonly runAs: ProjectMembership;
   readonly input: unknown;
   readonly contentType: string;

@@ -14,6 +14,7 @@
 // and secret derived like every other emulator id (stable across restarts, printed by
 // `npm run dev`; loopback only, dev use only).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { WithId } from '@medplum/core';
 import type { ClientApplication, Project, ProjectMembership } from '@medplum/fhirtypes';
 import { EMULATOR_PROJECT_ID, stableId } from './identity';
 import type { EmulatorStore } from './store';
@@ -180,8 +181,8 @@ export class TokenService {
 /** What `/auth/me` and the admin routes know about the caller (the server's AuthState). */
 export interface AuthState {
   readonly login: EmulatorLogin;
-  readonly project: Project & { id: string };
-  readonly membership: ProjectMembership & { id: string };
+  readonly project: WithId<Project>;
+  readonly membership: WithId<ProjectMembership>;
 }
 
 /** Resolves a login to its project and membership, as the server's middleware does per request. */
@@ -189,8 +190,8 @@ export async function authState(store: EmulatorStore, login: EmulatorLogin): Pro
   const membership = (await store.repo.readResource<ProjectMembership>(
     'ProjectMembership',
     login.membershipId
-  )) as ProjectMembership & { id: string };
-  const project = (await store.repo.readReference<Project>(membership.project)) as Project & { id: string };
+  )) as WithId<ProjectMembership>;
+  const project = await store.repo.readReference<Project>(membership.project);
   return { login, project, membership };
 }
 

@@ -116,7 +116,7 @@ export class SerializableConflicts {
 /**
  * How many times the server runs a transaction that fails to serialise: `transactionAttempts`,
  * default 2 (`defaultTransactionAttempts = 2` in repository-connection.ts, 5.1.13 and later upstream;
- * the ledger said 3 before issue 20's reading of the source).
+ * an older ledger entry said 3; the server's source says 2).
  */
 export const SERVER_TRANSACTION_ATTEMPTS = 2;
 /** `transactionExpBackoffBaseDelayMs`, default 50. */

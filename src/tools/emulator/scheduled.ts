@@ -4,6 +4,7 @@
 // where Medplum decides it, in `addCronJobs`: only for a Bot with a valid `cronTiming` or
 // `cronString` in a project with the `cron` feature. A bot Medplum would never schedule is not run.
 import { ContentType } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type { Bot, Project, ProjectMembership } from '@medplum/fhirtypes';
 import { isValidCron } from 'cron-validator';
 import { executeBot } from './execute';
@@ -33,7 +34,7 @@ export type ScheduledRun =
  */
 export async function runScheduledBot(ctx: ExecutionContext, botId: string): Promise<ScheduledRun> {
   const { store } = ctx;
-  const bot = (await store.repo.readResource<Bot>('Bot', botId)) as Bot & { id: string };
+  const bot = (await store.repo.readResource<Bot>('Bot', botId)) as WithId<Bot>;
   const projectId = bot.meta?.project ?? '';
   const project = await store.repo.readResource<Project>('Project', projectId);
   if (!project.features?.includes('cron')) {

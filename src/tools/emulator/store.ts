@@ -5,6 +5,7 @@
 // conflicts); here, each request can also be slowed down by a simulated network latency.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getStatus, normalizeOperationOutcome } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type { FhirRequest, MemoryRepository } from '@medplum/fhir-router';
 import type { AccessPolicy, Bundle, Resource } from '@medplum/fhirtypes';
 import { MockClient, MockFetchClient } from '@medplum/mock';
@@ -140,12 +141,12 @@ export class EmulatorStore {
   }
 
   /** Every resource of a type, optionally narrowed by a search query (`identifier=…`). */
-  async all<T extends Resource>(resourceType: T['resourceType'], query = ''): Promise<(T & { id: string })[]> {
+  async all<T extends Resource>(resourceType: T['resourceType'], query = ''): Promise<WithId<T>[]> {
     const answer = await this.handle({
       method: 'GET',
       path: `/${resourceType}?_count=1000${query ? `&${query}` : ''}`,
     });
-    const bundle = answer.body as Bundle<T & { id: string }>;
+    const bundle = answer.body as Bundle<WithId<T>>;
     return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
   }
 }

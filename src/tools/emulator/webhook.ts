@@ -107,7 +107,7 @@ async function handleWebhookRun(
   if (!runAs.access && !runAs.accessPolicy) {
     return { answer: textAnswer(403, MESSAGES.noPolicy) };
   }
-  const bot = (await store.repo.readReference<Bot>({ reference: runAs.profile.reference })) as Bot & { id: string };
+  const bot = await store.repo.readReference<Bot>({ reference: runAs.profile.reference });
   if (!bot.publicWebhook) {
     return { answer: textAnswer(403, MESSAGES.notPublic) };
   }

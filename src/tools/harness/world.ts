@@ -11,12 +11,11 @@ import {
   serverError,
   tooManyRequests,
 } from '@medplum/core';
-import type { BotEvent } from '@medplum/core';
+import type { BotEvent, WithId } from '@medplum/core';
 import type { MemoryRepository } from '@medplum/fhir-router';
 import type {
   AccessPolicy,
   Bot,
-  Bundle,
   Consent,
   OperationOutcome,
   Patient,
@@ -203,20 +202,20 @@ export class World {
     return { medplum: this.client(enforced, requests, options.faults), requests, policy };
   }
 
-  async all<T extends Resource>(resourceType: T['resourceType']): Promise<(T & { id: string })[]> {
-    const bundle = (await this.repo.search({ resourceType: resourceType })) as Bundle<T & { id: string }>;
+  async all<T extends Resource>(resourceType: T['resourceType']): Promise<WithId<T>[]> {
+    const bundle = await this.repo.search<T>({ resourceType: resourceType });
     return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
   }
 
-  consents(): Promise<(Consent & { id: string })[]> {
+  consents(): Promise<WithId<Consent>[]> {
     return this.all<Consent>('Consent');
   }
 
-  tasks(): Promise<(Task & { id: string })[]> {
+  tasks(): Promise<WithId<Task>[]> {
     return this.all<Task>('Task');
   }
 
-  patients(): Promise<(Patient & { id: string })[]> {
+  patients(): Promise<WithId<Patient>[]> {
     return this.all<Patient>('Patient');
   }
 

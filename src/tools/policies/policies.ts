@@ -1,4 +1,4 @@
-// The bots' AccessPolicies, built from code (issue 21): each bot's policy is the same few grants —
+// The bots' AccessPolicies, built from code so that no near-copy of a grant is ever edited by hand: each bot's policy is the same few grants —
 // its markers, Patient ids, the Patients it may create, the EHR-source Organizations, its Consents,
 // its Tasks and its own dead-letters — specialised by the registry entry (name, event types) and by
 // its event type's policy shape (which Consent and Task grants it needs). Every system, code and extension URL comes
@@ -308,7 +308,7 @@ function patientCreateGrant(
 }
 
 function organizationSearchGrant(
-  why = "the EHR's name (issue 12 item 7): one more search in the delivery's read batch, `Organization?identifier=urn:medblocks:fhir-source-id|<source ids>`, so that Consent actors and Task texts say \"Epic\" instead of a `fhirsrc_` id; the Organizations themselves are kept by the provisioning tool's sources sync, never by a bot"
+  why = "the EHR's name (Medblocks' events carry only the source id): one more search in the delivery's read batch, `Organization?identifier=urn:medblocks:fhir-source-id|<source ids>`, so that Consent actors and Task texts say \"Epic\" instead of a `fhirsrc_` id; the Organizations themselves are kept by the provisioning tool's sources sync, never by a bot"
 ): ExplainedGrant {
   return {
     kind: 'organization',

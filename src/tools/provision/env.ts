@@ -2,7 +2,7 @@
 // `.env` file in the working directory. `.env` is parsed by Node's own `util.parseEnv` (the same
 // dotenv dialect as `node --env-file`), so quoting, `export ` and comments behave as users expect.
 //
-// MEDPLUM_BASE_URL has no default (issue 12): the tools change a project, and which server they
+// MEDPLUM_BASE_URL has no default: the tools change a project, and which server they
 // change must be the user's choice, not a silent fall-back to hosted Medplum. A missing or
 // malformed URL is an error naming the variable and the usual values.
 import { existsSync, readFileSync } from 'node:fs';

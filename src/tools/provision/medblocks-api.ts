@@ -3,7 +3,7 @@
 // `@medplum/core`'s MedplumClient instead (./medplum.ts). Errors name the call and the status, never
 // a request or response body: bodies here carry signing secrets.
 //
-// Against a hostile or failing server (issue 18, item 8) every request gives up after a timeout that
+// Against a hostile or failing server every request gives up after a timeout that
 // names what it waited for; a read that meets a 429, 502, 503, 504 or a network failure is retried
 // (3 times, as Medblocks' own SDK does, honouring Retry-After), every wait charged to one budget per
 // client, so that no run can wait for hours; list pages are bounded and their items type-checked, and

@@ -1,7 +1,7 @@
 // Medblocks answers a refused request with `{"error": {"type", "code", "message", "param", …}}`.
 // The Medblocks client (./medblocks-api.ts) keeps only the message; provisioning also needs the
 // type and the parameter to tell "this account does not know the event name
-// patient_flow.completed" (400 invalid_request_error on `events`, issue 11 item 4) from any other
+// patient_flow.completed" (400 invalid_request_error on `events`) from any other
 // refusal. `observeRefusals` wraps the client's fetch and remembers the last refusal's fields;
 // the body is never logged (Medblocks' answers can carry signing secrets).
 

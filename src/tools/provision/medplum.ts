@@ -219,7 +219,7 @@ export async function deployCode(
     .map((i) => i.details?.text ?? i.diagnostics ?? i.code);
 }
 
-/** The fix for the `$deploy` refusals a fresh project meets (issue 9: provisioning traps). */
+/** The fix for the `$deploy` refusals a fresh project meets, which the server's text alone does not say. */
 export function deployFix(serverText: string): string | undefined {
   if (/Bots not enabled/i.test(serverText)) {
     return (

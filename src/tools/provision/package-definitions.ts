@@ -1,4 +1,4 @@
-// What makes the package's own codes and extensions readable in the Medplum app (issue 12, item 7):
+// What makes the package's own codes and extensions readable in the Medplum app:
 // a CodeSystem for `urn:medblocks:code` — every code the bots write, with a display and a
 // definition — and one StructureDefinition per extension of EXTENSION, each saying what value it
 // carries. Provisioning installs them like everything else it owns (create, or update when they

@@ -1,4 +1,4 @@
-// The read-only preflight provisioning runs before it changes anything (issue 9, item 7): every
+// The read-only preflight provisioning runs before it changes anything: every
 // trap that used to leave a half-provisioned project on a real server is checked here first —
 // the `bots` feature, a usable runtime, the server version and Bot.rawBody, a project-admin
 // client — and each problem is stated with the variable or setting that fixes it. A missing `cron`

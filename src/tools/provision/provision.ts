@@ -399,7 +399,8 @@ async function registerEndpoints(
       change(`Medblocks endpoint for ${event}`, 'register', 'once the bot exists');
       continue;
     }
-    // The names the bot accepts, the documented one first (the flow event has two: issue 11 item 4).
+    // The names the bot accepts, the documented one first (the flow event has two: the guides' older
+    // name and the published API's, and an account may know only one of them).
     const names: readonly string[] = bot.eventTypes?.length ? bot.eventTypes : [event];
     const plan = planEndpoint(endpoints, outcome.webhookUrl, names);
     if (plan.action === 'create') {

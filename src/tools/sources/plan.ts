@@ -2,6 +2,7 @@
 // bots write), and what to do with each source's Organization given the name Medblocks returns.
 // No I/O here, so that every decision (create, update, leave alone, cannot name) is tested without
 // a server; ./sources.ts does the reading and writing.
+import type { WithId } from '@medplum/core';
 import type { Consent, Organization } from '@medplum/fhirtypes';
 import { SYSTEM } from '../../runtime/fhir/systems';
 import { isCleanText } from '../../runtime/medblocks/events';
@@ -105,13 +106,11 @@ export type SourceAction =
   | { readonly kind: 'shared'; readonly sourceId: string; readonly organizationId: string };
 
 /** The Organizations that carry a source's identifier, by source id. */
-export function organizationsBySource(
-  organizations: readonly Organization[]
-): Map<string, (Organization & { id: string })[]> {
-  const out = new Map<string, (Organization & { id: string })[]>();
+export function organizationsBySource(organizations: readonly Organization[]): Map<string, WithId<Organization>[]> {
+  const out = new Map<string, WithId<Organization>[]>();
   for (const organization of organizations) {
     if (!organization.id) continue;
-    const withId = organization as Organization & { id: string };
+    const withId = organization as WithId<Organization>;
     const values = new Set(
       (organization.identifier ?? []).flatMap((i) => (i.system === SYSTEM.fhirSourceId && i.value ? [i.value] : []))
     );
@@ -131,7 +130,7 @@ export function organizationsBySource(
 export function planSources(
   sourceIds: readonly string[],
   lookups: ReadonlyMap<string, SourceLookup>,
-  existing: ReadonlyMap<string, readonly (Organization & { id: string })[]>
+  existing: ReadonlyMap<string, readonly WithId<Organization>[]>
 ): SourceAction[] {
   const actions: SourceAction[] = [];
   for (const sourceId of sourceIds) {

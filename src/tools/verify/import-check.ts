@@ -1,4 +1,4 @@
-// verify's check of the records import (issue 22, item 4): after the story's records syncs, the
+// verify's check of the records import, on the project users point it at: after the story's records syncs, the
 // import bot is run once through `Bot/{id}/$execute` (as an admin runs a bot by hand; its cron job
 // would do the same within five minutes), then what it left for the story's patient is read back:
 // its records-import Task, the import-* outputs on the records-sync Task, and whether every record

@@ -1,7 +1,7 @@
 // What a webhook answer says, in the bots' outcome vocabulary, whichever server gave it: a 200 is
 // the bot's `{"status": …}`; a real Medplum answers a throwing bot with 400 and an OperationOutcome
-// whose details.text is the thrown message only (issue 9, item 5), which the emulator used to
-// answer with the whole console output. And, for what is not the bot's, the fix.
+// whose details.text is the thrown message only (never the console output, which holds the
+// summary line), as the emulator does too. And, for what is not the bot's, the fix.
 import { FAILURES, isFailureReason } from '../../runtime/failures';
 import { outcomeOfAnswer } from '../../runtime/summary';
 

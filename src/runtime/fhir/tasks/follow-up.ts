@@ -6,7 +6,7 @@
 // Sources and failure codes are kept sorted and unique: the inputs do not depend on report order.
 import type { Reference, Task } from '@medplum/fhirtypes';
 import { hasKnownPatient } from '../consent';
-import { compareStamps, isNewer, newestOf, oldestOf, stampExtension } from '../stamp';
+import { compareStamps, earliest, isNewer, newestOf, oldestOf, stampExtension } from '../stamp';
 import type { EventStamp } from '../stamp';
 import { EXTENSION, failureCodeDisplay, SYSTEM, TASK_KEY } from '../systems';
 import type { CODE } from '../systems';
@@ -14,7 +14,6 @@ import type { TaskKind } from './kind';
 import {
   bestActivation,
   businessStatus,
-  earliest,
   ehrNameInput,
   ehrNamesOf,
   inputOf,

@@ -83,11 +83,6 @@ export function knownPatient(patient: Reference | undefined): Reference<Patient>
   return hasKnownPatient(patient) ? { reference: patient.reference } : undefined;
 }
 
-/** The earlier of a stored first-event time and this event's: a Task's `authoredOn` never moves later. */
-export function earliest(a: string | undefined, b: string): string {
-  return a !== undefined && Date.parse(a) <= Date.parse(b) ? a : b;
-}
-
 /**
  * A total order on the activations that resolve a Task, best first: the newest; on a tie (one flow
  * can activate two connections of one source with the same stamp), the Task's own connection; then

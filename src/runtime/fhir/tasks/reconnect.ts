@@ -9,7 +9,7 @@
 //   becomes the newest, so the stored reconnect no longer counts.
 import type { Reference, Task } from '@medplum/fhirtypes';
 import { hasKnownPatient } from '../consent';
-import { compareStamps, isNewer, newestOf, stampExtension } from '../stamp';
+import { compareStamps, earliest, isNewer, newestOf, stampExtension } from '../stamp';
 import type { EventStamp } from '../stamp';
 import { decodeKeyPart, EXTENSION, TASK_KEY } from '../systems';
 import type { CODE } from '../systems';
@@ -17,7 +17,6 @@ import type { TaskKind } from './kind';
 import {
   bestActivation,
   businessStatus,
-  earliest,
   ehrNameInput,
   ehrNamesOf,
   knownPatient,

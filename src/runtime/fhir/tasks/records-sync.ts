@@ -4,7 +4,7 @@
 // Invariant: last-applied-event is the newest sync event applied; the result is read back from the
 // status (`failed` → the failure with its bounded statusReason; otherwise the integer outputs).
 import type { Reference, Task } from '@medplum/fhirtypes';
-import { isNewer } from '../stamp';
+import { earliest, isNewer } from '../stamp';
 import type { EventStamp } from '../stamp';
 import type { CODE } from '../systems';
 import { asFhirText, TASK_KEY } from '../systems';
@@ -12,7 +12,6 @@ import type { TaskKind } from './kind';
 import {
   businessStatus,
   countValue,
-  earliest,
   ehrNameInput,
   ehrNamesOf,
   knownPatient,
