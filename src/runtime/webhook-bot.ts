@@ -24,13 +24,13 @@ import type { Task } from '@medplum/fhirtypes';
 import type * as v from 'valibot';
 import { ClassifiedFailure, ESCALATE_AFTER_MS, FAILURES, outcomeOfFailure } from './failures';
 import type { FailureReason, PermanentReason, TransientReason } from './failures';
-import { isOpenDeadLetter, resolveDeadLetter } from './fhir/dead-letter';
 import { marksApplied } from './fhir/marker';
 import { DeliveryRejectedError, InvalidPayloadError, receiveDelivery } from './receive';
 import type { EventStamp } from './fhir/stamp';
 import { unknownStatusNotes } from './medblocks/events';
 import type { EventEnvelope } from './medblocks/events';
-import type { EventHandler, PlannedWrite } from './handlers/plan';
+import { deadLetterResolution } from './handlers/plan';
+import type { EventHandler } from './handlers/plan';
 import { webhookEntry } from './bot-entry';
 import type { EntrySource, WebhookBotEntry, WebhookEntryFor } from './bot-entry';
 import type { EventOfDefinition } from './events/define';
@@ -225,7 +225,7 @@ async function deliver<E extends EventEnvelope>(
   // Through `log`, never a detached `console.log`: Medplum's vmcontext console needs its `this`.
   for (const note of unknownStatusNotes(event.id, bot.connectionStatuses?.(event) ?? [])) log(note);
   const stamp: EventStamp = { at: event.created_at, eventId: event.id };
-  const context = { stamp, settings, newUuid: options.newUuid ?? randomUUID };
+  const newUuid = options.newUuid ?? randomUUID;
 
   /**
    * Lost a race: wait, then go on. Exponential with jitter, so that deliveries that collided spread
@@ -261,13 +261,15 @@ async function deliver<E extends EventEnvelope>(
       // Applied before, yet quarantined since (e.g. a replay of a poison body): close the dead-letter,
       // else monitor flags an applied event forever. Best effort: the event is applied whatever this
       // write answers, and a lost race or refusal leaves the dead-letter to the next delivery.
-      await writePlan(medplum, resolvedDeadLetter(state.deadLetter, now()), counter).catch(() => undefined);
+      const closing = deadLetterResolution(state.deadLetter, new Date(now()).toISOString());
+      await writePlan(medplum, closing, counter).catch(() => undefined);
       return 'duplicate';
     }
-    const plan = bot.handler.plan(event, state, context); // plan
+    const appliedAt = new Date(now()).toISOString();
+    const plan = bot.handler.plan(event, state, { stamp, settings, newUuid, appliedAt }); // plan
     const created = new Map<string, string>();
     let conflict: WriteConflict | undefined;
-    for (const stage of dependencyStages([...plan.writes, ...resolvedDeadLetter(state.deadLetter, now())])) {
+    for (const stage of dependencyStages(plan.writes)) {
       let pending = withCreatedReferences(stage, created);
       for (;;) {
         const written = await writePlan(medplum, pending, counter); // write
@@ -292,13 +294,6 @@ async function deliver<E extends EventEnvelope>(
     if (!conflict) return plan.stale ? 'stale' : 'processed';
     attempt = await backOff(attempt, conflict); // then start over from read
   }
-}
-
-/** A quarantined event's dead-letter, resolved by this successful delivery in the same write batch. */
-function resolvedDeadLetter(deadLetter: WithId<Task> | undefined, at: number): PlannedWrite[] {
-  if (!isOpenDeadLetter(deadLetter)) return [];
-  const resource = resolveDeadLetter(deadLetter, new Date(at).toISOString());
-  return [{ kind: 'update', resource, versionId: deadLetter.meta?.versionId }];
 }
 
 /** Records the dead-letter and builds the 2xx answer; throws (a transient failure) when the record cannot be written. */

@@ -13,7 +13,7 @@ import { patientIdentifier, SYSTEM, token } from '../fhir/systems';
 import { decodeTask, encodeTask } from '../fhir/task';
 import type { Activation, AnyTaskKind, KindedTaskModel, MergeContext, TaskKind } from '../fhir/tasks/kind';
 import { knownPatient } from '../fhir/tasks/parts';
-import { PlanningError } from './plan';
+import { deadLetterResolution, PlanningError } from './plan';
 import type { DeliveryState, PlanContext, PlannedWrite, WritePlan } from './plan';
 
 interface Entry<R, M> {
@@ -46,6 +46,7 @@ export class WorkingSet implements MergeContext {
   private patientCreate: { fullUrl: string; resource: Patient; patientId: string } | undefined;
   private stale = false;
   private readonly sourceNames: ReadonlyMap<string, string> | undefined;
+  private readonly deadLetter: DeliveryState['deadLetter'];
 
   /** `taskKinds`: the kinds this delivery's bot writes; a Task of another kind in view is left alone. */
   constructor(
@@ -54,6 +55,7 @@ export class WorkingSet implements MergeContext {
     taskKinds: readonly AnyTaskKind[]
   ) {
     this.sourceNames = state.sourceNames;
+    this.deadLetter = state.deadLetter;
     for (const consent of state.consents) {
       const model = decodeConsent(consent);
       if (model) {
@@ -208,7 +210,10 @@ export class WorkingSet implements MergeContext {
     );
   }
 
-  /** The minimal write list: creates for new business keys, version-checked updates for changed models. */
+  /**
+   * Everything this delivery writes: creates for new business keys, version-checked updates for
+   * changed models, and the resolution of the event's open dead-letter when it had been quarantined.
+   */
   toPlan(markerSubject: Reference | undefined): WritePlan {
     const writes: PlannedWrite[] = [];
     if (this.patientCreate) {
@@ -231,6 +236,7 @@ export class WorkingSet implements MergeContext {
       const resource = encodeTask(entry.kind, entry.model, entry.existing, this.context.settings.taskOwner);
       pushWrite(writes, entry, resource, identifierQuery(SYSTEM.taskKey, entry.model.key));
     }
+    writes.push(...deadLetterResolution(this.deadLetter, this.context.appliedAt));
     return { writes, markerSubject, stale: this.stale };
   }
 

@@ -99,7 +99,11 @@ async function reconcileConnection(
   const counter = { requests: 0 };
   for (let attempt = 1; ; attempt++) {
     const state = await readState(options.medplum, reads, counter);
-    const work = new WorkingSet(state, { stamp, settings: options.settings, newUuid: randomUUID }, TASK_KINDS);
+    const work = new WorkingSet(
+      state,
+      { stamp, settings: options.settings, newUuid: randomUUID, appliedAt: stamp.at },
+      TASK_KINDS
+    );
     const patient = work.resolvePatient(state, patientId);
     reportMedblocksConnection(
       work,

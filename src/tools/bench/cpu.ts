@@ -48,6 +48,7 @@ export async function measureCpu(scenarios: readonly BenchScenario[], iterations
         stamp: { at: event.created_at, eventId: event.id },
         settings,
         newUuid: () => `00000000-0000-4000-8000-${String(++uuid).padStart(12, '0')}`,
+        appliedAt: event.created_at,
       });
     };
     for (let i = 0; i < Math.min(200, iterations); i++) once();

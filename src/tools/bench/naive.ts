@@ -34,6 +34,7 @@ export function impliedResources<E extends MedblocksEvent>(
     stamp: { at: event.created_at, eventId: event.id },
     settings,
     newUuid: randomUUID,
+    appliedAt: event.created_at,
   });
   return plan.writes.flatMap((write) =>
     write.kind === 'create'
