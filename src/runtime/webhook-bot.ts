@@ -47,6 +47,7 @@ import {
   writesToResend,
 } from './store/write';
 import type { RequestCounter, WriteConflict } from './store/write';
+import type { BotSettings } from './settings';
 import { formatDeliverySummary, notAppliedMessage } from './summary';
 import type { Outcome } from './summary';
 
@@ -136,15 +137,41 @@ const BACKOFF_CAP_MS = 400;
 
 export type MedplumBotHandler = (medplum: MedplumClient, event: BotEvent) => Promise<BotAnswer>;
 
-/** What the pipeline learnt so far; the failure path needs it to log and to quarantine. */
-interface Progress {
-  /** The event's id and type once they are safe to log (verified). */
-  eventId: string;
-  type: string;
+/** What the pipeline knew of a delivery when it stopped: the summary line and a quarantine need it. */
+interface Known {
+  /** The event's id and type once they are safe to log (verified); `-` before. */
+  readonly eventId: string;
+  readonly type: string;
   /** The verified event's `created_at`: how long Medblocks has been retrying it. */
-  createdAt: string | undefined;
+  readonly createdAt: string | undefined;
   /** The dead-letter found by the last read batch, or 'unknown' before any read. */
-  deadLetter: WithId<Task> | undefined | 'unknown';
+  readonly deadLetter: WithId<Task> | undefined | 'unknown';
+}
+
+const NOTHING_KNOWN: Known = { eventId: '-', type: '-', createdAt: undefined, deadLetter: 'unknown' };
+
+/** Whatever stopped a delivery, with what the pipeline knew of it at that point. */
+class DeliveryStopped extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly known: Known
+  ) {
+    super('delivery stopped');
+    this.name = 'DeliveryStopped';
+  }
+}
+
+/**
+ * The id and type a failed delivery is logged and quarantined under: a body that is verified but
+ * unreadable has its dead-letter key; a verified, well-formed but misrouted event its own id and
+ * type; otherwise what the pipeline had verified.
+ */
+function namesOf(failure: unknown, known: Known): { readonly eventId: string; readonly type: string } {
+  if (failure instanceof InvalidPayloadError) return { eventId: failure.key, type: failure.type };
+  if (failure instanceof DeliveryRejectedError && failure.event) {
+    return { eventId: failure.event.id, type: failure.event.type };
+  }
+  return known;
 }
 
 /** Builds the `handler` a bot file exports. Options exist for tests (clock, sleep, log sink). */
@@ -164,63 +191,85 @@ export function createWebhookBot<E extends EventEnvelope>(
   return async (medplum, botEvent) => {
     const started = now();
     const counter: RequestCounter = { requests: 0 };
-    const seen: Progress = { eventId: '-', type: '-', createdAt: undefined, deadLetter: 'unknown' };
-    const summarise = (outcome: Outcome): void => {
-      const { eventId, type } = seen;
+    const summarise = ({ eventId, type }: { eventId: string; type: string }, outcome: Outcome): void => {
       log(formatDeliverySummary({ eventId, type, outcome, fhirRequests: counter.requests, ms: now() - started }));
     };
-    let failure: unknown;
+    let stopped: DeliveryStopped;
     try {
-      const outcome = await deliver(medplum, botEvent, bot, options, log, counter, seen);
-      summarise(outcome);
-      return { status: outcome, event: seen.eventId, type: seen.type };
+      const { outcome, known } = await deliver(medplum, botEvent, bot, options, log, counter);
+      summarise(known, outcome);
+      return { status: outcome, event: known.eventId, type: known.type };
     } catch (err) {
-      failure = err;
+      stopped = err instanceof DeliveryStopped ? err : new DeliveryStopped(err, NOTHING_KNOWN);
     }
+    const { known } = stopped;
+    let failure = stopped.failure;
+    const names = namesOf(failure, known);
     const reason = reasonOf(failure);
-    const cause = persistingCause(reason, seen.createdAt, now());
+    const cause = persistingCause(reason, known.createdAt, now());
     if ((isPermanent(reason) && failure instanceof ClassifiedFailure) || cause) {
       const quarantined = cause ? 'retries_exhausted' : (reason as PermanentReason);
       try {
-        const answer = await quarantine(medplum, bot.name, failure, { reason: quarantined, cause }, seen, counter, now);
-        summarise(cause ? `${outcomeOfFailure('retries_exhausted')} cause=${cause}` : outcomeOfFailure(quarantined));
+        const why = { reason: quarantined, cause };
+        const answer = await quarantine(medplum, bot.name, failure, why, { ...known, ...names }, counter, now);
+        summarise(
+          names,
+          cause ? `${outcomeOfFailure('retries_exhausted')} cause=${cause}` : outcomeOfFailure(quarantined)
+        );
         return answer;
       } catch (err) {
         failure = err; // the dead-letter could not be written: fail, so that Medblocks retries
       }
     }
-    if (failure instanceof DeliveryRejectedError && failure.event) {
-      // Verified and well-formed but misrouted: its id and type are safe to log.
-      seen.eventId = failure.event.id;
-      seen.type = failure.event.type;
-    }
     const { outcome, message } = describeFailure(failure);
-    summarise(outcome);
+    summarise(names, outcome);
     // No `cause`: the original error may quote server text or payload, and this message is
     // echoed to the unauthenticated caller and stored in Medblocks' dashboard.
     throw new Error(message);
   };
 }
 
-/** The pipeline. `seen` receives the event's id and type once they are safe to log (verified). */
+/** The pipeline; anything that stops it comes out as a DeliveryStopped carrying what it knew. */
 async function deliver<E extends EventEnvelope>(
   medplum: MedplumClient,
   botEvent: BotEvent,
   bot: WebhookBot<E>,
   options: PipelineOptions,
   log: (line: string) => void,
+  counter: RequestCounter
+): Promise<{ readonly outcome: AppliedOutcome; readonly known: Known }> {
+  let known = NOTHING_KNOWN;
+  try {
+    const { event, settings } = receiveDelivery(botEvent, bot, { now: options.now ?? Date.now }); // verify
+    known = { eventId: event.id, type: event.type, createdAt: event.created_at, deadLetter: 'unknown' };
+    const outcome = await apply(medplum, event, settings, bot, options, log, counter, (deadLetter) => {
+      known = { ...known, deadLetter };
+    });
+    return { outcome, known };
+  } catch (err) {
+    throw new DeliveryStopped(err, known);
+  }
+}
+
+/**
+ * A verified event, applied: read → plan → write → mark, again after a conflict, within the
+ * deadline. `onRead` learns the dead-letter each read batch found (a quarantine after a failure
+ * updates that one).
+ */
+async function apply<E extends EventEnvelope>(
+  medplum: MedplumClient,
+  event: E,
+  settings: BotSettings,
+  bot: WebhookBot<E>,
+  options: PipelineOptions,
+  log: (line: string) => void,
   counter: RequestCounter,
-  seen: Progress
+  onRead: (deadLetter: WithId<Task> | undefined) => void
 ): Promise<AppliedOutcome> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => sleepFor(ms));
   const deadline = now() + (options.deadlineMs ?? DEFAULT_DEADLINE_MS);
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-
-  const { event, settings } = receiveDelivery(botEvent, bot, { now }); // verify
-  seen.eventId = event.id;
-  seen.type = event.type;
-  seen.createdAt = event.created_at;
   // Values Medblocks added since this package was written are applied as the mapping says and named here.
   // Through `log`, never a detached `console.log`: Medplum's vmcontext console needs its `this`.
   for (const note of unknownStatusNotes(event.id, bot.connectionStatuses?.(event) ?? [])) log(note);
@@ -256,7 +305,7 @@ async function deliver<E extends EventEnvelope>(
       attempt = await backOff(attempt, { cause: 'serialization', status: err.status ?? 409 });
       continue;
     }
-    seen.deadLetter = state.deadLetter;
+    onRead(state.deadLetter);
     if (marksApplied(state.marker, event.type)) {
       // Applied before, yet quarantined since (e.g. a replay of a poison body): close the dead-letter,
       // else monitor flags an applied event forever. Best effort: the event is applied whatever this
@@ -302,28 +351,23 @@ async function quarantine(
   owner: string,
   failure: unknown,
   why: { readonly reason: PermanentReason; readonly cause: TransientReason | undefined },
-  seen: Progress,
+  known: Known,
   counter: RequestCounter,
   now: () => number
 ): Promise<QuarantinedAnswer> {
   const { reason, cause } = why;
-  if (failure instanceof InvalidPayloadError) {
-    // Verified but unreadable: its key and type are the ones safe to log (an id only when well-formed).
-    seen.eventId = failure.key;
-    seen.type = failure.type;
-  }
   // A recurring failure's path is not the event's fault: only a permanent failure names one.
   const path = !cause && failure instanceof ClassifiedFailure ? failure.path : undefined;
   await recordDeadLetter(
     medplum,
-    { key: seen.eventId, owner, type: seen.type, reason, path, cause, seenAt: new Date(now()).toISOString() },
-    seen.deadLetter,
+    { key: known.eventId, owner, type: known.type, reason, path, cause, seenAt: new Date(now()).toISOString() },
+    known.deadLetter,
     counter
   );
   return {
     status: 'quarantined',
-    event: seen.eventId,
-    type: seen.type,
+    event: known.eventId,
+    type: known.type,
     reason,
     ...(path ? { path } : {}),
     ...(cause ? { cause } : {}),
