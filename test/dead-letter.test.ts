@@ -205,6 +205,7 @@ async function openDeadLetters(world: World, prefix: string, count: number): Pro
   return ids;
 }
 
+// Ledger SRCH-2.
 describe('redeliver --quarantined finds every open dead-letter', () => {
   it('pages through all of them, not just the first page', async () => {
     const world = new World();

@@ -214,7 +214,9 @@ describe('entries that fail to serialise inside the write bundle', () => {
   });
 });
 
+// Ledger TX-7: a batch gives every create its id before it runs, so what committed beside a lost create points at nothing.
 describe('a new patient is created before anything that points at it', () => {
+  // Ledger TX-8: a batch runs its creates before its searches, so the read batch's Patient create is seen by its searches.
   it('by the read batch: when its create fails to serialise, nothing else was written, and the delivery reads again', async () => {
     const world = new World();
     unserialisable(world, 'Patient');

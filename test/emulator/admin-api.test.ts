@@ -127,7 +127,7 @@ describe('ADM-9 /auth/me', () => {
   });
 });
 
-describe('ADM-10/11/12 the admin API and $deploy', () => {
+describe('ADM-10, ADM-11, ADM-12: the admin API and $deploy', () => {
   it('secrets replace Project.secret; a webhook run sees them', async () => {
     const answer = await api('POST', 'admin/projects/ignored/secrets', [{ name: 'X', valueString: 'y' }]);
     expect(answer.status).toBe(200);

@@ -252,6 +252,7 @@ describe('what a scheduled run receives, and which bots have a job (probe bundle
     expect(run.ran).toBe(true);
   });
 
+  // Ledger CRON-3.
   test('a bot whose membership is gone: the worker throws before running, so no AuditEvent', async () => {
     await emulator.store.repo.deleteResource('ProjectMembership', membershipIdFor('probe-orphan'));
     const run = await emulator.runScheduled('probe-orphan');

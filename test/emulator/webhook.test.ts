@@ -238,6 +238,7 @@ describe('a bot that throws an OperationOutcomeError', () => {
 });
 
 describe('a project without the bots feature', () => {
+  // Ledger WH-2.
   test('answers 400 Bots not enabled, and the bot does not run', async () => {
     const withoutBots = await startEmulator({ root: built.root, features: [] });
     try {

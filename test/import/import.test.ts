@@ -185,6 +185,7 @@ describe('after records.sync.completed', () => {
     expect(Date.parse(period?.end ?? '')).toBeLessThanOrEqual(ticking.at);
   });
 
+  // Ledger SRCH-3.
   it('replaying the same sync (a new event, the same records) writes no record and no Provenance', async () => {
     await sync(first, FIRST_PULL);
     await runTheImport();
@@ -233,6 +234,7 @@ describe('every record traced, however a run ended', () => {
     return (await imported()).map((c) => `${c.resourceType}/${c.id ?? ''}`).filter((ref) => !targets.has(ref));
   }
 
+  // Ledger QUOTA-2.
   it('records stored without their Provenance (a batch refused part-way) get it from the next pass', async () => {
     await sync(records, FIRST_PULL);
     await runTheImport();
@@ -248,6 +250,7 @@ describe('every record traced, however a run ended', () => {
     expect(await untraced()).toEqual([]);
   });
 
+  // Ledger QUOTA-1.
   it("Medplum's FHIR quota pauses the run instead of failing it; the next run finishes, every record traced", async () => {
     await sync(records, FIRST_PULL);
     let seen = 0;
@@ -266,6 +269,7 @@ describe('every record traced, however a run ended', () => {
 });
 
 describe('paced by Medplum’s FHIR quota', () => {
+  // Ledger QUOTA-3.
   it('stops before a page the quota left would not cover, and the next run continues', async () => {
     const records = generatePatientRecords({ patientId: PATIENT_ID, source: SOURCE, count: 80 });
     await sync(records, FIRST_PULL);

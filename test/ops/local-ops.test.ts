@@ -91,6 +91,7 @@ describe('provision and monitor against the emulator', () => {
     expect(deployed).toContain(spec.name);
   });
 
+  // Ledger ADM-15.
   it('monitor reads the runs from AuditEvents and reports every bot', async () => {
     await runProvision();
     for (const bot of emulator.bots.filter((b) => WEBHOOK_BOTS.some((w) => w.name === b.name))) {

@@ -31,6 +31,7 @@ describe('preflight', () => {
     expect(told.warnings[0]).toMatch(/Could not load credentials from any providers.*--runtime vmcontext/);
   });
 
+  // Ledger ADM-1.
   it('sends rawBody from 5.2.0 on, and explains the parsed-body fallback before that', () => {
     expect(supportsRawBody('5.2.0')).toBe(true);
     expect(supportsRawBody('6.0.1-x')).toBe(true);

@@ -122,6 +122,7 @@ describe('npm run provision', () => {
     ]);
   });
 
+  // Ledger ADM-2.
   it('a second run changes nothing and says so, although the server reads code back as a presigned URL', async () => {
     await run();
     const flow = await medplum.bot('medblocks-patient-flow-completed');
@@ -293,6 +294,7 @@ describe('npm run provision', () => {
     expect((await medplum.bot(SWEEPER_NAME)).runtimeVersion).toBe('vmcontext');
   });
 
+  // Ledger ADM-4.
   it('warns clearly on a server that predates Bot.rawBody, explains the fallback, and does not send the field', async () => {
     medplum.version = '5.1.38-0f1e2d3';
     const { code, output } = await run([], false);
@@ -394,6 +396,7 @@ describe('npm run provision', () => {
 });
 
 describe('the preflight stops before any change', () => {
+  // Ledger ADM-5.
   it('when the project lacks the bots feature, naming the super-admin fix', async () => {
     await medplum.setFeatures([]);
     const { code, output } = await run();

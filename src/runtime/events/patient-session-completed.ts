@@ -41,7 +41,7 @@ import {
 } from './samples';
 import type { EnvelopeOverrides, SampleShape } from './samples';
 
-/** Both names of the flow event: the guides' older one first, then the published API's. */
+/** Both names of the flow event: the guides' older one first, then the published API's (contract MB-D2). */
 export const PATIENT_SESSION_COMPLETED = ['patient_flow.completed', 'patient_session.completed'] as const;
 
 /** One authorization attempt in a flow; `id` is null for a failed attempt. */

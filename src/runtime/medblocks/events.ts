@@ -136,7 +136,7 @@ export const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 /** A duration: the published schema says `number`, so a fractional millisecond count is genuine. */
 export const milliseconds = v.pipe(v.number(), v.finite(), v.minValue(0));
 
-/** What a connection item says in every event that carries one (a flow's entries, a refresh failure). */
+/** What a connection item says in every event that carries one (a flow's entries, a refresh failure: contract MB-D4). */
 export const connectionShape = {
   connection_id: sourceId,
   status: openEnum,
@@ -145,7 +145,7 @@ export const connectionShape = {
   created_at: isoDateTime,
 };
 
-/** The envelope around every payload: Medblocks' event object, with its type and payload schemas. */
+/** The envelope around every payload: Medblocks' event object, with its type and payload schemas (contract MB-D3). */
 export function envelope<TType extends v.GenericSchema<string>, TPayload extends v.GenericSchema>(
   type: TType,
   payload: TPayload

@@ -1,4 +1,4 @@
-// One GET to Medblocks' API from inside a bot: Bearer key, the API version header, a bound on the
+// One GET to Medblocks' API from inside a bot: Bearer key, the API version header (contract MB-C1), a bound on the
 // wait, and a failure classified so the caller can tell "try again later" from "fix the settings".
 // Medplum's vmcontext sandbox has `fetch` but no AbortSignal or setTimeout globals: the bound is a
 // race against node:timers/promises (unref'd, so it never holds a process open). Nothing of an

@@ -129,6 +129,7 @@ async function handle(
       send(200, { ok: true, server_time: iso(local.state.now()) });
       return;
     }
+    // MB-C1: every other operation needs the API key as a Bearer token.
     if (req.headers.authorization !== `Bearer ${local.apiKey}`)
       throw new ApiFailure(401, 'authentication_error', 'invalid_api_key', 'Invalid API key provided');
     const body = await jsonBody(req);

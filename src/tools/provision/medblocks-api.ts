@@ -5,7 +5,7 @@
 //
 // Against a hostile or failing server every request gives up after a timeout that
 // names what it waited for; a read that meets a 429, 502, 503, 504 or a network failure is retried
-// (3 times, as Medblocks' own SDK does, honouring Retry-After), every wait charged to one budget per
+// (3 times, as Medblocks' own SDK does, honouring Retry-After: contract MB-C4), every wait charged to one budget per
 // client, so that no run can wait for hours; list pages are bounded and their items type-checked, and
 // an answer that is not JSON says so, naming the variable to check.
 import * as v from 'valibot';

@@ -2,7 +2,7 @@
 // The Medblocks client (./medblocks-api.ts) keeps only the message; provisioning also needs the
 // type and the parameter to tell "this account does not know the event name
 // patient_flow.completed" (400 invalid_request_error on `events`) from any other
-// refusal. `observeRefusals` wraps the client's fetch and remembers the last refusal's fields;
+// refusal (contract MB-C5: which `param` and code is not published). `observeRefusals` wraps the client's fetch and remembers the last refusal's fields;
 // the body is never logged (Medblocks' answers can carry signing secrets).
 
 /** The fields of Medblocks' error object that decide what provisioning does next. */
