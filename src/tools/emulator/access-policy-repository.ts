@@ -146,52 +146,111 @@ export function withAccessPolicy(
   policy: AccessPolicy,
   onDecision: DecisionListener = () => undefined
 ): MemoryRepository {
-  const grants: readonly AccessPolicyResource[] = policy.resource ?? [];
+  const guard = new PolicyGuard(repo, policy, onDecision);
+  const overrides: Partial<Record<keyof MemoryRepository, unknown>> = {
+    ...readOperations(repo, guard),
+    ...writeOperations(repo, guard),
+  };
+  return new Proxy(repo, {
+    get(target, property, receiver) {
+      if (typeof property === 'string' && property in overrides) {
+        return overrides[property as keyof MemoryRepository];
+      }
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
+}
 
-  /** Records a decision; `quiet` leaves refusals unrecorded (a search result filtered out is no refusal). */
-  function grantFor(
-    resource: Resource,
-    interaction: AccessPolicyInteraction,
-    quiet = false
-  ): AccessPolicyResource | undefined {
-    const grant = satisfiedAccessPolicy(resource, interaction, policy);
+/**
+ * The server's checks as named guards, one per rule (the way the server's repository has
+ * `canReadResourceType`): which grant allows what, what a read shows, what a write may carry.
+ * Every decision is reported to the listener, so tests can show each grant used.
+ */
+class PolicyGuard {
+  private readonly grants: readonly AccessPolicyResource[];
+
+  constructor(
+    private readonly repo: MemoryRepository,
+    private readonly policy: AccessPolicy,
+    private readonly onDecision: DecisionListener
+  ) {
+    this.grants = policy.resource ?? [];
+  }
+
+  /** The grant allowing `interaction` on `resource`; `quiet` leaves a refusal unrecorded (a search result filtered out is no refusal). */
+  grantFor(resource: Resource, interaction: AccessPolicyInteraction, quiet = false): AccessPolicyResource | undefined {
+    const grant = satisfiedAccessPolicy(resource, interaction, this.policy);
     if (grant || !quiet) {
-      onDecision({
+      this.onDecision({
         resourceType: resource.resourceType,
         interaction,
-        grantIndex: grant ? grants.indexOf(grant) : undefined,
+        grantIndex: grant ? this.grants.indexOf(grant) : undefined,
       });
     }
     return grant;
   }
 
-  function require(resource: Resource, interaction: AccessPolicyInteraction): AccessPolicyResource {
-    const grant = grantFor(resource, interaction);
-    if (!grant) {
-      throw new OperationOutcomeError(forbidden);
-    }
+  /** 403 unless a grant allows `interaction` on this resource. */
+  require(resource: Resource, interaction: AccessPolicyInteraction): AccessPolicyResource {
+    const grant = this.grantFor(resource, interaction);
+    if (!grant) throw new OperationOutcomeError(forbidden);
     return grant;
   }
 
-  function requireType(resourceType: string, interaction: AccessPolicyInteraction): void {
-    if (!accessPolicySupportsInteraction(policy, interaction, resourceType as ResourceType)) {
-      onDecision({ resourceType, interaction, grantIndex: undefined });
+  /** 403 unless some grant allows `interaction` on the type at all (checked before any row is read). */
+  requireType(resourceType: string, interaction: AccessPolicyInteraction): void {
+    if (!accessPolicySupportsInteraction(this.policy, interaction, resourceType as ResourceType)) {
+      this.onDecision({ resourceType, interaction, grantIndex: undefined });
       throw new OperationOutcomeError(forbidden);
     }
   }
 
   /** AC-8: the server's `removeHiddenFields` — the first grant allowing `read` decides, on a copy. */
-  function hideFields<T extends Resource>(resource: T): T {
-    const grant = grantFor(resource, 'read', true);
+  hideFields<T extends Resource>(resource: T): T {
+    const grant = this.grantFor(resource, 'read', true);
     if (!grant?.hiddenFields?.length) return resource;
     const copy = deepClone(resource);
     for (const field of grant.hiddenFields) removeField(copy, field);
     return copy;
   }
 
+  /** AC-2: what the server's repository does before every update and delete, and for a read (unhidden). */
+  async readChecked(resourceType: string, id: string): Promise<Resource> {
+    this.requireType(resourceType, 'read');
+    const resource = await this.repo.readResource(resourceType, id);
+    // The server's read is a query filtered by the policy's criteria: the row is simply not found.
+    if (!this.grantFor(resource, 'read')) throw new OperationOutcomeError(notFound);
+    return resource;
+  }
+
+  /** The matches of a conditional write, unhidden (the server's conditional writes act on stored rows). */
+  async matchesOf(search: SearchRequest): Promise<Resource[]> {
+    this.requireType(search.resourceType, 'search');
+    const bundle = await (this.repo.search as (r: SearchRequest) => Promise<Bundle>)({ ...search, count: 2 });
+    return (bundle.entry ?? []).flatMap((e) =>
+      e.resource && this.grantFor(e.resource, 'search', true) ? [e.resource] : []
+    );
+  }
+
+  /** A create as the server's `updateResourceImpl(create=true)` runs it: AC-9, AC-3, AC-10, AC-8. */
+  prepareCreate<T extends Resource>(resource: T): T {
+    const candidate = this.restoreReadonlyFields(resource, undefined);
+    this.requireWritable(undefined, candidate, 'create');
+    return candidate;
+  }
+
+  /** An update of `before`: AC-4's checks, AC-9, the not-modified answer, AC-10. Undefined when nothing changes. */
+  prepareUpdate<T extends Resource>(before: T, resource: T): T | undefined {
+    this.require(before, 'update');
+    const candidate = this.restoreReadonlyFields(resource, before);
+    if (isNotModified(before, candidate)) return undefined;
+    this.requireWritable(before, candidate, 'update');
+    return candidate;
+  }
+
   /** AC-9: the server's `restoreReadonlyFields`, run on a copy of what the client sent. */
-  function restoreReadonlyFields<T extends Resource>(input: T, original: T | undefined): T {
-    const grant = satisfiedAccessPolicy(original ?? input, original ? 'update' : 'create', policy);
+  private restoreReadonlyFields<T extends Resource>(input: T, original: T | undefined): T {
+    const grant = satisfiedAccessPolicy(original ?? input, original ? 'update' : 'create', this.policy);
     const fields = [...(grant?.readonlyFields ?? []), ...(grant?.hiddenFields ?? [])];
     if (fields.length === 0) return input;
     const copy = deepClone(input);
@@ -207,143 +266,110 @@ export function withAccessPolicy(
   }
 
   /** AC-3/AC-4 on the new version, then AC-10: the grant the new version satisfies must hold its constraints (AC-12 first). */
-  function requireWritable(before: Resource | undefined, after: Resource, interaction: 'create' | 'update'): void {
-    const grant = grantFor(after, interaction);
-    if (!grant || !satisfiesWriteConstraints(grant, before, after)) {
-      // AC-12: the server validates the new version before its criteria and constraint check, so an
-      // invalid resource is a 400 even where the policy refuses it — unless no grant allows the
-      // interaction on the type at all (checked first, 403).
-      if (accessPolicySupportsInteraction(policy, interaction, after.resourceType)) {
-        validateWrite(after);
-      }
-      if (grant) onDecision({ resourceType: after.resourceType, interaction, grantIndex: undefined });
-      throw new OperationOutcomeError(forbidden);
-    }
+  private requireWritable(before: Resource | undefined, after: Resource, interaction: 'create' | 'update'): void {
+    const grant = this.grantFor(after, interaction);
+    if (grant && satisfiesWriteConstraints(grant, before, after)) return;
+    // AC-12: the server validates the new version before its criteria and constraint check, so an
+    // invalid resource is a 400 even where the policy refuses it — unless no grant allows the
+    // interaction on the type at all (checked first, 403).
+    if (accessPolicySupportsInteraction(this.policy, interaction, after.resourceType)) validateWrite(after);
+    if (grant) this.onDecision({ resourceType: after.resourceType, interaction, grantIndex: undefined });
+    throw new OperationOutcomeError(forbidden);
   }
+}
 
-  /** The server's `isNotModified`: equal but for meta.versionId, lastUpdated and author. */
-  function isNotModified(before: Resource, after: Resource): boolean {
-    return deepEquals(JSON.parse(stringify(before)), JSON.parse(stringify(after)));
-  }
+/** The server's `isNotModified`: equal but for meta.versionId, lastUpdated and author. */
+function isNotModified(before: Resource, after: Resource): boolean {
+  return deepEquals(JSON.parse(stringify(before)), JSON.parse(stringify(after)));
+}
 
-  /** AC-2: what the server's repository does before every update and delete, and for a read (unhidden). */
-  async function readChecked(resourceType: string, id: string): Promise<Resource> {
-    requireType(resourceType, 'read');
-    const resource = await repo.readResource(resourceType, id);
-    if (!grantFor(resource, 'read')) {
-      // The server's read is a query filtered by the policy's criteria: the row is simply not found.
-      throw new OperationOutcomeError(notFound);
-    }
-    return resource;
-  }
-
-  /** AC-1: the search runs, then what the criteria exclude is dropped (the server filters in SQL); AC-8 on the rest. */
-  async function searchChecked(request: SearchRequest, rest: unknown[]): Promise<Bundle> {
-    requireType(request.resourceType, 'search');
-    const bundle = await (repo.search as (r: SearchRequest, ...x: unknown[]) => Promise<Bundle>)(request, ...rest);
-    const entry = (bundle.entry ?? [])
-      .filter((e) => e.resource !== undefined && grantFor(e.resource, 'search', true))
-      .map((e) => (e.resource ? { ...e, resource: hideFields(e.resource) } : e));
-    return { ...bundle, entry: entry.length > 0 ? entry : undefined };
-  }
-
-  /** The matches of a conditional write, unhidden (the server's conditional writes act on stored rows). */
-  async function matchesOf(search: SearchRequest): Promise<Resource[]> {
-    requireType(search.resourceType, 'search');
-    const bundle = await (repo.search as (r: SearchRequest) => Promise<Bundle>)({ ...search, count: 2 });
-    return (bundle.entry ?? []).flatMap((e) =>
-      e.resource && grantFor(e.resource, 'search', true) ? [e.resource] : []
-    );
-  }
-
-  /** A create as the server's `updateResourceImpl(create=true)` runs it: AC-9, AC-3, AC-10, AC-8. */
-  function prepareCreate<T extends Resource>(resource: T): T {
-    const candidate = restoreReadonlyFields(resource, undefined);
-    requireWritable(undefined, candidate, 'create');
-    return candidate;
-  }
-
-  /** An update of `before`: AC-4's checks, AC-9, the not-modified answer, AC-10. Undefined when nothing changes. */
-  function prepareUpdate<T extends Resource>(before: T, resource: T): T | undefined {
-    require(before, 'update');
-    const candidate = restoreReadonlyFields(resource, before);
-    if (isNotModified(before, candidate)) return undefined;
-    requireWritable(before, candidate, 'update');
-    return candidate;
-  }
-
-  const overrides: Partial<Record<keyof MemoryRepository, unknown>> = {
+/** Search, read, vread and history, as the server's repository checks them. */
+function readOperations(repo: MemoryRepository, guard: PolicyGuard): Partial<Record<keyof MemoryRepository, unknown>> {
+  return {
+    /** AC-1: the search runs, then what the criteria exclude is dropped (the server filters in SQL); AC-8 on the rest. */
     async search(request: SearchRequest, ...rest: unknown[]): Promise<Bundle> {
-      return searchChecked(request, rest);
+      guard.requireType(request.resourceType, 'search');
+      const bundle = await (repo.search as (r: SearchRequest, ...x: unknown[]) => Promise<Bundle>)(request, ...rest);
+      const entry = (bundle.entry ?? [])
+        .filter((e) => e.resource !== undefined && guard.grantFor(e.resource, 'search', true))
+        .map((e) => (e.resource ? { ...e, resource: guard.hideFields(e.resource) } : e));
+      return { ...bundle, entry: entry.length > 0 ? entry : undefined };
     },
     async readResource(resourceType: string, id: string): Promise<Resource> {
-      return hideFields(await readChecked(resourceType, id));
+      return guard.hideFields(await guard.readChecked(resourceType, id));
     },
     /** AC-11: the server's `readVersion` — read first (AC-2), then `vread` on the resource, then AC-8. */
     async readVersion(resourceType: string, id: string, versionId: string): Promise<Resource> {
-      require(await readChecked(resourceType, id), 'vread');
-      return hideFields(await repo.readVersion(resourceType, id, versionId));
+      guard.require(await guard.readChecked(resourceType, id), 'vread');
+      return guard.hideFields(await repo.readVersion(resourceType, id, versionId));
     },
     /** AC-11: the server's `readHistory` — read first (AC-2), then `history`, then AC-8 on every version. */
     async readHistory(resourceType: string, id: string): Promise<Bundle> {
-      require(await readChecked(resourceType, id), 'history');
+      guard.require(await guard.readChecked(resourceType, id), 'history');
       const bundle = await repo.readHistory(resourceType, id);
       return {
         ...bundle,
-        entry: bundle.entry?.map((e) => (e.resource ? { ...e, resource: hideFields(e.resource) } : e)),
+        entry: bundle.entry?.map((e) => (e.resource ? { ...e, resource: guard.hideFields(e.resource) } : e)),
       };
     },
+  };
+}
+
+/** Create, update and delete, plain and conditional, as the server's repository checks them; patch refused (AC-7). */
+function writeOperations(repo: MemoryRepository, guard: PolicyGuard): Partial<Record<keyof MemoryRepository, unknown>> {
+  return {
     async createResource(resource: Resource, options?: CreateResourceOptions, update?: boolean): Promise<Resource> {
       // MemoryRepository.updateResource re-enters createResource with update=true; that path was checked as an update.
       if (update) return repo.createResource(resource, options, update);
-      return hideFields(await repo.createResource(prepareCreate(resource), options));
+      return guard.hideFields(await repo.createResource(guard.prepareCreate(resource), options));
     },
+    /** AC-6: the search first, then AC-3 when nothing matches. */
     async conditionalCreate(
       resource: Resource,
       search: SearchRequest,
       options?: CreateResourceOptions
     ): Promise<{ resource: Resource; outcome: OperationOutcome }> {
-      const matches = await matchesOf(search);
-      const toWrite = matches.length === 0 ? prepareCreate(resource) : resource;
+      const matches = await guard.matchesOf(search);
+      const toWrite = matches.length === 0 ? guard.prepareCreate(resource) : resource;
       const result = await repo.conditionalCreate(toWrite, search, options);
-      return { ...result, resource: hideFields(result.resource) };
+      return { ...result, resource: guard.hideFields(result.resource) };
     },
     async updateResource(resource: Resource, options?: UpdateResourceOptions): Promise<Resource> {
-      requireType(resource.resourceType, 'update');
-      const before = await readChecked(resource.resourceType, resource.id ?? '');
-      const candidate = prepareUpdate(before, resource);
-      if (!candidate) return hideFields(before);
-      return hideFields(await repo.updateResource(candidate, options));
+      guard.requireType(resource.resourceType, 'update');
+      const before = await guard.readChecked(resource.resourceType, resource.id ?? '');
+      const candidate = guard.prepareUpdate(before, resource);
+      if (!candidate) return guard.hideFields(before);
+      return guard.hideFields(await repo.updateResource(candidate, options));
     },
+    /** AC-6: the search first, then AC-3 (no match) or AC-4 (one match). */
     async conditionalUpdate(
       resource: Resource,
       search: SearchRequest,
       options?: CreateResourceOptions & UpdateResourceOptions
     ): Promise<{ resource: Resource; outcome: OperationOutcome }> {
-      const matches = await matchesOf(search);
+      const matches = await guard.matchesOf(search);
       let toWrite: Resource = resource;
       if (matches.length === 0) {
-        toWrite = prepareCreate(resource);
+        toWrite = guard.prepareCreate(resource);
       } else if (matches.length === 1 && matches[0]) {
         const match = matches[0];
-        const before = await readChecked(match.resourceType, match.id ?? '');
-        const candidate = prepareUpdate(before, { ...resource, id: resource.id ?? before.id });
-        if (!candidate) return { resource: hideFields(before), outcome: allOk };
+        const before = await guard.readChecked(match.resourceType, match.id ?? '');
+        const candidate = guard.prepareUpdate(before, { ...resource, id: resource.id ?? before.id });
+        if (!candidate) return { resource: guard.hideFields(before), outcome: allOk };
         toWrite = candidate;
       }
       const result = await repo.conditionalUpdate(toWrite, search, options);
-      return { ...result, resource: hideFields(result.resource) };
+      return { ...result, resource: guard.hideFields(result.resource) };
     },
+    /** AC-5: read first (AC-2), then `delete` on the stored resource. */
     async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
-      requireType(resourceType, 'delete');
-      const before = await readChecked(resourceType, id);
-      require(before, 'delete');
+      guard.requireType(resourceType, 'delete');
+      guard.require(await guard.readChecked(resourceType, id), 'delete');
       return repo.deleteResource(resourceType, id, options);
     },
     async conditionalDelete(search: SearchRequest): Promise<void> {
-      for (const match of await matchesOf(search)) {
-        const before = await readChecked(match.resourceType, match.id ?? '');
-        require(before, 'delete');
+      for (const match of await guard.matchesOf(search)) {
+        guard.require(await guard.readChecked(match.resourceType, match.id ?? ''), 'delete');
       }
       return repo.conditionalDelete(search);
     },
@@ -354,13 +380,4 @@ export function withAccessPolicy(
       return Promise.reject(new OperationOutcomeError(forbidden));
     },
   };
-
-  return new Proxy(repo, {
-    get(target, property, receiver) {
-      if (typeof property === 'string' && property in overrides) {
-        return overrides[property as keyof MemoryRepository];
-      }
-      return Reflect.get(target, property, receiver) as unknown;
-    },
-  });
 }
