@@ -3,7 +3,8 @@
 import { parseSearchRequest } from '@medplum/core';
 import type { Bundle, BundleEntry, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import { SERIALIZATION_FAILURE } from '../../src/tools/emulator/project-fhir';
+import { MemoryRepository } from '@medplum/fhir-router';
+import { assertMemoryRepositoryInternals, SERIALIZATION_FAILURE } from '../../src/tools/emulator/project-fhir';
 import { EmulatorStore } from '../../src/tools/emulator/store';
 import type { ProjectFeature } from '../../src/tools/emulator/project-fhir';
 
@@ -165,5 +166,17 @@ describe('TX-4 serialisable transactions conflict under concurrency', () => {
     const store = new EmulatorStore({ transactionMs: 5 });
     for (const key of ['s1', 's2', 's3']) await createIfNone(store, key);
     expect(store.conflicts.failures).toBe(0);
+  });
+});
+
+describe('what the transaction model reaches inside MemoryRepository', () => {
+  it('is there in the pinned @medplum/fhir-router, and a repository without it is refused by name', () => {
+    expect(() => {
+      assertMemoryRepositoryInternals(new MemoryRepository());
+    }).not.toThrow();
+    const renamed = Object.assign(new MemoryRepository(), { createResourceSync: undefined });
+    expect(() => {
+      assertMemoryRepositoryInternals(renamed);
+    }).toThrow(/no longer has createResourceSync/);
   });
 });

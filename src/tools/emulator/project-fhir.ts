@@ -64,6 +64,30 @@ interface MemoryRepositoryInternals {
   readonly history: Map<string, Map<string, Resource[]>>;
 }
 
+/**
+ * What the transaction model reaches inside MemoryRepository, which its public interface does not
+ * offer (no snapshot or rollback, no hook on the synchronous search and write every path goes
+ * through). Checked when a repository is made, so that a @medplum/fhir-router upgrade that renames
+ * them fails at once, naming what moved, instead of silently losing rollback or validation.
+ */
+export function assertMemoryRepositoryInternals(repo: object): void {
+  const members: Readonly<Record<string, 'function' | 'map'>> = {
+    searchSync: 'function',
+    createResourceSync: 'function',
+    resources: 'map',
+    history: 'map',
+  };
+  const found = repo as Record<string, unknown>;
+  const missing = Object.entries(members).filter(([name, kind]) =>
+    kind === 'map' ? !(found[name] instanceof Map) : typeof found[name] !== 'function'
+  );
+  if (missing.length > 0) {
+    throw new Error(
+      `@medplum/fhir-router's MemoryRepository no longer has ${missing.map(([n]) => n).join(', ')}: the emulator's transaction model (src/tools/emulator/project-fhir.ts) must follow it`
+    );
+  }
+}
+
 /** The message and code a real server answers a serialisation failure with (TX-4). */
 export const SERIALIZATION_FAILURE = conflict(
   'could not serialize access due to read/write dependencies among transactions',
@@ -133,6 +157,7 @@ export class TransactionalRepository extends MemoryRepository {
   /** `conflicts` undefined: no serialisation failures (the bot tests inject 409s where they want them). */
   constructor(private readonly conflicts?: SerializableConflicts) {
     super();
+    assertMemoryRepositoryInternals(this);
     // MemoryRepository's private synchronous search and write, which every search, create, update
     // and conditional create goes through, shadowed per instance: SRCH-1 and VAL-1 (validation.ts).
     const self = this as unknown as {
