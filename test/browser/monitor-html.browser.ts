@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
 import type { MonitorReport } from '../../src/tools/monitor/monitor';
-import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
+import { LocalMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
 import { botRunAuditEvent } from '../support/audit-events';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
@@ -37,7 +37,7 @@ beforeAll(async () => {
   }
   made = makeRoot();
   const medplum = new FakeMedplum();
-  const medblocks = new FakeMedblocks();
+  const medblocks = new LocalMedblocks();
   const env = fakeEnv(medplum.url, medblocks.url);
   await runProvision([], { root: made.root, env, fetchFn: fakeFetch(medplum, medblocks), print: () => undefined });
   const flow = await medplum.bot('medblocks-patient-flow-completed');

@@ -8,17 +8,17 @@ import { runVerifyCommand, staleDeployments } from '../../src/tools/cli/verify';
 import { readSettings } from '../../src/tools/provision/env';
 import { connectMedplum } from '../../src/tools/provision/medplum';
 import { findTarget } from '../../src/tools/verify/target';
-import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
+import { LocalMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 let medplum: FakeMedplum;
-let medblocks: FakeMedblocks;
+let medblocks: LocalMedblocks;
 let root: string;
 let cleanup: () => void;
 
 beforeEach(async () => {
   medplum = new FakeMedplum();
-  medblocks = new FakeMedblocks();
+  medblocks = new LocalMedblocks();
   ({ root, cleanup } = makeRoot());
   const code = await runProvision([], {
     root,

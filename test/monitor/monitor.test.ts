@@ -12,17 +12,20 @@ import type { MonitorReport } from '../../src/tools/monitor/monitor';
 import {
   ACCESS_TOKEN,
   CLIENT_SECRET,
-  FakeMedblocks,
+  LocalMedblocks,
   FakeMedplum,
   fakeFetch,
   MEDBLOCKS_KEY,
 } from '../support/fake-servers';
+import { recordsSyncFailed } from '../../src/tools/fixtures/events';
 import { botRunAuditEvent } from '../support/audit-events';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 const NOW = Date.parse('2026-08-01T12:00:00.000Z');
 let medplum: FakeMedplum;
-let medblocks: FakeMedblocks;
+let medblocks: LocalMedblocks;
+/** Medblocks' clock when a test sets it; this machine's otherwise. */
+let medblocksClock: number | undefined;
 let root: string;
 let cleanup: () => void;
 
@@ -32,7 +35,14 @@ function audit(botId: string, minutesAgo: number, ms: number, outcome: '0' | '4'
 
 beforeEach(async () => {
   medplum = new FakeMedplum();
-  medblocks = new FakeMedblocks();
+  medblocksClock = undefined;
+  // The retry schedule (MB-D5) runs in microseconds; every receiver answers 500, so an event emitted
+  // goes undelivered through all nine attempts and its endpoint is disabled, as Medblocks does.
+  medblocks = new LocalMedblocks({
+    now: () => medblocksClock ?? Date.now(),
+    timeScale: 1e9,
+    deliver: () => Promise.resolve(new Response('receiver down', { status: 500 })),
+  });
   ({ root, cleanup } = makeRoot());
   await runProvision([], {
     root,
@@ -42,7 +52,8 @@ beforeEach(async () => {
   });
 });
 
-afterEach(() => {
+afterEach(async () => {
+  await medblocks.local.close();
   cleanup();
 });
 
@@ -123,23 +134,30 @@ describe('npm run monitor', () => {
   });
 
   it('a disabled Medblocks endpoint with undelivered events makes it exit 1', async () => {
-    const endpoint = medblocks.endpoints[3];
-    if (!endpoint) throw new Error('provision made no endpoints');
-    Object.assign(endpoint, { status: 'disabled' });
-    medblocks.undelivered.set(endpoint.id, [
-      {
-        id: 'evt_C',
-        type: 'records.sync.failed',
-        attempts: 9,
-        delivered_at: null,
-        created_at: '2026-07-28T10:00:00.000Z',
-      },
+    const endpoint = medblocks.local.endpoints().find((e) => e.events.includes('records.sync.failed'));
+    if (!endpoint) throw new Error('provision made no records.sync.failed endpoint');
+    medblocksClock = Date.parse('2026-07-28T10:00:00.000Z');
+    medblocks.local.emit(recordsSyncFailed({}, { id: 'evt_C', created_at: '2026-07-28T10:00:00.000Z' }));
+    await medblocks.local.idle();
+    medblocksClock = undefined;
+    expect(medblocks.local.deliveryRecords(endpoint.id)).toMatchObject([
+      { id: 'evt_C', attempts: 9, delivered_at: null },
     ]);
+    expect(endpoint.status).toBe('disabled');
     const { code, output } = await run();
     expect(code).toBe(1);
-    expect(output).toMatch(/records\.sync\.failed\s+wh_4\s+disabled\s+undelivered=1 oldest=2026-07-28T10:00:00.000Z/);
+    expect(output).toMatch(
+      new RegExp(
+        `records\\.sync\\.failed\\s+${endpoint.id}\\s+disabled\\s+undelivered=1 oldest=2026-07-28T10:00:00.000Z`
+      )
+    );
     expect(output).toMatch(/endpoint disabled: re-enable it/);
-    for (const secret of [CLIENT_SECRET, ACCESS_TOKEN, MEDBLOCKS_KEY, ...medblocks.endpoints.map((e) => e.secret)]) {
+    for (const secret of [
+      CLIENT_SECRET,
+      ACCESS_TOKEN,
+      MEDBLOCKS_KEY,
+      ...medblocks.local.endpoints().map((e) => e.secret),
+    ]) {
       expect(output).not.toContain(secret);
     }
   });

@@ -14,7 +14,7 @@ import type { MedplumConfig } from '../../src/tools/provision/plan';
 import {
   ACCESS_TOKEN,
   CLIENT_SECRET,
-  FakeMedblocks,
+  LocalMedblocks,
   FakeMedplum,
   fakeFetch,
   MEDBLOCKS_KEY,
@@ -22,13 +22,16 @@ import {
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 let medplum: FakeMedplum;
-let medblocks: FakeMedblocks;
+let medblocks: LocalMedblocks;
+/** How far Medblocks' clock (what `GET /health` says) is ahead of this machine's. */
+let medblocksAheadMs: number;
 let root: string;
 let cleanup: () => void;
 
 beforeEach(() => {
   medplum = new FakeMedplum();
-  medblocks = new FakeMedblocks();
+  medblocksAheadMs = 0;
+  medblocks = new LocalMedblocks({ now: () => Date.now() + medblocksAheadMs });
   ({ root, cleanup } = makeRoot());
 });
 
@@ -52,7 +55,7 @@ async function run(
 }
 
 function expectNoSecrets(output: string): void {
-  const secrets = [CLIENT_SECRET, ACCESS_TOKEN, MEDBLOCKS_KEY, ...medblocks.endpoints.map((e) => e.secret)];
+  const secrets = [CLIENT_SECRET, ACCESS_TOKEN, MEDBLOCKS_KEY, ...medblocks.local.endpoints().map((e) => e.secret)];
   for (const secret of secrets) expect(output).not.toContain(secret);
   expect(output).not.toMatch(/whsec_/);
 }
@@ -94,11 +97,11 @@ describe('npm run provision', () => {
     expect(config.bots?.map((b) => [b.name, b.id])).toEqual(ids);
 
     // One Medblocks endpoint per event type, pointing at its bot; its secret stored under the bot's name.
-    expect(medblocks.endpoints).toHaveLength(WEBHOOK_BOTS.length);
+    expect(medblocks.local.endpoints()).toHaveLength(WEBHOOK_BOTS.length);
     const secrets = await medplum.secrets();
     for (const bot of WEBHOOK_BOTS) {
       const url = `${medplum.url}webhook/${(await medplum.membership((await medplum.bot(bot.name)).id)).id}`;
-      const endpoint = medblocks.endpoints.find((e) => e.url === url);
+      const endpoint = medblocks.local.endpoints().find((e) => e.url === url);
       expect(endpoint?.events).toEqual([bot.medblocksEvent]);
       expect(secrets.find((s) => s.name === bot.secretName)?.valueString).toBe(endpoint?.secret);
     }
@@ -168,13 +171,13 @@ describe('npm run provision', () => {
   });
 
   it('warns when Medblocks’ clock (GET /health) is far from this machine’s, naming the tolerance setting', async () => {
-    medblocks.serverTime = () => new Date(Date.now() + 10 * 60_000).toISOString();
+    medblocksAheadMs = 10 * 60_000;
     const { code, output } = await run();
     expect(code).toBe(0);
     expect(output).toMatch(
       /WARNING: Medblocks' clock \(GET \/health server_time\) is (599|600|601) s ahead of this machine's\..*MEDBLOCKS_SIGNATURE_TOLERANCE_SECONDS/
     );
-    medblocks.serverTime = () => new Date().toISOString();
+    medblocksAheadMs = 0;
     expect((await run()).output).not.toMatch(/Medblocks' clock/);
   });
 
@@ -188,10 +191,9 @@ describe('npm run provision', () => {
     await medplum.put<ProjectMembership>(membership);
     const refresh = WEBHOOK_BOTS.find((b) => b.name === 'medblocks-connection-token-refresh-failed');
     await medplum.setSecrets((await medplum.secrets()).filter((s) => s.name !== refresh?.secretName));
-    medblocks.endpoints[2] = {
-      ...(medblocks.endpoints[2] ?? { id: '', url: '', events: [], secret: '' }),
-      status: 'disabled',
-    };
+    const [, second, third] = medblocks.local.endpoints();
+    if (!second || !third) throw new Error('provision made too few endpoints');
+    third.status = 'disabled';
     writeFileSync(
       join(root, 'dist/medblocks-records-sync-completed.js'),
       '"use strict";exports.handler=async()=>"v2";\n'
@@ -205,8 +207,8 @@ describe('npm run provision', () => {
     expect(output).toMatch(
       /update\s+ProjectMembership\/\S+ \(medblocks-records-sync-failed\)\s+\(no access policy → own policy\)/
     );
-    expect(output).toMatch(/re-enable\s+Medblocks endpoint wh_3/);
-    expect(output).toMatch(/rotate signing secret\s+Medblocks endpoint wh_2/);
+    expect(output).toMatch(new RegExp(`re-enable\\s+Medblocks endpoint ${third.id}`));
+    expect(output).toMatch(new RegExp(`rotate signing secret\\s+Medblocks endpoint ${second.id}`));
     expect(output).toMatch(/deploy\s+Bot\/\S+ \(medblocks-records-sync-completed\)/);
 
     expect(await medplum.bot('medblocks-patient-flow-completed')).toMatchObject({
@@ -214,8 +216,8 @@ describe('npm run provision', () => {
       rawBody: true,
     });
     expect((await medplum.membership(sync.id)).accessPolicy?.reference).toMatch(/^AccessPolicy\//);
-    expect(medblocks.endpoints.find((e) => e.id === 'wh_3')?.status).toBe('active');
-    const rotated = medblocks.endpoints.find((e) => e.id === 'wh_2');
+    expect(medblocks.local.endpoint(third.id)?.status).toBe('active');
+    const rotated = medblocks.local.endpoint(second.id);
     const secrets = await medplum.secrets();
     expect(secrets.find((s) => s.name === refresh?.secretName)?.valueString).toBe(rotated?.secret);
     // The other secrets are untouched.
@@ -355,7 +357,7 @@ describe('npm run provision', () => {
     expect(output).toMatch(
       /WARNING: MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED from the environment is ignored: with MEDBLOCKS_API_KEY, Medblocks issues the signing secrets/
     );
-    const endpoint = medblocks.endpoints.find((e) => e.events.includes('records.sync.failed'));
+    const endpoint = medblocks.local.endpoints().find((e) => e.events.includes('records.sync.failed'));
     const stored = (await medplum.secrets()).find((s) => s.name === 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED');
     expect(stored?.valueString).toBe(endpoint?.secret);
     expect(output).not.toContain('whsec_stale_from_env');
