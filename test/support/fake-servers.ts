@@ -71,7 +71,7 @@ abstract class FakeService {
     const body = typeof init?.body === 'string' ? init.body : '';
     this.requests.push({ method, path: url.pathname, body });
     try {
-      return await this.handle(method, url, body, new Headers(init?.headers));
+      return await this.handle(method, url, body, new Headers(init?.headers), init);
     } catch (err) {
       return json(500, { error: { message: err instanceof Error ? err.message : 'error' } });
     }
@@ -82,7 +82,13 @@ abstract class FakeService {
     return this.requests.filter((r) => r.method !== 'GET' && r.path !== '/oauth2/token');
   }
 
-  protected abstract handle(method: string, url: URL, body: string, headers: Headers): Promise<Response>;
+  protected abstract handle(
+    method: string,
+    url: URL,
+    body: string,
+    headers: Headers,
+    init: RequestInit | undefined
+  ): Promise<Response>;
 }
 
 /** Routes each request to the fake whose URL it starts with. */
@@ -358,6 +364,24 @@ function isBot(value: unknown): value is Bot {
 
 function isProject(value: unknown): value is Project {
   return typeof value === 'object' && value !== null && (value as Resource).resourceType === 'Project';
+}
+
+const LOOPBACK_URL = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//;
+
+/**
+ * A server on this machine (the emulator, `src/tools/emulator`), its requests logged as the fakes'
+ * are: the request goes out over loopback as it came; nothing else is reachable through it.
+ */
+export class LoopbackService extends FakeService {
+  constructor(url: string) {
+    const base = url.endsWith('/') ? url : `${url}/`;
+    if (!LOOPBACK_URL.test(base)) throw new Error(`not a loopback URL: ${url}`);
+    super(base);
+  }
+
+  protected handle(_method: string, url: URL, _body: string, _headers: Headers, init?: RequestInit): Promise<Response> {
+    return fetch(url, init);
+  }
 }
 
 /**
