@@ -10,7 +10,8 @@ import type { RunningEmulator } from '../../src/tools/emulator/server';
 import { readSettings } from '../../src/tools/provision/env';
 import { connectMedplum } from '../../src/tools/provision/medplum';
 import { findTarget } from '../../src/tools/verify/target';
-import { fakeFetch, LocalMedblocks, LoopbackService, MEDBLOCKS_KEY } from '../support/fake-servers';
+import { fakeFetch, LocalMedblocks, LoopbackService } from '../support/fake-servers';
+import { emulatorEnv } from '../support/emulator-project';
 import { makeRoot } from '../support/provision-root';
 
 // The emulator models all verify reads here: the admin client's login (ADM-7), the bots, and the
@@ -22,13 +23,7 @@ let root: string;
 let cleanup: () => void;
 
 function env(): NodeJS.ProcessEnv {
-  return {
-    MEDPLUM_BASE_URL: medplum.url,
-    MEDPLUM_CLIENT_ID: emulator.adminClient.clientId,
-    MEDPLUM_CLIENT_SECRET: emulator.adminClient.clientSecret,
-    MEDBLOCKS_API_KEY: MEDBLOCKS_KEY,
-    MEDBLOCKS_API_BASE_URL: medblocks.url,
-  };
+  return emulatorEnv(emulator, medblocks);
 }
 
 beforeEach(async () => {

@@ -15,7 +15,7 @@ import type { RunningEmulator } from '../../src/tools/emulator/server';
 import { recordsSyncFailed } from '../../src/tools/fixtures/events';
 import { FakeMedplum, fakeFetch, LocalMedblocks, LoopbackService, MEDBLOCKS_KEY } from '../support/fake-servers';
 import { botRunAuditEvent } from '../support/audit-events';
-import { EmulatorProject } from '../support/emulator-project';
+import { EmulatorProject, emulatorEnv } from '../support/emulator-project';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
 // The monitor against the emulator (src/tools/emulator: login ADM-7, /auth/me ADM-9, the admin
@@ -37,14 +37,7 @@ function audit(botId: string, minutesAgo: number, ms: number, outcome: '0' | '4'
 
 /** The environment `npm run dev` prints: the emulator's admin client, and the local Medblocks. */
 function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    MEDPLUM_BASE_URL: medplum.url,
-    MEDPLUM_CLIENT_ID: emulator.adminClient.clientId,
-    MEDPLUM_CLIENT_SECRET: emulator.adminClient.clientSecret,
-    MEDBLOCKS_API_KEY: MEDBLOCKS_KEY,
-    MEDBLOCKS_API_BASE_URL: medblocks.url,
-    ...extra,
-  };
+  return { ...emulatorEnv(emulator, medblocks), ...extra };
 }
 
 beforeEach(async () => {

@@ -5,20 +5,29 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REGISTRY } from '../../src/runtime/registry';
 import { runProvision } from '../../src/tools/cli/provision';
-import { FakeMedplum, fakeFetch, LocalMedblocks, MEDBLOCKS_KEY } from '../support/fake-servers';
-import { fakeEnv, makeRoot } from '../support/provision-root';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { fakeFetch, LocalMedblocks, LoopbackService, MEDBLOCKS_KEY } from '../support/fake-servers';
+import { EmulatorProject, emulatorEnv } from '../support/emulator-project';
+import { makeRoot } from '../support/provision-root';
 
 const FLOW = REGISTRY['medblocks-patient-flow-completed'];
 
-let medplum: FakeMedplum;
+// Medplum is the emulator started empty (a fresh project: login ADM-7, the admin API ADM-10/11,
+// $deploy ADM-12); Medblocks the local one, in process.
+let emulator: RunningEmulator;
+let medplum: LoopbackService;
+let project: EmulatorProject;
 let medblocks: LocalMedblocks;
 let root: string;
 let cleanup: () => void;
 
-beforeEach(() => {
-  medplum = new FakeMedplum();
-  medblocks = new LocalMedblocks();
+beforeEach(async () => {
   ({ root, cleanup } = makeRoot());
+  emulator = await startEmulator({ root, bots: [] });
+  medplum = new LoopbackService(emulator.url);
+  project = new EmulatorProject(emulator);
+  medblocks = new LocalMedblocks();
 });
 
 /** The endpoints the local Medblocks holds for `url`. */
@@ -37,7 +46,8 @@ async function deleteAllEndpoints(): Promise<void> {
   }
 }
 
-afterEach(() => {
+afterEach(async () => {
+  await emulator.close();
   cleanup();
 });
 
@@ -45,7 +55,7 @@ async function run(args: string[] = []): Promise<{ code: number; output: string 
   const lines: string[] = [];
   const code = await runProvision(args, {
     root,
-    env: fakeEnv(medplum.url, medblocks.url),
+    env: emulatorEnv(emulator, medblocks),
     fetchFn: fakeFetch(medplum, medblocks),
     print: (l) => lines.push(l),
   });
@@ -53,8 +63,8 @@ async function run(args: string[] = []): Promise<{ code: number; output: string 
 }
 
 async function flowWebhookUrl(): Promise<string> {
-  const bot = await medplum.bot(FLOW.name);
-  return `${medplum.url}webhook/${(await medplum.membership(bot.id)).id}`;
+  const bot = await project.bot(FLOW.name);
+  return `${medplum.url}webhook/${(await project.membership(bot.id)).id}`;
 }
 
 describe('the flow event name', () => {
@@ -78,7 +88,7 @@ describe('the flow event name', () => {
       /register +Medblocks endpoint for patient_flow\.completed .*registered as patient_flow\.completed because this Medblocks account refused patient_session\.completed as an unknown event type/
     );
     // Its signing secret went to the flow bot's project secret.
-    const secret = (await medplum.secrets()).find((s) => s.name === FLOW.secretName);
+    const secret = (await project.secrets()).find((s) => s.name === FLOW.secretName);
     expect(secret?.valueString).toBe(flowEndpoints[0]?.secret);
 
     // The endpoint under the newer name counts as the flow bot's: nothing to do the second time.

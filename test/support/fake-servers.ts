@@ -1,12 +1,15 @@
-// In-process stand-ins for a Medplum server and the Medblocks API, as `fetch` functions: provision,
-// the monitor and verify run their real clients (MedplumClient, MedblocksApi) against them. The
-// Medblocks one is the local Medblocks itself (src/tools/medblocks-local/in-process.ts). FHIR
-// CRUD and search are @medplum/fhir-router over a MemoryRepository; added by hand is only what a
-// real server does beyond that and what provisioning meets: client-credentials login and
-// /auth/me, /healthcheck's version, the admin API, `$deploy` with its refusals ("Bots not enabled",
-// awslambda without AWS), executableCode read back as a presigned storage URL, raw Binary reads, and
-// strict projects refusing `Bot.rawBody` before 5.2. Every request to either is logged, so tests can assert
-// "no writes" and "no secret in any URL".
+// The `fetch` services the tools' tests hand to provision, the monitor and verify (their real
+// clients, MedplumClient and MedblocksApi, run against them), every request logged so that tests can
+// assert "no writes" and "no secret in any URL":
+// - LocalMedblocks: the local Medblocks itself, in process (src/tools/medblocks-local/in-process.ts),
+//   the one Medblocks fake.
+// - LoopbackService: the emulator (src/tools/emulator) over loopback, the Medplum of most tests.
+// - FakeMedplum: only what the emulator does not model (docs/fidelity-ledger.md, ADM-1 … ADM-5): a
+//   settable /healthcheck version, strict projects refusing `Bot.rawBody` before 5.2,
+//   executableCode read back as a presigned storage URL, hosted Medplum's AWS for awslambda, a
+//   client that is not a project admin, a real server's medplum.config.json. FHIR CRUD and search
+//   are @medplum/fhir-router over a MemoryRepository; login, /auth/me, the admin API and `$deploy`
+//   are added by hand around them.
 import { allOk, badRequest, forbidden, getStatus, notFound, parseSearchRequest, unauthorized } from '@medplum/core';
 import type { WithId } from '@medplum/core';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
@@ -181,11 +184,8 @@ export class FakeMedplum extends FakeService {
   }
 
   /** The code a Bot's executableCode points at, as stored. */
-  async deployedCode(bot: Bot): Promise<string | undefined> {
-    const id = /^Binary\/(.+)$/.exec(bot.executableCode?.url ?? '')?.[1];
-    if (!id) return undefined;
-    const binary = await this.repo.readResource<Binary>('Binary', id);
-    return binary.data === undefined ? undefined : Buffer.from(binary.data, 'base64').toString('utf8');
+  deployedCode(bot: Bot): Promise<string | undefined> {
+    return deployedCodeIn(this.repo, bot);
   }
 
   private rawBodyKnown(): boolean {
@@ -356,6 +356,14 @@ export class FakeMedplum extends FakeService {
     const id = PRESIGNED.exec(bot.executableCode?.url ?? '')?.[1];
     return id && bot.executableCode ? { ...bot, executableCode: { ...bot.executableCode, url: `Binary/${id}` } } : bot;
   }
+}
+
+/** The code a Bot's `executableCode` (`Binary/{id}`, as written by `$deploy`) points at, in a store. */
+export async function deployedCodeIn(repo: MemoryRepository, bot: Bot): Promise<string | undefined> {
+  const id = /^Binary\/(.+)$/.exec(bot.executableCode?.url ?? '')?.[1];
+  if (!id) return undefined;
+  const binary = await repo.readResource<Binary>('Binary', id);
+  return binary.data === undefined ? undefined : Buffer.from(binary.data, 'base64').toString('utf8');
 }
 
 function isBot(value: unknown): value is Bot {
