@@ -13,14 +13,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMonitor } from '../../src/tools/cli/monitor';
 import { runProvision } from '../../src/tools/cli/provision';
 import type { MonitorReport } from '../../src/tools/monitor/monitor';
-import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { fakeFetch, LocalMedblocks, LoopbackService } from '../support/fake-servers';
 import { botRunAuditEvent } from '../support/audit-events';
-import { fakeEnv, makeRoot } from '../support/provision-root';
+import { EmulatorProject, emulatorEnv } from '../support/emulator-project';
+import { makeRoot } from '../support/provision-root';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const NOW = Date.parse('2026-08-01T12:00:00.000Z');
 
 let browser: Browser;
+let emulator: RunningEmulator;
 let made: { root: string; cleanup: () => void };
 let report: MonitorReport;
 let file: string;
@@ -36,12 +40,15 @@ beforeAll(async () => {
     );
   }
   made = makeRoot();
-  const medplum = new FakeMedplum();
-  const medblocks = new FakeMedblocks();
-  const env = fakeEnv(medplum.url, medblocks.url);
+  // Medplum is the emulator (the monitor's reads: ADM-7/9/10, ADM-15), Medblocks the local one.
+  emulator = await startEmulator({ root: made.root });
+  const medplum = new LoopbackService(emulator.url);
+  const project = new EmulatorProject(emulator);
+  const medblocks = new LocalMedblocks();
+  const env = emulatorEnv(emulator, medblocks);
   await runProvision([], { root: made.root, env, fetchFn: fakeFetch(medplum, medblocks), print: () => undefined });
-  const flow = await medplum.bot('medblocks-patient-flow-completed');
-  const sync = await medplum.bot('medblocks-records-sync-completed');
+  const flow = await project.bot('medblocks-patient-flow-completed');
+  const sync = await project.bot('medblocks-records-sync-completed');
   const line = (outcome: string) => `medblocks evt=evt_1 type=x outcome=${outcome} fhir_requests=3 ms=40`;
   for (const [bot, minutesAgo, ms, outcome, text] of [
     [flow.id, 170, 30, '0', line('processed')],
@@ -50,7 +57,7 @@ beforeAll(async () => {
     [sync.id, 50, 20, '0', line('processed')],
     [sync.id, 40, 25, '4', line('failed:conflict')],
   ] as const) {
-    await medplum.put(audit(bot, minutesAgo, ms, outcome, text));
+    await project.put(audit(bot, minutesAgo, ms, outcome, text));
   }
   file = join(made.root, 'health.html');
   const lines: string[] = [];
@@ -76,6 +83,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser.close();
+  await emulator.close();
   made.cleanup();
 });
 

@@ -5,31 +5,43 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { runProvision } from '../../src/tools/cli/provision';
 import { runVerifyCommand, staleDeployments } from '../../src/tools/cli/verify';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
 import { readSettings } from '../../src/tools/provision/env';
 import { connectMedplum } from '../../src/tools/provision/medplum';
 import { findTarget } from '../../src/tools/verify/target';
-import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
-import { fakeEnv, makeRoot } from '../support/provision-root';
+import { fakeFetch, LocalMedblocks, LoopbackService } from '../support/fake-servers';
+import { emulatorEnv } from '../support/emulator-project';
+import { makeRoot } from '../support/provision-root';
 
-let medplum: FakeMedplum;
-let medblocks: FakeMedblocks;
+// The emulator models all verify reads here: the admin client's login (ADM-7), the bots, and the
+// deployed code read back as its bytes (ADM-12, ADM-14).
+let emulator: RunningEmulator;
+let medplum: LoopbackService;
+let medblocks: LocalMedblocks;
 let root: string;
 let cleanup: () => void;
 
+function env(): NodeJS.ProcessEnv {
+  return emulatorEnv(emulator, medblocks);
+}
+
 beforeEach(async () => {
-  medplum = new FakeMedplum();
-  medblocks = new FakeMedblocks();
   ({ root, cleanup } = makeRoot());
+  emulator = await startEmulator({ root });
+  medplum = new LoopbackService(emulator.url);
+  medblocks = new LocalMedblocks();
   const code = await runProvision([], {
     root,
-    env: fakeEnv(medplum.url, medblocks.url),
+    env: env(),
     fetchFn: fakeFetch(medplum, medblocks),
     print: () => undefined,
   });
   expect(code).toBe(0);
 });
 
-afterEach(() => {
+afterEach(async () => {
+  await emulator.close();
   cleanup();
 });
 
@@ -37,7 +49,7 @@ async function verify(argv: string[] = []): Promise<{ code: number; output: stri
   const lines: string[] = [];
   const code = await runVerifyCommand(argv, {
     root,
-    env: fakeEnv(medplum.url, medblocks.url),
+    env: env(),
     fetchFn: fakeFetch(medplum, medblocks),
     print: (l) => lines.push(l),
   });
@@ -60,8 +72,7 @@ test('deployed code that differs from dist/ stops verify with the fix, before an
 });
 
 test('which bots are stale: none right after provision, the one whose dist/ changed after it', async () => {
-  const env = fakeEnv(medplum.url, medblocks.url);
-  const settings = readSettings(env, root);
+  const settings = readSettings(env(), root);
   const session = await connectMedplum(settings, fakeFetch(medplum, medblocks));
   const { target } = await findTarget(session, settings.lookup);
   expect(await staleDeployments(session, target, root)).toEqual({ stale: [], unreadable: [] });

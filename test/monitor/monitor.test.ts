@@ -9,20 +9,25 @@ import { CODE, packageCode, SYSTEM } from '../../src/runtime/fhir/systems';
 import { percentile, runStats } from '../../src/tools/monitor/analyse';
 import { outcomeOfConsole as parseOutcome } from '../../src/runtime/summary';
 import type { MonitorReport } from '../../src/tools/monitor/monitor';
-import {
-  ACCESS_TOKEN,
-  CLIENT_SECRET,
-  FakeMedblocks,
-  FakeMedplum,
-  fakeFetch,
-  MEDBLOCKS_KEY,
-} from '../support/fake-servers';
+import { EMULATOR_PROJECT_ID } from '../../src/tools/emulator/identity';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { recordsSyncFailed } from '../../src/tools/fixtures/events';
+import { FakeMedplum, fakeFetch, LocalMedblocks, LoopbackService, MEDBLOCKS_KEY } from '../support/fake-servers';
 import { botRunAuditEvent } from '../support/audit-events';
+import { EmulatorProject, emulatorEnv } from '../support/emulator-project';
 import { fakeEnv, makeRoot } from '../support/provision-root';
 
+// The monitor against the emulator (src/tools/emulator: login ADM-7, /auth/me ADM-9, the admin
+// API ADM-10, AuditEvent search ADM-15), its project set up as the server's system would write it;
+// only a server older than Bot.rawBody (ADM-1, ADM-4), which the emulator is not, is FakeMedplum's.
 const NOW = Date.parse('2026-08-01T12:00:00.000Z');
-let medplum: FakeMedplum;
-let medblocks: FakeMedblocks;
+let emulator: RunningEmulator;
+let medplum: LoopbackService;
+let project: EmulatorProject;
+let medblocks: LocalMedblocks;
+/** Medblocks' clock when a test sets it; this machine's otherwise. */
+let medblocksClock: number | undefined;
 let root: string;
 let cleanup: () => void;
 
@@ -30,19 +35,30 @@ function audit(botId: string, minutesAgo: number, ms: number, outcome: '0' | '4'
   return botRunAuditEvent(NOW, botId, minutesAgo, ms, outcome, line);
 }
 
+/** The environment `npm run dev` prints: the emulator's admin client, and the local Medblocks. */
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...emulatorEnv(emulator, medblocks), ...extra };
+}
+
 beforeEach(async () => {
-  medplum = new FakeMedplum();
-  medblocks = new FakeMedblocks();
   ({ root, cleanup } = makeRoot());
-  await runProvision([], {
-    root,
-    env: fakeEnv(medplum.url, medblocks.url),
-    fetchFn: fakeFetch(medplum, medblocks),
-    print: () => undefined,
+  emulator = await startEmulator({ root });
+  medplum = new LoopbackService(emulator.url);
+  project = new EmulatorProject(emulator);
+  medblocksClock = undefined;
+  // The retry schedule (MB-D5) runs in microseconds; every receiver answers 500, so an event emitted
+  // goes undelivered through all nine attempts and its endpoint is disabled, as Medblocks does.
+  medblocks = new LocalMedblocks({
+    now: () => medblocksClock ?? Date.now(),
+    timeScale: 1e9,
+    deliver: () => Promise.resolve(new Response('receiver down', { status: 500 })),
   });
+  await runProvision([], { root, env: env(), fetchFn: fakeFetch(medplum, medblocks), print: () => undefined });
 });
 
-afterEach(() => {
+afterEach(async () => {
+  await medblocks.local.close();
+  await emulator.close();
   cleanup();
 });
 
@@ -50,7 +66,7 @@ async function run(args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promi
   const lines: string[] = [];
   const code = await runMonitor(args, {
     root,
-    env: { ...fakeEnv(medplum.url, medblocks.url), ...extraEnv },
+    env: env(extraEnv),
     fetchFn: fakeFetch(medplum, medblocks),
     now: () => NOW,
     print: (l) => lines.push(l),
@@ -75,7 +91,7 @@ describe('npm run monitor', () => {
     const progress: string[] = [];
     await runMonitor(['--json'], {
       root,
-      env: fakeEnv(medplum.url, medblocks.url),
+      env: env(),
       fetchFn: flaky,
       now: () => NOW,
       print: (l) => stdout.push(l),
@@ -86,11 +102,11 @@ describe('npm run monitor', () => {
   });
 
   it('reports runs, failures by reason and latency, and exits 0 when all is well', async () => {
-    const bot = await medplum.bot('medblocks-records-sync-completed');
+    const bot = await project.bot('medblocks-records-sync-completed');
     const ok = 'medblocks evt=evt_A type=records.sync.completed outcome=processed fhir_requests=2 ms=40';
     for (const [i, ms] of [10, 20, 30, 40, 50, 60, 70, 80, 90, 100].entries())
-      await medplum.put(audit(bot.id, i + 1, ms, '0', ok));
-    await medplum.put(audit(bot.id, 60 * 30, 5, '0', ok)); // outside the 24h window
+      await project.put(audit(bot.id, i + 1, ms, '0', ok));
+    await project.put(audit(bot.id, 60 * 30, 5, '0', ok)); // outside the 24h window
     const { code, output } = await run(['--json', '--max-failures', '2']);
     const report = JSON.parse(output) as MonitorReport;
     expect(code).toBe(0);
@@ -105,14 +121,14 @@ describe('npm run monitor', () => {
   });
 
   it('counts failures by the reason in the summary line and exits 1 over the threshold', async () => {
-    const bot = await medplum.bot('medblocks-patient-flow-completed');
+    const bot = await project.bot('medblocks-patient-flow-completed');
     const line = (o: string): string =>
       `medblocks evt=evt_B type=patient_flow.completed outcome=${o} fhir_requests=0 ms=3`;
-    await medplum.put(audit(bot.id, 5, 12, '4', line('rejected:signature_mismatch')));
-    await medplum.put(audit(bot.id, 6, 12, '4', line('rejected:signature_mismatch')));
-    await medplum.put(audit(bot.id, 7, 12, '4', line('failed:conflict')));
-    await medplum.put(audit(bot.id, 8, 4000, '4', 'Task timed out after 4.00 seconds'));
-    await medplum.put(audit(bot.id, 9, 30, '0', line('duplicate')));
+    await project.put(audit(bot.id, 5, 12, '4', line('rejected:signature_mismatch')));
+    await project.put(audit(bot.id, 6, 12, '4', line('rejected:signature_mismatch')));
+    await project.put(audit(bot.id, 7, 12, '4', line('failed:conflict')));
+    await project.put(audit(bot.id, 8, 4000, '4', 'Task timed out after 4.00 seconds'));
+    await project.put(audit(bot.id, 9, 30, '0', line('duplicate')));
     const { code, output } = await run();
     expect(code).toBe(1);
     expect(output).toMatch(/medblocks-patient-flow-completed\s+5\s+4 .*ATTENTION/);
@@ -123,35 +139,41 @@ describe('npm run monitor', () => {
   });
 
   it('a disabled Medblocks endpoint with undelivered events makes it exit 1', async () => {
-    const endpoint = medblocks.endpoints[3];
-    if (!endpoint) throw new Error('provision made no endpoints');
-    Object.assign(endpoint, { status: 'disabled' });
-    medblocks.undelivered.set(endpoint.id, [
-      {
-        id: 'evt_C',
-        type: 'records.sync.failed',
-        attempts: 9,
-        delivered_at: null,
-        created_at: '2026-07-28T10:00:00.000Z',
-      },
+    const endpoint = medblocks.local.endpoints().find((e) => e.events.includes('records.sync.failed'));
+    if (!endpoint) throw new Error('provision made no records.sync.failed endpoint');
+    medblocksClock = Date.parse('2026-07-28T10:00:00.000Z');
+    medblocks.local.emit(recordsSyncFailed({}, { id: 'evt_C', created_at: '2026-07-28T10:00:00.000Z' }));
+    await medblocks.local.idle();
+    medblocksClock = undefined;
+    expect(medblocks.local.deliveryRecords(endpoint.id)).toMatchObject([
+      { id: 'evt_C', attempts: 9, delivered_at: null },
     ]);
+    expect(endpoint.status).toBe('disabled');
     const { code, output } = await run();
     expect(code).toBe(1);
-    expect(output).toMatch(/records\.sync\.failed\s+wh_4\s+disabled\s+undelivered=1 oldest=2026-07-28T10:00:00.000Z/);
+    expect(output).toMatch(
+      new RegExp(
+        `records\\.sync\\.failed\\s+${endpoint.id}\\s+disabled\\s+undelivered=1 oldest=2026-07-28T10:00:00.000Z`
+      )
+    );
     expect(output).toMatch(/endpoint disabled: re-enable it/);
-    for (const secret of [CLIENT_SECRET, ACCESS_TOKEN, MEDBLOCKS_KEY, ...medblocks.endpoints.map((e) => e.secret)]) {
-      expect(output).not.toContain(secret);
-    }
+    const secrets = [
+      emulator.adminClient.clientSecret,
+      MEDBLOCKS_KEY,
+      ...medblocks.local.endpoints().map((e) => e.secret),
+    ];
+    for (const secret of secrets) expect(output).not.toContain(secret);
+    expect(output).not.toMatch(/eyJ[\w-]+\.eyJ/); // no access token (a JWT)
   });
 
   it('reports configuration drift', async () => {
-    const flow = await medplum.bot('medblocks-patient-flow-completed');
-    await medplum.put<Bot>({ ...flow, publicWebhook: false, rawBody: false });
-    await medplum.setSecrets(
-      (await medplum.secrets()).filter((s) => s.name !== 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED')
+    const flow = await project.bot('medblocks-patient-flow-completed');
+    await project.put<Bot>({ ...flow, publicWebhook: false, rawBody: false });
+    await project.setSecrets(
+      (await project.secrets()).filter((s) => s.name !== 'MEDBLOCKS_WEBHOOK_SECRET_RECORDS_SYNC_FAILED')
     );
-    const sweeper = await medplum.bot('medblocks-marker-sweeper');
-    await medplum.remove('Bot', sweeper.id);
+    const sweeper = await project.bot('medblocks-marker-sweeper');
+    await project.remove('Bot', sweeper.id);
     const { code, output } = await run(['--json']);
     const report = JSON.parse(output) as MonitorReport;
     expect(code).toBe(1);
@@ -178,9 +200,9 @@ describe('npm run monitor', () => {
         path: 'data.object.patient_id',
         seenAt,
       });
-    await medplum.put(dl('evt_Q1', 'records.sync.completed'));
-    await medplum.put(dl('evt_Q2', 'records.sync.completed'));
-    await medplum.put(
+    await project.put(dl('evt_Q1', 'records.sync.completed'));
+    await project.put(dl('evt_Q2', 'records.sync.completed'));
+    await project.put(
       buildDeadLetter({
         key: 'evt_Q3',
         owner: 'medblocks-patient-flow-completed',
@@ -191,8 +213,8 @@ describe('npm run monitor', () => {
         seenAt,
       })
     );
-    const done = await medplum.put(dl('evt_Q4', 'records.sync.failed'));
-    await medplum.put(resolveDeadLetter(done, seenAt)); // applied after redelivery: not counted
+    const done = await project.put(dl('evt_Q4', 'records.sync.failed'));
+    await project.put(resolveDeadLetter(done, seenAt)); // applied after redelivery: not counted
     const { code, output } = await run();
     expect(code).toBe(1);
     expect(output).toContain(
@@ -222,14 +244,14 @@ describe('npm run monitor', () => {
       intent: 'order',
       for: { reference: 'Patient/p1' },
     });
-    await medplum.put(task('records-import/pt_1', 'in-progress'));
-    await medplum.put(task('records-import/pt_2', 'completed'));
+    await project.put(task('records-import/pt_1', 'in-progress'));
+    await project.put(task('records-import/pt_2', 'completed'));
     const unfinished = await run();
     expect(unfinished.code).toBe(0);
     expect(unfinished.output).toContain(
       'Records imports: 0 failed, 1 in progress (medblocks-records-import continues those every 5 minutes).'
     );
-    await medplum.put(task('records-import/pt_3', 'failed'));
+    await project.put(task('records-import/pt_3', 'failed'));
     const { code, output } = await run();
     expect(code).toBe(1);
     expect(output).toContain(
@@ -249,7 +271,7 @@ describe('npm run monitor', () => {
     const lines: string[] = [];
     const code = await runMonitor(['--since', 'yesterday'], {
       root,
-      env: fakeEnv(medplum.url),
+      env: env(),
       fetchFn: fakeFetch(medplum),
       print: (l) => lines.push(l),
     });
@@ -266,18 +288,57 @@ describe('npm run monitor', () => {
     expect(output).not.toContain('wrong-secret-xyz');
   });
 
-  it('on a server before Bot.rawBody, calls a bot on the parsed-body fallback working, with a warning', async () => {
-    medplum.version = '5.1.29-1a2b3c4';
-    await medplum.setSecrets([
-      ...(await medplum.secrets()),
-      { name: 'MEDBLOCKS_ALLOW_PARSED_BODY', valueString: 'true' },
-    ]);
-    const flow = await medplum.bot('medblocks-patient-flow-completed');
-    const { rawBody: _rawBody, ...withoutRawBody } = flow;
-    await medplum.put<Bot>(withoutRawBody);
-    const ok = 'medblocks evt=evt_D type=patient_flow.completed outcome=processed fhir_requests=3 ms=40';
-    await medplum.put(audit(flow.id, 3, 40, '0', ok));
+  it('a project without the bots feature needs attention', async () => {
+    await project.setFeatures([]);
     const { code, output } = await run();
+    expect(code).toBe(1);
+    expect(output).toContain(
+      `! Project/${EMULATOR_PROJECT_ID} lacks the "bots" feature: no bot can run or be deployed`
+    );
+  });
+
+  it('--help prints the usage', async () => {
+    const { code, output } = await run(['--help']);
+    expect(code).toBe(0);
+    expect(output).toMatch(/Usage: npm run monitor/);
+  });
+});
+
+// The emulator is a 5.2 server (ADM-14); a server before Bot.rawBody (ADM-1, ADM-4) is FakeMedplum's.
+describe('npm run monitor on a server before Bot.rawBody', () => {
+  let old: FakeMedplum;
+
+  beforeEach(async () => {
+    old = new FakeMedplum();
+    await runProvision([], {
+      root,
+      env: fakeEnv(old.url, medblocks.url),
+      fetchFn: fakeFetch(old, medblocks),
+      print: () => undefined,
+    });
+  });
+
+  async function runOn(server: FakeMedplum, args: string[] = []): Promise<{ code: number; output: string }> {
+    const lines: string[] = [];
+    const code = await runMonitor(args, {
+      root,
+      env: fakeEnv(server.url, medblocks.url),
+      fetchFn: fakeFetch(server, medblocks),
+      now: () => NOW,
+      print: (l) => lines.push(l),
+    });
+    return { code, output: lines.join('\n') };
+  }
+
+  it('on a server before Bot.rawBody, calls a bot on the parsed-body fallback working, with a warning', async () => {
+    old.version = '5.1.29-1a2b3c4';
+    await old.setSecrets([...(await old.secrets()), { name: 'MEDBLOCKS_ALLOW_PARSED_BODY', valueString: 'true' }]);
+    const flow = await old.bot('medblocks-patient-flow-completed');
+    const { rawBody: _rawBody, ...withoutRawBody } = flow;
+    await old.put<Bot>(withoutRawBody);
+    const ok = 'medblocks evt=evt_D type=patient_flow.completed outcome=processed fhir_requests=3 ms=40';
+    await old.put(audit(flow.id, 3, 40, '0', ok));
+    const { code, output } = await runOn(old);
     expect(code).toBe(0);
     expect(output).toMatch(/medblocks-patient-flow-completed\s+1\s+0 .*ok \(warning\)/);
     expect(output).toMatch(
@@ -288,26 +349,13 @@ describe('npm run monitor', () => {
   });
 
   it('on a server before Bot.rawBody without the fallback, says every delivery is refused and how to fix it', async () => {
-    medplum.version = '5.1.29-1a2b3c4';
-    const { code, output } = await run(['--json']);
+    old.version = '5.1.29-1a2b3c4';
+    const { code, output } = await runOn(old, ['--json']);
     const report = JSON.parse(output) as MonitorReport;
     expect(code).toBe(1);
     expect(report.bots.find((b) => b.name === 'medblocks-records-sync-failed')?.issues[0]).toMatch(
       /server predates Bot\.rawBody: deliveries are refused with body_not_raw\. Upgrade Medplum to 5\.2\+ \(stopgap: project secret MEDBLOCKS_ALLOW_PARSED_BODY=true/
     );
-  });
-
-  it('a project without the bots feature needs attention', async () => {
-    await medplum.setFeatures([]);
-    const { code, output } = await run();
-    expect(code).toBe(1);
-    expect(output).toMatch(/! Project\/proj-1 lacks the "bots" feature: no bot can run or be deployed/);
-  });
-
-  it('--help prints the usage', async () => {
-    const { code, output } = await run(['--help']);
-    expect(code).toBe(0);
-    expect(output).toMatch(/Usage: npm run monitor/);
   });
 });
 
@@ -330,7 +378,7 @@ describe('monitor analysis', () => {
 
 describe('npm run monitor -- --html (a picture of health)', () => {
   it('writes one self-contained page whose charts and numbers are the --json report’s, per hour', async () => {
-    const flow = await medplum.bot('medblocks-patient-flow-completed');
+    const flow = await project.bot('medblocks-patient-flow-completed');
     const ok = 'medblocks evt=evt_1 type=patient_flow.completed outcome=processed fhir_requests=3 ms=40';
     const forged =
       'medblocks evt=evt_2 type=patient_flow.completed outcome=rejected:signature_mismatch fhir_requests=0 ms=2';
@@ -343,7 +391,7 @@ describe('npm run monitor -- --html (a picture of health)', () => {
       [10, 3, '4', forged],
       [5, 3, '4', forged],
     ] as const) {
-      await medplum.put(audit(flow.id, minutesAgo, ms, outcome, line));
+      await project.put(audit(flow.id, minutesAgo, ms, outcome, line));
     }
     const file = join(root, 'health.html');
     const json = JSON.parse((await run(['--json', '--html', file])).output) as MonitorReport;
@@ -381,8 +429,8 @@ describe('npm run monitor -- --html (a picture of health)', () => {
   });
 
   it('escapes what came from outside', async () => {
-    const flow = await medplum.bot('medblocks-patient-flow-completed');
-    await medplum.put(
+    const flow = await project.bot('medblocks-patient-flow-completed');
+    await project.put(
       audit(
         flow.id,
         5,

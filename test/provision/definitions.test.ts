@@ -16,8 +16,11 @@ import {
   medblocksCodeSystem,
   packageDefinitions,
 } from '../../src/tools/provision/package-definitions';
-import { FakeMedplum, fakeFetch } from '../support/fake-servers';
-import { fakeEnv, makeRoot } from '../support/provision-root';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { fakeFetch, LoopbackService } from '../support/fake-servers';
+import { EmulatorProject, emulatorEnv } from '../support/emulator-project';
+import { makeRoot } from '../support/provision-root';
 
 const RUNTIME = new URL('../../src/runtime', import.meta.url).pathname;
 
@@ -107,14 +110,18 @@ describe('the urn:medblocks:code CodeSystem', () => {
 describe('provision installs them', () => {
   let root: string;
   let cleanup: () => void;
-  let medplum: FakeMedplum;
+  // On the emulator started empty, which stores and validates them as a server would (VAL-1).
+  let emulator: RunningEmulator;
+  let medplum: EmulatorProject;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     ({ root, cleanup } = makeRoot());
-    medplum = new FakeMedplum();
+    emulator = await startEmulator({ root, bots: [] });
+    medplum = new EmulatorProject(emulator);
   });
 
-  afterEach(() => {
+  afterEach(async () => {
+    await emulator.close();
     cleanup();
   });
 
@@ -122,8 +129,8 @@ describe('provision installs them', () => {
     const lines: string[] = [];
     await runProvision([], {
       root,
-      env: fakeEnv(medplum.url),
-      fetchFn: fakeFetch(medplum),
+      env: emulatorEnv(emulator),
+      fetchFn: fakeFetch(new LoopbackService(emulator.url)),
       print: (l) => lines.push(l),
     });
     return lines.join('\n');

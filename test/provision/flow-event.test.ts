@@ -4,27 +4,50 @@
 // an endpoint subscribed under either name is the flow bot's.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REGISTRY } from '../../src/runtime/registry';
-import { EVENT_TYPES } from '../../src/runtime/events';
 import { runProvision } from '../../src/tools/cli/provision';
-import { FakeMedblocks, FakeMedplum, fakeFetch } from '../support/fake-servers';
-import { fakeEnv, makeRoot } from '../support/provision-root';
+import { startEmulator } from '../../src/tools/emulator/server';
+import type { RunningEmulator } from '../../src/tools/emulator/server';
+import { fakeFetch, LocalMedblocks, LoopbackService, MEDBLOCKS_KEY } from '../support/fake-servers';
+import { EmulatorProject, emulatorEnv } from '../support/emulator-project';
+import { makeRoot } from '../support/provision-root';
 
 const FLOW = REGISTRY['medblocks-patient-flow-completed'];
-/** An account whose API predates the newer name of the flow event: it knows every other name. */
-const LEGACY_ACCOUNT_EVENTS = EVENT_TYPES.filter((t) => t !== 'patient_session.completed');
 
-let medplum: FakeMedplum;
-let medblocks: FakeMedblocks;
+// Medplum is the emulator started empty (a fresh project: login ADM-7, the admin API ADM-10/11,
+// $deploy ADM-12); Medblocks the local one, in process.
+let emulator: RunningEmulator;
+let medplum: LoopbackService;
+let project: EmulatorProject;
+let medblocks: LocalMedblocks;
 let root: string;
 let cleanup: () => void;
 
-beforeEach(() => {
-  medplum = new FakeMedplum();
-  medblocks = new FakeMedblocks();
+beforeEach(async () => {
   ({ root, cleanup } = makeRoot());
+  emulator = await startEmulator({ root, bots: [] });
+  medplum = new LoopbackService(emulator.url);
+  project = new EmulatorProject(emulator);
+  medblocks = new LocalMedblocks();
 });
 
-afterEach(() => {
+/** The endpoints the local Medblocks holds for `url`. */
+function endpointsFor(url: string) {
+  return medblocks.local.endpoints().filter((e) => e.url === url);
+}
+
+/** Deletes every endpoint through the API (MB-3), as someone cleaning up the account would. */
+async function deleteAllEndpoints(): Promise<void> {
+  for (const e of medblocks.local.endpoints()) {
+    const answer = await medblocks.fetch(`${medblocks.url}webhooks/${e.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${MEDBLOCKS_KEY}` },
+    });
+    expect(answer.status).toBe(200);
+  }
+}
+
+afterEach(async () => {
+  await emulator.close();
   cleanup();
 });
 
@@ -32,7 +55,7 @@ async function run(args: string[] = []): Promise<{ code: number; output: string 
   const lines: string[] = [];
   const code = await runProvision(args, {
     root,
-    env: fakeEnv(medplum.url, medblocks.url),
+    env: emulatorEnv(emulator, medblocks),
     fetchFn: fakeFetch(medplum, medblocks),
     print: (l) => lines.push(l),
   });
@@ -40,8 +63,8 @@ async function run(args: string[] = []): Promise<{ code: number; output: string 
 }
 
 async function flowWebhookUrl(): Promise<string> {
-  const bot = await medplum.bot(FLOW.name);
-  return `${medplum.url}webhook/${(await medplum.membership(bot.id)).id}`;
+  const bot = await project.bot(FLOW.name);
+  return `${medplum.url}webhook/${(await project.membership(bot.id)).id}`;
 }
 
 describe('the flow event name', () => {
@@ -49,35 +72,34 @@ describe('the flow event name', () => {
     const { code, output } = await run();
     expect(code).toBe(0);
     const url = await flowWebhookUrl();
-    expect(medblocks.endpoints.filter((e) => e.url === url).map((e) => e.events)).toEqual([
-      ['patient_session.completed'],
-    ]);
+    expect(endpointsFor(url).map((e) => e.events)).toEqual([['patient_session.completed']]);
     expect(output).not.toMatch(/registered as patient_flow\.completed/);
   });
 
   it('falls back to patient_flow.completed when an older account refuses the name, says so, and stays idempotent', async () => {
-    medblocks.knownEvents = LEGACY_ACCOUNT_EVENTS;
+    // An account whose API predates the newer name of the flow event: it knows every other name.
+    medblocks = new LocalMedblocks({ flowEventName: 'patient_flow.completed' });
     const first = await run();
     expect(first.code).toBe(0);
     const url = await flowWebhookUrl();
-    const flowEndpoints = medblocks.endpoints.filter((e) => e.url === url);
+    const flowEndpoints = endpointsFor(url);
     expect(flowEndpoints.map((e) => e.events)).toEqual([['patient_flow.completed']]);
     expect(first.output).toMatch(
       /register +Medblocks endpoint for patient_flow\.completed .*registered as patient_flow\.completed because this Medblocks account refused patient_session\.completed as an unknown event type/
     );
     // Its signing secret went to the flow bot's project secret.
-    const secret = (await medplum.secrets()).find((s) => s.name === FLOW.secretName);
+    const secret = (await project.secrets()).find((s) => s.name === FLOW.secretName);
     expect(secret?.valueString).toBe(flowEndpoints[0]?.secret);
 
     // The endpoint under the newer name counts as the flow bot's: nothing to do the second time.
     const second = await run();
     expect(second.output).toContain('No changes: everything was already provisioned.');
-    expect(medblocks.endpoints.filter((e) => e.url === url)).toHaveLength(1);
+    expect(endpointsFor(url)).toHaveLength(1);
   });
 
   it('a dry run names the fallback it would use', async () => {
     await run();
-    medblocks.endpoints.length = 0;
+    await deleteAllEndpoints();
     const { output } = await run(['--dry-run']);
     expect(output).toMatch(
       /would register +Medblocks endpoint for patient_session\.completed .*as patient_flow\.completed if Medblocks refuses patient_session\.completed/
@@ -86,7 +108,7 @@ describe('the flow event name', () => {
 
   it('does not fall back on any other refusal', async () => {
     // An account that knows neither name: the second refusal is reported, nothing else is tried.
-    medblocks.knownEvents = ['records.sync.completed'];
+    medblocks = new LocalMedblocks({ knownEvents: ['records.sync.completed'] });
     const { code, output } = await run();
     expect(code).toBe(1);
     expect(output).toMatch(/Medblocks POST \/webhooks failed with HTTP 400: Unknown event type/);
@@ -101,12 +123,12 @@ describe('the flow event name', () => {
   it('reuses an endpoint someone registered under patient_flow.completed', async () => {
     await run();
     const url = await flowWebhookUrl();
-    const endpoint = medblocks.endpoints.find((e) => e.url === url);
+    const [endpoint] = endpointsFor(url);
     if (!endpoint) throw new Error('no flow endpoint');
-    Object.assign(endpoint, { events: ['patient_flow.completed'] });
+    endpoint.events = ['patient_flow.completed'];
     const { output } = await run();
     expect(output).toContain('No changes: everything was already provisioned.');
-    expect(medblocks.endpoints.filter((e) => e.url === url)).toHaveLength(1);
+    expect(endpointsFor(url)).toHaveLength(1);
   });
 });
 

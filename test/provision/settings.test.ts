@@ -8,8 +8,10 @@ import { runProvision } from '../../src/tools/cli/provision';
 import { readSettings, SettingsError } from '../../src/tools/provision/env';
 import { connectMedplum } from '../../src/tools/provision/medplum';
 import { describeNetworkError } from '../../src/tools/provision/reach';
-import { CLIENT_ID, CLIENT_SECRET, FakeMedplum, fakeFetch, MEDBLOCKS_KEY } from '../support/fake-servers';
-import { fakeEnv, makeRoot } from '../support/provision-root';
+import { startEmulator } from '../../src/tools/emulator/server';
+import { CLIENT_ID, CLIENT_SECRET, fakeFetch, LoopbackService, MEDBLOCKS_KEY } from '../support/fake-servers';
+import { emulatorEnv } from '../support/emulator-project';
+import { makeRoot } from '../support/provision-root';
 
 let root: string;
 let cleanup: () => void;
@@ -55,7 +57,8 @@ describe('MEDPLUM_BASE_URL and MEDBLOCKS_API_BASE_URL', () => {
 
   it('provision prints the settings error and changes nothing', async () => {
     const lines: string[] = [];
-    const medplum = new FakeMedplum();
+    // No server is reached: a loopback URL nothing listens on, logging any request.
+    const medplum = new LoopbackService(`http://127.0.0.1:${await deadPort()}/`);
     const code = await runProvision([], {
       root,
       env: { MEDPLUM_CLIENT_ID: CLIENT_ID, MEDPLUM_CLIENT_SECRET: CLIENT_SECRET },
@@ -80,19 +83,15 @@ describe('MEDPLUM_BASE_URL and MEDBLOCKS_API_BASE_URL', () => {
 
   it('a dead Medblocks port: "cannot reach MEDBLOCKS_API_BASE_URL=…: connection refused"', async () => {
     const port = await deadPort();
-    const medplum = new FakeMedplum();
+    const emulator = await startEmulator({ root, bots: [] });
     const lines: string[] = [];
     const medblocksUrl = `http://127.0.0.1:${port}`;
-    // Medplum answers through the fake; Medblocks goes to the real network and finds nobody.
+    // Medplum is the emulator; Medblocks goes to the loopback port and finds nobody.
     const code = await runProvision([], {
       root,
-      env: { ...fakeEnv(medplum.url), MEDBLOCKS_API_KEY: MEDBLOCKS_KEY, MEDBLOCKS_API_BASE_URL: medblocksUrl },
-      fetchFn: (input, init) =>
-        String(input instanceof Request ? input.url : input).startsWith(medplum.url)
-          ? medplum.fetch(input, init)
-          : fetch(input, init),
+      env: { ...emulatorEnv(emulator), MEDBLOCKS_API_KEY: MEDBLOCKS_KEY, MEDBLOCKS_API_BASE_URL: medblocksUrl },
       print: (l) => lines.push(l),
-    });
+    }).finally(() => emulator.close());
     expect(code).toBe(1);
     expect(lines.join('\n')).toContain(`cannot reach MEDBLOCKS_API_BASE_URL=${medblocksUrl}: connection refused`);
   });

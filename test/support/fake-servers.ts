@@ -1,11 +1,15 @@
-// In-process stand-ins for a Medplum server and the Medblocks API, as `fetch` functions: provision,
-// the monitor and verify run their real clients (MedplumClient, MedblocksApi) against them. FHIR
-// CRUD and search are @medplum/fhir-router over a MemoryRepository; added by hand is only what a
-// real server does beyond that and what provisioning meets: client-credentials login and
-// /auth/me, /healthcheck's version, the admin API, `$deploy` with its refusals ("Bots not enabled",
-// awslambda without AWS), executableCode read back as a presigned storage URL, raw Binary reads, and
-// strict projects refusing `Bot.rawBody` before 5.2. Every request is logged, so tests can assert
-// "no writes" and "no secret in any URL".
+// The `fetch` services the tools' tests hand to provision, the monitor and verify (their real
+// clients, MedplumClient and MedblocksApi, run against them), every request logged so that tests can
+// assert "no writes" and "no secret in any URL":
+// - LocalMedblocks: the local Medblocks itself, in process (src/tools/medblocks-local/in-process.ts),
+//   the one Medblocks fake.
+// - LoopbackService: the emulator (src/tools/emulator) over loopback, the Medplum of most tests.
+// - FakeMedplum: only what the emulator does not model (docs/fidelity-ledger.md, ADM-1 … ADM-5): a
+//   settable /healthcheck version, strict projects refusing `Bot.rawBody` before 5.2,
+//   executableCode read back as a presigned storage URL, hosted Medplum's AWS for awslambda, a
+//   client that is not a project admin, a real server's medplum.config.json. FHIR CRUD and search
+//   are @medplum/fhir-router over a MemoryRepository; login, /auth/me, the admin API and `$deploy`
+//   are added by hand around them.
 import { allOk, badRequest, forbidden, getStatus, notFound, parseSearchRequest, unauthorized } from '@medplum/core';
 import type { WithId } from '@medplum/core';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
@@ -20,7 +24,11 @@ import type {
   ProjectSetting,
   Resource,
 } from '@medplum/fhirtypes';
-import type { MedblocksDelivery, MedblocksEndpoint } from '../../src/tools/provision/medblocks-api';
+import { createInProcessLocalMedblocks } from '../../src/tools/medblocks-local/in-process';
+import type {
+  InProcessLocalMedblocks,
+  InProcessLocalMedblocksOptions,
+} from '../../src/tools/medblocks-local/in-process';
 
 export const MEDPLUM_URL = 'https://medplum.test/';
 export const MEDBLOCKS_URL = 'https://medblocks.test/';
@@ -66,7 +74,7 @@ abstract class FakeService {
     const body = typeof init?.body === 'string' ? init.body : '';
     this.requests.push({ method, path: url.pathname, body });
     try {
-      return await this.handle(method, url, body, new Headers(init?.headers));
+      return await this.handle(method, url, body, new Headers(init?.headers), init);
     } catch (err) {
       return json(500, { error: { message: err instanceof Error ? err.message : 'error' } });
     }
@@ -77,7 +85,13 @@ abstract class FakeService {
     return this.requests.filter((r) => r.method !== 'GET' && r.path !== '/oauth2/token');
   }
 
-  protected abstract handle(method: string, url: URL, body: string, headers: Headers): Promise<Response>;
+  protected abstract handle(
+    method: string,
+    url: URL,
+    body: string,
+    headers: Headers,
+    init: RequestInit | undefined
+  ): Promise<Response>;
 }
 
 /** Routes each request to the fake whose URL it starts with. */
@@ -170,11 +184,8 @@ export class FakeMedplum extends FakeService {
   }
 
   /** The code a Bot's executableCode points at, as stored. */
-  async deployedCode(bot: Bot): Promise<string | undefined> {
-    const id = /^Binary\/(.+)$/.exec(bot.executableCode?.url ?? '')?.[1];
-    if (!id) return undefined;
-    const binary = await this.repo.readResource<Binary>('Binary', id);
-    return binary.data === undefined ? undefined : Buffer.from(binary.data, 'base64').toString('utf8');
+  deployedCode(bot: Bot): Promise<string | undefined> {
+    return deployedCodeIn(this.repo, bot);
   }
 
   private rawBodyKnown(): boolean {
@@ -347,6 +358,14 @@ export class FakeMedplum extends FakeService {
   }
 }
 
+/** The code a Bot's `executableCode` (`Binary/{id}`, as written by `$deploy`) points at, in a store. */
+export async function deployedCodeIn(repo: MemoryRepository, bot: Bot): Promise<string | undefined> {
+  const id = /^Binary\/(.+)$/.exec(bot.executableCode?.url ?? '')?.[1];
+  if (!id) return undefined;
+  const binary = await repo.readResource<Binary>('Binary', id);
+  return binary.data === undefined ? undefined : Buffer.from(binary.data, 'base64').toString('utf8');
+}
+
 function isBot(value: unknown): value is Bot {
   return typeof value === 'object' && value !== null && (value as Resource).resourceType === 'Bot';
 }
@@ -355,86 +374,45 @@ function isProject(value: unknown): value is Project {
   return typeof value === 'object' && value !== null && (value as Resource).resourceType === 'Project';
 }
 
-/** The Medblocks endpoint-management API. */
-export class FakeMedblocks extends FakeService {
-  readonly endpoints: (MedblocksEndpoint & { secret: string })[] = [];
-  readonly undelivered = new Map<string, MedblocksDelivery[]>();
-  /**
-   * The event types this account knows; undefined: any. An endpoint registered for another is
-   * refused with 400 invalid_request_error on `events`, as the newer Medblocks API refuses
-   * `patient_flow.completed`.
-   */
-  knownEvents: readonly string[] | undefined;
-  private n = 0;
+const LOOPBACK_URL = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//;
 
-  constructor(url = MEDBLOCKS_URL) {
-    super(url);
+/**
+ * A server on this machine (the emulator, `src/tools/emulator`), its requests logged as the fakes'
+ * are: the request goes out over loopback as it came; nothing else is reachable through it.
+ */
+export class LoopbackService extends FakeService {
+  constructor(url: string) {
+    const base = url.endsWith('/') ? url : `${url}/`;
+    if (!LOOPBACK_URL.test(base)) throw new Error(`not a loopback URL: ${url}`);
+    super(base);
   }
 
-  private issueSecret(): string {
-    this.n++;
-    return `whsec_fake_secret_${this.n}_DO_NOT_PRINT`;
+  protected handle(_method: string, url: URL, _body: string, _headers: Headers, init?: RequestInit): Promise<Response> {
+    return fetch(url, init);
   }
+}
 
-  private view(e: MedblocksEndpoint & { secret: string }): MedblocksEndpoint {
-    const { secret: _secret, ...rest } = e;
-    return rest;
+/**
+ * The local Medblocks (src/tools/medblocks-local), in process: the one Medblocks fake, answering at
+ * MEDBLOCKS_URL with MEDBLOCKS_KEY, its requests logged as FakeMedplum's are. Its state is read
+ * through `local` (`endpoints()`, `deliveryRecords()`, …). Deliveries go nowhere unless `deliver`
+ * is given: a test reaches no network.
+ */
+export class LocalMedblocks extends FakeService {
+  readonly local: InProcessLocalMedblocks;
+
+  constructor(options: InProcessLocalMedblocksOptions = {}) {
+    const local = createInProcessLocalMedblocks({
+      url: MEDBLOCKS_URL,
+      apiKey: MEDBLOCKS_KEY,
+      deliver: () => Promise.reject(new TypeError('fetch failed: no receiver in this test')),
+      ...options,
+    });
+    super(local.url);
+    this.local = local;
   }
 
   protected handle(method: string, url: URL, body: string, headers: Headers): Promise<Response> {
-    return Promise.resolve(this.answer(method, url, body, headers));
-  }
-
-  /** What `GET /health` says Medblocks' clock reads; tests move it to show a skew. */
-  serverTime: () => string = () => new Date().toISOString();
-
-  private answer(method: string, url: URL, body: string, headers: Headers): Response {
-    if (url.pathname === '/health' && method === 'GET') {
-      return json(200, { ok: true, server_time: this.serverTime() }, 'application/json');
-    }
-    if (headers.get('authorization') !== `Bearer ${MEDBLOCKS_KEY}`) {
-      return json(401, { error: { type: 'authentication_error', message: 'bad key' } }, 'application/json');
-    }
-    const list = (data: unknown[]): Response =>
-      json(200, { resource_type: 'list', data, has_more: false, next_cursor: null }, 'application/json');
-    const path = url.pathname;
-    if (path === '/webhooks' && method === 'GET') return list(this.endpoints.map((e) => this.view(e)));
-    if (path === '/webhooks' && method === 'POST') {
-      const request = JSON.parse(body) as { url: string; events: string[] };
-      const unknown = request.events.find((e) => this.knownEvents && !this.knownEvents.includes(e));
-      if (unknown) {
-        return json(
-          400,
-          { error: { type: 'invalid_request_error', param: 'events', message: `Unknown event type: ${unknown}` } },
-          'application/json'
-        );
-      }
-      const endpoint = {
-        id: `wh_${this.endpoints.length + 1}`,
-        url: request.url,
-        events: request.events,
-        status: 'active',
-        secret: this.issueSecret(),
-      };
-      this.endpoints.push(endpoint);
-      return json(200, { ...endpoint }, 'application/json');
-    }
-    const one = /^\/webhooks\/([^/]+)(?:\/(events|rotate-secret))?$/.exec(path);
-    const endpoint = this.endpoints.find((e) => e.id === one?.[1]);
-    if (!one || !endpoint) {
-      return json(404, { error: { type: 'not_found_error', message: 'no such endpoint' } }, 'application/json');
-    }
-    if (method === 'PATCH' && !one[2]) {
-      Object.assign(endpoint, JSON.parse(body) as object);
-      return json(200, this.view(endpoint), 'application/json');
-    }
-    if (method === 'POST' && one[2] === 'rotate-secret') {
-      endpoint.secret = this.issueSecret();
-      return json(200, { ...endpoint }, 'application/json');
-    }
-    if (method === 'GET' && one[2] === 'events') {
-      return list(url.searchParams.get('delivered') === 'false' ? (this.undelivered.get(endpoint.id) ?? []) : []);
-    }
-    return json(405, { error: { type: 'invalid_request_error', message: 'method' } }, 'application/json');
+    return this.local.fetch(url, { method, headers, ...(body ? { body } : {}) });
   }
 }

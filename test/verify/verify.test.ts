@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEBHOOK_BOTS } from '../../src/runtime/registry';
 import { ensureBuilt } from '../../src/tools/cli/dev';
 import { runVerifyCommand } from '../../src/tools/cli/verify';
+import { EMULATOR_PROJECT_ID } from '../../src/tools/emulator/identity';
 import { startEmulator } from '../../src/tools/emulator/server';
 import type { RunningEmulator } from '../../src/tools/emulator/server';
 import { newMedplumClient } from '../../src/tools/provision/medplum';
@@ -12,8 +13,9 @@ import { answerOutcome, hintFor } from '../../src/tools/verify/outcome';
 import { freshStory } from '../../src/tools/verify/story';
 import { checkState, expectedState, runVerify } from '../../src/tools/verify/verify';
 import type { VerifyState, VerifyTarget } from '../../src/tools/verify/verify';
-import { FakeMedplum, fakeFetch } from '../support/fake-servers';
-import { fakeEnv, makeRoot } from '../support/provision-root';
+import { fakeFetch, LoopbackService } from '../support/fake-servers';
+import { emulatorEnv } from '../support/emulator-project';
+import { makeRoot } from '../support/provision-root';
 
 let emulator: RunningEmulator;
 
@@ -198,22 +200,25 @@ describe('npm run verify (command)', () => {
   });
 
   it('exits 1, naming the fix, on a project that was not provisioned', async () => {
-    const medplum = new FakeMedplum();
     const { root, cleanup } = makeRoot();
+    // The emulator started empty: a fresh project, no bot in it.
+    const empty = await startEmulator({ root, bots: [] });
     try {
+      const medplum = new LoopbackService(empty.url);
       const lines: string[] = [];
       const code = await runVerifyCommand([], {
         root,
-        env: fakeEnv(medplum.url),
+        env: emulatorEnv(empty),
         fetchFn: fakeFetch(medplum),
         print: (l) => lines.push(l),
       });
       expect(code).toBe(1);
-      expect(lines.join('\n')).toMatch(
-        /ERROR: Bot "medblocks-patient-flow-completed" is not in Project\/proj-1: run npm run provision first/
+      expect(lines.join('\n')).toContain(
+        `ERROR: Bot "medblocks-patient-flow-completed" is not in Project/${EMULATOR_PROJECT_ID}: run npm run provision first`
       );
       expect(medplum.writes()).toEqual([]);
     } finally {
+      await empty.close();
       cleanup();
     }
   });

@@ -16,7 +16,9 @@ export class Deliveries {
   constructor(
     private readonly state: LocalMedblocksState,
     /** How many times faster than real time the retry schedule runs. */
-    private readonly timeScale: number
+    private readonly timeScale: number,
+    /** The `fetch` each attempt goes out through (the global one over HTTP; a test's in process). */
+    private readonly send: typeof fetch = (input, init) => fetch(input, init)
   ) {}
 
   /** Records the event for every subscribed endpoint and starts its deliveries to the active ones. */
@@ -81,7 +83,7 @@ export class Deliveries {
     let status: number | null;
     let text = '';
     try {
-      const response = await fetch(endpoint.url, {
+      const response = await this.send(endpoint.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'medblocks-signature': request.header },
         body: request.body,

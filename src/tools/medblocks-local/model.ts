@@ -1,7 +1,8 @@
 // What the local Medblocks holds and answers with: its options, its endpoints and delivery records
 // in the published shapes, the patients and records it serves, and the one error it throws (the
 // published error envelope's fields). The routes (./routes.ts) and the deliveries (./deliveries.ts)
-// share this state; ./server.ts wires them to HTTP.
+// share this state; ./core.ts answers requests with them, ./server.ts over HTTP and ./in-process.ts
+// as a `fetch`.
 import { randomBytes } from 'node:crypto';
 import type { PATIENT_SESSION_COMPLETED } from '../../runtime/events/patient-session-completed';
 import type {
@@ -27,6 +28,11 @@ export interface LocalMedblocksOptions {
    * kept for testing an account that still uses it).
    */
   readonly flowEventName?: FlowEventName;
+  /**
+   * Every event name this account knows, when it is not the package's with one flow name (as
+   * `flowEventName` gives): e.g. an account that knows neither flow name. Others are refused (MB-C5).
+   */
+  readonly knownEvents?: readonly string[];
   readonly now?: () => number;
   /** The EHR catalogue `GET /connections[/{id}]` serves (names by `fhirsrc_` id); a small table by default. */
   readonly sources?: Readonly<Record<string, string>>;
@@ -110,7 +116,12 @@ export interface RunningLocalMedblocks {
   emit(event: MedblocksEvent): void;
   /** Resolves when no delivery attempt is pending or in flight. */
   idle(): Promise<void>;
+  /** The endpoint record as held, secret included: a test may change it as Medblocks would (`status`). */
   endpoint(id: string): LocalEndpoint | undefined;
+  /** Every endpoint record as held, in the order they were created. */
+  endpoints(): LocalEndpoint[];
+  /** One endpoint's delivery records as held (what `GET /webhooks/{id}/events` pages), oldest first. */
+  deliveryRecords(endpointId: string): LocalDeliveryRecord[];
   close(): Promise<void>;
 }
 
