@@ -29,12 +29,11 @@ import { DeliveryRejectedError, InvalidPayloadError, receiveDelivery } from './r
 import type { EventStamp } from './fhir/stamp';
 import { unknownStatusNotes } from './medblocks/events';
 import type { EventEnvelope } from './medblocks/events';
-import { deadLetterResolution } from './handlers/plan';
 import type { EventHandler } from './handlers/plan';
 import { webhookEntry } from './bot-entry';
 import type { EntrySource, WebhookBotEntry, WebhookEntryFor } from './bot-entry';
 import type { EventOfDefinition } from './events/define';
-import { recordDeadLetter } from './store/dead-letter';
+import { deadLetterResolution, recordDeadLetter } from './store/dead-letter';
 import { FhirFailureError } from './store/errors';
 import { readState } from './store/read';
 import type { DeliveryState } from './store/contract';
@@ -71,7 +70,23 @@ export function defineWebhookBot<E extends EventEnvelope>(
   entry: ParsingEntry<E>,
   handler: EventHandler<NoInfer<E>>
 ): WebhookBot<E> {
-  return { ...entry, handler };
+  return { ...entry, handler: closingDeadLetter(handler) };
+}
+
+/**
+ * A webhook bot's handler plans everything its delivery writes: what the event type's handler
+ * plans, and the resolution of the event's open dead-letter when an earlier delivery quarantined it
+ * (in the same write batch). Here, where a handler becomes a bot, so that only webhook bundles
+ * carry it.
+ */
+export function closingDeadLetter<E extends EventEnvelope>(handler: EventHandler<E>): EventHandler<E> {
+  return {
+    reads: handler.reads,
+    plan(event, state, context) {
+      const plan = handler.plan(event, state, context);
+      return { ...plan, writes: [...plan.writes, ...deadLetterResolution(state.deadLetter, context.appliedAt)] };
+    },
+  };
 }
 
 /** A definition's bot: its registry entry and its handler. */
@@ -87,7 +102,10 @@ export function bindEventType<const D extends EntrySource & { readonly handler: 
 ): { readonly bot: BoundBot<D>; readonly handler: MedplumBotHandler } {
   // The entry parses exactly the events the definition's handler takes (defineEventType typed both
   // from the same names and payload), which the compiler cannot follow through the generic spread.
-  const bot = { ...webhookEntry(definition), handler: definition.handler } as unknown as BoundBot<D>;
+  const bot = {
+    ...webhookEntry(definition),
+    handler: closingDeadLetter(definition.handler as EventHandler<EventEnvelope>),
+  } as unknown as BoundBot<D>;
   return { bot, handler: createWebhookBot(bot) };
 }
 

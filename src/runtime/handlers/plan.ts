@@ -1,10 +1,8 @@
 // What a handler is: what it reads and what it plans, given what was read. The read and write
 // shapes themselves are the store's contract (store/contract.ts): the I/O layer depends on no handler.
-import type { WithId } from '@medplum/core';
-import type { Reference, Task } from '@medplum/fhirtypes';
+import type { Reference } from '@medplum/fhirtypes';
 import type { PlannedWrite, ReadRequest, DeliveryState } from '../store/contract';
 import { ClassifiedFailure } from '../failures';
-import { isOpenDeadLetter, resolveDeadLetter } from '../fhir/dead-letter';
 import type { BotSettings } from '../settings';
 import type { EventEnvelope } from '../medblocks/events';
 import type { EventStamp } from '../fhir/stamp';
@@ -25,17 +23,6 @@ export interface PlanContext {
   readonly newUuid: () => string;
   /** When this delivery applies the event (ISO): what the dead-letter it resolves records. */
   readonly appliedAt: string;
-}
-
-/**
- * The write that closes a quarantined event's dead-letter, when the delivery found one open: part
- * of the plan that applies the event (in its write batch), and all a duplicate delivery writes.
- */
-export function deadLetterResolution(deadLetter: WithId<Task> | undefined, appliedAt: string): PlannedWrite[] {
-  if (!isOpenDeadLetter(deadLetter)) return [];
-  return [
-    { kind: 'update', resource: resolveDeadLetter(deadLetter, appliedAt), versionId: deadLetter.meta?.versionId },
-  ];
 }
 
 /** One event type's pure logic: what to read, and what to write given what was read. */

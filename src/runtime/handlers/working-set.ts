@@ -13,7 +13,7 @@ import { patientIdentifier, SYSTEM, token } from '../fhir/systems';
 import { decodeTask, encodeTask } from '../fhir/task';
 import type { Activation, AnyTaskKind, KindedTaskModel, MergeContext, TaskKind } from '../fhir/tasks/kind';
 import { knownPatient } from '../fhir/tasks/parts';
-import { deadLetterResolution, PlanningError } from './plan';
+import { PlanningError } from './plan';
 import type { DeliveryState, PlanContext, PlannedWrite, WritePlan } from './plan';
 
 interface Entry<R, M> {
@@ -46,7 +46,6 @@ export class WorkingSet implements MergeContext {
   private patientCreate: { fullUrl: string; resource: Patient; patientId: string } | undefined;
   private stale = false;
   private readonly sourceNames: ReadonlyMap<string, string> | undefined;
-  private readonly deadLetter: DeliveryState['deadLetter'];
 
   /** `taskKinds`: the kinds this delivery's bot writes; a Task of another kind in view is left alone. */
   constructor(
@@ -55,7 +54,6 @@ export class WorkingSet implements MergeContext {
     taskKinds: readonly AnyTaskKind[]
   ) {
     this.sourceNames = state.sourceNames;
-    this.deadLetter = state.deadLetter;
     for (const consent of state.consents) {
       const model = decodeConsent(consent);
       if (model) {
@@ -210,10 +208,7 @@ export class WorkingSet implements MergeContext {
     );
   }
 
-  /**
-   * Everything this delivery writes: creates for new business keys, version-checked updates for
-   * changed models, and the resolution of the event's open dead-letter when it had been quarantined.
-   */
+  /** The minimal write list: creates for new business keys, version-checked updates for changed models. */
   toPlan(markerSubject: Reference | undefined): WritePlan {
     const writes: PlannedWrite[] = [];
     if (this.patientCreate) {
@@ -236,7 +231,6 @@ export class WorkingSet implements MergeContext {
       const resource = encodeTask(entry.kind, entry.model, entry.existing, this.context.settings.taskOwner);
       pushWrite(writes, entry, resource, identifierQuery(SYSTEM.taskKey, entry.model.key));
     }
-    writes.push(...deadLetterResolution(this.deadLetter, this.context.appliedAt));
     return { writes, markerSubject, stale: this.stale };
   }
 

@@ -5,9 +5,10 @@
 // pipeline then answers non-2xx so that Medblocks retries — a quarantine is never lost silently.
 import type { MedplumClient, WithId } from '@medplum/core';
 import type { Bundle, BundleEntry, Task } from '@medplum/fhirtypes';
-import { buildDeadLetter, deadLetterQuery, isOwnedBy } from '../fhir/dead-letter';
+import { buildDeadLetter, deadLetterQuery, isOpenDeadLetter, isOwnedBy, resolveDeadLetter } from '../fhir/dead-letter';
 import type { DeadLetterReport } from '../fhir/dead-letter';
 import { FhirFailureError, parseEntryStatus, statusOfError } from './errors';
+import type { PlannedWrite } from './contract';
 import type { RequestCounter } from './write';
 
 /**
@@ -108,4 +109,15 @@ async function sendOne(
   }
   const answered = response.entry?.[0];
   return { status: parseEntryStatus(answered?.response?.status), resource: answered?.resource };
+}
+
+/**
+ * The write that closes a quarantined event's dead-letter, when the delivery found one open: part
+ * of the plan that applies the event (in its write batch), and all a duplicate delivery writes.
+ */
+export function deadLetterResolution(deadLetter: WithId<Task> | undefined, appliedAt: string): PlannedWrite[] {
+  if (!isOpenDeadLetter(deadLetter)) return [];
+  return [
+    { kind: 'update', resource: resolveDeadLetter(deadLetter, appliedAt), versionId: deadLetter.meta?.versionId },
+  ];
 }
