@@ -100,7 +100,12 @@ interface SerializableTransaction {
   end?: number;
 }
 
-/** First-committer-wins over resource types, for transactions that overlap in time (TX-4). */
+/**
+ * First-committer-wins over resource types, for transactions that overlap in time (TX-4). Per type,
+ * not per key, because that is what the real server does to these bots: Postgres' GIN predicate
+ * locks with `fastupdate` on (TX-9), and each bot's AccessPolicy criteria adding a key every one of
+ * its resources carries to its conditional creates' index condition (TX-10).
+ */
 export class SerializableConflicts {
   private committed: SerializableTransaction[] = [];
   /** Serialisation failures answered after the server's own attempts ran out, for benchmarks. */
