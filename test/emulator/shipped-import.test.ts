@@ -76,4 +76,20 @@ describe('the shipped import bundle, fired as a cron job', () => {
     expect(run.ran && run.result.success).toBe(true);
     if (run.ran) expect(run.result.logResult).toMatch(/medblocks-import status=idle .*created=0 /);
   });
+
+  test('a replayed sync (a new event, the same records) writes no record and no Provenance', async () => {
+    const provenances = (await emulator.store.all<Provenance>('Provenance')).length;
+    const replay = recordsSyncCompleted(
+      { patient_id: PATIENT_ID, connection_id: SOURCE, total: records.length },
+      { created_at: new Date().toISOString() }
+    );
+    expect((await sendSigned(emulator.bot('medblocks-records-sync-completed'), replay)).status).toBe(200);
+    const run = await emulator.runScheduled(IMPORT_BOT);
+    expect(run.ran && run.result.success).toBe(true);
+    if (run.ran) {
+      expect(run.result.logResult).toMatch(/medblocks-import status=done .*created=0 updated=0 unchanged=59 /);
+    }
+    // Every copy is already named, in its stored version, by the Provenance of the run that wrote it.
+    expect(await emulator.store.all<Provenance>('Provenance')).toHaveLength(provenances);
+  });
 });
