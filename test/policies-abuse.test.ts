@@ -316,6 +316,12 @@ describe('abuse: a Task with foreign codes, another kind or another patient', ()
     const unknown = { ...stored, for: undefined };
     await expectWrite(FLOW, { ...stored }, true, unknown);
   });
+
+  it('a Task someone else wrote with our code but no key of ours cannot be adopted (the criteria name the code, not the key: TX-10)', async () => {
+    const foreign: Task = { ...reconnect, id: 't9', meta: { versionId: '1' }, identifier: [] };
+    await expectWrite(FLOW, { ...foreign, identifier: reconnect.identifier }, false, foreign);
+    await expectWrite(FLOW, { ...foreign, status: 'completed' }, false, foreign);
+  });
 });
 
 describe('abuse: a marker for another bot’s event type (suppressing its events)', () => {

@@ -36,6 +36,23 @@ describe('access-policies/*.json', () => {
       expect(types.filter((t) => t === 'Task')).toHaveLength(POLICY_SHAPES[name].taskCodes.length > 0 ? 2 : 1);
     }
   });
+
+  it('no Task grant confines by identifier: the bots create Tasks conditionally on their key, and a criterion on that index makes concurrent creates conflict (ledger TX-10)', () => {
+    const taskCriteria = allPolicies().flatMap(({ file, policy }) =>
+      (policy.resource ?? []).flatMap((g) =>
+        g.resourceType === 'Task' && g.criteria ? [{ file, criteria: g.criteria }] : []
+      )
+    );
+    expect(taskCriteria.length).toBeGreaterThan(5);
+    for (const { file, criteria } of taskCriteria) {
+      const params = [...new URLSearchParams(criteria.split('?')[1] ?? '').keys()];
+      expect({ file, identifier: params.includes('identifier'), code: params.includes('code') }).toEqual({
+        file,
+        identifier: false,
+        code: true,
+      });
+    }
+  });
 });
 
 describe('medplum.config.json', () => {

@@ -145,7 +145,7 @@ describe('escalation in the shipped bundle (its own clock, no options of ours)',
     const policy = loadPolicy(SYNC_BOT);
     const narrowed = {
       ...policy,
-      resource: policy.resource?.filter((g) => !(g.resourceType === 'Task' && g.criteria?.includes('task-key'))),
+      resource: policy.resource?.filter((g) => !(g.resourceType === 'Task' && g.criteria?.includes('|records-sync'))),
     };
     const broken = await startEmulator({ root: built.root, policies: { [SYNC_BOT]: narrowed } });
     try {

@@ -408,7 +408,10 @@ function taskGrant(codes: readonly TaskCode[], why = codes.map((c) => TASK_WHY[c
   const key = `system = '${SYSTEM.taskKey}'`;
   const grant: AccessPolicyResource = {
     resourceType: 'Task',
-    criteria: `Task?identifier=${SYSTEM.taskKey}|&code=${codes.map((c) => `${SYSTEM.code}|${c}`).join(',')}`,
+    // Confined by our code alone: a criterion on the key's system would join every conditional
+    // create's own key in one GIN index condition, a key all of these Tasks share, so that any two
+    // concurrent creates conflict (ledger TX-10). The key is still required of every write.
+    criteria: `Task?code=${codes.map((c) => `${SYSTEM.code}|${c}`).join(',')}`,
     interaction: ['search', 'read', 'create', 'update'],
     writeConstraint: [
       rule(
@@ -444,7 +447,7 @@ function taskGrant(codes: readonly TaskCode[], why = codes.map((c) => TASK_WHY[c
     grant,
     why,
     abuse: `read and rewrite ${codeList(codes, 'and')} Tasks: status, description, owner${codes.includes(CODE.recordsSync) ? ' (e.g. report a failed sync as completed)' : ''}`,
-    confinement: `criteria; constraints: one coding, ours, ${codeList(codes)}, the kind kept by updates; one ${codeSpan(SYSTEM.taskKey)} key, kept; \`for\` a Patient or nobody yet, never re-pointed once known, and a bare reference; status ${codeList(statuses)} only — never \`entered-in-error\` or \`cancelled\`; intent \`order\`; ${focusesConsent ? '`focus` none or a bare `Consent/` reference' : 'no `focus`'}; \`owner\` as stored, or a bare reference of type ${prose(OWNER_TYPES)} (\`MEDBLOCKS_TASK_OWNER\`); no ${codeList([...TASK_FIELDS_OTHERS_OWN, 'groupIdentifier'])} that the stored version did not already carry (staff's notes and reassignments are kept); extensions only this package's stamps, of their shape; foreign identifiers only as stored; our key identifier bare`,
+    confinement: `criteria (our code; not the key's system, which would make concurrent creates conflict: ledger TX-10); constraints: one coding, ours, ${codeList(codes)}, the kind kept by updates; one ${codeSpan(SYSTEM.taskKey)} key, kept; \`for\` a Patient or nobody yet, never re-pointed once known, and a bare reference; status ${codeList(statuses)} only — never \`entered-in-error\` or \`cancelled\`; intent \`order\`; ${focusesConsent ? '`focus` none or a bare `Consent/` reference' : 'no `focus`'}; \`owner\` as stored, or a bare reference of type ${prose(OWNER_TYPES)} (\`MEDBLOCKS_TASK_OWNER\`); no ${codeList([...TASK_FIELDS_OTHERS_OWN, 'groupIdentifier'])} that the stored version did not already carry (staff's notes and reassignments are kept); extensions only this package's stamps, of their shape; foreign identifiers only as stored; our key identifier bare`,
   };
 }
 
@@ -461,7 +464,8 @@ function deadLetterGrant(
     `${version}.input.where(type.text = 'event-type').value.count() = 1 and ${version}.input.where(type.text = 'event-type').value.all(${anyOf('$this', types)})`;
   const grant: AccessPolicyResource = {
     resourceType: 'Task',
-    criteria: `Task?identifier=${SYSTEM.deadLetter}|&code=${SYSTEM.code}|${CODE.webhookDeadLetter}&group-identifier=${SYSTEM.deadLetterOwner}|${owner}`,
+    // Our code and the owning bot, without the identifier's system: see taskGrant (ledger TX-10).
+    criteria: `Task?code=${SYSTEM.code}|${CODE.webhookDeadLetter}&group-identifier=${SYSTEM.deadLetterOwner}|${owner}`,
     interaction: ['search', 'read', 'create', 'update'],
     writeConstraint: [
       rule(
