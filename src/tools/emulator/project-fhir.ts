@@ -103,8 +103,9 @@ interface SerializableTransaction {
 /**
  * First-committer-wins over resource types, for transactions that overlap in time (TX-4). Per type,
  * not per key, because that is what the real server does to these bots: Postgres' GIN predicate
- * locks with `fastupdate` on (TX-9), and each bot's AccessPolicy criteria adding a key every one of
- * its resources carries to its conditional creates' index condition (TX-10).
+ * locks with `fastupdate` on, Postgres' default (TX-9), and the Consent grants' criteria adding a
+ * key every Consent of ours carries to the conditional creates' index condition (TX-10; the Task
+ * grants no longer do).
  */
 export class SerializableConflicts {
   private committed: SerializableTransaction[] = [];
