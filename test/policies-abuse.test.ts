@@ -22,6 +22,7 @@ import { UNKNOWN_EVENT_TYPE } from '../src/runtime/receive';
 import type { WebhookBotName } from '../src/runtime/registry';
 import { withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
 import { emulatorAllows, medplumAllows } from './support/policy-decisions';
+import { activeConnectionConsent } from './support/consent-model';
 import { patientFlowCompleted, connection, recordsSyncCompleted } from '../src/tools/fixtures/events';
 import { loadPolicy, World } from '../src/tools/harness/world';
 
@@ -141,18 +142,7 @@ describe('abuse: Patient create with an MRN, demographics or a link (identity po
 });
 
 describe('abuse: a Consent with another scope, categories, actor or provision, or for another patient', () => {
-  const model: ConsentModel = {
-    key: { system: SYSTEM.connectionId, value: 'conn_abuse' },
-    sourceId: 'fhirsrc_abuse',
-    sourceName: undefined,
-    patient: { reference: 'Patient/p1' },
-    status: 'active',
-    connectionCreatedAt: '2026-04-25T00:00:00.000Z',
-    periodEnd: undefined,
-    failureCodes: [],
-    lastEvent: { at: '2026-04-25T00:00:00.000Z', eventId: 'evt_1' },
-    lastActiveEvent: undefined,
-  };
+  const model: ConsentModel = activeConnectionConsent('conn_abuse', 'fhirsrc_abuse');
   const ours = encodeConsent(model);
   const provision = ours.provision ?? {};
   const actor = provision.actor?.[0];
@@ -266,6 +256,49 @@ describe('abuse: a Consent with another scope, categories, actor or provision, o
     );
     await expectWrite(name, encodeConsent(model, withoutPatient), true, withoutPatient);
   });
+
+  it.each(CONSENT_BOTS)(
+    '%s: a Consent someone else wrote with our category but no key of ours cannot be adopted (the criteria name the category, not the key: TX-10)',
+    async (name) => {
+      const foreign: Consent = { ...ours, id: 'c9', meta: { versionId: '1' }, identifier: [] };
+      await expectWrite(name, ours, false, foreign);
+      await expectWrite(name, { ...foreign, status: 'inactive' }, false, foreign);
+    }
+  );
+
+  it("a criterion on the actor's identifier (`actor:identifier=`, in another index) would refuse every Consent the bots write: Medplum matches criteria in memory on each write, and that modifier matches nothing there (observed on 5.1.29: every flow answered access_denied)", () => {
+    const policy = loadPolicy(FLOW);
+    const byActor = {
+      ...policy,
+      resource: (policy.resource ?? []).map((g) =>
+        g.resourceType === 'Consent' ? { ...g, criteria: `Consent?actor:identifier=${SYSTEM.fhirSourceId}|` } : g
+      ),
+    };
+    expect(medplumAllows(policy, 'create', ours)).toBe(true);
+    expect(medplumAllows(byActor, 'create', ours)).toBe(false);
+  });
+
+  it.each(CONSENT_BOTS)(
+    "%s sees no Consent without the package's category, not even one keyed by a connection (so provisioning gives the category to those from before it)",
+    async (name) => {
+      const base = new MemoryRepository();
+      const older = await base.createResource<Consent>({ ...ours, category: ours.category.slice(0, 2) });
+      const privacy = await base.createResource<Consent>({
+        ...ours,
+        identifier: [],
+        category: ours.category.slice(0, 2),
+      });
+      const current = await base.createResource<Consent>({
+        ...ours,
+        identifier: [{ ...model.key, value: 'conn_new' }],
+      });
+      const repo = withAccessPolicy(base, loadPolicy(name));
+      const found = (await repo.search<Consent>({ resourceType: 'Consent' })).entry?.map((e) => e.resource?.id) ?? [];
+      expect(found).toEqual([current.id]);
+      await expect(repo.readResource('Consent', older.id)).rejects.toThrow();
+      await expect(repo.readResource('Consent', privacy.id)).rejects.toThrow();
+    }
+  );
 });
 
 describe('abuse: a Task with foreign codes, another kind or another patient', () => {

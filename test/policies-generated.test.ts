@@ -5,6 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SYSTEM } from '../src/runtime/fhir/systems';
 import { ALL_BOTS } from '../src/runtime/registry';
 import { policyFileText, writeBotConfig } from '../src/tools/cli/policies';
 import { botIdFor } from '../src/tools/emulator/identity';
@@ -37,22 +38,28 @@ describe('access-policies/*.json', () => {
     }
   });
 
-  it('no Task grant confines by identifier: the bots create Tasks conditionally on their key, and a criterion on that index makes concurrent creates conflict (ledger TX-10)', () => {
-    const taskCriteria = allPolicies().flatMap(({ file, policy }) =>
-      (policy.resource ?? []).flatMap((g) =>
-        g.resourceType === 'Task' && g.criteria ? [{ file, criteria: g.criteria }] : []
-      )
-    );
-    expect(taskCriteria.length).toBeGreaterThan(5);
-    for (const { file, criteria } of taskCriteria) {
-      const params = [...new URLSearchParams(criteria.split('?')[1] ?? '').keys()];
-      expect({ file, identifier: params.includes('identifier'), code: params.includes('code') }).toEqual({
-        file,
-        identifier: false,
-        code: true,
-      });
+  it.each([
+    ['Task', 'code', 5],
+    ['Consent', 'category', 2],
+  ] as const)(
+    'no %s grant confines by identifier: the bots create them conditionally on their key, and a criterion on that index makes concurrent creates conflict (ledger TX-10); they confine by our own %s',
+    (resourceType, confinedBy, atLeast) => {
+      const criteria = allPolicies().flatMap(({ file, policy }) =>
+        (policy.resource ?? []).flatMap((g) =>
+          g.resourceType === resourceType && g.criteria ? [{ file, criteria: g.criteria }] : []
+        )
+      );
+      expect(criteria.length).toBeGreaterThan(atLeast);
+      for (const { file, criteria: query } of criteria) {
+        const params = [...new URLSearchParams(query.split('?')[1] ?? '')];
+        expect({
+          file,
+          identifier: params.some(([name]) => name.startsWith('identifier')),
+          ours: params.some(([name, value]) => name === confinedBy && value.includes(SYSTEM.code)),
+        }).toEqual({ file, identifier: false, ours: true });
+      }
     }
-  });
+  );
 });
 
 describe('medplum.config.json', () => {

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AccessPolicy, AuditEvent, Bot, ProjectMembership } from '@medplum/fhirtypes';
+import type { AccessPolicy, AuditEvent, Bot, Consent, ProjectMembership } from '@medplum/fhirtypes';
+import { encodeConsent } from '../../src/runtime/fhir/consent';
+import { activeConnectionConsent } from '../support/consent-model';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WEBHOOK_BOTS } from '../../src/runtime/registry';
 import { runProvision } from '../../src/tools/cli/provision';
@@ -177,11 +179,13 @@ describe('npm run provision, against the emulator', () => {
     await run();
     const firstWrite = medplum.requests.findIndex((r) => r.method !== 'GET' && r.path !== '/oauth2/token');
     const before = medplum.requests.slice(0, firstWrite).map((r) => `${r.method} ${r.path}`);
-    expect(before.slice(0, 5)).toEqual([
+    expect(before.slice(0, 6)).toEqual([
       'GET /healthcheck',
       'POST /oauth2/token',
       'GET /auth/me',
       `GET /fhir/R4/Project/${EMULATOR_PROJECT_ID}`,
+      // The bots' Consents, for those that predate the package's own category (consent-category.ts).
+      'GET /fhir/R4/Consent',
       'GET /fhir/R4/AccessPolicy',
     ]);
   });
@@ -276,6 +280,37 @@ describe('npm run provision, against the emulator', () => {
     expect(secrets).toHaveLength(WEBHOOK_BOTS.length);
     expectNoSecrets(output);
 
+    expect((await run()).output).toContain('No changes');
+  });
+
+  it("gives this package's category to its Consents from before it (the policies now confine Consents by it), before the policies take effect", async () => {
+    await run();
+    const current = encodeConsent(activeConnectionConsent('conn_before', 'fhirsrc_before'));
+    const twoCategories = current.category.slice(0, 2);
+    expect(twoCategories).toHaveLength(2);
+    const older = await project.put<Consent>({ ...current, category: twoCategories });
+    const others = await project.put<Consent>({
+      ...current,
+      identifier: [{ system: 'urn:x', value: '1' }],
+      category: twoCategories,
+    });
+
+    const dry = await run(['--dry-run']);
+    expect(dry.output).toMatch(
+      /would add the category\s+Consent\s+\(urn:medblocks:code\|ehr-connection to 1 of this package's Consents \(before the policies\)\)/
+    );
+    expect((await project.all<Consent>('Consent')).find((c) => c.id === older.id)?.category).toEqual(twoCategories);
+
+    const { code, output } = await run();
+    expect(code).toBe(0);
+    expect(output).toMatch(
+      /add the category\s+Consent\s+\(urn:medblocks:code\|ehr-connection to 1 of this package's Consents \(before the policies\)\)/
+    );
+    const stored = await project.all<Consent>('Consent');
+    const { meta: _olderMeta, ...olderContent } = older;
+    const { meta: _migratedMeta, ...migrated } = stored.find((c) => c.id === older.id) ?? older;
+    expect(migrated).toEqual({ ...olderContent, category: current.category });
+    expect(stored.find((c) => c.id === others.id)?.category).toEqual(twoCategories);
     expect((await run()).output).toContain('No changes');
   });
 

@@ -50,6 +50,7 @@ describe('Consent builder', () => {
       category: [
         { coding: [{ system: 'http://loinc.org', code: '59284-0' }] },
         { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IDSCL' }] },
+        { coding: [{ system: 'urn:medblocks:code', code: 'ehr-connection' }] },
       ],
       patient: { reference: 'Patient/123' },
       dateTime: '2026-04-25T14:33:10.000Z',

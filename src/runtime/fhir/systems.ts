@@ -58,6 +58,8 @@ export const CODE = {
   /** Dead-letter businessStatus codes. */
   quarantined: 'quarantined',
   appliedAfterRedelivery: 'applied-after-redelivery',
+  /** A Consent category: this package's Consent of one connection or failed attempt (what its policies confine by). */
+  ehrConnection: 'ehr-connection',
 } as const;
 export type TaskCode = typeof CODE.reconnectEhr | typeof CODE.connectionFollowUp | typeof CODE.recordsSync;
 
@@ -71,6 +73,7 @@ export const CODE_DISPLAY: Record<(typeof CODE)[keyof typeof CODE], string> = {
   'webhook-dead-letter': 'Quarantined webhook event',
   quarantined: 'Quarantined',
   'applied-after-redelivery': 'Applied after redelivery',
+  'ehr-connection': 'EHR connection',
 };
 
 /**
@@ -115,6 +118,16 @@ export const CONSENT_SCOPE: CodeableConcept = {
   ],
 };
 
+/**
+ * The category that marks a Consent as this package's: its own code, which nobody else writes, is
+ * what the bots' AccessPolicies confine Consents by. Confining by the key's identifier system
+ * instead put a key every one of our Consents shares into each conditional create's identifier
+ * index scan, and concurrent flows then failed to serialise (docs/fidelity-ledger.md TX-10).
+ */
+export const CONSENT_OWN_CATEGORY: CodeableConcept = {
+  coding: [{ system: SYSTEM.code, code: CODE.ehrConnection, display: CODE_DISPLAY[CODE.ehrConnection] }],
+};
+
 export const CONSENT_CATEGORY: CodeableConcept[] = [
   { coding: [{ system: 'http://loinc.org', code: '59284-0', display: 'Patient Consent' }] },
   {
@@ -122,6 +135,7 @@ export const CONSENT_CATEGORY: CodeableConcept[] = [
       { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IDSCL', display: 'information disclosure' },
     ],
   },
+  CONSENT_OWN_CATEGORY,
 ];
 
 export const CONSENT_POLICY_RULE: CodeableConcept = {

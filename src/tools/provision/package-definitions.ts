@@ -29,7 +29,7 @@ type RecordCode = Exclude<
 >;
 type StatusCode = BusinessStatusCode | typeof CODE.quarantined | typeof CODE.appliedAfterRedelivery;
 
-/** Task.code (and the marker's Basic.code): what kind of record it is. */
+/** Task.code (and the marker's Basic.code, and the Consents' own category): what kind of record it is. */
 const RECORD_CODES: Readonly<Record<RecordCode, string>> = {
   'reconnect-ehr':
     'Ask the patient to reconnect an EHR: Medblocks could not refresh the connection, so no new records arrive from it until the patient signs in to the EHR portal again.',
@@ -42,6 +42,8 @@ const RECORD_CODES: Readonly<Record<RecordCode, string>> = {
     'The import of the records Medblocks synced for a patient into Medplum: its progress, what it imported, updated and what Medplum refused.',
   'webhook-event':
     'Marks a Medblocks event as applied, so that a repeated delivery of the same event changes nothing (removed by the marker sweeper after the retention period).',
+  'ehr-connection':
+    "A Consent category: the Consent this package keeps for one Medblocks EHR connection (or failed connection attempt), its status the connection's. The bots' access policies confine Consents by it.",
   'webhook-dead-letter':
     'A verified Medblocks event that could not be applied as it was (quarantined). It is resolved (status completed) when a later delivery of the same event applies it; search Task?code=urn:medblocks:code|webhook-dead-letter&status=failed.',
 };

@@ -49,6 +49,8 @@ import {
 import type { MedplumConfig } from './plan';
 import { analysePreflight, PreflightError } from './preflight';
 import { probeVmContext, vmContextFindings } from './runtime-probe';
+import { addOwnCategory } from './consent-category';
+import { CODE, SYSTEM } from '../../runtime/fhir/systems';
 import type { Preflight } from './preflight';
 
 export const CONFIG_FILE = 'medplum.config.json';
@@ -119,6 +121,8 @@ export function projectSecretNames(
  * Runs provisioning end to end. Idempotent: a second run over the same project reports no
  * changes. Throws PreflightError, having changed nothing, when the project cannot work.
  */
+const codeOfOwnCategory = `${SYSTEM.code}|${CODE.ehrConnection}`;
+
 export async function provision(options: ProvisionOptions): Promise<ProvisionReport> {
   const { root, settings, dryRun } = options;
   const bots = options.bots ?? ALL_BOTS;
@@ -171,8 +175,31 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
     if (!dryRun) await (options.build ?? defaultBuild)(root);
   }
 
-  // 1. Access policies.
+  // 0b. Consents from before the package's own category: given it before the policies that confine by it.
   const { medplum } = session;
+  const migrateConsents = async (when: string): Promise<void> => {
+    const migration = await addOwnCategory(medplum, dryRun);
+    if (migration.lacking > 0) {
+      change(
+        'Consent',
+        'add the category',
+        `${codeOfOwnCategory} to ${String(dryRun ? migration.lacking : migration.added)} of this package's Consents (${when})`
+      );
+    }
+    if (migration.changedMeanwhile > 0) {
+      warnings.push(
+        `${String(migration.changedMeanwhile)} Consent(s) changed while the category ${codeOfOwnCategory} was being added (${when}): run provision again to add it to any an older bot rewrote.`
+      );
+    }
+    if (migration.truncated) {
+      warnings.push(
+        `Only the first Consents were given the category ${codeOfOwnCategory}: run provision again until this warning is gone.`
+      );
+    }
+  };
+  await migrateConsents('before the policies');
+
+  // 1. Access policies.
   const policyIds: Record<string, string | undefined> = {};
   for (const bot of bots) {
     const desired = JSON.parse(readFileSync(join(root, bot.policyFile), 'utf8')) as AccessPolicy;
@@ -212,6 +239,9 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
   for (const bot of bots) {
     outcomes.push(await provisionBot(session, bot, policyIds[bot.name], { options, preflight, change, warnings }));
   }
+
+  // 2a. Once more: a bot of the old code still running until its new code was deployed rewrote its Consents without it.
+  if (!dryRun) await migrateConsents('after the deploy');
 
   // 2b. A server with vmContextBotsEnabled off accepts every $deploy and fails every run: read the
   // bots' newest runs for that refusal (read-only; advice, never a reason to fail provisioning).

@@ -3,10 +3,11 @@
 // names from (src/runtime/store/read.ts). Decisions are ./plan.ts's. Only source ids and EHR
 // names are printed: Consents are read for their source reference and nothing else is kept.
 import type { MedplumClient } from '@medplum/core';
-import type { Bundle, Consent, Organization } from '@medplum/fhirtypes';
+import type { Organization } from '@medplum/fhirtypes';
 import { SYSTEM } from '../../runtime/fhir/systems';
 import { MedblocksApiError, type MedblocksApi } from '../provision/medblocks-api';
 import { call } from '../provision/medplum';
+import { readBotConsents } from '../bot-consents';
 import {
   newOrganization,
   organizationQuery,
@@ -27,11 +28,6 @@ const PAGE_SIZE = 1000;
 const MAX_PAGES = 50;
 /** Source ids per Organization search, so the URL stays short whatever the number of sources. */
 const IDS_PER_SEARCH = 50;
-
-/** Only the bots' Consents: those keyed by a Medblocks connection or a failed authorization attempt. */
-export const BOT_CONSENTS_QUERY = `identifier=${encodeURIComponent(
-  `${SYSTEM.connectionId}|,${SYSTEM.connectionAttempt}|`
-)}`;
 
 export interface SourcesOptions {
   readonly medplum: MedplumClient;
@@ -55,7 +51,7 @@ export interface SourcesResult {
 /** Reads, plans and (unless a dry run) applies. Throws on any failure but a source Medblocks does not know. */
 export async function syncSources(options: SourcesOptions): Promise<SourcesResult> {
   const paging = options.paging ?? { pageSize: PAGE_SIZE, maxPages: MAX_PAGES };
-  const { consents, truncated } = await readBotConsents(options.medplum, paging.pageSize, paging.maxPages);
+  const { consents, truncated } = await readBotConsents(options.medplum, paging, CONSENT_READ_FIX);
   if (truncated) {
     options.print(
       `warning: read the first ${consents.length} Consents only (${paging.maxPages} pages); sources named only on later ones may be missing`
@@ -82,40 +78,6 @@ export async function syncSources(options: SourcesOptions): Promise<SourcesResul
     }
   }
   return { consents: consents.length, actions, created, truncated };
-}
-
-/** Every bot Consent, page by page: the server's `next` link, else `_offset` while pages come back full. */
-async function readBotConsents(
-  medplum: MedplumClient,
-  pageSize: number,
-  maxPages: number
-): Promise<{ consents: Consent[]; truncated: boolean }> {
-  const consents: Consent[] = [];
-  let url: string | undefined = medplum.fhirSearchUrl('Consent', `${BOT_CONSENTS_QUERY}&_count=${pageSize}`).toString();
-  for (let page = 0; page < maxPages && url; page++) {
-    const pageUrl: string = url;
-    const bundle = await call(
-      'GET',
-      'fhir/R4/Consent?identifier=…',
-      () => medplum.get<Bundle<Consent>>(pageUrl),
-      fix()
-    );
-    const found = (bundle.entry ?? []).flatMap((e) => (e.resource?.resourceType === 'Consent' ? [e.resource] : []));
-    consents.push(...found);
-    const next = bundle.link?.find((l) => l.relation === 'next')?.url;
-    // A server without next links (the emulator) pages by offset; an empty or short page ends it.
-    url =
-      next ??
-      (found.length === pageSize
-        ? medplum
-            .fhirSearchUrl(
-              'Consent',
-              `${BOT_CONSENTS_QUERY}&_count=${pageSize}&_offset=${String((page + 1) * pageSize)}`
-            )
-            .toString()
-        : undefined);
-  }
-  return { consents, truncated: url !== undefined };
 }
 
 async function readOrganizations(medplum: MedplumClient, sourceIds: readonly string[]): Promise<Organization[]> {
@@ -183,6 +145,8 @@ async function update(
     fix()
   );
 }
+
+const CONSENT_READ_FIX = 'The client needs read access to Consent (a project-admin ClientApplication has it)';
 
 function fix(): string {
   return 'The client needs read access to Consent and write access to Organization (a project-admin ClientApplication has both)';

@@ -1,0 +1,81 @@
+// The bots' policies confine Consents by this package's own category (ledger TX-10); Consents
+// written before it (0.3.0 and earlier) carry only LOINC 59284-0 and IDSCL, so a bot would not see
+// them and would create a second Consent for the same connection. Provisioning adds the category to
+// each of them: once before the new policies take effect, and once after the new code is deployed,
+// because a bot of the old code still running in between rewrites its Consents with the two
+// categories it knew.
+import type { MedplumClient } from '@medplum/core';
+import type { BundleEntry, Consent } from '@medplum/fhirtypes';
+import { CODE, CONSENT_OWN_CATEGORY, SYSTEM } from '../../runtime/fhir/systems';
+import type { ConsentPaging } from '../bot-consents';
+import { readBotConsents } from '../bot-consents';
+import { call, SetupError } from './medplum';
+
+const PAGING: ConsentPaging = { pageSize: 1000, maxPages: 50 };
+const FIX = 'The client needs read and update access to Consent (a project-admin ClientApplication has both)';
+
+export function hasOwnCategory(consent: Consent): boolean {
+  return consent.category.some((c) =>
+    (c.coding ?? []).some((coding) => coding.system === SYSTEM.code && coding.code === CODE.ehrConnection)
+  );
+}
+
+/** The Consent as it was, with the package's category added after the categories it carries. */
+export function withOwnCategory(consent: Consent): Consent {
+  return hasOwnCategory(consent) ? consent : { ...consent, category: [...consent.category, CONSENT_OWN_CATEGORY] };
+}
+
+export interface CategoryMigration {
+  /** Bot Consents that lacked the category (on a dry run: that would get it). */
+  readonly lacking: number;
+  readonly added: number;
+  /**
+   * Consents a bot changed between our read and our update (412 on `If-Match`): the bot wrote them
+   * whole, and a bot of this version writes the category itself; a run of provision again settles
+   * any an old bot wrote.
+   */
+  readonly changedMeanwhile: number;
+  /** The read stopped at its page limit: Consents past it were not looked at. */
+  readonly truncated: boolean;
+}
+
+/** Updates per batch: one request per hundred Consents, not one per Consent (a project can have tens of thousands). */
+const BATCH_SIZE = 100;
+
+/**
+ * Adds the category to every bot Consent that lacks it, each by a version-checked update in a
+ * `batch`, so that a bot's write in between is never overwritten. Only `category` changes.
+ */
+export async function addOwnCategory(
+  medplum: MedplumClient,
+  dryRun: boolean,
+  paging: ConsentPaging = PAGING
+): Promise<CategoryMigration> {
+  const { consents, truncated } = await readBotConsents(medplum, paging, FIX);
+  const lacking = consents.filter((c) => !hasOwnCategory(c));
+  let added = 0;
+  let changedMeanwhile = 0;
+  for (let i = 0; !dryRun && i < lacking.length; i += BATCH_SIZE) {
+    const entry: BundleEntry[] = lacking.slice(i, i + BATCH_SIZE).map((consent) => ({
+      resource: withOwnCategory(consent),
+      request: {
+        method: 'PUT',
+        url: `Consent/${consent.id ?? ''}`,
+        ...(consent.meta?.versionId ? { ifMatch: `W/"${consent.meta.versionId}"` } : {}),
+      },
+    }));
+    const answer = await call(
+      'POST',
+      'fhir/R4 (batch of Consent updates)',
+      () => medplum.executeBatch({ resourceType: 'Bundle', type: 'batch', entry }),
+      FIX
+    );
+    for (const result of answer.entry ?? []) {
+      const status = Number.parseInt(result.response?.status ?? '', 10);
+      if (status >= 200 && status < 300) added++;
+      else if (status === 412) changedMeanwhile++;
+      else throw new SetupError(`Medplum refused adding the category to a Consent (HTTP ${String(status)}). ${FIX}`);
+    }
+  }
+  return { lacking: lacking.length, added, changedMeanwhile, truncated };
+}
