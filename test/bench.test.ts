@@ -8,6 +8,8 @@ import { medblocksEventHandler } from '../src/runtime/events';
 import { BUDGETS, importBudgets, loadBudgets, requestBudgets } from '../src/tools/bench/report';
 import type { ImportRow } from '../src/tools/bench/import';
 import type { LoadRow } from '../src/tools/bench/load';
+import { failureOf, loadWorkload } from '../src/tools/bench/load';
+import { ESCALATE_AFTER_MS } from '../src/runtime/failures';
 import { countRequests } from '../src/tools/bench/requests';
 import { benchScenarios, FLOW_SIZES } from '../src/tools/bench/scenarios';
 import { readSettings } from '../src/runtime/settings';
@@ -78,6 +80,28 @@ describe('bench: FHIR requests per delivery', () => {
         at16(row('per-resource', 0, 500)),
       ])
     ).toBe(1);
+  });
+});
+
+describe('bench: what a failed delivery under load is', () => {
+  it('an answer outside 2xx, or a 2xx quarantine (not applied); applied, duplicate and stale answers are not', () => {
+    expect(failureOf({ status: 400, answer: '{"resourceType":"OperationOutcome"}' })).toBe('400');
+    expect(failureOf({ status: 200, answer: '{"status":"quarantined:retries_exhausted"}' })).toBe('200 quarantined');
+    for (const status of ['processed', 'duplicate', 'stale']) {
+      expect(failureOf({ status: 200, answer: JSON.stringify({ status }) })).toBeUndefined();
+    }
+  });
+
+  it('the workload is created now, so that a delivery that keeps failing is failed, not quarantined as too old to retry', () => {
+    const now = Date.parse('2026-12-04T00:00:00.000Z');
+    const workload = loadWorkload(2, 3, now);
+    expect(workload).toHaveLength(2 * (1 + 3));
+    for (const { event } of workload) {
+      const age = now - Date.parse(event.created_at);
+      expect(Math.abs(age)).toBeLessThan(ESCALATE_AFTER_MS / 1000);
+    }
+    const times = workload.map(({ event }) => event.created_at);
+    expect([...times].sort()).toEqual(times);
   });
 });
 

@@ -49,7 +49,11 @@ export async function startBenchEmulator(
 }
 
 /** One delivery signed as Medblocks signs it, timed from send to the answer's last byte. */
-export async function postSigned(url: string, secret: string, body: string): Promise<{ ms: number; status: number }> {
+export async function postSigned(
+  url: string,
+  secret: string,
+  body: string
+): Promise<{ ms: number; status: number; answer: string }> {
   const start = performance.now();
   const response = await fetch(url, {
     method: 'POST',
@@ -60,8 +64,8 @@ export async function postSigned(url: string, secret: string, body: string): Pro
     body,
     signal: AbortSignal.timeout(30_000),
   });
-  await response.arrayBuffer();
-  return { ms: performance.now() - start, status: response.status };
+  const answer = await response.text();
+  return { ms: performance.now() - start, status: response.status, answer };
 }
 
 export async function measureLatency(
