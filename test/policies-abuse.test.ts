@@ -266,7 +266,7 @@ describe('abuse: a Consent with another scope, categories, actor or provision, o
     }
   );
 
-  it("a criterion on the actor's identifier (`actor:identifier=`, in another index) would refuse every Consent the bots write: Medplum matches criteria in memory on each write, and that modifier matches nothing there (observed on 5.1.29: every flow answered access_denied)", () => {
+  it("a criterion on the actor's identifier (`actor:identifier=`, in another index) would refuse every Consent the bots write: Medplum matches criteria in memory on each write, and that modifier matches nothing there (AC-13; observed on 5.1.29: every flow failed with access_denied)", () => {
     const policy = loadPolicy(FLOW);
     const byActor = {
       ...policy,

@@ -42,7 +42,7 @@ describe('access-policies/*.json', () => {
     ['Task', 'code', 5],
     ['Consent', 'category', 2],
   ] as const)(
-    'no %s grant confines by identifier: the bots create them conditionally on their key, and a criterion on that index makes concurrent creates conflict (ledger TX-10); they confine by our own %s',
+    'no %s grant confines by identifier: the bots create them conditionally on their key, and a criterion on that index makes concurrent creates conflict (ledger TX-10; without one, nothing of ours conflicted with `fastupdate` off: TX-11); they confine by our own %s',
     (resourceType, confinedBy, atLeast) => {
       const criteria = allPolicies().flatMap(({ file, policy }) =>
         (policy.resource ?? []).flatMap((g) =>
