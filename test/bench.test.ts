@@ -57,6 +57,7 @@ describe('bench: FHIR requests per delivery', () => {
     const row = (implementation: LoadRow['implementation'], failures: number, p90Ms: number): LoadRow => ({
       implementation,
       concurrency: 8,
+      ginFastUpdate: true,
       deliveries: 180,
       failures,
       failureStatuses: failures > 0 ? { '409': failures } : {},
@@ -70,16 +71,19 @@ describe('bench: FHIR requests per delivery', () => {
     expect(failed([row('ours', 0, 300), row('per-resource', 5, 500)])).toBe(0);
     expect(failed([row('ours', 1, 300), row('per-resource', 0, 500)])).toBe(1);
     expect(failed([row('ours', 0, 501), row('per-resource', 0, 500)])).toBe(1);
-    // Each concurrency is judged on its own rows.
+    // Each concurrency and server setting is judged on its own rows.
     const at16 = (r: LoadRow): LoadRow => ({ ...r, concurrency: 16 });
+    const off = (r: LoadRow): LoadRow => ({ ...r, ginFastUpdate: false });
     expect(
       failed([
         row('ours', 0, 300),
         row('per-resource', 0, 500),
         at16(row('ours', 2, 300)),
         at16(row('per-resource', 0, 500)),
+        off(row('ours', 0, 300)),
+        off(row('per-resource', 0, 200)),
       ])
-    ).toBe(1);
+    ).toBe(2);
   });
 });
 

@@ -169,6 +169,47 @@ describe('TX-4 serialisable transactions conflict under concurrency', () => {
   });
 });
 
+describe('TX-11 with GIN fastupdate off, conditional creates conflict per searched key', () => {
+  const createIfNone = (store: EmulatorStore, key: string) =>
+    store.repo.conditionalCreate(
+      {
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'order',
+        identifier: [{ system: 'urn:test:key', value: key }],
+      },
+      parseSearchRequest(`Task?identifier=urn:test:key|${key}`)
+    );
+
+  it('overlapping creates of different keys all commit (with it on, the third of these got 409: TX-4)', async () => {
+    const store = new EmulatorStore({ transactionMs: 20, random: () => 0.5, ginFastUpdate: false });
+    const results = await Promise.allSettled(['p1', 'p2', 'p3', 'p4'].map((key) => createIfNone(store, key)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+    expect(store.conflicts.failures).toBe(0);
+  });
+
+  it('overlapping creates of one key meet: the later one is re-run by the server, finds the first, and creates nothing', async () => {
+    const store = new EmulatorStore({ transactionMs: 20, random: () => 0.5, ginFastUpdate: false });
+    const [first, second] = await Promise.all([createIfNone(store, 'same'), createIfNone(store, 'same')]);
+    expect(second.resource.id).toBe(first.resource.id);
+    expect([first.outcome.id, second.outcome.id].sort()).toEqual(['created', 'ok']);
+    expect(await store.all('Task')).toHaveLength(1);
+  });
+
+  it('a conditional create that found its match wrote nothing, so it conflicts with nobody, whatever the setting', async () => {
+    const store = new EmulatorStore({ transactionMs: 20, random: () => 0.5 });
+    await createIfNone(store, 'existing');
+    // Two that find theirs, one that creates: with fastupdate on only writers meet, so all three commit.
+    const results = await Promise.allSettled([
+      createIfNone(store, 'existing'),
+      createIfNone(store, 'existing'),
+      createIfNone(store, 'new'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    expect(store.conflicts.failures).toBe(0);
+  });
+});
+
 describe('what the transaction model reaches inside MemoryRepository', () => {
   it('is there in the pinned @medplum/fhir-router, and a repository without it is refused by name', () => {
     expect(() => {

@@ -35,7 +35,8 @@ export interface LatencyRow {
 export async function startBenchEmulator(
   latencyMs: number,
   root = process.cwd(),
-  transactionMs = 0
+  transactionMs = 0,
+  ginFastUpdate = true
 ): Promise<RunningEmulator> {
   const naive: EmulatedBotSpec = {
     name: NAIVE_BOT_NAME,
@@ -45,7 +46,7 @@ export async function startBenchEmulator(
     rawBody: true,
     secretName: NAIVE_SECRET_NAME,
   };
-  return startEmulator({ latencyMs, transactionMs, bots: [...discoverBots(root), naive] });
+  return startEmulator({ latencyMs, transactionMs, ginFastUpdate, bots: [...discoverBots(root), naive] });
 }
 
 /** One delivery signed as Medblocks signs it, timed from send to the answer's last byte. */

@@ -20,6 +20,8 @@ export interface LoadDelivery {
 export interface LoadRow {
   readonly implementation: LatencyRow['implementation'];
   readonly concurrency: number;
+  /** The server's GIN `fastupdate` the row was measured under. */
+  readonly ginFastUpdate: boolean;
   readonly deliveries: number;
   /** Deliveries answered outside 2xx (Medblocks would retry them later) or quarantined (not applied). */
   readonly failures: number;
@@ -39,6 +41,8 @@ export interface LoadOptions {
   readonly concurrency: number;
   readonly fhirLatencyMs: number;
   readonly transactionMs: number;
+  /** The server's GIN `fastupdate` (ledger TX-9, TX-11): on, Postgres' default, or off, as docs/going-live.md advises. */
+  readonly ginFastUpdate: boolean;
 }
 
 export const LOAD_DEFAULTS: LoadOptions = {
@@ -47,6 +51,7 @@ export const LOAD_DEFAULTS: LoadOptions = {
   concurrency: 8,
   fhirLatencyMs: 20,
   transactionMs: 10,
+  ginFastUpdate: true,
 };
 
 /** In flight at once: the concurrencies measured on a real server (docs/fidelity-ledger.md, "Last check"). */
@@ -104,7 +109,12 @@ export async function measureLoad(
   options: LoadOptions = LOAD_DEFAULTS,
   root = process.cwd()
 ): Promise<LoadRow> {
-  const emulator: RunningEmulator = await startBenchEmulator(options.fhirLatencyMs, root, options.transactionMs);
+  const emulator: RunningEmulator = await startBenchEmulator(
+    options.fhirLatencyMs,
+    root,
+    options.transactionMs,
+    options.ginFastUpdate
+  );
   try {
     const workload = loadWorkload(options.patients, options.connectionsPerFlow);
     const target = (delivery: LoadDelivery) =>
@@ -129,6 +139,7 @@ export async function measureLoad(
     return {
       implementation,
       concurrency: options.concurrency,
+      ginFastUpdate: options.ginFastUpdate,
       deliveries: workload.length,
       failures: Object.values(failureStatuses).reduce((a, b) => a + b, 0),
       failureStatuses,

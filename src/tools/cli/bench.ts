@@ -84,9 +84,12 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     `under load with conflicts modelled: ${String(loadOptions.patients)} patients, concurrency ${LOAD_CONCURRENCIES.join(' and ')}…`
   );
   const loadRows: LoadRow[] = [];
-  for (const concurrency of LOAD_CONCURRENCIES) {
-    for (const implementation of ['ours', 'per-resource'] as const) {
-      loadRows.push(await measureLoad(implementation, { ...loadOptions, concurrency }));
+  // Postgres' default first, then GIN fastupdate off, as docs/going-live.md advises a busy server.
+  for (const ginFastUpdate of [true, false]) {
+    for (const concurrency of LOAD_CONCURRENCIES) {
+      for (const implementation of ['ours', 'per-resource'] as const) {
+        loadRows.push(await measureLoad(implementation, { ...loadOptions, concurrency, ginFastUpdate }));
+      }
     }
   }
 

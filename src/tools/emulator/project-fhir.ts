@@ -20,6 +20,9 @@
 //         type, first committer wins; each transaction lasts at least `holdMs` (the database work the
 //         in-memory store does instantly). Other writes run one at a time under a lock, which is what
 //         the server's row locks give concurrent writers of the same row.
+//   TX-11 with GIN `fastupdate` off (a store option), per searched key instead; and whatever the
+//         setting, a transaction that wrote nothing (a conditional create that found its match)
+//         conflicts with nobody.
 //
 // docs/fidelity-ledger.md lists each rule with its source; test/emulator/transactions.test.ts pins them.
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -96,16 +99,19 @@ export const SERIALIZATION_FAILURE = conflict(
 
 interface SerializableTransaction {
   readonly types: ReadonlySet<string>;
+  /** The index keys its searches read (a conditional create's query); empty: unknown, per type. */
+  readonly keys: ReadonlySet<string>;
   readonly start: number;
   end?: number;
 }
 
 /**
- * First-committer-wins over resource types, for transactions that overlap in time (TX-4). Per type,
- * not per key, because that is what the real server does to these bots: Postgres' GIN predicate
- * locks with `fastupdate` on, Postgres' default (TX-9), and the Consent grants' criteria adding a
- * key every Consent of ours carries to the conditional creates' index condition (TX-10; the Task
- * grants no longer do).
+ * First-committer-wins for transactions that overlap in time (TX-4). By default per resource type,
+ * because that is what Postgres' GIN predicate locks do with `fastupdate` on, its default (TX-9).
+ * With `fastupdate` off (`ginFastUpdate: false`), per index key: a conditional create then conflicts
+ * only with one searching the same key (TX-11), as long as no policy criterion joins a key every
+ * resource shares to its search (TX-10; the shipped policies have none, and the emulator's access
+ * model filters criteria after the search, so that case is not modelled here).
  */
 export class SerializableConflicts {
   private committed: SerializableTransaction[] = [];
@@ -116,7 +122,9 @@ export class SerializableConflicts {
     readonly holdMs: number,
     private readonly clock: () => number = () => performance.now(),
     /** Jitter source for the server's retry backoff; tests fix it to make timings exact. */
-    readonly random: () => number = Math.random
+    readonly random: () => number = Math.random,
+    /** Postgres' GIN `fastupdate` on the server's token indexes: on (its default) or off (TX-9, TX-11). */
+    readonly ginFastUpdate = true
   ) {}
 
   /** The server's wait before re-running a failed transaction (attempt 0 is the first run). */
@@ -124,15 +132,20 @@ export class SerializableConflicts {
     return Math.ceil(SERVER_BACKOFF_BASE_MS * 2 ** attempt * (0.75 + this.random() * 0.5));
   }
 
-  begin(types: Iterable<string>): SerializableTransaction {
-    return { types: new Set(types), start: this.clock() };
+  begin(types: Iterable<string>, keys: Iterable<string> = []): SerializableTransaction {
+    return { types: new Set(types), keys: new Set(keys), start: this.clock() };
   }
 
-  /** True when a transaction that committed after `txn` began touched one of its types. */
+  /** True when a transaction that committed after `txn` began touched what it did: a type, or with `fastupdate` off a key. */
   conflicts(txn: SerializableTransaction): boolean {
-    return this.committed.some(
-      (other) => other.end !== undefined && other.end > txn.start && [...other.types].some((t) => txn.types.has(t))
-    );
+    return this.committed.some((other) => other.end !== undefined && other.end > txn.start && this.overlap(txn, other));
+  }
+
+  private overlap(a: SerializableTransaction, b: SerializableTransaction): boolean {
+    if (!this.ginFastUpdate && a.keys.size > 0 && b.keys.size > 0) {
+      return [...b.keys].some((k) => a.keys.has(k));
+    }
+    return [...b.types].some((t) => a.types.has(t));
   }
 
   commit(txn: SerializableTransaction): void {
@@ -157,7 +170,10 @@ const SERVER_BACKOFF_BASE_MS = 50;
  * failure (TX-3), serialisable ones can conflict (TX-4), and writes are applied one at a time.
  */
 export class TransactionalRepository extends MemoryRepository {
-  private readonly inTransaction = new AsyncLocalStorage<true>();
+  /** Set inside a transaction; `wrote` says whether it stored anything (a read-only one conflicts with nobody). */
+  private readonly inTransaction = new AsyncLocalStorage<{ wrote: boolean }>();
+  /** The key a conditional create searches, for the transaction it opens. */
+  private readonly searchedKey = new AsyncLocalStorage<string[]>();
   private readonly writes = new Mutex();
 
   /** `conflicts` undefined: no serialisation failures (the bot tests inject 409s where they want them). */
@@ -174,6 +190,8 @@ export class TransactionalRepository extends MemoryRepository {
     const createResourceSync = self.createResourceSync.bind(this);
     self.createResourceSync = (resource, ...rest) => {
       validateWrite(resource);
+      const transaction = this.inTransaction.getStore();
+      if (transaction) transaction.wrote = true;
       return createResourceSync(resource, ...rest);
     };
   }
@@ -191,14 +209,17 @@ export class TransactionalRepository extends MemoryRepository {
     }
     const types =
       typeof options?.resourceTypes === 'string' ? [options.resourceTypes] : [...(options?.resourceTypes ?? [])];
+    const keys = this.searchedKey.getStore() ?? [];
     for (let attempt = 0; attempt < SERVER_TRANSACTION_ATTEMPTS; attempt++) {
       if (attempt > 0) await sleep(conflicts.backoffMs(attempt - 1));
-      const txn = conflicts.begin(types);
+      const txn = conflicts.begin(types, keys);
       if (conflicts.holdMs > 0) await sleep(conflicts.holdMs);
       const outcome = await this.atomically(async (repo) => {
         if (conflicts.conflicts(txn)) return { serialised: false as const };
         const value = await callback(repo);
-        conflicts.commit(txn);
+        // Only a transaction that wrote can be the other side of a read/write conflict: a
+        // conditional create that found its match commits and conflicts with nobody (TX-11).
+        if (this.inTransaction.getStore()?.wrote) conflicts.commit(txn);
         return { serialised: true as const, value };
       });
       if (outcome.serialised) return outcome.value;
@@ -217,10 +238,17 @@ export class TransactionalRepository extends MemoryRepository {
     search: SearchRequest<T>,
     options?: CreateResourceOptions
   ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
-    return this.withTransaction(() => super.conditionalCreate(resource, search, options), {
-      serializable: true,
-      resourceTypes: [search.resourceType],
-    });
+    // The index key its search reads: the query itself, so that two creates of one key meet (TX-11).
+    const key = `${search.resourceType}?${(search.filters ?? [])
+      .map((f) => `${f.code}:${f.operator}=${f.value}`)
+      .sort()
+      .join('&')}`;
+    return this.searchedKey.run([key], () =>
+      this.withTransaction(() => super.conditionalCreate(resource, search, options), {
+        serializable: true,
+        resourceTypes: [search.resourceType],
+      })
+    );
   }
 
   // Plain writes outside a transaction take the same lock, so that none interleaves with a transaction.
@@ -246,7 +274,7 @@ export class TransactionalRepository extends MemoryRepository {
 
   private atomically<TResult>(callback: (repo: this) => Promise<TResult>): Promise<TResult> {
     return this.writes.run(() =>
-      this.inTransaction.run(true, async () => {
+      this.inTransaction.run({ wrote: false }, async () => {
         const saved = this.copyOfStore();
         try {
           return await callback(this);

@@ -28,6 +28,8 @@ export interface EmulatorOptions {
   readonly latencyMs?: number;
   /** Simulated database time of a SERIALIZABLE transaction, in milliseconds (see StoreOptions). */
   readonly transactionMs?: number;
+  /** The database's GIN `fastupdate` (see StoreOptions); default on, as Postgres ships. */
+  readonly ginFastUpdate?: boolean;
   /** `Project.features` of the emulated project; default `['bots', 'cron']`. */
   readonly features?: StoreOptions['features'];
   /**
@@ -105,6 +107,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const store = new EmulatorStore({
     latencyMs: options.latencyMs,
     transactionMs: options.transactionMs,
+    ginFastUpdate: options.ginFastUpdate,
     features: options.features,
   });
   const secrets = projectSecrets(specs, options.secrets ?? {});

@@ -36,6 +36,12 @@ export interface StoreOptions {
   readonly features?: readonly ProjectFeature[];
   /** Jitter for the server's transaction retry backoff (tests fix it). */
   readonly random?: () => number;
+  /**
+   * Postgres' GIN `fastupdate` on the server's token indexes: on (Postgres' default) makes
+   * overlapping SERIALIZABLE transactions of a type conflict, off only those searching one key
+   * (ledger TX-9, TX-11).
+   */
+  readonly ginFastUpdate?: boolean;
 }
 
 export interface FhirAnswer {
@@ -63,7 +69,12 @@ export class EmulatorStore {
     indexFhirDefinitions();
     this.latencyMs = Math.max(0, options.latencyMs ?? 0);
     this.features = options.features ?? ['bots', 'cron'];
-    this.conflicts = new SerializableConflicts(Math.max(0, options.transactionMs ?? 0), undefined, options.random);
+    this.conflicts = new SerializableConflicts(
+      Math.max(0, options.transactionMs ?? 0),
+      undefined,
+      options.random,
+      options.ginFastUpdate
+    );
     this.repo = new TransactionalRepository(this.conflicts);
     this.router = new ProjectFhirRouter(() => this.features);
   }
