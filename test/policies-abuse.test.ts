@@ -279,6 +279,22 @@ describe('abuse: a Consent with another scope, categories, actor or provision, o
   });
 
   it.each(CONSENT_BOTS)(
+    '%s: a Consent stored with another scope or category, even with our key and category, is not rewritten into ours',
+    async (name) => {
+      const research: Consent = {
+        ...ours,
+        id: 'c8',
+        meta: { versionId: '1' },
+        scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] },
+      };
+      await expectWrite(name, ours, false, research);
+      const otherCategory: Consent = { ...ours, id: 'c7', meta: { versionId: '1' }, category: ours.category.slice(1) };
+      await expectWrite(name, ours, false, otherCategory);
+      await expectWrite(name, ours, true, { ...ours, id: 'c6', meta: { versionId: '1' } });
+    }
+  );
+
+  it.each(CONSENT_BOTS)(
     "%s sees no Consent without the package's category, not even one keyed by a connection (so provisioning gives the category to those from before it)",
     async (name) => {
       const base = new MemoryRepository();

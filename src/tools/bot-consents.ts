@@ -26,7 +26,8 @@ export interface ConsentPaging {
 export async function readBotConsents(
   medplum: MedplumClient,
   paging: ConsentPaging,
-  fix: string
+  fix: string,
+  query = BOT_CONSENTS_QUERY
 ): Promise<{ consents: Consent[]; truncated: boolean }> {
   const { pageSize, maxPages } = paging;
   const consents: Consent[] = [];
@@ -34,7 +35,7 @@ export async function readBotConsents(
     medplum
       .fhirSearchUrl(
         'Consent',
-        `${BOT_CONSENTS_QUERY}&_sort=_lastUpdated&_count=${pageSize}${page > 0 ? `&_offset=${page * pageSize}` : ''}`
+        `${query}&_sort=_lastUpdated&_count=${pageSize}${page > 0 ? `&_offset=${page * pageSize}` : ''}`
       )
       .toString();
   let url: string | undefined = pageUrl(0);

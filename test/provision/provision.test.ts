@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AccessPolicy, AuditEvent, Bot, Consent, ProjectMembership } from '@medplum/fhirtypes';
 import { encodeConsent } from '../../src/runtime/fhir/consent';
 import { activeConnectionConsent } from '../support/consent-model';
+import { SYSTEM } from '../../src/runtime/fhir/systems';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WEBHOOK_BOTS } from '../../src/runtime/registry';
 import { runProvision } from '../../src/tools/cli/provision';
@@ -294,6 +295,13 @@ describe('npm run provision, against the emulator', () => {
       identifier: [{ system: 'urn:x', value: '1' }],
       category: twoCategories,
     });
+    // Our key, but a scope the old policies never let the bots see: it stays out of their reach.
+    const research = await project.put<Consent>({
+      ...current,
+      identifier: [{ system: SYSTEM.connectionId, value: 'conn_research' }],
+      scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] },
+      category: twoCategories,
+    });
 
     const dry = await run(['--dry-run']);
     expect(dry.output).toMatch(
@@ -311,6 +319,7 @@ describe('npm run provision, against the emulator', () => {
     const { meta: _migratedMeta, ...migrated } = stored.find((c) => c.id === older.id) ?? older;
     expect(migrated).toEqual({ ...olderContent, category: current.category });
     expect(stored.find((c) => c.id === others.id)?.category).toEqual(twoCategories);
+    expect(stored.find((c) => c.id === research.id)?.category).toEqual(twoCategories);
     expect((await run()).output).toContain('No changes');
   });
 

@@ -108,10 +108,13 @@ interface SerializableTransaction {
 /**
  * First-committer-wins for transactions that overlap in time (TX-4). By default per resource type,
  * because that is what Postgres' GIN predicate locks do with `fastupdate` on, its default (TX-9).
- * With `fastupdate` off (`ginFastUpdate: false`), per index key: a conditional create then conflicts
- * only with one searching the same key (TX-11), as long as no policy criterion joins a key every
- * resource shares to its search (TX-10; the shipped policies have none, and the emulator's access
- * model filters criteria after the search, so that case is not modelled here).
+ * With `fastupdate` off (`ginFastUpdate: false`), per index key: a standalone conditional create
+ * (a batch entry) then conflicts only with one searching the same query (TX-11), as long as no policy
+ * criterion joins a key every resource shares to its search (TX-10; the shipped policies have none,
+ * and the emulator's access model filters criteria after the search, so that case is not modelled
+ * here). A transaction bundle keeps the per-type rule (its entries' keys are not collected: more
+ * conflicts than a real server), and a query naming several tokens is one key, not each token
+ * (fewer): the bots do neither (no `transaction-bundles` feature; one token per create).
  */
 export class SerializableConflicts {
   private committed: SerializableTransaction[] = [];
@@ -265,6 +268,9 @@ export class TransactionalRepository extends MemoryRepository {
   }
 
   override deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
+    // MemoryRepository deletes straight from its map, past createResourceSync: a delete is a write too.
+    const transaction = this.inTransaction.getStore();
+    if (transaction) transaction.wrote = true;
     return this.outsideTransaction(() => super.deleteResource(resourceType, id, options));
   }
 

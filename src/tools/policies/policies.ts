@@ -362,6 +362,10 @@ function consentGrant(
         'Our scope only: patient-privacy.'
       ),
       rule(
+        "%before.empty() or (%before.scope.coding.where(system = 'http://terminology.hl7.org/CodeSystem/consentscope' and code = 'patient-privacy').exists() and %before.category.coding.where(system = 'http://loinc.org' and code = '59284-0').exists())",
+        'An update only of a Consent stored with our scope and LOINC category: one someone else wrote, given our category, is never rewritten into ours.'
+      ),
+      rule(
         `%after.category.count() = 3 and %after.category.coding.count() = 3 and %after.category.coding.where(system = 'http://loinc.org' and code = '59284-0').exists() and %after.category.coding.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'IDSCL').exists() and %after.category.coding.where(system = '${SYSTEM.code}' and code = '${CODE.ehrConnection}').exists()`,
         `Our three categories only: LOINC 59284-0, v3-ActCode IDSCL and this package's ${CODE.ehrConnection}.`
       ),
@@ -396,7 +400,7 @@ function consentGrant(
     grant,
     why,
     abuse: "read this package's Consents; create one for any Patient, or flip a connection's status",
-    confinement: `criteria: this package's own category (${codeSpan(`${SYSTEM.code}|${CODE.ehrConnection}`)}; not the key's system, which would make concurrent creates conflict: ledger TX-10); constraints: one key (${codeList([SYSTEM.connectionId, SYSTEM.connectionAttempt])}), kept by updates; scope \`patient-privacy\` only; exactly the categories LOINC 59284-0, v3-ActCode IDSCL and ${codeSpan(CODE.ehrConnection)}; status active, rejected or inactive; policy rule OPTIN; no policy, source, performer or organization; provision \`permit\`/\`collect\` with nothing nested and no data, class, code, purpose, security label or data period; one custodian actor referring to the EHR source logically (${codeSpan(SYSTEM.fhirSourceId)}), the source kept by updates; patient a Patient (or the fixed "not yet identified" display), never re-pointed once known; no ${codeList(CONSENT_FIELDS_OTHERS_OWN)} that the stored version did not already carry (what others added is kept, never added by a bot); extensions only this package's three, each of its shape (a stamp: an \`eventId\` string and a \`createdAt\` instant; a failure code: a \`code\`); foreign identifiers only as stored; our key identifier bare`,
+    confinement: `criteria: this package's own category (${codeSpan(`${SYSTEM.code}|${CODE.ehrConnection}`)}; not the key's system, which would make concurrent creates conflict: ledger TX-10); constraints: one key (${codeList([SYSTEM.connectionId, SYSTEM.connectionAttempt])}), kept by updates; scope \`patient-privacy\` only, and an update only of a Consent stored with it and LOINC 59284-0; exactly the categories LOINC 59284-0, v3-ActCode IDSCL and ${codeSpan(CODE.ehrConnection)}; status active, rejected or inactive; policy rule OPTIN; no policy, source, performer or organization; provision \`permit\`/\`collect\` with nothing nested and no data, class, code, purpose, security label or data period; one custodian actor referring to the EHR source logically (${codeSpan(SYSTEM.fhirSourceId)}), the source kept by updates; patient a Patient (or the fixed "not yet identified" display), never re-pointed once known; no ${codeList(CONSENT_FIELDS_OTHERS_OWN)} that the stored version did not already carry (what others added is kept, never added by a bot); extensions only this package's three, each of its shape (a stamp: an \`eventId\` string and a \`createdAt\` instant; a failure code: a \`code\`); foreign identifiers only as stored; our key identifier bare`,
   };
 }
 

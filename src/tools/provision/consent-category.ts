@@ -8,12 +8,25 @@ import type { MedplumClient } from '@medplum/core';
 import type { BundleEntry, Consent } from '@medplum/fhirtypes';
 import { CODE, CONSENT_OWN_CATEGORY, SYSTEM } from '../../runtime/fhir/systems';
 import type { ConsentPaging } from '../bot-consents';
-import { readBotConsents } from '../bot-consents';
+import { BOT_CONSENTS_QUERY, readBotConsents } from '../bot-consents';
 import { call, SetupError } from './medplum';
 
 const PAGING: ConsentPaging = { pageSize: 1000, maxPages: 50 };
 const FIX = 'The client needs read and update access to Consent (a project-admin ClientApplication has both)';
 
+/**
+ * Exactly the Consents the bots' policies of 0.3.0 let them see (their key's system, our scope and
+ * LOINC category: those criteria), and only those still lacking the category. A Consent someone
+ * else wrote with a key of ours but another scope or category stays out of the bots' reach, and a
+ * rerun reads only what is left to do.
+ */
+export const LACKING_CATEGORY_QUERY = `${BOT_CONSENTS_QUERY}&scope=${encodeURIComponent(
+  'http://terminology.hl7.org/CodeSystem/consentscope|patient-privacy'
+)}&category=${encodeURIComponent('http://loinc.org|59284-0')}&category:not=${encodeURIComponent(
+  `${SYSTEM.code}|${CODE.ehrConnection}`
+)}`;
+
+/** Whether the bots' policies (their criteria) let them see this Consent. */
 export function hasOwnCategory(consent: Consent): boolean {
   return consent.category.some((c) =>
     (c.coding ?? []).some((coding) => coding.system === SYSTEM.code && coding.code === CODE.ehrConnection)
@@ -30,12 +43,13 @@ export interface CategoryMigration {
   readonly lacking: number;
   readonly added: number;
   /**
-   * Consents a bot changed between our read and our update (412 on `If-Match`): the bot wrote them
-   * whole, and a bot of this version writes the category itself; a run of provision again settles
-   * any an old bot wrote.
+   * Consents changed or deleted between our read and our update (412, 404 or 410 on a
+   * version-checked PUT), or stored without a version to check: left alone, never overwritten. A
+   * bot of this version writes the category itself; a run of provision again settles any an old
+   * bot rewrote.
    */
   readonly changedMeanwhile: number;
-  /** The read stopped at its page limit: Consents past it were not looked at. */
+  /** The read stopped at its page limit: more Consents lack the category than one run reads. */
   readonly truncated: boolean;
 }
 
@@ -51,18 +65,16 @@ export async function addOwnCategory(
   dryRun: boolean,
   paging: ConsentPaging = PAGING
 ): Promise<CategoryMigration> {
-  const { consents, truncated } = await readBotConsents(medplum, paging, FIX);
+  const { consents, truncated } = await readBotConsents(medplum, paging, FIX, LACKING_CATEGORY_QUERY);
   const lacking = consents.filter((c) => !hasOwnCategory(c));
+  const checkable = lacking.filter((c) => c.id && c.meta?.versionId);
   let added = 0;
-  let changedMeanwhile = 0;
-  for (let i = 0; !dryRun && i < lacking.length; i += BATCH_SIZE) {
-    const entry: BundleEntry[] = lacking.slice(i, i + BATCH_SIZE).map((consent) => ({
+  let changedMeanwhile = lacking.length - checkable.length;
+  for (let i = 0; !dryRun && i < checkable.length; i += BATCH_SIZE) {
+    const part = checkable.slice(i, i + BATCH_SIZE);
+    const entry: BundleEntry[] = part.map((consent) => ({
       resource: withOwnCategory(consent),
-      request: {
-        method: 'PUT',
-        url: `Consent/${consent.id ?? ''}`,
-        ...(consent.meta?.versionId ? { ifMatch: `W/"${consent.meta.versionId}"` } : {}),
-      },
+      request: { method: 'PUT', url: `Consent/${consent.id ?? ''}`, ifMatch: `W/"${consent.meta?.versionId ?? ''}"` },
     }));
     const answer = await call(
       'POST',
@@ -70,12 +82,21 @@ export async function addOwnCategory(
       () => medplum.executeBatch({ resourceType: 'Bundle', type: 'batch', entry }),
       FIX
     );
-    for (const result of answer.entry ?? []) {
+    if (answer.entry?.length !== entry.length) {
+      throw new SetupError(
+        `Medplum answered ${String(answer.entry?.length ?? 0)} entries for a batch of ${String(entry.length)} Consent updates; run provision again`
+      );
+    }
+    answer.entry.forEach((result, index) => {
       const status = Number.parseInt(result.response?.status ?? '', 10);
       if (status >= 200 && status < 300) added++;
-      else if (status === 412) changedMeanwhile++;
-      else throw new SetupError(`Medplum refused adding the category to a Consent (HTTP ${String(status)}). ${FIX}`);
-    }
+      else if (status === 412 || status === 404 || status === 410) changedMeanwhile++;
+      else {
+        throw new SetupError(
+          `Medplum refused adding the category to Consent/${part[index]?.id ?? '?'} (HTTP ${String(status)}). ${FIX}`
+        );
+      }
+    });
   }
   return { lacking: lacking.length, added, changedMeanwhile, truncated };
 }

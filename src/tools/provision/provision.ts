@@ -117,12 +117,12 @@ export function projectSecretNames(
   return [...(medblocksManaged ? [] : signing), ...Object.values(SETTING_NAMES), ...importing];
 }
 
+const codeOfOwnCategory = `${SYSTEM.code}|${CODE.ehrConnection}`;
+
 /**
  * Runs provisioning end to end. Idempotent: a second run over the same project reports no
  * changes. Throws PreflightError, having changed nothing, when the project cannot work.
  */
-const codeOfOwnCategory = `${SYSTEM.code}|${CODE.ehrConnection}`;
-
 export async function provision(options: ProvisionOptions): Promise<ProvisionReport> {
   const { root, settings, dryRun } = options;
   const bots = options.bots ?? ALL_BOTS;
