@@ -77,6 +77,31 @@ describe('the shipped flow bundle, in the vmcontext sandbox', () => {
   });
 });
 
+describe('the shipped flow bundle under the shipped policy: Consents confined by our own category (ledger TX-10)', () => {
+  test('each Consent is written with the category, and a newer flow finds it again: one Consent per connection', async () => {
+    const first = patientFlowCompleted(
+      { connections: [connection({ id: 'conn_category' })] },
+      { created_at: '2026-11-01T10:00:00.000Z' }
+    );
+    const later = patientFlowCompleted(
+      { connections: [connection({ id: 'conn_category' })] },
+      { created_at: '2026-11-02T10:00:00.000Z' }
+    );
+    for (const event of [first, later]) {
+      const answer = await sendSigned(emulator.bot(FLOW_BOT), event);
+      expect(JSON.parse(answer.text)).toMatchObject({ status: 'processed', event: event.id });
+    }
+    const consents = (await emulator.store.all<Consent>('Consent')).filter((c) =>
+      c.identifier?.some((i) => i.system === 'urn:medblocks:connection-id' && i.value === 'conn_category')
+    );
+    expect(consents).toHaveLength(1);
+    expect(consents[0]?.category.flatMap((c) => c.coding?.map((k) => `${k.system ?? ''}|${k.code ?? ''}`))).toContain(
+      'urn:medblocks:code|ehr-connection'
+    );
+    expect(JSON.stringify(consents[0]?.extension)).toContain(later.id);
+  });
+});
+
 describe('the shipped token-refresh bundle, in the vmcontext sandbox', () => {
   test('a connection.token_refresh_failed with status revoked is applied: 200 processed', async () => {
     const event = tokenRefreshFailed({ id: connection().id ?? 'conn_x', status: 'revoked' });

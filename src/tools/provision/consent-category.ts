@@ -5,8 +5,8 @@
 // because a bot of the old code still running in between rewrites its Consents with the two
 // categories it knew.
 import type { MedplumClient } from '@medplum/core';
-import type { BundleEntry, Consent } from '@medplum/fhirtypes';
-import { CODE, CONSENT_OWN_CATEGORY, SYSTEM } from '../../runtime/fhir/systems';
+import type { BundleEntry, Coding, Consent } from '@medplum/fhirtypes';
+import { CODE, CONSENT_CATEGORY, CONSENT_OWN_CATEGORY, CONSENT_SCOPE, SYSTEM, token } from '../../runtime/fhir/systems';
 import type { ConsentPaging } from '../bot-consents';
 import { BOT_CONSENTS_QUERY, readBotConsents } from '../bot-consents';
 import { call, SetupError } from './medplum';
@@ -20,22 +20,32 @@ const FIX = 'The client needs read and update access to Consent (a project-admin
  * else wrote with a key of ours but another scope or category stays out of the bots' reach, and a
  * rerun reads only what is left to do.
  */
-export const LACKING_CATEGORY_QUERY = `${BOT_CONSENTS_QUERY}&scope=${encodeURIComponent(
-  'http://terminology.hl7.org/CodeSystem/consentscope|patient-privacy'
-)}&category=${encodeURIComponent('http://loinc.org|59284-0')}&category:not=${encodeURIComponent(
-  `${SYSTEM.code}|${CODE.ehrConnection}`
-)}`;
+/** The category as a search token: what the bots' policies confine Consents by. */
+export const OWN_CATEGORY_TOKEN = token(SYSTEM.code, CODE.ehrConnection);
 
-/** Whether the bots' policies (their criteria) let them see this Consent. */
-export function hasOwnCategory(consent: Consent): boolean {
+const codingToken = (coding: Coding | undefined): string => token(coding?.system ?? '', coding?.code ?? '');
+
+/**
+ * Exactly the Consents the bots' policies of 0.3.0 let them see (those criteria: our key's system,
+ * privacy scope, LOINC category) and still without our category (`:not`, ledger SRCH-5). A Consent
+ * someone else wrote with a key of ours but another scope stays out of the bots' reach, and a rerun
+ * reads only what is left to do.
+ */
+export const LACKING_CATEGORY_QUERY = [
+  BOT_CONSENTS_QUERY,
+  `scope=${encodeURIComponent(codingToken(CONSENT_SCOPE.coding?.[0]))}`,
+  `category=${encodeURIComponent(codingToken(CONSENT_CATEGORY[0]?.coding?.[0]))}`,
+  `category:not=${encodeURIComponent(OWN_CATEGORY_TOKEN)}`,
+].join('&');
+
+/**
+ * Whether the bots' policies (their criteria) let them see this Consent. The query already leaves
+ * such Consents out; checked again so that a server ignoring `:not` cannot make us add it twice.
+ */
+function hasOwnCategory(consent: Consent): boolean {
   return consent.category.some((c) =>
     (c.coding ?? []).some((coding) => coding.system === SYSTEM.code && coding.code === CODE.ehrConnection)
   );
-}
-
-/** The Consent as it was, with the package's category added after the categories it carries. */
-export function withOwnCategory(consent: Consent): Consent {
-  return hasOwnCategory(consent) ? consent : { ...consent, category: [...consent.category, CONSENT_OWN_CATEGORY] };
 }
 
 export interface CategoryMigration {
@@ -73,7 +83,7 @@ export async function addOwnCategory(
   for (let i = 0; !dryRun && i < checkable.length; i += BATCH_SIZE) {
     const part = checkable.slice(i, i + BATCH_SIZE);
     const entry: BundleEntry[] = part.map((consent) => ({
-      resource: withOwnCategory(consent),
+      resource: { ...consent, category: [...consent.category, CONSENT_OWN_CATEGORY] },
       request: { method: 'PUT', url: `Consent/${consent.id ?? ''}`, ifMatch: `W/"${consent.meta?.versionId ?? ''}"` },
     }));
     const answer = await call(

@@ -49,8 +49,7 @@ import {
 import type { MedplumConfig } from './plan';
 import { analysePreflight, PreflightError } from './preflight';
 import { probeVmContext, vmContextFindings } from './runtime-probe';
-import { addOwnCategory } from './consent-category';
-import { CODE, SYSTEM } from '../../runtime/fhir/systems';
+import { addOwnCategory, OWN_CATEGORY_TOKEN } from './consent-category';
 import type { Preflight } from './preflight';
 
 export const CONFIG_FILE = 'medplum.config.json';
@@ -117,8 +116,6 @@ export function projectSecretNames(
   return [...(medblocksManaged ? [] : signing), ...Object.values(SETTING_NAMES), ...importing];
 }
 
-const codeOfOwnCategory = `${SYSTEM.code}|${CODE.ehrConnection}`;
-
 /**
  * Runs provisioning end to end. Idempotent: a second run over the same project reports no
  * changes. Throws PreflightError, having changed nothing, when the project cannot work.
@@ -183,17 +180,17 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRep
       change(
         'Consent',
         'add the category',
-        `${codeOfOwnCategory} to ${String(dryRun ? migration.lacking : migration.added)} of this package's Consents (${when})`
+        `${OWN_CATEGORY_TOKEN} to ${String(dryRun ? migration.lacking : migration.added)} of this package's Consents (${when})`
       );
     }
     if (migration.changedMeanwhile > 0) {
       warnings.push(
-        `${String(migration.changedMeanwhile)} Consent(s) changed while the category ${codeOfOwnCategory} was being added (${when}): run provision again to add it to any an older bot rewrote.`
+        `${String(migration.changedMeanwhile)} Consent(s) changed while the category ${OWN_CATEGORY_TOKEN} was being added (${when}): run provision again to add it to any an older bot rewrote.`
       );
     }
     if (migration.truncated) {
       warnings.push(
-        `Only the first Consents were given the category ${codeOfOwnCategory}: run provision again until this warning is gone.`
+        `Only the first Consents were given the category ${OWN_CATEGORY_TOKEN}: run provision again until this warning is gone.`
       );
     }
   };
