@@ -5,14 +5,36 @@
 import { describe, expect, it } from 'vitest';
 import { impliedResources } from '../src/tools/bench/naive';
 import { medblocksEventHandler } from '../src/runtime/events';
-import { BUDGETS, importBudgets, loadBudgets, requestBudgets } from '../src/tools/bench/report';
+import { BUDGETS, importBudgets, loadBudgets, loadRankingBudgets, requestBudgets } from '../src/tools/bench/report';
 import type { ImportRow } from '../src/tools/bench/import';
-import type { LoadRow } from '../src/tools/bench/load';
-import { failureOf, loadWorkload } from '../src/tools/bench/load';
+import type { LoadRow, RealLoadFigure, RealLoadRow } from '../src/tools/bench/load';
+import { failureOf, LOAD_CONCURRENCIES, leaderOf, loadWorkload, REAL_SERVER_LOAD } from '../src/tools/bench/load';
 import { ESCALATE_AFTER_MS } from '../src/runtime/failures';
 import { countRequests } from '../src/tools/bench/requests';
 import { benchScenarios, FLOW_SIZES } from '../src/tools/bench/scenarios';
 import { readSettings } from '../src/runtime/settings';
+
+/** A load row of 180 deliveries at 8 in flight: what the load budgets judge. */
+function loadRow(
+  implementation: LoadRow['implementation'],
+  failures: number,
+  p90Ms: number,
+  ginFastUpdate: boolean
+): LoadRow {
+  return {
+    implementation,
+    concurrency: 8,
+    ginFastUpdate,
+    deliveries: 180,
+    failures,
+    failureStatuses: failures > 0 ? { '409': failures } : {},
+    p50Ms: 100,
+    p90Ms,
+    p99Ms: 900,
+    fhirRequestsPerDelivery: 3,
+    serializationFailures: 0,
+  };
+}
 
 describe('bench: FHIR requests per delivery', () => {
   it('meets every request-count budget, flat in the number of connections', async () => {
@@ -54,19 +76,8 @@ describe('bench: FHIR requests per delivery', () => {
   });
 
   it('the load budgets fail on a failed delivery of ours, or on a p90 worse than the per-resource pattern', () => {
-    const row = (implementation: LoadRow['implementation'], failures: number, p90Ms: number): LoadRow => ({
-      implementation,
-      concurrency: 8,
-      ginFastUpdate: true,
-      deliveries: 180,
-      failures,
-      failureStatuses: failures > 0 ? { '409': failures } : {},
-      p50Ms: 100,
-      p90Ms,
-      p99Ms: 900,
-      fhirRequestsPerDelivery: 3,
-      serializationFailures: 0,
-    });
+    const row = (implementation: LoadRow['implementation'], failures: number, p90Ms: number): LoadRow =>
+      loadRow(implementation, failures, p90Ms, true);
     const failed = (rows: LoadRow[]) => loadBudgets(rows).filter((b) => !b.pass).length;
     expect(failed([row('ours', 0, 300), row('per-resource', 5, 500)])).toBe(0);
     expect(failed([row('ours', 1, 300), row('per-resource', 0, 500)])).toBe(1);
@@ -84,6 +95,42 @@ describe('bench: FHIR requests per delivery', () => {
         off(row('per-resource', 0, 200)),
       ])
     ).toBe(2);
+  });
+});
+
+describe("bench: the load model is judged by the real server's ranking", () => {
+  const row = (implementation: LoadRow['implementation'], failures: number, p90Ms: number): LoadRow =>
+    loadRow(implementation, failures, p90Ms, false);
+  const real = (ours: RealLoadFigure, perResource: RealLoadFigure): RealLoadRow[] => [
+    { ginFastUpdate: false, concurrency: 8, ours, perResource },
+  ];
+  const passes = (rows: LoadRow[], measured: RealLoadRow[]) => loadRankingBudgets(rows, measured).map((b) => b.pass);
+
+  it('passes when the model puts the same implementation ahead as the real server, and only then', () => {
+    const oursAhead = real({ failed: 0, p90Ms: 615 }, { failed: 0, p90Ms: 858 });
+    expect(passes([row('ours', 0, 300), row('per-resource', 0, 400)], oursAhead)).toEqual([true]);
+    expect(passes([row('ours', 0, 500), row('per-resource', 0, 400)], oursAhead)).toEqual([false]);
+  });
+
+  it('fewer failed deliveries lead before a lower p90, on the real server as in the model', () => {
+    expect(leaderOf({ failed: 10, p90Ms: 3700 }, { failed: 50, p90Ms: 1700 })).toBe('ours');
+    const perResourceFailsMore = real({ failed: 10, p90Ms: 3700 }, { failed: 50, p90Ms: 1700 });
+    expect(passes([row('ours', 1, 900), row('per-resource', 4, 400)], perResourceFailsMore)).toEqual([true]);
+    expect(passes([row('ours', 5, 300), row('per-resource', 4, 400)], perResourceFailsMore)).toEqual([false]);
+  });
+
+  it('judges only the settings the real server was measured in', () => {
+    const at16 = (r: LoadRow): LoadRow => ({ ...r, concurrency: 16 });
+    const measured = real({ failed: 0, p90Ms: 615 }, { failed: 0, p90Ms: 858 });
+    expect(loadRankingBudgets([at16(row('ours', 0, 300)), at16(row('per-resource', 0, 400))], measured)).toEqual([]);
+  });
+
+  it('the real figures it is judged by are those of the ledger, one row per measured setting', () => {
+    const settings = REAL_SERVER_LOAD.map((r) => `${String(r.ginFastUpdate)} ${String(r.concurrency)}`);
+    expect(new Set(settings).size).toBe(REAL_SERVER_LOAD.length);
+    expect(
+      REAL_SERVER_LOAD.map((r) => r.concurrency).every((c) => (LOAD_CONCURRENCIES as readonly number[]).includes(c))
+    ).toBe(true);
   });
 });
 

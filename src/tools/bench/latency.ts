@@ -8,6 +8,7 @@ import { discoverBots } from '../emulator/project';
 import type { EmulatedBotSpec } from '../emulator/project';
 import { startEmulator } from '../emulator/server';
 import type { RunningEmulator } from '../emulator/server';
+import type { ServerWorkModel } from '../emulator/server-work';
 import { serialise } from '../fixtures/events';
 import { signatureHeader } from '../../runtime/medblocks/signature';
 import { bundleToString } from '../bundling';
@@ -36,7 +37,8 @@ export async function startBenchEmulator(
   latencyMs: number,
   root = process.cwd(),
   transactionMs = 0,
-  ginFastUpdate = true
+  ginFastUpdate = true,
+  serverWork?: ServerWorkModel
 ): Promise<RunningEmulator> {
   const naive: EmulatedBotSpec = {
     name: NAIVE_BOT_NAME,
@@ -46,7 +48,7 @@ export async function startBenchEmulator(
     rawBody: true,
     secretName: NAIVE_SECRET_NAME,
   };
-  return startEmulator({ latencyMs, transactionMs, ginFastUpdate, bots: [...discoverBots(root), naive] });
+  return startEmulator({ latencyMs, transactionMs, ginFastUpdate, serverWork, bots: [...discoverBots(root), naive] });
 }
 
 /** One delivery signed as Medblocks signs it, timed from send to the answer's last byte. */

@@ -1,10 +1,13 @@
-// Load with serialisation conflicts modelled (docs/fidelity-ledger.md TX-4): what a real server was
-// seen to do at concurrency 8. Each patient connects 5 EHRs in one flow, then Medblocks reports a
-// records sync per source: 30 patients, 180 deliveries, 8 in flight at a time, through the emulator
-// over HTTP with simulated FHIR latency and SERIALIZABLE transactions that hold their place and
-// conflict per resource type. Ours beside the per-resource pattern, on the same workload.
+// Load with serialisation conflicts and the server's CPU modelled (docs/fidelity-ledger.md TX-4,
+// TX-12). Each patient connects 5 EHRs in one flow, then Medblocks reports a records sync per
+// source: 30 patients, 180 deliveries, 8 or 16 in flight at a time, through the emulator over HTTP,
+// every bot run and FHIR request waiting for a core of a modelled 2-core server (fitted to a real
+// one), SERIALIZABLE transactions holding their place and conflicting as Postgres' GIN setting
+// decides. Ours beside the per-resource pattern on the same workload, and both beside what a real
+// server did with it (REAL_SERVER_LOAD).
 import { botForEvent } from '../../runtime/registry';
 import type { RunningEmulator } from '../emulator/server';
+import type { ServerWorkModel } from '../emulator/server-work';
 import { connection, patientFlowCompleted, recordsSyncCompleted, serialise } from '../fixtures/events';
 import type { MedblocksEvent } from '../../runtime/events';
 import { percentile } from './cpu';
@@ -33,6 +36,8 @@ export interface LoadRow {
   readonly fhirRequestsPerDelivery: number;
   /** 409s the store answered after the server's own retry (what a bot saw as a conflict). */
   readonly serializationFailures: number;
+  /** The modelled server CPU per delivery (ServerCores), when the run modelled one. */
+  readonly serverCpuMsPerDelivery?: number;
 }
 
 export interface LoadOptions {
@@ -43,16 +48,74 @@ export interface LoadOptions {
   readonly transactionMs: number;
   /** The server's GIN `fastupdate` (ledger TX-9, TX-11): on, Postgres' default, or off, as docs/going-live.md advises. */
   readonly ginFastUpdate: boolean;
+  /** The server's CPU (src/tools/emulator/server-work.ts); undefined: only `fhirLatencyMs`. */
+  readonly serverWork: ServerWorkModel | undefined;
 }
 
+/**
+ * The CPU a real self-hosted Medplum spent per delivery, fitted (ledger TX-12): 5.1.29 on 2 cores,
+ * Postgres 15 beside it, one delivery at a time, machine CPU per delivery for both implementations
+ * over five workloads, least squares over the work the emulator counts for the same deliveries.
+ */
+export const REAL_SERVER_WORK: ServerWorkModel = {
+  cores: 2,
+  perRunMs: 19,
+  perRequestMs: 3.1,
+  perEntryMs: 2,
+  perWriteMs: 9.6,
+};
+
+/** On loopback, as the real server was measured: the modelled server CPU is what takes the time. */
 export const LOAD_DEFAULTS: LoadOptions = {
   patients: 30,
   connectionsPerFlow: 5,
   concurrency: 8,
-  fhirLatencyMs: 20,
+  fhirLatencyMs: 0,
   transactionMs: 10,
   ginFastUpdate: true,
+  serverWork: REAL_SERVER_WORK,
 };
+
+/** What one implementation did with this workload on a real server, in one setting. */
+export interface RealLoadFigure {
+  readonly failed: number;
+  readonly p90Ms: number;
+}
+
+export interface RealLoadRow {
+  readonly ginFastUpdate: boolean;
+  readonly concurrency: number;
+  readonly ours: RealLoadFigure;
+  readonly perResource: RealLoadFigure;
+}
+
+/**
+ * This workload (`loadWorkload`, 30 patients, 180 deliveries) on a real self-hosted Medplum 5.1.29,
+ * 2 cores, loopback, Postgres 15 (ledger TX-12, 2026-12-04): the median of 3 interleaved rounds per
+ * row. What the model's ranking is checked against (`loadRankingBudgets`).
+ */
+export const REAL_SERVER_LOAD: readonly RealLoadRow[] = [
+  { ginFastUpdate: true, concurrency: 8, ours: { failed: 0, p90Ms: 812.6 }, perResource: { failed: 5, p90Ms: 893.6 } },
+  {
+    ginFastUpdate: true,
+    concurrency: 16,
+    ours: { failed: 4, p90Ms: 3170.2 },
+    perResource: { failed: 39, p90Ms: 4898.9 },
+  },
+  { ginFastUpdate: false, concurrency: 8, ours: { failed: 0, p90Ms: 615.5 }, perResource: { failed: 0, p90Ms: 858.2 } },
+  {
+    ginFastUpdate: false,
+    concurrency: 16,
+    ours: { failed: 0, p90Ms: 1493.5 },
+    perResource: { failed: 0, p90Ms: 1584.8 },
+  },
+];
+
+/** Which did better: fewer failed deliveries, then the lower p90. */
+export function leaderOf(ours: RealLoadFigure, perResource: RealLoadFigure): 'ours' | 'per-resource' {
+  if (ours.failed !== perResource.failed) return ours.failed < perResource.failed ? 'ours' : 'per-resource';
+  return ours.p90Ms <= perResource.p90Ms ? 'ours' : 'per-resource';
+}
 
 /** In flight at once: the concurrencies measured on a real server (docs/fidelity-ledger.md, "Last check"). */
 export const LOAD_CONCURRENCIES = [8, 16] as const;
@@ -113,7 +176,8 @@ export async function measureLoad(
     options.fhirLatencyMs,
     root,
     options.transactionMs,
-    options.ginFastUpdate
+    options.ginFastUpdate,
+    options.serverWork
   );
   try {
     const workload = loadWorkload(options.patients, options.connectionsPerFlow);
@@ -123,6 +187,7 @@ export async function measureLoad(
     const failureStatuses: Record<string, number> = {};
     let next = 0;
     const requestsBefore = emulator.store.requests;
+    const busyBefore = emulator.store.cores?.served.busyMs ?? 0;
     const worker = async (): Promise<void> => {
       while (next < workload.length) {
         const delivery = workload[next++];
@@ -148,6 +213,9 @@ export async function measureLoad(
       p99Ms: percentile(samples, 99),
       fhirRequestsPerDelivery: (emulator.store.requests - requestsBefore) / workload.length,
       serializationFailures: emulator.store.conflicts.failures,
+      ...(emulator.store.cores
+        ? { serverCpuMsPerDelivery: (emulator.store.cores.served.busyMs - busyBefore) / workload.length }
+        : {}),
     };
   } finally {
     await emulator.close();

@@ -4,7 +4,8 @@ import type { BuiltBundle } from '../bundling';
 import type { CpuRow } from './cpu';
 import type { LatencyRow } from './latency';
 import type { ImportRow } from './import';
-import type { LoadOptions, LoadRow } from './load';
+import type { LoadOptions, LoadRow, RealLoadFigure, RealLoadRow } from './load';
+import { leaderOf } from './load';
 import type { RequestRow } from './requests';
 import { textTable } from '../text-table';
 
@@ -37,7 +38,12 @@ export interface BenchResult {
   /** Diagnostic, no budget: the same on the test World with a fresh store per delivery. */
   readonly worldLatency: readonly LatencyRow[];
   /** The mixed load with serialisation conflicts modelled, ours and the per-resource pattern. */
-  readonly load: { readonly options: LoadOptions; readonly rows: readonly LoadRow[] };
+  readonly load: {
+    readonly options: LoadOptions;
+    readonly rows: readonly LoadRow[];
+    /** The same workload on a real server, where it was measured (REAL_SERVER_LOAD). */
+    readonly real: readonly RealLoadRow[];
+  };
   /** The records import, ours and the per-resource pattern, on the World with simulated FHIR latency. */
   readonly import: readonly ImportRow[];
   readonly budgets: readonly BudgetCheck[];
@@ -101,6 +107,31 @@ export function loadBudgets(rows: readonly LoadRow[]): BudgetCheck[] {
     return [
       check(`failed deliveries under load, ours, ${at}`, ours.failures, 0),
       check(`p90 ms under load, ours vs per-resource, ${at}`, round(ours.p90Ms, 1), round(perResource.p90Ms, 1)),
+    ];
+  });
+}
+
+/**
+ * The model ranks the two implementations as the real server did with the same workload and
+ * setting (REAL_SERVER_LOAD): a model that ranks them otherwise would steer design the wrong way.
+ * 1 = the same leader, 0 = another; settings the real server was not measured in are not judged.
+ */
+export function loadRankingBudgets(rows: readonly LoadRow[], real: readonly RealLoadRow[]): BudgetCheck[] {
+  return real.flatMap((measured) => {
+    const setting = loadSetting(measured);
+    const ours = rows.find((r) => r.implementation === 'ours' && loadSetting(r) === setting);
+    const perResource = rows.find((r) => r.implementation === 'per-resource' && loadSetting(r) === setting);
+    if (!ours || !perResource) return [];
+    const figure = (r: LoadRow): RealLoadFigure => ({ failed: r.failures, p90Ms: r.p90Ms });
+    const modelled = leaderOf(figure(ours), figure(perResource));
+    const observed = leaderOf(measured.ours, measured.perResource);
+    return [
+      {
+        name: `model ranks as the real server (5.1.29), ${setting}: ${observed} ahead`,
+        value: modelled,
+        limit: `= ${observed}`,
+        pass: modelled === observed,
+      },
     ];
   });
 }
@@ -170,6 +201,23 @@ function round(n: number, digits: number): number {
 }
 
 const mark = (pass: boolean): string => (pass ? 'PASS' : 'MISS');
+
+function serverWorkText(load: LoadOptions): string {
+  const work = load.serverWork;
+  const latency = load.fhirLatencyMs > 0 ? `, ${String(load.fhirLatencyMs)} ms network per FHIR request` : '';
+  if (!work) return `${String(load.fhirLatencyMs)} ms per FHIR request, no server CPU modelled`;
+  return (
+    `a server of ${String(work.cores)} cores (per bot run ${String(work.perRunMs)} ms, per FHIR request ${String(work.perRequestMs)} ms ` +
+    `+ ${String(work.perEntryMs)} ms per entry + ${String(work.perWriteMs)} ms per version written)${latency}`
+  );
+}
+
+function realFigureText(row: LoadRow, real: readonly RealLoadRow[]): string {
+  const measured = real.find((m) => loadSetting(m) === loadSetting(row));
+  if (!measured) return '(not measured)';
+  const figure = row.implementation === 'ours' ? measured.ours : measured.perResource;
+  return `${String(figure.failed)}, ${figure.p90Ms.toFixed(1)}`;
+}
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   return textTable(header, rows, { figures: true }).join('\n');
@@ -289,7 +337,7 @@ export function formatReport(result: BenchResult): string {
   const { options: load } = result.load;
   out.push('');
   out.push(
-    `Under load, conflicts modelled: ${String(load.patients)} patients × (1 flow of ${String(load.connectionsPerFlow)} connections + ${String(load.connectionsPerFlow)} records syncs), ${[...new Set(result.load.rows.map((r) => r.concurrency))].join(' and ')} in flight, ${String(load.fhirLatencyMs)} ms per FHIR request, SERIALIZABLE transactions that wrote held ${String(load.transactionMs)} ms, conflicting per resource type with GIN fastupdate on (Postgres' default, ledger TX-4, TX-9) and per searched key with it off (TX-11)`
+    `Under load, conflicts modelled: ${String(load.patients)} patients × (1 flow of ${String(load.connectionsPerFlow)} connections + ${String(load.connectionsPerFlow)} records syncs), ${[...new Set(result.load.rows.map((r) => r.concurrency))].join(' and ')} in flight, ${serverWorkText(load)}, SERIALIZABLE transactions that wrote held ${String(load.transactionMs)} ms, conflicting per resource type with GIN fastupdate on (Postgres' default, ledger TX-4, TX-9) and per searched key with it off (TX-11); beside each row the same workload on a real Medplum 5.1.29 (TX-12)`
   );
   out.push(
     table(
@@ -305,6 +353,8 @@ export function formatReport(result: BenchResult): string {
         'p50 ms',
         'p90 ms',
         'p99 ms',
+        'model cpu ms/delivery',
+        'real: failed, p90 ms',
         'budget',
       ],
       result.load.rows.map((r) => [
@@ -321,6 +371,8 @@ export function formatReport(result: BenchResult): string {
         r.p50Ms.toFixed(1),
         r.p90Ms.toFixed(1),
         r.p99Ms.toFixed(1),
+        r.serverCpuMsPerDelivery === undefined ? '-' : r.serverCpuMsPerDelivery.toFixed(1),
+        realFigureText(r, result.load.real),
         r.implementation === 'ours'
           ? `0 failed, p90 ≤ per-resource ${mark(
               result.budgets

@@ -11,11 +11,12 @@ import {
   importBudgets,
   latencyBudgets,
   loadBudgets,
+  loadRankingBudgets,
   requestBudgets,
 } from '../bench/report';
 import { measureImport } from '../bench/import';
 import type { ImportRow } from '../bench/import';
-import { LOAD_CONCURRENCIES, LOAD_DEFAULTS, measureLoad } from '../bench/load';
+import { LOAD_CONCURRENCIES, LOAD_DEFAULTS, measureLoad, REAL_SERVER_LOAD } from '../bench/load';
 import type { LoadRow } from '../bench/load';
 import type { BenchResult } from '../bench/report';
 import { measureCpu } from '../bench/cpu';
@@ -112,7 +113,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     bundles,
     latency,
     worldLatency,
-    load: { options: loadOptions, rows: loadRows },
+    load: { options: loadOptions, rows: loadRows, real: REAL_SERVER_LOAD },
     import: importRows,
     budgets: [
       ...requestBudgets(requests),
@@ -120,6 +121,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       ...bundleBudgets(bundles),
       ...latencyBudgets(latency, worldLatency),
       ...loadBudgets(loadRows),
+      ...loadRankingBudgets(loadRows, REAL_SERVER_LOAD),
       ...importBudgets(importRows),
     ],
   };

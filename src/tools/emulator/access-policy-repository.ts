@@ -54,6 +54,7 @@ import type {
   AccessPolicy,
   AccessPolicyResource,
   Bundle,
+  Meta,
   OperationOutcome,
   Resource,
   ResourceType,
@@ -278,9 +279,29 @@ class PolicyGuard {
   }
 }
 
-/** The server's `isNotModified`: equal but for meta.versionId, lastUpdated and author. */
+/** What the server sets on every version it builds (`updateResourceImpl`); deepEquals then ignores versionId, lastUpdated and author. */
+const SERVER_SET_META: readonly (keyof Meta)[] = [
+  'versionId',
+  'lastUpdated',
+  'author',
+  'project',
+  'compartment',
+  'account',
+  'accounts',
+];
+
+/**
+ * The server's `isNotModified`: the new version as the server builds it — its `meta.project`,
+ * `compartment` and accounts are the server's, the stored ones while nothing else changed — equal
+ * to the stored one but for meta.versionId, lastUpdated and author. So an update that sends the
+ * stored content back without its meta writes nothing (observed on 5.1.29: the per-resource
+ * pattern's update right after its create left one version).
+ */
 function isNotModified(before: Resource, after: Resource): boolean {
-  return deepEquals(JSON.parse(stringify(before)), JSON.parse(stringify(after)));
+  const stored = before.meta ?? {};
+  const serverMeta = Object.fromEntries(SERVER_SET_META.map((key) => [key, stored[key]]));
+  const built = { ...after, meta: { ...after.meta, ...serverMeta } };
+  return deepEquals(JSON.parse(stringify(before)), JSON.parse(stringify(built)));
 }
 
 /** Search, read, vread and history, as the server's repository checks them. */

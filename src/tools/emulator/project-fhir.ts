@@ -41,6 +41,7 @@ import type {
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { Mutex } from './mutex';
+import type { RequestWork } from './server-work';
 import { validateWrite, withServerIdentifierSearch } from './validation';
 
 /**
@@ -178,6 +179,8 @@ export class TransactionalRepository extends MemoryRepository {
   /** The key a conditional create searches, for the transaction it opens. */
   private readonly searchedKey = new AsyncLocalStorage<string[]>();
   private readonly writes = new Mutex();
+  /** What the FHIR request being answered has written so far (ServerCores' cost model). */
+  private readonly requestWork = new AsyncLocalStorage<RequestWork>();
 
   /** `conflicts` undefined: no serialisation failures (the bot tests inject 409s where they want them). */
   constructor(private readonly conflicts?: SerializableConflicts) {
@@ -195,6 +198,8 @@ export class TransactionalRepository extends MemoryRepository {
       validateWrite(resource);
       const transaction = this.inTransaction.getStore();
       if (transaction) transaction.wrote = true;
+      const work = this.requestWork.getStore();
+      if (work) work.writes++;
       return createResourceSync(resource, ...rest);
     };
   }
@@ -271,7 +276,18 @@ export class TransactionalRepository extends MemoryRepository {
     // MemoryRepository deletes straight from its map, past createResourceSync: a delete is a write too.
     const transaction = this.inTransaction.getStore();
     if (transaction) transaction.wrote = true;
+    const work = this.requestWork.getStore();
+    if (work) work.writes++;
     return this.outsideTransaction(() => super.deleteResource(resourceType, id, options));
+  }
+
+  /**
+   * Runs one FHIR request with `work` counting every version it writes (creates, updates,
+   * deletes; each attempt of a transaction the server re-runs). An update equal to the stored
+   * version writes nothing, as on the server (AC-10's `isNotModified`, checked before it gets here).
+   */
+  countingWrites<T>(work: RequestWork, request: () => Promise<T>): Promise<T> {
+    return this.requestWork.run(work, request);
   }
 
   private outsideTransaction<T>(write: () => Promise<T>): Promise<T> {

@@ -30,6 +30,8 @@ export interface EmulatorOptions {
   readonly transactionMs?: number;
   /** The database's GIN `fastupdate` (see StoreOptions); default on, as Postgres ships. */
   readonly ginFastUpdate?: boolean;
+  /** The server's CPU as a model (see StoreOptions); default none. */
+  readonly serverWork?: StoreOptions['serverWork'];
   /** `Project.features` of the emulated project; default `['bots', 'cron']`. */
   readonly features?: StoreOptions['features'];
   /**
@@ -108,6 +110,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     latencyMs: options.latencyMs,
     transactionMs: options.transactionMs,
     ginFastUpdate: options.ginFastUpdate,
+    serverWork: options.serverWork,
     features: options.features,
   });
   const secrets = projectSecrets(specs, options.secrets ?? {});

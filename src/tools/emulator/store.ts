@@ -14,6 +14,8 @@ import type { DecisionListener } from './access-policy-repository';
 import { indexFhirDefinitions } from './definitions';
 import { ProjectFhirRouter, SerializableConflicts, TransactionalRepository } from './project-fhir';
 import type { ProjectFeature } from './project-fhir';
+import { ServerCores } from './server-work';
+import type { RequestWork, ServerWorkModel } from './server-work';
 
 /** MockClient's own base URL; its MockFetchClient must use the same one or every request misses. */
 const MOCK_BASE_URL = 'https://example.com/';
@@ -42,6 +44,11 @@ export interface StoreOptions {
    * (ledger TX-9, TX-11).
    */
   readonly ginFastUpdate?: boolean;
+  /**
+   * The server's CPU as a model (server-work.ts): each FHIR request a bot makes then waits for a
+   * core for what it costs. Undefined: no CPU is modelled, only `latencyMs`.
+   */
+  readonly serverWork?: ServerWorkModel;
 }
 
 export interface FhirAnswer {
@@ -63,6 +70,8 @@ export class EmulatorStore {
   readonly conflicts: SerializableConflicts;
   readonly features: readonly ProjectFeature[];
   readonly latencyMs: number;
+  /** The modelled server CPU, when the options asked for one: bot runs take their share too (webhook.ts). */
+  readonly cores: ServerCores | undefined;
   private requestCount = 0;
 
   constructor(options: StoreOptions = {}) {
@@ -76,6 +85,7 @@ export class EmulatorStore {
       options.ginFastUpdate
     );
     this.repo = new TransactionalRepository(this.conflicts);
+    this.cores = options.serverWork ? new ServerCores(options.serverWork) : undefined;
     this.router = new ProjectFhirRouter(() => this.features);
   }
 
@@ -107,13 +117,18 @@ export class EmulatorStore {
       query: Object.create(null) as Record<string, string>,
       headers: call.headers,
     };
+    const work: RequestWork = { entries: entriesOf(call.body), writes: 0 };
+    let answer: FhirAnswer;
     try {
-      const [outcome, resource] = await this.router.handleRequest(request, view);
-      return { status: getStatus(outcome), body: resource ?? outcome };
+      const [outcome, resource] = await this.repo.countingWrites(work, () => this.router.handleRequest(request, view));
+      answer = { status: getStatus(outcome), body: resource ?? outcome };
     } catch (err) {
       const outcome = normalizeOperationOutcome(err);
-      return { status: getStatus(outcome), body: outcome };
+      answer = { status: getStatus(outcome), body: outcome };
     }
+    // The answer leaves once the server has done the request's work: what it did decides the cost.
+    await this.cores?.request(work);
+    return answer;
   }
 
   /**
@@ -171,4 +186,10 @@ function headerRecord(headers: RequestInit['headers']): Record<string, string> {
     if (value !== undefined) out[name.toLowerCase()] = value;
   }
   return out;
+}
+
+/** The interactions one request holds: a batch's or transaction's entries, else one. */
+function entriesOf(body: unknown): number {
+  const bundle = body as Partial<Bundle> | undefined;
+  return bundle?.resourceType === 'Bundle' && Array.isArray(bundle.entry) ? Math.max(1, bundle.entry.length) : 1;
 }

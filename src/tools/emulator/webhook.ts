@@ -112,6 +112,8 @@ async function handleWebhookRun(
     return { answer: textAnswer(403, MESSAGES.notPublic) };
   }
 
+  // A modelled server CPU (server-work.ts) serves the run itself first: request, sandbox, bot code, AuditEvent.
+  await store.cores?.run();
   const ran = await parseAndExecute(ctx, { bot, runAs, rawBody: bot.rawBody === true }, req, startTime);
   if (!ran.result) return { answer: ran.answer };
   const { answer, result } = ran;
