@@ -7,8 +7,16 @@ import { impliedResources } from '../src/tools/bench/naive';
 import { medblocksEventHandler } from '../src/runtime/events';
 import { BUDGETS, importBudgets, loadBudgets, loadRankingBudgets, requestBudgets } from '../src/tools/bench/report';
 import type { ImportRow } from '../src/tools/bench/import';
-import type { LoadRow, RealLoadFigure, RealLoadRow } from '../src/tools/bench/load';
-import { failureOf, LOAD_CONCURRENCIES, leaderOf, loadWorkload, REAL_SERVER_LOAD } from '../src/tools/bench/load';
+import type { LoadDelivery, LoadRow, RealLoadFigure, RealLoadRow } from '../src/tools/bench/load';
+import {
+  failureOf,
+  LOAD_CONCURRENCIES,
+  leaderOf,
+  loadWorkload,
+  REAL_SERVER_LOAD,
+  scenarioWorkload,
+} from '../src/tools/bench/load';
+import { serialise } from '../src/tools/fixtures/events';
 import { ESCALATE_AFTER_MS } from '../src/runtime/failures';
 import { countRequests } from '../src/tools/bench/requests';
 import { benchScenarios, FLOW_SIZES } from '../src/tools/bench/scenarios';
@@ -22,6 +30,7 @@ function loadRow(
   ginFastUpdate: boolean
 ): LoadRow {
   return {
+    scenario: 'mixed',
     implementation,
     concurrency: 8,
     ginFastUpdate,
@@ -102,7 +111,7 @@ describe("bench: the load model is judged by the real server's ranking", () => {
   const row = (implementation: LoadRow['implementation'], failures: number, p90Ms: number): LoadRow =>
     loadRow(implementation, failures, p90Ms, false);
   const real = (ours: RealLoadFigure, perResource: RealLoadFigure): RealLoadRow[] => [
-    { ginFastUpdate: false, concurrency: 8, ours, perResource },
+    { scenario: 'mixed', ginFastUpdate: false, concurrency: 8, rounds: 3, ours, perResource },
   ];
   const passes = (rows: LoadRow[], measured: RealLoadRow[]) => loadRankingBudgets(rows, measured).map((b) => b.pass);
 
@@ -125,8 +134,14 @@ describe("bench: the load model is judged by the real server's ranking", () => {
     expect(loadRankingBudgets([at16(row('ours', 0, 300)), at16(row('per-resource', 0, 400))], measured)).toEqual([]);
   });
 
-  it('the real figures it is judged by are those of the ledger, one row per measured setting', () => {
-    const settings = REAL_SERVER_LOAD.map((r) => `${String(r.ginFastUpdate)} ${String(r.concurrency)}`);
+  it('judges each workload by its own real figures', () => {
+    const flows = (r: LoadRow): LoadRow => ({ ...r, scenario: 'flows' });
+    const measured = real({ failed: 0, p90Ms: 615 }, { failed: 0, p90Ms: 858 });
+    expect(loadRankingBudgets([flows(row('ours', 0, 300)), flows(row('per-resource', 0, 400))], measured)).toEqual([]);
+  });
+
+  it('the real figures it is judged by are those of the ledger, one row per measured workload and setting', () => {
+    const settings = REAL_SERVER_LOAD.map((r) => `${r.scenario} ${String(r.ginFastUpdate)} ${String(r.concurrency)}`);
     expect(new Set(settings).size).toBe(REAL_SERVER_LOAD.length);
     expect(
       REAL_SERVER_LOAD.map((r) => r.concurrency).every((c) => (LOAD_CONCURRENCIES as readonly number[]).includes(c))
@@ -153,6 +168,45 @@ describe('bench: what a failed delivery under load is', () => {
     }
     const times = workload.map(({ event }) => event.created_at);
     expect([...times].sort()).toEqual(times);
+  });
+});
+
+describe('bench: the load workloads are those measured on the real server', () => {
+  const types = (deliveries: readonly LoadDelivery[]) => deliveries.map((d) => d.event.type);
+  const connections = (d: LoadDelivery) =>
+    d.event.type === 'patient_flow.completed' ? d.event.data.object.connections.length : 0;
+
+  it('flows: 90 flows of 5 connections for 90 new patients, nothing before them', () => {
+    const { warmup, measured } = scenarioWorkload('flows', 30, 5);
+    expect(warmup).toEqual([]);
+    expect(new Set(types(measured))).toEqual(new Set(['patient_flow.completed']));
+    expect(measured.map(connections)).toEqual(Array.from({ length: 90 }, () => 5));
+    const patients = measured.map((d) =>
+      d.event.type === 'patient_flow.completed' ? d.event.data.object.patient_id : ''
+    );
+    expect(new Set(patients).size).toBe(90);
+  });
+
+  it("syncs: 6 records syncs for each of 30 patients, after each patient's flow of 6 connections", () => {
+    const { warmup, measured } = scenarioWorkload('syncs', 30, 5);
+    expect(warmup.map(connections)).toEqual(Array.from({ length: 30 }, () => 6));
+    expect(measured).toHaveLength(180);
+    expect(new Set(types(measured))).toEqual(new Set(['records.sync.completed']));
+  });
+
+  it('duplicates: 90 applied flows, each sent again as it was', () => {
+    const { warmup, measured } = scenarioWorkload('duplicates', 30, 5);
+    expect(measured).toHaveLength(90);
+    expect(measured.map((d) => serialise(d.event))).toEqual(warmup.map((d) => serialise(d.event)));
+  });
+
+  it('mixed: the flow, then a sync per source, patient by patient, nothing before', () => {
+    const { warmup, measured } = scenarioWorkload('mixed', 2, 3);
+    expect(warmup).toEqual([]);
+    expect(types(measured)).toEqual([
+      ...['patient_flow.completed', 'records.sync.completed', 'records.sync.completed', 'records.sync.completed'],
+      ...['patient_flow.completed', 'records.sync.completed', 'records.sync.completed', 'records.sync.completed'],
+    ]);
   });
 });
 

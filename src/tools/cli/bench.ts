@@ -16,7 +16,7 @@ import {
 } from '../bench/report';
 import { measureImport } from '../bench/import';
 import type { ImportRow } from '../bench/import';
-import { LOAD_CONCURRENCIES, LOAD_DEFAULTS, measureLoad, REAL_SERVER_LOAD } from '../bench/load';
+import { LOAD_CONCURRENCIES, LOAD_DEFAULTS, LOAD_SCENARIOS, measureLoad, REAL_SERVER_LOAD } from '../bench/load';
 import type { LoadRow } from '../bench/load';
 import type { BenchResult } from '../bench/report';
 import { measureCpu } from '../bench/cpu';
@@ -85,11 +85,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     `under load with conflicts modelled: ${String(loadOptions.patients)} patients, concurrency ${LOAD_CONCURRENCIES.join(' and ')}…`
   );
   const loadRows: LoadRow[] = [];
-  // Postgres' default first, then GIN fastupdate off, as docs/going-live.md advises a busy server.
-  for (const ginFastUpdate of [true, false]) {
-    for (const concurrency of LOAD_CONCURRENCIES) {
-      for (const implementation of ['ours', 'per-resource'] as const) {
-        loadRows.push(await measureLoad(implementation, { ...loadOptions, concurrency, ginFastUpdate }));
+  // Each workload with Postgres' default first, then GIN fastupdate off, as docs/going-live.md advises a busy server.
+  for (const scenario of LOAD_SCENARIOS) {
+    for (const ginFastUpdate of [true, false]) {
+      for (const concurrency of LOAD_CONCURRENCIES) {
+        for (const implementation of ['ours', 'per-resource'] as const) {
+          loadRows.push(await measureLoad(implementation, { ...loadOptions, scenario, concurrency, ginFastUpdate }));
+        }
       }
     }
   }
