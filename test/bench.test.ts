@@ -2,6 +2,8 @@
 // `npm run bench`, where the machine and the load are known). Ours: at most 3 FHIR requests per new
 // delivery, 1 per duplicate, the same for 1, 5 and 20 connections;
 // the per-resource comparator really is per resource (3 requests each), so the ratio means something.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { impliedResources } from '../src/tools/bench/naive';
 import { medblocksEventHandler } from '../src/runtime/events';
@@ -14,6 +16,7 @@ import {
   leaderOf,
   loadWorkload,
   REAL_SERVER_LOAD,
+  REAL_SERVER_WORK,
   scenarioWorkload,
 } from '../src/tools/bench/load';
 import { serialise } from '../src/tools/fixtures/events';
@@ -140,7 +143,24 @@ describe("bench: the load model is judged by the real server's ranking", () => {
     expect(loadRankingBudgets([flows(row('ours', 0, 300)), flows(row('per-resource', 0, 400))], measured)).toEqual([]);
   });
 
-  it('the real figures it is judged by are those of the ledger, one row per measured workload and setting', () => {
+  it("the server model's costs are the ones the ledger gives with their source (TX-12)", () => {
+    const ledger = readFileSync(join(import.meta.dirname, '..', 'docs', 'fidelity-ledger.md'), 'utf8');
+    const row = ledger.split('\n').find((line) => line.startsWith('| TX-12 '));
+    const w = REAL_SERVER_WORK;
+    expect(row).toContain(
+      `${String(w.cores)} cores, per bot run ${String(w.perRunMs)} ms, per FHIR request ${String(w.perRequestMs)} ms, ` +
+        `per entry (a batch's entries, 1 for a plain request) ${String(w.perEntryMs)} ms, per version written ${String(w.perWriteMs)} ms`
+    );
+  });
+
+  it('every real figure it is judged by is in the ledger, where its source is named (TX-12)', () => {
+    const ledger = readFileSync(join(import.meta.dirname, '..', 'docs', 'fidelity-ledger.md'), 'utf8');
+    const row = ledger.split('\n').find((line) => line.startsWith('| TX-12 ')) ?? '';
+    const figures = REAL_SERVER_LOAD.flatMap((r) => [r.ours.p90Ms, r.perResource.p90Ms]).map(String);
+    expect(figures.filter((f) => !row.includes(f))).toEqual([]);
+  });
+
+  it('one real row per measured workload and setting, at the concurrencies the bench plays', () => {
     const settings = REAL_SERVER_LOAD.map((r) => `${r.scenario} ${String(r.ginFastUpdate)} ${String(r.concurrency)}`);
     expect(new Set(settings).size).toBe(REAL_SERVER_LOAD.length);
     expect(
