@@ -134,18 +134,22 @@ const real = (
  * (`loadRankingBudgets`); duplicates were not measured with `fastupdate` on.
  */
 export const REAL_SERVER_LOAD: readonly RealLoadRow[] = [
+  real('mixed', false, 1, 3, [0, 93.5], [0, 121.8]),
   real('mixed', true, 8, 3, [0, 812.6], [5, 893.6]),
   real('mixed', true, 16, 3, [4, 3170.2], [39, 4898.9]),
   real('mixed', false, 8, 3, [0, 615.5], [0, 858.2]),
   real('mixed', false, 16, 3, [0, 1493.5], [0, 1584.8]),
+  real('flows', false, 1, 3, [0, 124.4], [0, 166.8]),
   real('flows', true, 8, 1, [10, 3773.8], [50, 1670]),
   real('flows', true, 16, 1, [86, 6449.2], [71, 7811.3]),
   real('flows', false, 8, 3, [0, 737.2], [0, 754.4]),
   real('flows', false, 16, 3, [0, 1896.2], [0, 1746.1]),
+  real('syncs', false, 1, 3, [0, 59.8], [0, 56.3]),
   real('syncs', true, 8, 1, [0, 812.2], [7, 594.6]),
   real('syncs', true, 16, 1, [1, 2230.7], [52, 1336.6]),
   real('syncs', false, 8, 3, [0, 474.3], [0, 381.5]),
   real('syncs', false, 16, 3, [0, 729.9], [0, 657.9]),
+  real('duplicates', false, 1, 3, [0, 48.8], [0, 123.1]),
   real('duplicates', false, 8, 3, [0, 300.4], [0, 666.6]),
   real('duplicates', false, 16, 3, [0, 598.6], [0, 1066.7]),
 ];
@@ -157,7 +161,15 @@ export function leaderOf(ours: RealLoadFigure, perResource: RealLoadFigure): 'ou
 }
 
 /** In flight at once: the concurrencies measured on a real server (docs/fidelity-ledger.md, "Last check"). */
-export const LOAD_CONCURRENCIES = [8, 16] as const;
+export const LOAD_CONCURRENCIES = [1, 8, 16] as const;
+
+/**
+ * The GIN `fastupdate` settings a concurrency is played under: one delivery at a time, no two
+ * transactions overlap, so the setting changes nothing (TX-9, TX-11) and it is played once, off.
+ */
+export function fastUpdateSettings(concurrency: number): readonly boolean[] {
+  return concurrency === 1 ? [false] : [true, false];
+}
 
 let run = 0;
 

@@ -359,7 +359,7 @@ export function formatReport(result: BenchResult): string {
   const { options: load } = result.load;
   out.push('');
   out.push(
-    `Under load, conflicts modelled: mixed = ${String(load.patients)} patients × (1 flow of ${String(load.connectionsPerFlow)} connections + ${String(load.connectionsPerFlow)} records syncs); flows = ${String(3 * load.patients)} flows of new patients; syncs = ${String(load.patients)} patients × 6 records syncs after their flow; duplicates = ${String(3 * load.patients)} applied flows resent; ${[...new Set(result.load.rows.map((r) => r.concurrency))].join(' and ')} in flight, ${serverWorkText(load)}, SERIALIZABLE transactions that wrote held ${String(load.transactionMs)} ms, conflicting per resource type with GIN fastupdate on (Postgres' default, ledger TX-4, TX-9) and per searched key with it off (TX-11); beside each row the same workload on a real Medplum 5.1.29 (TX-12)`
+    `Under load, conflicts modelled: mixed = ${String(load.patients)} patients × (1 flow of ${String(load.connectionsPerFlow)} connections + ${String(load.connectionsPerFlow)} records syncs); flows = ${String(3 * load.patients)} flows of new patients; syncs = ${String(load.patients)} patients × 6 records syncs after their flow; duplicates = ${String(3 * load.patients)} applied flows resent; ${[...new Set(result.load.rows.map((r) => r.concurrency))].join(', ')} in flight, ${serverWorkText(load)}, SERIALIZABLE transactions that wrote held ${String(load.transactionMs)} ms, conflicting per resource type with GIN fastupdate on (Postgres' default, ledger TX-4, TX-9) and per searched key with it off (TX-11); beside each row the same workload on a real Medplum 5.1.29 (TX-12)`
   );
   out.push(
     table(
