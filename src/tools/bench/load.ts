@@ -1,8 +1,9 @@
 // Load with serialisation conflicts and the server's CPU modelled (docs/fidelity-ledger.md TX-4,
-// TX-12). Each patient connects 5 EHRs in one flow, then Medblocks reports a records sync per
-// source: 30 patients, 180 deliveries, 8 or 16 in flight at a time, through the emulator over HTTP,
-// every bot run and FHIR request waiting for a core of a modelled 2-core server (fitted to a real
-// one), SERIALIZABLE transactions holding their place and conflicting as Postgres' GIN setting
+// TX-12). The mixed workload: each patient connects 5 EHRs in one flow, then Medblocks reports a
+// records sync per source (30 patients, 180 deliveries); and each kind of delivery alone, as the
+// real-server runs played them (`scenarioWorkload`). 1, 8 or 16 in flight, through the emulator over
+// HTTP, every bot run and FHIR request waiting for a core of a modelled 2-core server (fitted to a
+// real one), SERIALIZABLE transactions holding their place and conflicting as Postgres' GIN setting
 // decides. Ours beside the per-resource pattern on the same workload, and both beside what a real
 // server did with it (REAL_SERVER_LOAD).
 import { botForEvent } from '../../runtime/registry';
