@@ -196,10 +196,7 @@ export class TransactionalRepository extends MemoryRepository {
     const createResourceSync = self.createResourceSync.bind(this);
     self.createResourceSync = (resource, ...rest) => {
       validateWrite(resource);
-      const transaction = this.inTransaction.getStore();
-      if (transaction) transaction.wrote = true;
-      const work = this.requestWork.getStore();
-      if (work) work.writes++;
+      this.noteWrite();
       return createResourceSync(resource, ...rest);
     };
   }
@@ -274,10 +271,7 @@ export class TransactionalRepository extends MemoryRepository {
 
   override deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
     // MemoryRepository deletes straight from its map, past createResourceSync: a delete is a write too.
-    const transaction = this.inTransaction.getStore();
-    if (transaction) transaction.wrote = true;
-    const work = this.requestWork.getStore();
-    if (work) work.writes++;
+    this.noteWrite();
     return this.outsideTransaction(() => super.deleteResource(resourceType, id, options));
   }
 
@@ -288,6 +282,14 @@ export class TransactionalRepository extends MemoryRepository {
    */
   countingWrites<T>(work: RequestWork, request: () => Promise<T>): Promise<T> {
     return this.requestWork.run(work, request);
+  }
+
+  /** A version is written: the transaction it is in wrote (TX-11), and the request it serves did (TX-12). */
+  private noteWrite(): void {
+    const transaction = this.inTransaction.getStore();
+    if (transaction) transaction.wrote = true;
+    const work = this.requestWork.getStore();
+    if (work) work.writes++;
   }
 
   private outsideTransaction<T>(write: () => Promise<T>): Promise<T> {

@@ -14,12 +14,6 @@ import { call, SetupError } from './medplum';
 const PAGING: ConsentPaging = { pageSize: 1000, maxPages: 50 };
 const FIX = 'The client needs read and update access to Consent (a project-admin ClientApplication has both)';
 
-/**
- * Exactly the Consents the bots' policies of 0.3.0 let them see (their key's system, our scope and
- * LOINC category: those criteria), and only those still lacking the category. A Consent someone
- * else wrote with a key of ours but another scope or category stays out of the bots' reach, and a
- * rerun reads only what is left to do.
- */
 /** The category as a search token: what the bots' policies confine Consents by. */
 export const OWN_CATEGORY_TOKEN = token(SYSTEM.code, CODE.ehrConnection);
 
