@@ -35,8 +35,13 @@ describe('records.sync.completed', () => {
       ['errors', 0],
       ['duration-ms', 48211],
     ]);
-    expect(bot.lastRequestCount()).toBe(3);
-    expect(await markers(world)).toHaveLength(1);
+    // Read, then the Task: its `last-applied-event` stamp is the marker, written in the same version.
+    expect(bot.lastRequestCount()).toBe(2);
+    expect(task?.extension?.find((e) => e.url.endsWith('/last-applied-event'))?.extension).toEqual([
+      { url: 'eventId', valueString: event.id },
+      { url: 'createdAt', valueInstant: event.created_at },
+    ]);
+    expect(await markers(world)).toEqual([]);
     await expectStoreValid(world);
   });
 
@@ -70,7 +75,7 @@ describe('records.sync.completed', () => {
     ]);
   });
 
-  it('an older pull arriving late answers stale and changes nothing but the marker', async () => {
+  it('an older pull arriving late answers stale and changes nothing', async () => {
     const { world, bot } = setup();
     const newer = recordsSyncCompleted({ total: 12 }, { created_at: '2026-04-26T14:36:12.000Z' });
     const older = recordsSyncCompleted({ total: 10 }, { created_at: '2026-04-25T14:36:12.000Z' });
@@ -81,30 +86,32 @@ describe('records.sync.completed', () => {
     expect(after?.output).toEqual(before?.output);
     // The first event time is a gap a stale event may fill.
     expect(after?.authoredOn).toBe(older.created_at);
-    expect(await markers(world)).toHaveLength(2);
+    expect(await markers(world)).toEqual([]);
+    // Delivered again, the older event is still stale, and now writes nothing at all.
+    expect((await bot.deliver(older)).status).toBe('stale');
+    expect(bot.lastRequestCount()).toBe(1);
+    expect((await world.tasks())[0]).toEqual(after);
   });
 
-  it('re-applying an already applied event (marker lost) writes nothing but the marker, even for ids with slashes', async () => {
+  it('a duplicate makes one request and writes nothing, even for ids with slashes', async () => {
     const { world, bot } = setup();
     const event = recordsSyncCompleted({ patient_id: 'tenant/7/user-42' });
     await bot.deliver(event);
-    const [marker] = await markers(world);
-    if (marker) await world.admin.deleteResource('Basic', marker.id);
     const before = await world.tasks();
-    expect((await bot.deliver(event)).status).toBe('processed');
-    expect(bot.requests.slice(-bot.lastRequestCount()).map((r) => r.url.replace(/^.*\/fhir\/R4/, ''))).toEqual([
-      '',
-      '/Basic',
-    ]);
+    expect((await bot.deliver(event)).status).toBe('duplicate');
+    expect(bot.lastRequestCount()).toBe(1);
+    expect(bot.requests.slice(-1).map((r) => r.url.replace(/^.*\/fhir\/R4/, ''))).toEqual(['']);
     expect(await world.tasks()).toEqual(before);
   });
 
-  it('a duplicate makes one request', async () => {
-    const { bot } = setup();
-    const event = recordsSyncCompleted();
-    await bot.deliver(event);
-    expect((await bot.deliver(event)).status).toBe('duplicate');
-    expect(bot.lastRequestCount()).toBe(1);
+  it('a Task stamped by another event of the same sync is not this event applied', async () => {
+    const { world, bot } = setup();
+    const first = recordsSyncCompleted({ total: 10 }, { created_at: '2026-04-25T14:36:12.000Z' });
+    // Same id, another time: what a forged or corrupted stamp would look like; only both together mark it.
+    const sameIdLater = recordsSyncCompleted({ total: 12 }, { id: first.id, created_at: '2026-04-26T14:36:12.000Z' });
+    await bot.deliver(first);
+    expect((await bot.deliver(sameIdLater)).status).toBe('processed');
+    expect((await world.tasks())[0]?.output?.[0]?.valueInteger).toBe(12);
   });
 
   it('refuses a records.sync.failed delivery sent to this bot, before any FHIR request', async () => {
@@ -161,7 +168,7 @@ describe('records.sync.completed at the edges (issue 13, issue 12 item 7)', () =
       identifier: [{ system: 'urn:medblocks:fhir-source-id', value: SAMPLE_SOURCE_A }],
     });
     await bot.deliver(recordsSyncCompleted());
-    expect(bot.lastRequestCount()).toBe(3);
+    expect(bot.lastRequestCount()).toBe(2);
     const task = await taskFor(world, KEY);
     expect(task?.description).toBe('Records were pulled from Cerner Health; nothing to do.');
     expect(task?.businessStatus?.coding?.[0]).toEqual({

@@ -17,7 +17,7 @@ import { buildMarker } from '../src/runtime/fhir/marker';
 import { buildPatient } from '../src/runtime/fhir/patient';
 import { CODE, packageCode, SYSTEM } from '../src/runtime/fhir/systems';
 import { REGISTRY, WEBHOOK_BOTS } from '../src/runtime/registry';
-import { EVENT_TYPES } from '../src/runtime/events';
+import { EVENT_DEFINITIONS, EVENT_TYPES } from '../src/runtime/events';
 import { UNKNOWN_EVENT_TYPE } from '../src/runtime/receive';
 import type { WebhookBotName } from '../src/runtime/registry';
 import { withAccessPolicy } from '../src/tools/emulator/access-policy-repository';
@@ -29,6 +29,9 @@ import { loadPolicy, World } from '../src/tools/harness/world';
 const FLOW: WebhookBotName = 'medblocks-patient-flow-completed';
 const REFRESH: WebhookBotName = 'medblocks-connection-token-refresh-failed';
 const SYNC_OK: WebhookBotName = 'medblocks-records-sync-completed';
+/** The webhook bots that write Basic markers: a records-sync bot's marker is its stamp on the sync Task. */
+const MARKING_BOTS = WEBHOOK_BOTS.filter((b) => EVENT_DEFINITIONS.some((d) => d.bot === b.name && d.policy.marker));
+const STAMPING_BOTS = WEBHOOK_BOTS.filter((b) => !MARKING_BOTS.includes(b));
 const CONSENT_BOTS = [FLOW, REFRESH] as const;
 
 async function expectWrite(
@@ -386,7 +389,7 @@ describe('abuse: a marker for another bot’s event type (suppressing its events
     await expectWrite(name, flowEventMarker(type), false);
   });
 
-  it.each(WEBHOOK_BOTS.map((b) => [b.name, b.eventTypes[0]] as const))(
+  it.each(MARKING_BOTS.map((b) => [b.name, b.eventTypes[0]] as const))(
     '%s may mark its own type %s',
     async (name, type) => {
       await expectWrite(name, flowEventMarker(type), true);
@@ -394,11 +397,23 @@ describe('abuse: a marker for another bot’s event type (suppressing its events
     }
   );
 
+  it('the records-sync bots write no marker at all, not even of their own type: their stamp on the sync Task is it', async () => {
+    expect(STAMPING_BOTS.map((b) => b.name).sort()).toEqual([
+      'medblocks-records-sync-completed',
+      'medblocks-records-sync-failed',
+    ]);
+    for (const bot of STAMPING_BOTS) {
+      await expectWrite(bot.name, flowEventMarker(bot.eventTypes[0]), false);
+    }
+  });
+
   it('a marker another bot may write (its own type, this event id) does not suppress the event', async () => {
     const world = new World();
     const flow = patientFlowCompleted({ connections: [connection({ id: 'conn_m' })] });
-    const syncBot = world.bot(SYNC_OK);
-    await syncBot.medplum.createResource(buildMarker(flow.id, 'records.sync.completed', flow.created_at, undefined));
+    const refreshBot = world.bot(REFRESH);
+    await refreshBot.medplum.createResource(
+      buildMarker(flow.id, 'connection.token_refresh_failed', flow.created_at, undefined)
+    );
     await expect(world.bot(FLOW).deliver(flow)).resolves.toMatchObject({ status: 'processed' });
     expect((await world.consents()).map((c) => c.identifier?.[0]?.value)).toEqual(['conn_m']);
     await expect(world.bot(FLOW).deliver(flow)).resolves.toMatchObject({ status: 'processed' });
@@ -807,7 +822,7 @@ describe('abuse: text smuggled where the grants looked away', () => {
     }
   );
 
-  it.each(WEBHOOK_BOTS.map((b) => [b.name, b.eventTypes[0]] as const))(
+  it.each(MARKING_BOTS.map((b) => [b.name, b.eventTypes[0]] as const))(
     '%s: a marker carries no extension and no date the sweeper would never reach',
     async (name, type) => {
       const ours = buildMarker('evt_01JA0B1C2D3E4F5G6H7J8K9M0N', type, '2026-04-25T00:00:00.000Z', undefined);

@@ -5,6 +5,7 @@
 //   plan    → the handler decides what to create and update, purely               (handlers/)
 //   write   → one batch bundle of conditional writes                             (store/write.ts)
 //   mark    → the "event applied" marker, only after every write succeeded       (store/write.ts)
+//             (none for a handler whose writes carry the event's stamp as its marker: handlers/plan.ts)
 //
 // A conflict (two deliveries writing at once) sends the writes that failed to serialise again, or,
 // when that cannot repair it (a stale version, a racing create), goes back to `read`; both within a
@@ -81,7 +82,7 @@ export function defineWebhookBot<E extends EventEnvelope>(
  */
 export function closingDeadLetter<E extends EventEnvelope>(handler: EventHandler<E>): EventHandler<E> {
   return {
-    reads: handler.reads,
+    ...handler,
     plan(event, state, context) {
       const plan = handler.plan(event, state, context);
       return { ...plan, writes: [...plan.writes, ...deadLetterResolution(state.deadLetter, context.appliedAt)] };
@@ -308,12 +309,15 @@ async function apply<E extends EventEnvelope>(
     return attempt + 1;
   };
 
+  let wrote = false;
   for (let attempt = 1; ;) {
     const reads = {
       ...bot.handler.reads(event),
       deadLetterOwner: bot.name,
       ensurePatient: settings.createMissingPatients,
     };
+    // No Basic marker is read or written for an event whose own stamp is its marker (events/define.ts).
+    const stampMarked = reads.withMarker === false;
     let state: DeliveryState;
     try {
       state = await readState(medplum, reads, counter); // read (and the patient, created when missing)
@@ -324,13 +328,14 @@ async function apply<E extends EventEnvelope>(
       continue;
     }
     onRead(state.deadLetter);
-    if (marksApplied(state.marker, event.type)) {
+    if (stampMarked ? (bot.handler.appliedIn?.(event, state) ?? false) : marksApplied(state.marker, event.type)) {
       // Applied before, yet quarantined since (e.g. a replay of a poison body): close the dead-letter,
       // else monitor flags an applied event forever. Best effort: the event is applied whatever this
       // write answers, and a lost race or refusal leaves the dead-letter to the next delivery.
       const closing = deadLetterResolution(state.deadLetter, new Date(now()).toISOString());
       await writePlan(medplum, closing, counter).catch(() => undefined);
-      return 'duplicate';
+      // Found applied on a re-read after this delivery's own write, whose answer was lost: applied here.
+      return wrote ? 'processed' : 'duplicate';
     }
     const appliedAt = new Date(now()).toISOString();
     const plan = bot.handler.plan(event, state, { stamp, settings, newUuid, appliedAt }); // plan
@@ -339,6 +344,7 @@ async function apply<E extends EventEnvelope>(
     for (const stage of dependencyStages(plan.writes)) {
       let pending = withCreatedReferences(stage, created);
       for (;;) {
+        wrote ||= pending.length > 0;
         const written = await writePlan(medplum, pending, counter); // write
         for (const [fullUrl, reference] of written.created) created.set(fullUrl, reference);
         conflict = written.conflicts[0];
@@ -351,13 +357,16 @@ async function apply<E extends EventEnvelope>(
       }
       if (conflict) break;
     }
-    conflict ??= await markApplied(
-      medplum,
-      event,
-      resolveSubject(plan.markerSubject, created),
-      counter,
-      new Date(now()).toISOString()
-    ); // mark
+    // mark: a Basic, unless the event's own stamp in those writes already is its marker
+    if (!stampMarked) {
+      conflict ??= await markApplied(
+        medplum,
+        event,
+        resolveSubject(plan.markerSubject, created),
+        counter,
+        new Date(now()).toISOString()
+      );
+    }
     if (!conflict) return plan.stale ? 'stale' : 'processed';
     attempt = await backOff(attempt, conflict); // then start over from read
   }

@@ -2,7 +2,9 @@
 // like the server's SERIALIZABLE transactions): racing copies of one delivery, and racing
 // deliveries for one patient, end with one resource per business key. A delivery that lost every
 // conflict retry is answered 400 and Medblocks would retry it; the test does that too.
-import type { Resource } from '@medplum/fhirtypes';
+import type { Resource, Task } from '@medplum/fhirtypes';
+import { readStamp } from '../../src/runtime/fhir/stamp';
+import { EXTENSION } from '../../src/runtime/fhir/systems';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webhookBotSpecs } from '../../src/tools/bench/bundles';
 import { startEmulator } from '../../src/tools/emulator/server';
@@ -125,18 +127,24 @@ describe('concurrency through the emulator', () => {
       expect(await countByIdentifier('Consent', 'urn:medblocks:connection-id', `conn_busy_${i}`)).toBe(1);
     }
     // The newest sync per source wins: i = 19 (source A1, completed) and i = 18 (source B2, failed: 18 % 3 === 0).
-    const tasks = await emulator.store.all<Resource & { status?: string }>(
+    const tasks = await emulator.store.all<Task>(
       'Task',
       `identifier=${encodeURIComponent(`urn:medblocks:task-key|records-sync/${patient}/fhirsrc_A1`)}`
     );
     expect(tasks.map((t) => t.status)).toEqual(['completed']);
-    const failed = await emulator.store.all<Resource & { status?: string }>(
+    const failed = await emulator.store.all<Task>(
       'Task',
       `identifier=${encodeURIComponent(`urn:medblocks:task-key|records-sync/${patient}/fhirsrc_B2`)}`
     );
     expect(failed.map((t) => t.status)).toEqual(['failed']);
+    // Each flow applied once, with one marker; a sync's marker is its stamp, so the Tasks bear the newest.
     for (const event of events) {
-      expect(await countByIdentifier('Basic', 'urn:medblocks:event-id', event.id)).toBe(1);
+      const isSync = event.type !== 'patient_flow.completed';
+      expect(await countByIdentifier('Basic', 'urn:medblocks:event-id', event.id)).toBe(isSync ? 0 : 1);
     }
+    expect([...tasks, ...failed].map((t) => readStamp(t, EXTENSION.lastEvent)?.eventId)).toEqual([
+      events[49]?.id,
+      events[48]?.id,
+    ]);
   });
 });

@@ -5,6 +5,7 @@
 export { botForEvent } from '../../src/runtime/registry';
 import { SYSTEM } from '../../src/runtime/fhir/systems';
 import type { World } from '../../src/tools/harness/world';
+import { appliedMarks } from '../support/assertions';
 
 export const STATE_TYPES = ['Patient', 'Consent', 'Task', 'Basic'] as const;
 
@@ -84,10 +85,7 @@ export async function duplicatedKeys(world: World): Promise<string[]> {
   return [...counts].filter(([, n]) => n > 1).map(([key, n]) => `${key} ×${n}`);
 }
 
-/** The markers' event ids: which events the store says were applied. */
+/** Which events the store says were applied: markers, and records syncs' stamps on their Tasks. */
 export async function markedEventIds(world: World): Promise<string[]> {
-  const basics = (await world.all('Basic')) as unknown as Identified[];
-  return basics.flatMap((b) =>
-    (b.identifier ?? []).filter((i) => i.system === SYSTEM.eventId).map((i) => i.value ?? '')
-  );
+  return (await appliedMarks(world)).map((m) => m.eventId);
 }

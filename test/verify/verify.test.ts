@@ -72,7 +72,7 @@ describe('npm run verify, against the emulator', () => {
     ]);
     // The recovered sync still completes the Task, but the failed sync's event was never marked.
     expect(result.checks.filter((c) => !c.ok).map((c) => c.check)).toEqual([
-      'dedupe markers for accepted events',
+      'accepted events marked applied',
       'AuditEvents naming this run’s events',
     ]);
     expect(lines.join('\n')).toMatch(/hint: The bot holds another signing secret than verify signed with/);
@@ -132,8 +132,8 @@ describe('verify checks', () => {
       'EHR A Consent (refresh failed; late event ignored): inactive ≠ active',
       'EHR B attempt Consent: rejected ≠ none',
       'Tasks for the patient (no follow-up): 2 ≠ 3',
-      'dedupe markers for accepted events: 6 ≠ 5',
-      'dedupe markers for refused events: 0 ≠ 1',
+      'accepted events marked applied: 6 ≠ 5',
+      'refused events marked applied: 0 ≠ 1',
       'AuditEvents naming this run’s events: 7 ≠ 0',
     ]);
   });

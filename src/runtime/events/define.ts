@@ -17,7 +17,7 @@ export type EnvelopeSchema<N extends string, P extends v.GenericSchema> = Return
 /** A delivery of an event type named `N` with payload schema `P`, as parsed. */
 export type EnvelopeOf<N extends string, P extends v.GenericSchema> = v.InferOutput<EnvelopeSchema<N, P>>;
 
-/** What a webhook bot's AccessPolicy grants beyond markers, Patients, sources and its dead-letters. */
+/** What a webhook bot's AccessPolicy grants beyond Patients, sources and its dead-letters. */
 export interface PolicyShape {
   /** The policy's name is `Medblocks: <title> bot`. */
   readonly title: string;
@@ -25,6 +25,8 @@ export interface PolicyShape {
   readonly consents: boolean;
   /** The Task kinds it writes (none: no Task grant but its dead-letters'), from its event type's `taskKinds`. */
   readonly taskCodes: readonly TaskCode[];
+  /** Whether it finds and writes Basic markers: not when its handler's own stamp is the marker (`appliedIn`). */
+  readonly marker: boolean;
 }
 
 /** What an event type's module says; `defineEventType` adds what follows from it. */
@@ -39,8 +41,8 @@ export interface EventTypeSpec<N extends string, P extends v.GenericSchema, B ex
   readonly bot: B;
   /** The project secret holding its endpoint's signing secret (each endpoint has its own). */
   readonly secretName: string;
-  /** Its policy's name and Consent grant; the Task grant follows from `taskKinds`. */
-  readonly policy: Omit<PolicyShape, 'taskCodes'>;
+  /** Its policy's name and Consent grant; the Task grant follows from `taskKinds`, the marker grant from the handler. */
+  readonly policy: Omit<PolicyShape, 'taskCodes' | 'marker'>;
   /**
    * The Task kinds its bot writes (fhir/tasks/*.ts), none for a bot that writes no Task: the
    * handler's working set reads and writes these only, and its policy grants these only.
@@ -76,9 +78,18 @@ export type EventOfDefinition<D> = D extends EventTypeDefinition<infer N, infer 
 export function defineEventType<const N extends string, P extends v.GenericSchema, const B extends string>(
   spec: EventTypeSpec<N, P, B>
 ): EventTypeDefinition<N, P, B> {
+  const { handler } = spec;
   return {
     ...spec,
-    policy: { ...spec.policy, taskCodes: spec.taskKinds.map((kind) => kind.code) },
+    // The handler's own stamp is its marker: its reads say so, so that no Basic marker is read or written.
+    handler: handler.appliedIn
+      ? { ...handler, reads: (event) => ({ ...handler.reads(event), withMarker: false }) }
+      : handler,
+    policy: {
+      ...spec.policy,
+      taskCodes: spec.taskKinds.map((kind) => kind.code),
+      marker: spec.handler.appliedIn === undefined,
+    },
     medblocksEvent: spec.medblocksEvent ?? spec.names[0],
     schema: envelope(v.picklist(spec.names), spec.payload),
   };

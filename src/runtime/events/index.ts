@@ -124,6 +124,7 @@ function definitionFor<E extends MedblocksEvent>(event: E): DefinitionFor<E> {
 export const medblocksEventHandler: EventHandler<MedblocksEvent> = {
   reads: (event) => definitionFor(event).handler.reads(event),
   plan: (event, state, context) => definitionFor(event).handler.plan(event, state, context),
+  appliedIn: (event, state) => definitionFor(event).handler.appliedIn?.(event, state) ?? false,
 };
 
 /** The unknown-status notes a bot logs for this event (src/runtime/medblocks/events.ts `unknownStatusNotes`). */

@@ -2,7 +2,7 @@
 // with its counts; a later success flips a failed Task back to completed.
 import * as v from 'valibot';
 import type { EventHandler } from '../handlers/plan';
-import { recordsSyncReads } from '../handlers/records-sync';
+import { recordsSyncApplied, recordsSyncReads } from '../handlers/records-sync';
 import { WorkingSet } from '../handlers/working-set';
 import { recordsSyncTask } from '../fhir/tasks/records-sync';
 import { count, milliseconds, openEnum, patientId, sourceId } from '../medblocks/events';
@@ -29,6 +29,7 @@ export type RecordsSyncCompletedEvent = EnvelopeOf<
 
 const handler: EventHandler<RecordsSyncCompletedEvent> = {
   reads: recordsSyncReads,
+  appliedIn: recordsSyncApplied,
   plan(event, state, context) {
     const sync = event.data.object;
     const work = new WorkingSet(state, context, [recordsSyncTask]);

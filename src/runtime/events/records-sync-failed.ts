@@ -2,7 +2,7 @@
 // reason; it heals itself when a later sync completes.
 import * as v from 'valibot';
 import type { EventHandler } from '../handlers/plan';
-import { recordsSyncReads } from '../handlers/records-sync';
+import { recordsSyncApplied, recordsSyncReads } from '../handlers/records-sync';
 import { WorkingSet } from '../handlers/working-set';
 import { recordsSyncTask } from '../fhir/tasks/records-sync';
 import { openEnum, patientId, sourceId } from '../medblocks/events';
@@ -25,6 +25,7 @@ export type RecordsSyncFailedEvent = EnvelopeOf<(typeof RECORDS_SYNC_FAILED)[num
 
 const handler: EventHandler<RecordsSyncFailedEvent> = {
   reads: recordsSyncReads,
+  appliedIn: recordsSyncApplied,
   plan(event, state, context) {
     const sync = event.data.object;
     const work = new WorkingSet(state, context, [recordsSyncTask]);

@@ -29,6 +29,14 @@ export interface PlanContext {
 export interface EventHandler<E extends EventEnvelope> {
   readonly reads: (event: E) => ReadRequest;
   readonly plan: (event: E, state: DeliveryState, context: PlanContext) => WritePlan;
+  /**
+   * Present when the event's own stamp, on the one resource its plan writes, is its marker: then
+   * "applied" commits in the same version as the work, never apart from it, and the delivery neither
+   * reads nor writes a Basic marker (one request and one version fewer, and its bot's policy grants
+   * no Basic). Only for an event type whose every applied delivery leaves the stamp on a resource its
+   * read batch fetches, and where an older event's redelivery is answered `stale` as it would be anyway.
+   */
+  readonly appliedIn?: (event: E, state: DeliveryState) => boolean;
 }
 
 /**

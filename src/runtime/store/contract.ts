@@ -6,8 +6,13 @@ import type { Basic, Consent, Patient, Resource, Task } from '@medplum/fhirtypes
 
 /** Everything a delivery needs to read, fetched in one batch bundle of searches. */
 export interface ReadRequest {
-  /** The event being applied, whose marker is read; undefined for a reconciliation, which applies none. */
+  /** The event being applied, whose marker and dead-letter are read; undefined for a reconciliation, which applies none. */
   readonly eventId: string | undefined;
+  /**
+   * False when the event's Basic marker is neither read nor written: the handler's own writes say
+   * whether the event was applied (handlers/plan.ts `appliedIn`; events/define.ts sets this from it).
+   */
+  readonly withMarker?: boolean;
   /** The Medblocks patient_id to resolve (by identifier, then as a Medplum id). */
   readonly patientId: string | undefined;
   /**

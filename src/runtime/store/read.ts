@@ -24,7 +24,9 @@ type Slot =
 export function buildReadBundle(request: ReadRequest): { bundle: Bundle; slots: Slot[] } {
   const ensured = ensuredPatientEntry(request);
   const searches: [Slot, string][] =
-    request.eventId === undefined ? [] : [['marker', `Basic?${markerQuery(request.eventId)}&_count=1`]];
+    request.eventId === undefined || request.withMarker === false
+      ? []
+      : [['marker', `Basic?${markerQuery(request.eventId)}&_count=1`]];
   const withRecords = request.withPatientRecords ? `&${PATIENT_RECORDS}` : '';
   if (request.patientId !== undefined) {
     const identifier = patientIdentifier(request.patientId);

@@ -453,7 +453,7 @@ function taskGrant(codes: readonly TaskCode[], why = codes.map((c) => TASK_WHY[c
     kind: 'task',
     grant,
     why,
-    abuse: `read and rewrite ${codeList(codes, 'and')} Tasks: status, description, owner${codes.includes(CODE.recordsSync) ? ' (e.g. report a failed sync as completed)' : ''}`,
+    abuse: `read and rewrite ${codeList(codes, 'and')} Tasks: status, description, owner${codes.includes(CODE.recordsSync) ? ' (e.g. report a failed sync as completed, or stamp a sync event it has not applied so that its delivery answers `duplicate`)' : ''}`,
     confinement: `criteria (our code; not the key's system, which would make concurrent creates conflict: ledger TX-10); constraints: one coding, ours, ${codeList(codes)}, the kind kept by updates; one ${codeSpan(SYSTEM.taskKey)} key, kept; \`for\` a Patient or nobody yet, never re-pointed once known, and a bare reference; status ${codeList(statuses)} only — never \`entered-in-error\` or \`cancelled\`; intent \`order\`; ${focusesConsent ? '`focus` none or a bare `Consent/` reference' : 'no `focus`'}; \`owner\` as stored, or a bare reference of type ${prose(OWNER_TYPES)} (\`MEDBLOCKS_TASK_OWNER\`); no ${codeList([...TASK_FIELDS_OTHERS_OWN, 'groupIdentifier'])} that the stored version did not already carry (staff's notes and reassignments are kept); extensions only this package's stamps, of their shape; foreign identifiers only as stored; our key identifier bare`,
   };
 }
@@ -559,7 +559,8 @@ function explainedWebhookPolicy(name: WebhookBotName): ExplainedPolicy {
   return {
     name: `Medblocks: ${shape.title} bot`,
     grants: [
-      markerGrant(bot.eventTypes, why.marker),
+      // A bot whose writes carry its event's stamp as the marker (handlers/plan.ts `appliedIn`) has no Basic grant.
+      ...(shape.marker ? [markerGrant(bot.eventTypes, why.marker)] : []),
       patientReadGrant(why['patient-read']),
       patientCreateGrant(why['patient-create']),
       organizationSearchGrant(why.organization),

@@ -8,7 +8,8 @@ import type { MedplumClient } from '@medplum/core';
 import type { AuditEvent, Basic, Consent, Patient, Task } from '@medplum/fhirtypes';
 import type { WebhookBotName } from '../../runtime/registry';
 import type { DemoIds, DemoStep, StepResult as DemoStepResult } from '../fixtures/demo-story';
-import { CODE, patientIdentifier, SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
+import { CODE, EXTENSION, patientIdentifier, SYSTEM, TASK_KEY, token } from '../../runtime/fhir/systems';
+import { readStamp } from '../../runtime/fhir/stamp';
 import { serialise } from '../fixtures/events';
 import { deliver } from '../sender/sender';
 import { answerOutcome, answerText, hintFor } from './outcome';
@@ -76,7 +77,7 @@ export interface VerifyState {
   readonly patients: number;
   readonly consents: readonly { readonly key: string; readonly status: string }[];
   readonly tasks: readonly { readonly key: string; readonly status: string }[];
-  /** Event ids of this run that have a dedupe marker. */
+  /** Event ids of this run marked applied: by a Basic marker, or by a sync Task version's stamp. */
   readonly markedEvents: readonly string[];
   /** Event ids of this run named by an AuditEvent summary line, one entry per AuditEvent. */
   readonly auditedEvents: readonly string[];
@@ -226,9 +227,9 @@ export interface Expectation {
   readonly ids: DemoIds;
   /** Every event id of the run, accepted or not. */
   readonly allEvents: readonly string[];
-  /** Events the bots accepted (processed, duplicate or stale): each has a dedupe marker. */
+  /** Events the bots accepted (processed, duplicate or stale): each is marked applied. */
   readonly accepted: readonly string[];
-  /** Events only ever refused (bad signature, stale timestamp): none may have a marker. */
+  /** Events only ever refused (bad signature, stale timestamp): none may be marked applied. */
   readonly refused: readonly string[];
   /** Deliveries that reached a bot's handler: each leaves an AuditEvent naming its event. */
   readonly audits: number;
@@ -268,8 +269,8 @@ export function checkState(state: VerifyState, expected: Expectation): CheckResu
       statusOf(state.tasks, TASK_KEY.recordsSync(ids.patientId, ids.sourceA)),
     ],
     ['Tasks for the patient (no follow-up)', '2', String(state.tasks.length)],
-    ['dedupe markers for accepted events', String(expected.accepted.length), String(marked)],
-    ['dedupe markers for refused events', '0', String(wronglyMarked)],
+    ['accepted events marked applied', String(expected.accepted.length), String(marked)],
+    ['refused events marked applied', '0', String(wronglyMarked)],
     ['AuditEvents naming this run’s events', String(expected.audits), String(state.auditedEvents.length)],
   ];
   return checks.map(([check, want, actual]) => ({ check, expected: want, actual, ok: want === actual }));
@@ -297,9 +298,12 @@ async function readState(
     identifier: events.map((id) => token(SYSTEM.eventId, id)).join(','),
     _count: '100',
   });
-  const markedEvents = markers.flatMap((m) =>
-    (m.identifier ?? []).filter((i) => i.system === SYSTEM.eventId && i.value).map((i) => i.value ?? '')
-  );
+  const markedEvents = [
+    ...markers.flatMap((m) =>
+      (m.identifier ?? []).filter((i) => i.system === SYSTEM.eventId && i.value).map((i) => i.value ?? '')
+    ),
+    ...(await stampedSyncEvents(medplum, tasks)),
+  ];
   const auditedEvents = await readAudits(target, events, since, audit);
   return {
     patients: patients.length,
@@ -311,6 +315,25 @@ async function readState(
     markedEvents,
     auditedEvents,
   };
+}
+
+/**
+ * The sync events applied to the run's records-sync Tasks: a sync's marker is its stamp on the Task
+ * (src/runtime/handlers/records-sync.ts), so each event applied is named by one version's stamp.
+ */
+async function stampedSyncEvents(medplum: MedplumClient, tasks: readonly Task[]): Promise<string[]> {
+  const syncTasks = tasks.filter(
+    (t) => t.id && t.code?.coding?.some((c) => c.system === SYSTEM.code && c.code === CODE.recordsSync)
+  );
+  const stamped: string[] = [];
+  for (const task of syncTasks) {
+    const history = await medplum.readHistory('Task', task.id ?? '');
+    for (const entry of history.entry ?? []) {
+      const eventId = entry.resource ? readStamp(entry.resource, EXTENSION.lastEvent)?.eventId : undefined;
+      if (eventId && !stamped.includes(eventId)) stamped.push(eventId);
+    }
+  }
+  return stamped;
 }
 
 /**
